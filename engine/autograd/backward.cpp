@@ -1,0 +1,130 @@
+// backward.cpp: recording ops and running backward over the recorded graph.
+#include <algorithm>
+#include <atomic>
+#include <unordered_map>
+
+#include "engine/autograd/grad_mode.h"
+#include "engine/autograd/node.h"
+#include "engine/ops/ops.h"
+
+namespace aclip {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+std::atomic<uint64_t> g_next_seq{1};
+}  // namespace
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool on) { t_grad_enabled = on; }
+
+SavedTensor::SavedTensor(const Tensor& t, const char* op)
+    : tensor_(t.detach()), version_(t.version()), op_(op) {}
+
+const Tensor& SavedTensor::get() const {
+    AC_CHECK_HINT(tensor_.version() == version_,
+                  "use an out-of-place op, or call clone() before writing in place",
+                  "backward of ", op_, ": a tensor it saved (", tensor_.desc(),
+                  ") was modified in place after it was saved (version ", version_, " -> ", tensor_.version(),
+                  ")");
+    return tensor_;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+    if (!grad_enabled()) return false;
+    for (const Tensor& t : inputs)
+        if (t.defined() && t.requires_grad()) return true;
+    return false;
+}
+
+Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward) {
+    if (!needs_grad(inputs)) return out;
+    auto node = std::make_shared<Node>();
+    node->seq = g_next_seq.fetch_add(1);
+    node->op = op;
+    for (const Tensor& in : inputs) {
+        Edge e;
+        if (in.defined() && in.requires_grad()) {
+            if (in.is_leaf()) e.leaf = in.impl_ptr();
+            else e.node = in.impl().grad_fn;
+        }
+        node->edges.push_back(std::move(e));
+        node->input_shapes.push_back(in.defined() ? in.shape() : Shape{});
+        node->input_dtypes.push_back(in.defined() ? in.dtype() : DType::F32);
+    }
+    node->backward = std::move(backward);
+    out.impl().grad_fn = std::move(node);
+    out.impl().requires_grad = true;
+    return out;
+}
+
+namespace {
+
+void accumulate(Tensor& slot, const Tensor& g) {
+    if (!slot.defined()) slot = g;
+    else slot = slot + g;
+}
+
+void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
+    if (!leaf.grad) {
+        leaf.grad = g.contiguous().clone().impl_ptr();
+    } else {
+        Tensor(leaf.grad).add_(g);
+    }
+}
+
+}  // namespace
+
+void Tensor::backward() const {
+    AC_CHECK(numel() == 1, "backward() needs a one-element tensor (a loss); got ", desc());
+    AC_CHECK_HINT(requires_grad(), "make a parameter require grad, and do not call backward under NoGradGuard",
+                  "backward() on a tensor that does not require grad");
+    if (is_leaf()) {
+        accumulate_leaf(impl(), ones_like(*this));
+        return;
+    }
+    NoGradGuard no_grad;  // backward rules are not recorded (no double backward)
+
+    // Collect the graph reachable from this tensor, then order it by decreasing sequence number.
+    std::vector<Node*> order;
+    std::unordered_map<Node*, bool> seen;
+    std::vector<Node*> stack{impl().grad_fn.get()};
+    seen[stack.back()] = true;
+    while (!stack.empty()) {
+        Node* n = stack.back();
+        stack.pop_back();
+        order.push_back(n);
+        for (const Edge& e : n->edges)
+            if (e.node && !seen[e.node.get()]) {
+                seen[e.node.get()] = true;
+                stack.push_back(e.node.get());
+            }
+    }
+    std::sort(order.begin(), order.end(), [](Node* a, Node* b) { return a->seq > b->seq; });
+
+    std::unordered_map<Node*, Tensor> grads;
+    grads[order.front()] = ones_like(*this);
+    for (Node* node : order) {
+        auto it = grads.find(node);
+        if (it == grads.end()) continue;  // no gradient reached this node
+        Tensor grad_out = std::move(it->second);
+        grads.erase(it);
+        AC_CHECK_HINT(node->backward, "call backward() once per forward pass",
+                      "backward through ", node->op, " a second time: its saved tensors were already released");
+        std::vector<Tensor> grad_in = node->backward(grad_out);
+        node->backward = nullptr;  // release saved tensors now
+        AC_CHECK(grad_in.size() == node->edges.size(), "backward of ", node->op, " returned ", grad_in.size(),
+                 " gradients for ", node->edges.size(), " inputs");
+        for (size_t i = 0; i < grad_in.size(); ++i) {
+            const Edge& e = node->edges[i];
+            if (!grad_in[i].defined() || (!e.node && !e.leaf)) continue;
+            Tensor g = grad_in[i];
+            AC_CHECK(g.shape() == node->input_shapes[i], "backward of ", node->op, ": gradient ", i, " has shape ",
+                     shape_str(g.shape()), " but the input had ", shape_str(node->input_shapes[i]));
+            if (g.dtype() != node->input_dtypes[i]) g = g.to(node->input_dtypes[i]);
+            if (e.node) accumulate(grads[e.node.get()], g);
+            else accumulate_leaf(*e.leaf, g);
+        }
+    }
+}
+
+}  // namespace aclip

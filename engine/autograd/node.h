@@ -1,0 +1,55 @@
+// node.h: the autograd graph. Define-by-run: each differentiable op that sees an input requiring grad
+// appends a Node, stamped with a global sequence number, holding
+//   - one Edge per input: the Node that produced it, or the leaf whose .grad receives its gradient;
+//   - the backward function, a closure over exactly the tensors it needs (SavedTensor).
+// Sequence numbers order the graph: a node's inputs always have smaller numbers, so walking nodes in
+// decreasing sequence is a reverse topological order (the "tape"), with no recursion.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "engine/core/tensor.h"
+
+namespace aclip {
+
+struct Edge {
+    std::shared_ptr<Node> node;        // set when the input was produced by an op
+    std::shared_ptr<TensorImpl> leaf;  // set when the input is a leaf that requires grad
+};
+
+// Given the gradient of the op's output, returns one gradient per input (undefined where none flows).
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+struct Node {
+    uint64_t seq = 0;
+    const char* op = "";
+    std::vector<Edge> edges;
+    std::vector<Shape> input_shapes;  // each returned gradient must have this shape
+    std::vector<DType> input_dtypes;  // and this dtype
+    BackwardFn backward;              // reset after it runs, which releases what it saved
+};
+
+// A tensor kept for backward, with the storage version it had when saved. get() refuses it if an
+// in-place write changed it since, rather than computing a wrong gradient.
+class SavedTensor {
+public:
+    SavedTensor() = default;
+    SavedTensor(const Tensor& t, const char* op);
+    const Tensor& get() const;
+
+private:
+    Tensor tensor_;
+    uint64_t version_ = 0;
+    const char* op_ = "";
+};
+
+// Records `out` as produced by `op` from `inputs`, when grad mode is on and any input requires grad.
+// Returns out (with grad_fn set in that case).
+Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward);
+
+// True when record() would record an op over these inputs.
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+}  // namespace aclip

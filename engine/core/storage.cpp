@@ -1,0 +1,47 @@
+// storage.cpp: aligned CPU allocation with byte accounting; CUDA storage refuses with a clear error
+// until the CUDA backend (engine/cuda) provides an allocator.
+#include "engine/core/storage.h"
+
+#include <atomic>
+#include <cstdlib>
+
+namespace aclip {
+
+namespace {
+constexpr size_t kCpuAlignment = 64;  // one cache line; also enough for AVX-512 loads
+std::atomic<size_t> g_cpu_in_use{0};
+std::atomic<size_t> g_cpu_peak{0};
+}  // namespace
+
+Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
+    if (dev == Device::CUDA) {
+        AC_CHECK_HINT(cuda_backend_built(),
+                      "configure with -DACLIP_CUDA=ON on a machine with nvcc, or keep tensors on the CPU",
+                      "cannot allocate a CUDA tensor of ", nbytes, " bytes: this build has no CUDA backend");
+        AC_CHECK_HINT(cuda_device_count() > 0, "run on a machine with an NVIDIA GPU and a working driver",
+                      "cannot allocate a CUDA tensor of ", nbytes, " bytes: no CUDA device is present");
+        AC_FAIL("cannot allocate a CUDA tensor: the CUDA allocator is not implemented yet (see the CUDA "
+                "backend issue)");
+    }
+    size_t rounded = (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
+    if (rounded == 0) rounded = kCpuAlignment;
+    data = std::aligned_alloc(kCpuAlignment, rounded);
+    AC_CHECK_HINT(data != nullptr, "reduce the batch size or model size", "out of CPU memory allocating ",
+                  nbytes, " bytes");
+    size_t now = g_cpu_in_use.fetch_add(nbytes) + nbytes;
+    size_t peak = g_cpu_peak.load();
+    while (now > peak && !g_cpu_peak.compare_exchange_weak(peak, now)) {
+    }
+}
+
+Storage::~Storage() {
+    if (device == Device::CPU && data) {
+        std::free(data);
+        g_cpu_in_use.fetch_sub(bytes);
+    }
+}
+
+size_t cpu_bytes_in_use() { return g_cpu_in_use.load(); }
+size_t cpu_bytes_peak() { return g_cpu_peak.load(); }
+
+}  // namespace aclip

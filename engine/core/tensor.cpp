@@ -1,0 +1,444 @@
+// tensor.cpp: tensor construction, views (recorded by autograd), conversion, in-place writes, printing.
+#include "engine/core/tensor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+#include "engine/autograd/grad_mode.h"
+#include "engine/autograd/node.h"
+#include "engine/cpu/strided_loop.h"
+#include "engine/ops/ops.h"
+
+namespace aclip {
+
+// ---------------------------------------------------------------------------------------------------
+// construction
+
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+    for (int64_t d : shape) AC_CHECK(d >= 0, "empty: negative size in shape ", shape_str(shape));
+    auto impl = std::make_shared<TensorImpl>();
+    impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device);
+    impl->shape = shape;
+    impl->strides = contiguous_strides(shape);
+    impl->dtype = dtype;
+    return Tensor(std::move(impl));
+}
+
+Tensor full(const Shape& shape, double value, DType dtype) {
+    Tensor t = empty(shape, dtype);
+    t.fill_(value);
+    return t;
+}
+Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
+Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor scalar_tensor(double value, DType dtype) { return full({}, value, dtype); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
+
+Tensor arange(int64_t n, DType dtype) {
+    Tensor t = empty({n}, dtype);
+    dispatch_any(dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        T* p = t.data<T>();
+        for (int64_t i = 0; i < n; ++i) p[i] = store_as<T>(static_cast<double>(i));
+    });
+    return t;
+}
+
+template <class T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
+    AC_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ", values.size(),
+             " values do not fill shape ", shape_str(shape));
+    Tensor t = empty(shape, dtype_of<T>::value);
+    if (!values.empty()) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
+    return t;
+}
+template Tensor from_vector<float>(const std::vector<float>&, const Shape&);
+template Tensor from_vector<double>(const std::vector<double>&, const Shape&);
+template Tensor from_vector<bf16>(const std::vector<bf16>&, const Shape&);
+template Tensor from_vector<int32_t>(const std::vector<int32_t>&, const Shape&);
+template Tensor from_vector<int64_t>(const std::vector<int64_t>&, const Shape&);
+template Tensor from_vector<uint8_t>(const std::vector<uint8_t>&, const Shape&);
+
+namespace {
+
+// A new tensor viewing base's storage with another layout (no history attached yet).
+Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
+    auto impl = std::make_shared<TensorImpl>();
+    impl->storage = base.impl().storage;
+    impl->shape = std::move(shape);
+    impl->strides = std::move(strides);
+    impl->offset = offset;
+    impl->dtype = base.dtype();
+    return Tensor(std::move(impl));
+}
+
+// Highest element index a layout touches (for bounds checks of as_strided).
+int64_t max_index(const Shape& shape, const Strides& strides, int64_t offset) {
+    int64_t m = offset;
+    for (size_t i = 0; i < shape.size(); ++i)
+        if (shape[i] > 0) m += (shape[i] - 1) * std::max<int64_t>(strides[i], 0);
+    return m;
+}
+
+}  // namespace
+
+Tensor as_strided(const Tensor& base, const Shape& shape, const Strides& strides, int64_t offset) {
+    AC_CHECK(shape.size() == strides.size(), "as_strided: shape ", shape_str(shape), " and strides ",
+             shape_str(strides), " differ in rank");
+    int64_t capacity = static_cast<int64_t>(base.impl().storage->bytes / dtype_size(base.dtype()));
+    AC_CHECK(shape_numel(shape) == 0 || max_index(shape, strides, offset) < capacity,
+             "as_strided: layout reaches past the storage of ", base.desc());
+    return make_view(base, shape, strides, offset);
+}
+
+void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
+    for (const Tensor* t : tensors)
+        if (t->defined())
+            AC_CHECK_HINT(t->device() == Device::CPU, "move the tensors to the CPU, or build the CUDA backend",
+                          op, ": no CUDA kernel for this op yet (input ", t->desc(), ")");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// properties
+
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+
+bool Tensor::is_contiguous() const {
+    int64_t expected = 1;
+    for (int64_t i = dim() - 1; i >= 0; --i) {
+        if (shape()[i] != 1 && strides()[i] != expected) return false;
+        expected *= shape()[i];
+    }
+    return true;
+}
+
+std::string Tensor::desc() const {
+    if (!defined()) return "undefined";
+    return str_cat(dtype_name(dtype()), shape_str(shape()), " ", device_name(device()));
+}
+
+void* Tensor::raw_data() const {
+    return static_cast<char*>(impl().storage->data) + impl().offset * dtype_size(dtype());
+}
+
+template <class T>
+std::vector<T> Tensor::to_vector() const {
+    require_cpu("to_vector", {this});
+    Tensor c = to(dtype_of<T>::value).contiguous();
+    const T* p = c.data<T>();
+    return std::vector<T>(p, p + c.numel());
+}
+template std::vector<float> Tensor::to_vector<float>() const;
+template std::vector<double> Tensor::to_vector<double>() const;
+template std::vector<int32_t> Tensor::to_vector<int32_t>() const;
+template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
+template std::vector<uint8_t> Tensor::to_vector<uint8_t>() const;
+
+double Tensor::item() const {
+    AC_CHECK(numel() == 1, "item() needs a one-element tensor; got ", desc());
+    return to_vector<double>()[0];
+}
+
+Tensor& Tensor::requires_grad_(bool on) {
+    AC_CHECK(!on || is_floating(dtype()), "requires_grad_ on a tensor of dtype ", dtype_name(dtype()),
+             ": only floating tensors have gradients");
+    AC_CHECK(is_leaf(), "requires_grad_ on a tensor computed by ", impl().grad_fn->op,
+             ": only leaves can be switched; use detach() first");
+    impl().requires_grad = on;
+    return *this;
+}
+
+Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
+
+// ---------------------------------------------------------------------------------------------------
+// views
+
+Tensor Tensor::view(const Shape& requested) const {
+    Shape s = requested;
+    int64_t known = 1, infer = -1;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == -1) {
+            AC_CHECK(infer < 0, "view: more than one -1 in ", shape_str(requested));
+            infer = static_cast<int64_t>(i);
+        } else {
+            known *= s[i];
+        }
+    }
+    if (infer >= 0) {
+        AC_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape_str(requested), " for ",
+                 desc());
+        s[infer] = numel() / known;
+    }
+    AC_CHECK(shape_numel(s) == numel(), "view: shape ", shape_str(requested), " does not match ", desc());
+    AC_CHECK_HINT(is_contiguous(), "use reshape(), which copies when needed", "view of a non-contiguous tensor ",
+                  desc());
+    Shape in_shape = shape();
+    return record("view", make_view(*this, s, contiguous_strides(s), offset()), {*this},
+                  [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
+}
+
+Tensor Tensor::reshape(const Shape& s) const { return is_contiguous() ? view(s) : contiguous().view(s); }
+
+Tensor Tensor::permute(const std::vector<int64_t>& order) const {
+    AC_CHECK(static_cast<int64_t>(order.size()) == dim(), "permute: order of ", order.size(), " dims for ",
+             desc());
+    Shape s(dim());
+    Strides st(dim());
+    std::vector<int64_t> inverse(dim(), -1);
+    for (int64_t i = 0; i < dim(); ++i) {
+        int64_t d = wrap_dim(order[i], dim(), "permute");
+        AC_CHECK(inverse[d] < 0, "permute: dim ", d, " repeated");
+        inverse[d] = i;
+        s[i] = shape()[d];
+        st[i] = strides()[d];
+    }
+    return record("permute", make_view(*this, s, st, offset()), {*this},
+                  [inverse](const Tensor& g) { return std::vector<Tensor>{g.permute(inverse)}; });
+}
+
+Tensor Tensor::transpose(int64_t a, int64_t b) const {
+    std::vector<int64_t> order(dim());
+    for (int64_t i = 0; i < dim(); ++i) order[i] = i;
+    std::swap(order[wrap_dim(a, dim(), "transpose")], order[wrap_dim(b, dim(), "transpose")]);
+    return permute(order);
+}
+
+Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
+    d = wrap_dim(d, dim(), "narrow");
+    AC_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: [", start, ", ", start + length,
+             ") is out of range for dim ", d, " of ", desc());
+    Shape s = shape();
+    s[d] = length;
+    Shape in_shape = shape();
+    return record("narrow", make_view(*this, s, strides(), offset() + start * strides()[d]), {*this},
+                  [in_shape, d, start, length](const Tensor& g) {
+                      Tensor gi = zeros(in_shape, g.dtype());
+                      gi.narrow(d, start, length).copy_(g);
+                      return std::vector<Tensor>{gi};
+                  });
+}
+
+Tensor Tensor::select(int64_t d, int64_t index) const {
+    d = wrap_dim(d, dim(), "select");
+    if (index < 0) index += shape()[d];
+    return narrow(d, index, 1).squeeze(d);
+}
+
+Tensor Tensor::expand(const Shape& target) const {
+    AC_CHECK(static_cast<int64_t>(target.size()) >= dim(), "expand: ", desc(), " to fewer dims ",
+             shape_str(target));
+    Shape s = target;
+    Strides st(target.size(), 0);
+    size_t lead = target.size() - shape().size();
+    for (size_t i = 0; i < target.size(); ++i) {
+        if (i < lead) {
+            AC_CHECK(target[i] >= 0, "expand: -1 in a new leading dim of ", shape_str(target));
+            continue;
+        }
+        int64_t have = shape()[i - lead];
+        if (target[i] == -1) s[i] = have;
+        AC_CHECK(have == s[i] || have == 1, "expand: ", desc(), " cannot expand to ", shape_str(target));
+        st[i] = have == s[i] ? strides()[i - lead] : 0;
+    }
+    Shape in_shape = shape();
+    return record("expand", make_view(*this, s, st, offset()), {*this},
+                  [in_shape](const Tensor& g) { return std::vector<Tensor>{sum_to_shape(g, in_shape)}; });
+}
+
+Tensor Tensor::squeeze(int64_t d) const {
+    d = wrap_dim(d, dim(), "squeeze");
+    AC_CHECK(shape()[d] == 1, "squeeze: dim ", d, " of ", desc(), " is not 1");
+    Shape s = shape();
+    Strides st = strides();
+    s.erase(s.begin() + d);
+    st.erase(st.begin() + d);
+    Shape in_shape = shape();
+    return record("squeeze", make_view(*this, s, st, offset()), {*this},
+                  [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
+}
+
+Tensor Tensor::unsqueeze(int64_t d) const {
+    d = wrap_dim(d, dim() + 1, "unsqueeze");
+    Shape s = shape();
+    Strides st = strides();
+    int64_t stride = d < dim() ? strides()[d] * shape()[d] : 1;
+    s.insert(s.begin() + d, 1);
+    st.insert(st.begin() + d, stride);
+    Shape in_shape = shape();
+    return record("unsqueeze", make_view(*this, s, st, offset()), {*this},
+                  [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
+}
+
+Tensor Tensor::flatten(int64_t start, int64_t end) const {
+    if (dim() == 0) return reshape({1});
+    start = wrap_dim(start, dim(), "flatten");
+    end = wrap_dim(end, dim(), "flatten");
+    Shape s(shape().begin(), shape().begin() + start);
+    int64_t n = 1;
+    for (int64_t i = start; i <= end; ++i) n *= shape()[i];
+    s.push_back(n);
+    s.insert(s.end(), shape().begin() + end + 1, shape().end());
+    return reshape(s);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// copies and conversion
+
+namespace {
+
+// dst[i] = convert(src[i]) over `shape`, both strided; src may broadcast (stride 0).
+void strided_copy(const Tensor& dst, const Tensor& src) {
+    Strides src_strides = broadcast_strides(src.shape(), src.strides(), dst.shape());
+    dispatch_any(dst.dtype(), [&](auto dtag) {
+        using D = typename decltype(dtag)::type;
+        dispatch_any(src.dtype(), [&](auto stag) {
+            using S = typename decltype(stag)::type;
+            D* d = static_cast<D*>(dst.raw_data());
+            const S* s = static_cast<const S*>(src.raw_data());
+            for_each_row<2>(dst.shape(), {dst.strides(), src_strides}, [&](auto off, int64_t n, auto inc) {
+                D* dp = d + off[0];
+                const S* sp = s + off[1];
+                for (int64_t i = 0; i < n; ++i) {
+                    if constexpr (std::is_same_v<D, S>) dp[i * inc[0]] = sp[i * inc[1]];
+                    else dp[i * inc[0]] = store_as<D>(static_cast<double>(load(sp[i * inc[1]])));
+                }
+            });
+        });
+    });
+}
+
+void check_inplace(const Tensor& t, const char* op) {
+    AC_CHECK_HINT(!(grad_enabled() && t.requires_grad()),
+                  "wrap the update in NoGradGuard, or use the out-of-place op",
+                  op, " on a tensor that requires grad (", t.desc(), ")");
+    require_cpu(op, {&t});
+    t.impl().storage->version++;
+}
+
+}  // namespace
+
+Tensor Tensor::contiguous() const {
+    if (is_contiguous()) return *this;
+    Tensor out = empty(shape(), dtype());
+    strided_copy(out, *this);
+    return record("contiguous", out, {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+}
+
+Tensor Tensor::clone() const {
+    Tensor out = empty(shape(), dtype());
+    strided_copy(out, *this);
+    return record("clone", out, {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+}
+
+Tensor Tensor::to(DType target) const {
+    if (target == dtype()) return *this;
+    require_cpu("to", {this});
+    Tensor out = empty(shape(), target);
+    strided_copy(out, *this);
+    if (!is_floating(dtype()) || !is_floating(target)) return out;
+    DType source = dtype();
+    return record("cast", out, {*this}, [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+    check_inplace(*this, "copy_");
+    require_cpu("copy_", {&src});
+    broadcast_shapes(src.shape(), shape(), "copy_");  // validates
+    AC_CHECK(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_: ", src.desc(),
+             " does not broadcast to ", desc());
+    strided_copy(*this, src);
+    return *this;
+}
+
+Tensor& Tensor::fill_(double value) {
+    check_inplace(*this, "fill_");
+    dispatch_any(dtype(), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        T v = store_as<T>(value);
+        T* p = data<T>();
+        for_each_row<1>(shape(), {strides()}, [&](auto off, int64_t n, auto inc) {
+            for (int64_t i = 0; i < n; ++i) p[off[0] + i * inc[0]] = v;
+        });
+    });
+    return *this;
+}
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+    check_inplace(*this, "add_");
+    require_cpu("add_", {&other});
+    AC_CHECK(broadcast_shapes(other.shape(), shape(), "add_") == shape(), "add_: ", other.desc(),
+             " does not broadcast to ", desc());
+    Tensor o = other.dtype() == dtype() ? other : other.to(dtype());
+    Strides os = broadcast_strides(o.shape(), o.strides(), shape());
+    dispatch_float(dtype(), "add_", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        using C = compute_t<T>;
+        T* p = data<T>();
+        const T* q = o.data<T>();
+        C a = static_cast<C>(alpha);
+        for_each_row<2>(shape(), {strides(), os}, [&](auto off, int64_t n, auto inc) {
+            for (int64_t i = 0; i < n; ++i) {
+                T& d = p[off[0] + i * inc[0]];
+                d = store_as<T>(load(d) + a * load(q[off[1] + i * inc[1]]));
+            }
+        });
+    });
+    return *this;
+}
+
+Tensor& Tensor::mul_(double factor) {
+    check_inplace(*this, "mul_");
+    dispatch_float(dtype(), "mul_", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        using C = compute_t<T>;
+        T* p = data<T>();
+        C f = static_cast<C>(factor);
+        for_each_row<1>(shape(), {strides()}, [&](auto off, int64_t n, auto inc) {
+            for (int64_t i = 0; i < n; ++i) p[off[0] + i * inc[0]] = store_as<T>(load(p[off[0] + i * inc[0]]) * f);
+        });
+    });
+    return *this;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// printing: "tensor(f32[2, 3] cpu, [[1, 2, 3], [4, 5, 6]])", eliding the middle of long dims
+
+namespace {
+void print_rec(std::ostream& os, const std::vector<double>& v, const Shape& s, size_t d, int64_t base) {
+    if (d == s.size()) {
+        os << v[base];
+        return;
+    }
+    int64_t stride = 1;
+    for (size_t i = d + 1; i < s.size(); ++i) stride *= s[i];
+    os << "[";
+    const int64_t n = s[d], edge = 3;
+    for (int64_t i = 0; i < n; ++i) {
+        if (n > 2 * edge && i == edge) {
+            os << "..., ";
+            i = n - edge;
+        }
+        print_rec(os, v, s, d + 1, base + i * stride);
+        if (i + 1 < n) os << ", ";
+    }
+    os << "]";
+}
+}  // namespace
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+    if (!t.defined()) return os << "tensor(undefined)";
+    os << "tensor(" << t.desc() << ", ";
+    if (t.device() != Device::CPU) return os << "...)";
+    std::vector<double> v = t.to_vector<double>();
+    std::ostringstream body;
+    body << std::setprecision(6);
+    print_rec(body, v, t.shape(), 0, 0);
+    return os << body.str() << (t.requires_grad() ? ", requires_grad" : "") << ")";
+}
+
+}  // namespace aclip

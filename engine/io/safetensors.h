@@ -1,0 +1,32 @@
+// safetensors.h: reading and writing the safetensors format, the only tensor file format of aclip
+// (checkpoints, fixtures, converted weights). Layout: 8-byte little-endian header length N, N bytes of
+// JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {key: value}}, then the data.
+// The reader is strict: a truncated or hostile file is a clear error naming the file and the tensor,
+// never a crash or a read out of bounds. The writer is atomic: temp file, fsync, rename.
+#pragma once
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/core/tensor.h"
+
+namespace aclip {
+
+struct SafetensorsFile {
+    std::vector<std::pair<std::string, Tensor>> tensors;  // in file order
+    std::map<std::string, std::string> metadata;
+
+    bool has(const std::string& name) const;
+    const Tensor& get(const std::string& name) const;  // error names the file's path when missing
+    std::string path;
+};
+
+SafetensorsFile load_safetensors(const std::string& path);
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+// Writes bytes to path atomically: path.tmp.PID, fsync, rename over path, fsync the directory.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace aclip

@@ -1,0 +1,8 @@
+// host_device.h: AC_HD marks scalar maths that CPU kernels and CUDA kernels share, so the CPU tests
+// cover the numerics of the GPU code (engine-guide 8.10, item 3).
+#pragma once
+#if defined(__CUDACC__)
+#define AC_HD __host__ __device__ __forceinline__
+#else
+#define AC_HD inline
+#endif

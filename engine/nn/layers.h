@@ -1,0 +1,90 @@
+// layers.h: the layers a CLIP-style model is built from. Parameter names and layouts follow PyTorch
+// (nn.Linear, nn.LayerNorm, nn.Embedding, nn.BatchNorm1d, nn.MultiheadAttention with its packed
+// in-projection, and OpenAI CLIP's ResidualAttentionBlock), so state dicts map one to one.
+#pragma once
+#include <cstdint>
+
+#include "engine/nn/init.h"
+#include "engine/nn/module.h"
+#include "engine/ops/ops.h"
+
+namespace aclip {
+
+enum class Activation { GELU, QuickGELU, ReLU };
+Tensor activate(const Tensor& x, Activation act);
+Activation activation_from_name(const std::string& name);  // "gelu", "quick_gelu", "relu"
+
+// y = x Wᵀ + b. W (out, in), b (out). Init as PyTorch: U(-1/sqrt(in), 1/sqrt(in)) for both.
+class Linear : public Module {
+public:
+    Linear(int64_t in, int64_t out, bool bias, Generator& gen);
+    Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }
+    void visit(Visitor& v) override;
+    Tensor weight, bias;  // (out, in), (out)
+};
+
+class LayerNorm : public Module {
+public:
+    LayerNorm(int64_t dim, double eps);
+    Tensor forward(const Tensor& x) const;
+    void visit(Visitor& v) override;
+    Tensor weight, bias;  // (dim), (dim)
+    double eps;
+};
+
+// Init N(0, 1) as PyTorch.
+class Embedding : public Module {
+public:
+    Embedding(int64_t num, int64_t dim, Generator& gen);
+    Tensor forward(const Tensor& ids) const;
+    void visit(Visitor& v) override;
+    Tensor weight;  // (num, dim)
+};
+
+// Over (N, C): batch statistics in training (running statistics move by momentum), running ones in eval.
+class BatchNorm1d : public Module {
+public:
+    BatchNorm1d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+    Tensor forward(const Tensor& x);
+    void visit(Visitor& v) override;
+    Tensor weight, bias, running_mean, running_var, num_batches_tracked;  // (C) x4, i64 []
+    double eps, momentum;
+};
+
+// c_fc -> activation -> c_proj, as in CLIP's ResidualAttentionBlock.
+class Mlp : public Module {
+public:
+    Mlp(int64_t width, int64_t hidden, Activation act, Generator& gen);
+    Tensor forward(const Tensor& x) const;
+    void visit(Visitor& v) override;
+    Linear c_fc, c_proj;
+    Activation act;
+};
+
+// Multi-head self-attention over x (B, T, W) with PyTorch's packed in-projection: in_proj_weight (3W, W)
+// holds q, k, v rows in that order. Init as PyTorch: xavier-uniform in_proj, zero biases.
+class MultiheadAttention : public Module {
+public:
+    MultiheadAttention(int64_t width, int64_t heads, Generator& gen);
+    // probs, if given, receives the attention probabilities (B, H, T, T).
+    Tensor forward(const Tensor& x, bool causal, Tensor* probs = nullptr) const;
+    void visit(Visitor& v) override;
+    Tensor in_proj_weight, in_proj_bias;  // (3W, W), (3W)
+    Linear out_proj;
+    int64_t width, heads;
+};
+
+// Pre-norm transformer block: x += attn(ln_1(x)); x += mlp(ln_2(x)).
+class ResidualAttentionBlock : public Module {
+public:
+    ResidualAttentionBlock(int64_t width, int64_t heads, int64_t mlp_hidden, Activation act, double ln_eps,
+                           Generator& gen);
+    Tensor forward(const Tensor& x, bool causal, Tensor* probs = nullptr) const;
+    void visit(Visitor& v) override;
+    LayerNorm ln_1;
+    MultiheadAttention attn;
+    LayerNorm ln_2;
+    Mlp mlp;
+};
+
+}  // namespace aclip

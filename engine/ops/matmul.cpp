@@ -1,0 +1,137 @@
+// matmul.cpp: matrix products. matmul broadcasts batch dims and multiplies the last two; linear is the
+// layer op x Wᵀ + b with its backward done directly as GEMMs. bf16 inputs are multiplied in f32.
+#include "engine/autograd/grad_mode.h"
+#include "engine/autograd/node.h"
+#include "engine/cpu/gemm.h"
+#include "engine/cpu/strided_loop.h"
+#include "engine/ops/ops.h"
+
+namespace aclip {
+
+namespace {
+
+// How a (rows, cols) matrix view is handed to GEMM without copying: row-major with leading dim ld, or
+// transposed (column-major storage). Views with neither layout are copied first by the caller.
+struct MatLayout {
+    bool trans = false;
+    int64_t ld = 0;
+};
+
+bool gemm_layout(const Tensor& t, MatLayout& out) {
+    int64_t n = t.dim(), rows = t.shape()[n - 2], cols = t.shape()[n - 1];
+    int64_t rs = t.strides()[n - 2], cs = t.strides()[n - 1];
+    if (cs == 1 || cols == 1) {
+        out = {false, std::max<int64_t>(rows == 1 ? cols : rs, std::max<int64_t>(cols, 1))};
+        return rows == 1 || rs >= cols;
+    }
+    if (rs == 1 || rows == 1) {
+        out = {true, std::max<int64_t>(cols == 1 ? rows : cs, std::max<int64_t>(rows, 1))};
+        return cols == 1 || cs >= rows;
+    }
+    return false;
+}
+
+template <class T>
+void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& batch) {
+    int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+    MatLayout la, lb;
+    bool ok_a = gemm_layout(a, la), ok_b = gemm_layout(b, lb);
+    Tensor ac = ok_a ? a : a.contiguous(), bc = ok_b ? b : b.contiguous();
+    if (!ok_a) gemm_layout(ac, la);
+    if (!ok_b) gemm_layout(bc, lb);
+    Shape a_batch(ac.shape().begin(), ac.shape().end() - 2), b_batch(bc.shape().begin(), bc.shape().end() - 2);
+    Strides a_bs = broadcast_strides(a_batch, Strides(ac.strides().begin(), ac.strides().end() - 2), batch);
+    Strides b_bs = broadcast_strides(b_batch, Strides(bc.strides().begin(), bc.strides().end() - 2), batch);
+    const T* pa = ac.data<T>();
+    const T* pb = bc.data<T>();
+    T* po = out.data<T>();
+    int64_t nb = shape_numel(batch);
+    for (int64_t i = 0; i < nb; ++i) {
+        int64_t oa = 0, ob = 0, rem = i;
+        for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
+            int64_t idx = rem % batch[d];
+            rem /= batch[d];
+            oa += idx * a_bs[d];
+            ob += idx * b_bs[d];
+        }
+        cpu_gemm<T>(la.trans, lb.trans, M, N, K, T(1), pa + oa, la.ld, pb + ob, lb.ld, T(0), po + i * M * N, N);
+    }
+}
+
+Tensor matmul_forward(const Tensor& a, const Tensor& b) {
+    require_cpu("matmul", {&a, &b});
+    AC_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: needs at least 2 dims, got ", a.desc(), " @ ", b.desc());
+    AC_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: ", a.desc(), " @ ", b.desc());
+    AC_CHECK(a.size(-1) == b.size(-2), "matmul: inner dims differ: ", a.desc(), " @ ", b.desc());
+    Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                   Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
+    Shape out_shape = batch;
+    out_shape.push_back(a.size(-2));
+    out_shape.push_back(b.size(-1));
+    if (a.dtype() == DType::BF16) {
+        NoGradGuard no_grad;
+        return matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(DType::BF16);
+    }
+    Tensor out = empty(out_shape, a.dtype());
+    dispatch_float(a.dtype(), "matmul", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (!std::is_same_v<T, bf16>) batched_matmul<T>(a, b, out, batch);
+    });
+    return out;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+    Tensor out = matmul_forward(a, b);
+    if (!needs_grad({a, b})) return out;
+    SavedTensor sa(a, "matmul"), sb(b, "matmul");
+    bool ra = a.requires_grad(), rb = b.requires_grad();
+    return record("matmul", out, {a, b}, [=](const Tensor& g) {
+        const Tensor &x = sa.get(), &y = sb.get();
+        Tensor gx = ra ? sum_to_shape(matmul_forward(g, y.transpose(-1, -2)), x.shape()) : Tensor();
+        Tensor gy = rb ? sum_to_shape(matmul_forward(x.transpose(-1, -2), g), y.shape()) : Tensor();
+        return std::vector<Tensor>{gx, gy};
+    });
+}
+
+namespace {
+
+// Adds bias (Nout) to every row of y (rows, Nout), in place.
+void add_bias_rows(Tensor& y, const Tensor& bias) {
+    NoGradGuard no_grad;
+    y.add_(bias);
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+    require_cpu("linear", {&x, &weight, &bias});
+    AC_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got ", weight.desc());
+    AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ", x.desc(), " does not match weight ",
+             weight.desc(), " (last dim must equal in_features)");
+    AC_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), "linear: bias ", bias.desc(),
+             " does not match weight ", weight.desc());
+    Shape out_shape = x.shape();
+    out_shape.back() = weight.size(0);
+    Tensor y;
+    {
+        NoGradGuard no_grad;
+        Tensor x2 = x.reshape({-1, x.size(-1)});  // (N, in)
+        y = matmul_forward(x2, weight.transpose(0, 1)).reshape(out_shape);  // (N, out)
+        if (bias.defined()) add_bias_rows(y, bias);
+    }
+    if (!needs_grad({x, weight, bias})) return y;
+    SavedTensor sx(x, "linear"), sw(weight, "linear");
+    bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.defined() && bias.requires_grad();
+    return record("linear", y, {x, weight, bias}, [=](const Tensor& g) {
+        const Tensor &xs = sx.get(), &w = sw.get();
+        Tensor g2 = g.reshape({-1, g.size(-1)});  // (N, out)
+        Tensor gx = rx ? matmul_forward(g2, w).reshape(xs.shape()) : Tensor();
+        Tensor gw = rw ? matmul_forward(g2.transpose(0, 1), xs.reshape({-1, xs.size(-1)})) : Tensor();
+        Tensor gb = rb ? sum(g2, {0}) : Tensor();
+        return std::vector<Tensor>{gx, gw, gb};
+    });
+}
+
+}  // namespace aclip

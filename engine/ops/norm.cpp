@@ -1,0 +1,158 @@
+// norm.cpp: layer_norm (fused forward and backward over the last dim) and batch_norm (composed from
+// engine ops, so autograd derives its backward; running statistics move outside the graph).
+#include <cmath>
+
+#include "engine/autograd/grad_mode.h"
+#include "engine/autograd/node.h"
+#include "engine/cpu/strided_loop.h"
+#include "engine/ops/ops.h"
+
+namespace aclip {
+
+namespace {
+
+// x (R, D) contiguous -> y (R, D), mean (R), rstd (R); w, b (D) may be null.
+template <class T>
+void layer_norm_rows(const T* x, const T* w, const T* b, T* y, float* mean_out, float* rstd_out, int64_t R,
+                     int64_t D, double eps) {
+    using C = compute_t<T>;
+    parallel_for(R, D, [&](int64_t r) {
+        const T* xr = x + r * D;
+        double s = 0;
+        for (int64_t i = 0; i < D; ++i) s += load(xr[i]);
+        double mu = s / D;
+        double ss = 0;
+        for (int64_t i = 0; i < D; ++i) {
+            double d = load(xr[i]) - mu;
+            ss += d * d;
+        }
+        double rstd = 1.0 / std::sqrt(ss / D + eps);
+        C m = static_cast<C>(mu), rs = static_cast<C>(rstd);
+        T* yr = y + r * D;
+        for (int64_t i = 0; i < D; ++i) {
+            C v = (load(xr[i]) - m) * rs;
+            if (w) v = v * load(w[i]);
+            if (b) v = v + load(b[i]);
+            yr[i] = store_as<T>(v);
+        }
+        mean_out[r] = static_cast<float>(mu);
+        rstd_out[r] = static_cast<float>(rstd);
+    });
+}
+
+// Backward of layer_norm_rows. dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g*w.
+template <class T>
+void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* mean, const float* rstd, T* dx,
+                              double* dw, double* db, int64_t R, int64_t D) {
+    using C = compute_t<T>;
+    parallel_for(R, D, [&](int64_t r) {
+        const T* gr = g + r * D;
+        const T* xr = x + r * D;
+        C m = static_cast<C>(mean[r]), rs = static_cast<C>(rstd[r]);
+        double sum_dxhat = 0, sum_dxhat_xhat = 0;
+        for (int64_t i = 0; i < D; ++i) {
+            C xhat = (load(xr[i]) - m) * rs;
+            C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
+            sum_dxhat += dxhat;
+            sum_dxhat_xhat += dxhat * xhat;
+        }
+        C a = static_cast<C>(sum_dxhat / D), c = static_cast<C>(sum_dxhat_xhat / D);
+        T* dr = dx + r * D;
+        for (int64_t i = 0; i < D; ++i) {
+            C xhat = (load(xr[i]) - m) * rs;
+            C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
+            dr[i] = store_as<T>(rs * (dxhat - a - xhat * c));
+        }
+    });
+    if (!dw && !db) return;
+    // Parameter gradients: column sums over rows, in row blocks so threads write disjoint partials.
+    const int64_t blocks = std::min<int64_t>(R, 16);
+    std::vector<double> part_w(dw ? blocks * D : 0, 0.0), part_b(db ? blocks * D : 0, 0.0);
+    parallel_for(blocks, (R / blocks + 1) * D, [&](int64_t k) {
+        for (int64_t r = k * R / blocks; r < (k + 1) * R / blocks; ++r) {
+            const T* gr = g + r * D;
+            const T* xr = x + r * D;
+            double m = mean[r], rs = rstd[r];
+            for (int64_t i = 0; i < D; ++i) {
+                double gv = load(gr[i]);
+                if (dw) part_w[k * D + i] += gv * (load(xr[i]) - m) * rs;
+                if (db) part_b[k * D + i] += gv;
+            }
+        }
+    });
+    for (int64_t k = 0; k < blocks; ++k)
+        for (int64_t i = 0; i < D; ++i) {
+            if (dw) dw[i] += part_w[k * D + i];
+            if (db) db[i] += part_b[k * D + i];
+        }
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+    require_cpu("layer_norm", {&x, &weight, &bias});
+    AC_CHECK(x.dim() >= 1, "layer_norm: input must have at least one dim, got ", x.desc());
+    const int64_t D = x.size(-1), R = x.numel() / std::max<int64_t>(D, 1);
+    for (const Tensor* p : {&weight, &bias})
+        AC_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == D && p->dtype() == x.dtype()),
+                 "layer_norm: parameter ", p->desc(), " must be ", dtype_name(x.dtype()), "[", D, "] to match ",
+                 x.desc());
+    Tensor xc = x.contiguous().detach(), wc = weight.defined() ? weight.contiguous().detach() : Tensor(),
+           bc = bias.defined() ? bias.contiguous().detach() : Tensor();
+    Tensor y = empty(x.shape(), x.dtype());
+    Tensor mean = empty({R}, DType::F32), rstd = empty({R}, DType::F32);
+    dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        layer_norm_rows<T>(xc.data<T>(), wc.defined() ? wc.data<T>() : nullptr, bc.defined() ? bc.data<T>() : nullptr,
+                           y.data<T>(), mean.data<float>(), rstd.data<float>(), R, D, eps);
+    });
+    if (!needs_grad({x, weight, bias})) return y;
+    SavedTensor sx(xc, "layer_norm"), sw = wc.defined() ? SavedTensor(wc, "layer_norm") : SavedTensor();
+    bool rx = x.requires_grad(), rw = weight.defined() && weight.requires_grad(),
+         rb = bias.defined() && bias.requires_grad(), has_w = weight.defined();
+    return record("layer_norm", y, {x, weight, bias}, [=](const Tensor& g) {
+        const Tensor& xs = sx.get();
+        Tensor gc = g.contiguous();
+        Tensor dx = empty(xs.shape(), xs.dtype());
+        std::vector<double> dw(rw ? D : 0, 0.0), db(rb ? D : 0, 0.0);
+        dispatch_float(xs.dtype(), "layer_norm_backward", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            layer_norm_backward_rows<T>(gc.data<T>(), xs.data<T>(), has_w ? sw.get().data<T>() : nullptr,
+                                        mean.data<float>(), rstd.data<float>(), dx.data<T>(),
+                                        rw ? dw.data() : nullptr, rb ? db.data() : nullptr, R, D);
+        });
+        Tensor gw = rw ? from_vector(dw, {D}).to(xs.dtype()) : Tensor();
+        Tensor gb = rb ? from_vector(db, {D}).to(xs.dtype()) : Tensor();
+        return std::vector<Tensor>{rx ? dx : Tensor(), gw, gb};
+    });
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                  Tensor running_var, bool training, double momentum, double eps) {
+    AC_CHECK(x.dim() == 2, "batch_norm: input must be (N, C), got ", x.desc());
+    const int64_t N = x.size(0), C = x.size(1);
+    for (const Tensor* p : std::initializer_list<const Tensor*>{&weight, &bias, &running_mean, &running_var})
+        AC_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == C), "batch_norm: ", p->desc(),
+                 " must have shape [", C, "] to match ", x.desc());
+    Tensor y;
+    if (training) {
+        AC_CHECK_HINT(N > 1, "use a batch of at least 2, or eval mode", "batch_norm: training needs more than one "
+                      "sample per channel, got ", x.desc());
+        Tensor mu = mean(x, {0}, true);                   // (1, C)
+        Tensor v = var(x, {0}, /*unbiased=*/false, true);  // (1, C), biased: used to normalise
+        y = mul(sub(x, mu), rsqrt(add_scalar(v, eps)));
+        if (running_mean.defined()) {
+            NoGradGuard no_grad;  // running statistics use the unbiased variance, as PyTorch does
+            running_mean.mul_(1 - momentum).add_(mu.detach().reshape({C}), momentum);
+            running_var.mul_(1 - momentum).add_(v.detach().reshape({C}), momentum * N / (N - 1.0));
+        }
+    } else {
+        AC_CHECK(running_mean.defined() && running_var.defined(), "batch_norm: eval mode needs running statistics");
+        y = mul(sub(x, running_mean), rsqrt(add_scalar(running_var, eps)));
+    }
+    if (weight.defined()) y = mul(y, weight);
+    if (bias.defined()) y = add(y, bias);
+    return y;
+}
+
+}  // namespace aclip

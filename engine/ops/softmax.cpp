@@ -1,0 +1,120 @@
+// softmax.cpp: softmax and log_softmax over one dim (fused, numerically stable: the row max is
+// subtracted first), and cross_entropy, the fused log-softmax + negative log-likelihood over classes.
+#include <cmath>
+#include <limits>
+
+#include "engine/autograd/grad_mode.h"
+#include "engine/autograd/node.h"
+#include "engine/cpu/map.h"
+#include "engine/cpu/strided_loop.h"
+#include "engine/ops/ops.h"
+
+namespace aclip {
+
+namespace {
+
+// y = softmax (log = false) or log_softmax (log = true) of each row of x (R, D).
+template <class T>
+void softmax_rows(const T* x, T* y, int64_t R, int64_t D, bool log) {
+    using C = compute_t<T>;
+    parallel_for(R, D * 4, [&](int64_t r) {
+        const T* xr = x + r * D;
+        T* yr = y + r * D;
+        C m = -std::numeric_limits<C>::infinity();
+        for (int64_t i = 0; i < D; ++i) m = std::max(m, load(xr[i]));
+        if (m == -std::numeric_limits<C>::infinity()) m = 0;  // a fully masked row: exp(-inf) = 0 below
+        double s = 0;
+        for (int64_t i = 0; i < D; ++i) s += std::exp(load(xr[i]) - m);
+        if (log) {
+            C lse = m + static_cast<C>(std::log(s));
+            for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(load(xr[i]) - lse);
+        } else {
+            C inv = static_cast<C>(1.0 / s);
+            for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(std::exp(load(xr[i]) - m) * inv);
+        }
+    });
+}
+
+// Backward over rows: softmax: dx = y * (g - sum(g y)); log_softmax: dx = g - exp(y) * sum(g).
+template <class T>
+void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t R, int64_t D, bool log) {
+    using C = compute_t<T>;
+    parallel_for(R, D * 2, [&](int64_t r) {
+        const T* gr = g + r * D;
+        const T* yr = y + r * D;
+        T* dr = dx + r * D;
+        double s = 0;
+        for (int64_t i = 0; i < D; ++i) s += log ? load(gr[i]) : load(gr[i]) * load(yr[i]);
+        C sc = static_cast<C>(s);
+        for (int64_t i = 0; i < D; ++i)
+            dr[i] = store_as<T>(log ? load(gr[i]) - std::exp(load(yr[i])) * sc : load(yr[i]) * (load(gr[i]) - sc));
+    });
+}
+
+Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
+    require_cpu(op, {&x});
+    dim = wrap_dim(dim, std::max<int64_t>(x.dim(), 1), op);
+    if (x.dim() > 0 && dim != x.dim() - 1)  // move the dim last, and back
+        return softmax_impl(x.transpose(dim, -1), -1, log, op).transpose(dim, -1);
+    const int64_t D = x.dim() ? x.size(-1) : 1, R = x.numel() / std::max<int64_t>(D, 1);
+    Tensor xc = x.contiguous();
+    Tensor y = empty(x.shape(), x.dtype());
+    dispatch_float(x.dtype(), op, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        softmax_rows<T>(xc.data<T>(), y.data<T>(), R, D, log);
+    });
+    if (!needs_grad({x})) return y;
+    SavedTensor sy(y, op);
+    return record(op, y, {x}, [sy, R, D, log, op](const Tensor& g) {
+        const Tensor& ys = sy.get();
+        Tensor gc = g.contiguous();
+        Tensor dx = empty(ys.shape(), ys.dtype());
+        dispatch_float(ys.dtype(), op, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            softmax_backward_rows<T>(gc.data<T>(), ys.data<T>(), dx.data<T>(), R, D, log);
+        });
+        return std::vector<Tensor>{dx};
+    });
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false, "softmax"); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true, "log_softmax"); }
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
+    require_cpu("cross_entropy", {&logits, &target});
+    AC_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, C), got ", logits.desc());
+    AC_CHECK(target.dim() == 1 && target.size(0) == logits.size(0) && is_integral(target.dtype()),
+             "cross_entropy: target must be an integer (N) tensor matching ", logits.desc(), ", got ", target.desc());
+    const int64_t N = logits.size(0), C = logits.size(1);
+    std::vector<int64_t> t = target.to_vector<int64_t>();
+    for (int64_t i = 0; i < N; ++i)
+        AC_CHECK(t[i] >= 0 && t[i] < C, "cross_entropy: target[", i, "] = ", t[i], " is outside [0, ", C, ")");
+    Tensor logp;  // (N, C) log-probabilities, kept for backward
+    {
+        NoGradGuard no_grad;
+        logp = log_softmax(logits, -1);
+    }
+    double loss = 0;
+    dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const T* lp = logp.data<T>();
+        for (int64_t i = 0; i < N; ++i) loss -= load(lp[i * C + t[i]]);
+    });
+    Tensor out = full({}, N ? loss / N : 0.0, logits.dtype());
+    if (!needs_grad({logits})) return out;
+    return record("cross_entropy", out, {logits, Tensor()}, [logp, t, N, C](const Tensor& g) {
+        // d loss / d logits = (softmax - onehot(target)) * g / N
+        double scale = g.item() / static_cast<double>(N);
+        Tensor dx = map1("cross_entropy_backward", logp, [scale](auto v) { return std::exp(v) * decltype(v)(scale); });
+        dispatch_float(dx.dtype(), "cross_entropy_backward", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            T* d = dx.data<T>();
+            for (int64_t i = 0; i < N; ++i) d[i * C + t[i]] = store_as<T>(load(d[i * C + t[i]]) - scale);
+        });
+        return std::vector<Tensor>{dx, Tensor()};
+    });
+}
+
+}  // namespace aclip
