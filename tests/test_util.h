@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 
 #include "engine/core/tensor.h"
@@ -54,6 +55,16 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, double lo = -1, d
     double* p = t.data<double>();
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = lo + (hi - lo) * uniform_from_word(philox_word(seed, 0, i));
     return t.to(dtype);
+}
+
+// The message of the aclip::Error that fn throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
 }
 
 inline std::string fixture_path(const std::string& name) { return std::string(ACLIP_FIXTURES_DIR) + "/" + name; }

@@ -197,8 +197,8 @@ private:
                 case 'u': {
                     unsigned cp = hex4();
                     if (cp >= 0xD800 && cp < 0xDC00) {  // a surrogate pair
-                        expect('\\');
-                        expect('u');
+                        if (s_.compare(pos_, 2, "\\u") != 0) fail("unpaired surrogate");
+                        pos_ += 2;
                         unsigned lo = hex4();
                         if (lo < 0xDC00 || lo >= 0xE000) fail("unpaired surrogate");
                         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);

@@ -14,11 +14,11 @@ struct Philox4 {
     uint32_t v[4];
 };
 
-AC_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
+// The bijection itself, on a 128-bit counter and a 64-bit key (checked against Random123's test vectors).
+AC_HD Philox4 philox4x32_10_raw(Philox4 ctr, uint32_t k0, uint32_t k1) {
     const uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
     const uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
-    uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+    uint32_t c0 = ctr.v[0], c1 = ctr.v[1], c2 = ctr.v[2], c3 = ctr.v[3];
     for (int round = 0; round < 10; ++round) {
         uint64_t p0 = static_cast<uint64_t>(kMul0) * c0;
         uint64_t p1 = static_cast<uint64_t>(kMul1) * c2;
@@ -32,6 +32,12 @@ AC_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
         k1 += kWeyl1;
     }
     return Philox4{{c0, c1, c2, c3}};
+}
+
+// Block `counter` of the stream `seed`.
+AC_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
+    Philox4 ctr{{static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32), 0u, 0u}};
+    return philox4x32_10_raw(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
 // Element i of a draw: word (i % 4) of block (offset + i / 4).

@@ -1,1 +1,112 @@
-#include <doctest/doctest.h>
+// test_tensor.cpp: layout and views (shared storage, strides), broadcasting edge cases, contiguous(),
+// conversion, printing, and the errors for bad shapes, dtypes and devices.
+#include <sstream>
+
+#include "engine/autograd/grad_mode.h"
+#include "test_util.h"
+
+using namespace aclip;
+using aclip::test::error_of;
+
+namespace {
+Tensor iota(const Shape& s) { return arange(shape_numel(s), DType::F32).reshape(s); }
+}  // namespace
+
+TEST_SUITE("unit") {
+    TEST_CASE("views share storage and have the expected strides") {
+        Tensor a = iota({2, 3, 4});
+        CHECK(a.strides() == Strides{12, 4, 1});
+        Tensor p = a.permute({2, 0, 1});
+        CHECK(p.shape() == Shape{4, 2, 3});
+        CHECK(p.strides() == Strides{1, 12, 4});
+        CHECK_FALSE(p.is_contiguous());
+        Tensor n = a.narrow(2, 1, 2);
+        CHECK(n.offset() == 1);
+        CHECK(n.to_vector<float>() == std::vector<float>{1, 2, 5, 6, 9, 10, 13, 14, 17, 18, 21, 22});
+        Tensor e = a.select(1, 2).unsqueeze(1).expand({2, 5, 4});
+        CHECK(e.strides()[1] == 0);
+        CHECK(e.select(1, 4).to_vector<float>() == std::vector<float>{8, 9, 10, 11, 20, 21, 22, 23});
+        // a write through a view is seen by the base, and bumps the shared version
+        uint64_t v0 = a.version();
+        n.fill_(-1);
+        CHECK(a.to_vector<float>()[1] == -1);
+        CHECK(a.version() == v0 + 1);
+        CHECK(a.transpose(0, 2).contiguous().is_contiguous());
+        CHECK(a.transpose(0, 2).contiguous().to_vector<float>() == a.permute({2, 1, 0}).to_vector<float>());
+        CHECK(a.reshape({6, -1}).shape() == Shape{6, 4});
+        CHECK(p.reshape({24}).to_vector<float>() == p.contiguous().to_vector<float>());  // reshape copies here
+        CHECK(a.flatten(1).shape() == Shape{2, 12});
+    }
+
+    TEST_CASE("broadcasting: size-1 dims, scalars, missing leading dims, non-contiguous operands") {
+        Tensor a = iota({3, 1}), b = iota({1, 4});
+        CHECK(add(a, b).to_vector<float>() == std::vector<float>{0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5});
+        CHECK(mul(iota({2, 3}), scalar_tensor(2)).to_vector<float>() == std::vector<float>{0, 2, 4, 6, 8, 10});
+        CHECK(sub(iota({2, 2, 3}), iota({3})).select(0, 1).to_vector<float>() ==
+              std::vector<float>{6, 6, 6, 9, 9, 9});
+        Tensor t = iota({3, 2}).transpose(0, 1);  // (2, 3) non-contiguous
+        CHECK(add(t, iota({2, 1})).to_vector<float>() == std::vector<float>{0, 2, 4, 2, 4, 6});
+        CHECK(add(iota({0, 3}), iota({1, 3})).shape() == Shape{0, 3});  // empty tensors broadcast too
+    }
+
+    TEST_CASE("dtype conversion and bf16 arithmetic in f32") {
+        Tensor x = from_vector<float>({1.5f, -2.25f, 3.0f}, {3});
+        CHECK(x.to(DType::I64).to_vector<int64_t>() == std::vector<int64_t>{1, -2, 3});
+        Tensor h = x.to(DType::BF16);
+        CHECK(h.dtype() == DType::BF16);
+        CHECK(add(h, h).to_vector<float>() == std::vector<float>{3.0f, -4.5f, 6.0f});
+        // 16.3125 computed in f32, then rounded to bf16 (8 significant bits): the tie goes to even, 16.25
+        CHECK(matmul(h.reshape({1, 3}), h.reshape({3, 1})).item() == 16.25);
+        CHECK(x.to(DType::U8).to(DType::F64).dtype() == DType::F64);
+    }
+
+    TEST_CASE("printing shows dtype, shape, device and values") {
+        std::ostringstream os;
+        os << iota({2, 2});
+        CHECK(os.str() == "tensor(f32[2, 2] cpu, [[0, 1], [2, 3]])");
+        std::ostringstream big;
+        big << iota({10});
+        CHECK(big.str().find("...") != std::string::npos);
+    }
+
+    TEST_CASE("errors name the op, the shapes and the dtypes") {
+        CHECK(error_of([] { add(iota({2, 3}), iota({4})); }).find("add: shapes [2, 3] and [4] do not broadcast") !=
+              std::string::npos);
+        CHECK(error_of([] { matmul(iota({2, 3}), iota({4, 2})); }).find("matmul: inner dims differ") !=
+              std::string::npos);
+        CHECK(error_of([] { add(iota({2}), iota({2}).to(DType::F64)); }).find("dtypes differ") != std::string::npos);
+        CHECK(error_of([] { iota({2, 3}).view({4, 2}); }).find("view: shape [4, 2]") != std::string::npos);
+        CHECK(error_of([] { iota({2, 3}).transpose(0, 1).view({6}); }).find("non-contiguous") != std::string::npos);
+        CHECK(error_of([] { iota({2, 3}).narrow(1, 2, 2); }).find("out of range") != std::string::npos);
+        CHECK(error_of([] { iota({2, 3}).squeeze(0); }).find("is not 1") != std::string::npos);
+        CHECK(error_of([] { iota({2, 2}).permute({0, 0}); }).find("repeated") != std::string::npos);
+        CHECK(error_of([] { exp(arange(3)); }).find("dtype i64 is not supported") != std::string::npos);
+        CHECK(error_of([] { index_select(iota({3}), 0, from_vector<int64_t>({3}, {1})); }).find("out of range") !=
+              std::string::npos);
+        CHECK(error_of([] { cross_entropy(iota({2, 3}), from_vector<int64_t>({0, 5}, {2})); })
+                  .find("target[1] = 5") != std::string::npos);
+        CHECK(error_of([] { layer_norm(iota({2, 3}), iota({4}), Tensor(), 1e-5); }).find("layer_norm") !=
+              std::string::npos);
+        // every error carries the source location
+        CHECK(error_of([] { iota({2}).item(); }).find("tensor.cpp:") != std::string::npos);
+    }
+
+    TEST_CASE("CUDA tensors fail with a clear error when there is no backend or no GPU") {
+        if (cuda_backend_built() && cuda_device_count() > 0) return;  // a GPU machine: covered by the parity tests
+        std::string msg = error_of([] { (void)empty({2}, DType::F32, Device::CUDA); });
+        CHECK((msg.find("no CUDA backend") != std::string::npos || msg.find("no CUDA device") != std::string::npos));
+        CHECK(msg.find("HINT") != std::string::npos);
+    }
+
+    TEST_CASE("in-place writes refuse tensors that require grad while grad mode is on") {
+        Tensor w = iota({3}).requires_grad_();
+        CHECK(error_of([&] { w.add_(iota({3})); }).find("requires grad") != std::string::npos);
+        NoGradGuard no_grad;
+        w.add_(iota({3}));
+        CHECK(w.to_vector<float>() == std::vector<float>{0, 2, 4});
+    }
+
+    TEST_CASE("storage is aligned to 64 bytes") {
+        for (int64_t n : {1, 3, 17, 1000}) CHECK(reinterpret_cast<uintptr_t>(empty({n}).raw_data()) % 64 == 0);
+    }
+}
