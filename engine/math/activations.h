@@ -9,20 +9,20 @@ namespace aclip {
 
 template <class T>
 AC_HD T sigmoid_scalar(T x) {
-    return T(1) / (T(1) + exp(-x));
+    return T(1) / (T(1) + ::exp(-x));
 }
 
 // Exact GELU: x * Phi(x) with Phi the standard normal CDF.
 template <class T>
 AC_HD T gelu_scalar(T x) {
-    return T(0.5) * x * (T(1) + erf(x * T(0.70710678118654752440)));
+    return T(0.5) * x * (T(1) + ::erf(x * T(0.70710678118654752440)));
 }
 
 // d/dx [x Phi(x)] = Phi(x) + x phi(x).
 template <class T>
 AC_HD T gelu_grad_scalar(T x) {
-    T cdf = T(0.5) * (T(1) + erf(x * T(0.70710678118654752440)));
-    T pdf = exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+    T cdf = T(0.5) * (T(1) + ::erf(x * T(0.70710678118654752440)));
+    T pdf = ::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
     return cdf + x * pdf;
 }
 

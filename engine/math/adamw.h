@@ -19,7 +19,7 @@ AC_HD void adamw_element(float& p, float& m, float& v, float g, const AdamWScala
     p -= s.lr * s.weight_decay * p;
     m = s.beta1 * m + (1.0f - s.beta1) * g;
     v = s.beta2 * v + (1.0f - s.beta2) * g * g;
-    float denom = sqrtf(v) / s.bias_correction2_sqrt + s.eps;
+    float denom = ::sqrtf(v) / s.bias_correction2_sqrt + s.eps;
     p -= (s.lr / s.bias_correction1) * m / denom;
 }
 

@@ -55,9 +55,9 @@ AC_HD double normal_at(uint64_t seed, uint64_t offset, uint64_t i) {
     uint32_t w0 = r.v[(pair % 2) * 2], w1 = r.v[(pair % 2) * 2 + 1];
     double u0 = (static_cast<double>(w0) + 0.5) / 4294967296.0;
     double u1 = (static_cast<double>(w1) + 0.5) / 4294967296.0;
-    double radius = sqrt(-2.0 * log(u0));
+    double radius = ::sqrt(-2.0 * ::log(u0));
     double angle = 6.283185307179586 * u1;
-    return (i % 2 == 0) ? radius * cos(angle) : radius * sin(angle);
+    return (i % 2 == 0) ? radius * ::cos(angle) : radius * ::sin(angle);
 }
 
 }  // namespace aclip

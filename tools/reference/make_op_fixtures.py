@@ -133,6 +133,62 @@ def adamw_fixture(out):
     out["adamw.w10"], out["adamw.b10"] = w.detach().clone(), b.detach().clone()
 
 
+class QuickGELU(torch.nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class Block(torch.nn.Module):
+    """OpenAI CLIP's ResidualAttentionBlock (pre-norm), with PyTorch's nn.MultiheadAttention."""
+
+    def __init__(self, width, heads, act):
+        super().__init__()
+        from collections import OrderedDict
+        self.ln_1 = torch.nn.LayerNorm(width)
+        self.attn = torch.nn.MultiheadAttention(width, heads, batch_first=True)
+        self.ln_2 = torch.nn.LayerNorm(width)
+        self.mlp = torch.nn.Sequential(OrderedDict(c_fc=torch.nn.Linear(width, 4 * width), act=act,
+                                                   c_proj=torch.nn.Linear(4 * width, width)))
+
+    def forward(self, x, causal):
+        T = x.shape[1]
+        mask = torch.full((T, T), float("-inf")).triu(1) if causal else None
+        y = self.ln_1(x)
+        x = x + self.attn(y, y, y, need_weights=False, attn_mask=mask)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+def block_fixture(out):
+    """One causal QuickGELU block (the text tower's) and one GELU block (the vision tower's)."""
+    for name, act, causal in (("block_text", QuickGELU(), True), ("block_vision", torch.nn.GELU(), False)):
+        block = Block(16, 2, act)
+        for p in block.parameters():  # nonzero biases and non-identity norms, so every term is tested
+            torch.nn.init.uniform_(p, -0.3, 0.3)
+        x = rnd(2, 5, 16).float().requires_grad_()
+        y = block(x, causal)
+        w = torch.randn(y.shape)
+        (y * w).sum().backward()
+        out[f"{name}.x"], out[f"{name}.out"], out[f"{name}.w"], out[f"{name}.grad_x"] = x.detach(), y.detach(), w, x.grad
+        for key, p in block.named_parameters():
+            out[f"{name}.param.{key}"] = p.detach().clone()
+            out[f"{name}.grad.{key}"] = p.grad
+
+
+def batchnorm_fixture(out):
+    """BatchNorm1d: two training steps (running statistics move), then eval."""
+    bn = torch.nn.BatchNorm1d(5, momentum=0.1)
+    torch.nn.init.uniform_(bn.weight, 0.5, 1.5)
+    torch.nn.init.uniform_(bn.bias, -0.5, 0.5)
+    out["bn.weight"], out["bn.bias"] = bn.weight.detach().clone(), bn.bias.detach().clone()
+    for i in range(2):
+        x = rnd(8, 5).float()
+        out[f"bn.x{i}"], out[f"bn.y{i}"] = x, bn(x).detach()
+    bn.eval()
+    x = rnd(3, 5).float()
+    out["bn.x_eval"], out["bn.y_eval"] = x, bn(x).detach()
+    out["bn.running_mean"], out["bn.running_var"] = bn.running_mean.clone(), bn.running_var.clone()
+
+
 def main():
     out = {}
     for name, (fn, inputs) in CASES.items():
@@ -150,6 +206,8 @@ def main():
                 if t.is_floating_point() and t.grad is not None:
                     out[f"{name}.grad{i}"] = t.grad
     adamw_fixture(out)
+    block_fixture(out)
+    batchnorm_fixture(out)
     path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "ops.safetensors")
     safetensors_io.save(path, out, {"generator": "tools/reference/make_op_fixtures.py",
                                     "torch": torch.__version__, "seed": "0"})
