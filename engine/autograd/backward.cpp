@@ -66,7 +66,7 @@ void accumulate(Tensor& slot, const Tensor& g) {
 
 void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
     if (!leaf.grad) {
-        leaf.grad = g.contiguous().clone().impl_ptr();
+        leaf.grad = g.clone().impl_ptr();  // a private contiguous copy: g may alias other tensors
     } else {
         Tensor(leaf.grad).add_(g);
     }

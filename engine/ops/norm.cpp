@@ -18,23 +18,23 @@ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, float* mean_out, 
     using C = compute_t<T>;
     parallel_for(R, D, [&](int64_t r) {
         const T* xr = x + r * D;
-        double s = 0;
+        C s = 0;
+#pragma omp simd reduction(+ : s)
         for (int64_t i = 0; i < D; ++i) s += load(xr[i]);
-        double mu = s / D;
-        double ss = 0;
-        for (int64_t i = 0; i < D; ++i) {
-            double d = load(xr[i]) - mu;
-            ss += d * d;
-        }
-        double rstd = 1.0 / std::sqrt(ss / D + eps);
-        C m = static_cast<C>(mu), rs = static_cast<C>(rstd);
+        C m = s / static_cast<C>(D);
+        C ss = 0;  // two passes: the variance of centred values, no cancellation
+#pragma omp simd reduction(+ : ss)
+        for (int64_t i = 0; i < D; ++i) ss += (load(xr[i]) - m) * (load(xr[i]) - m);
+        C rs = C(1) / std::sqrt(ss / static_cast<C>(D) + static_cast<C>(eps));
         T* yr = y + r * D;
+#pragma omp simd
         for (int64_t i = 0; i < D; ++i) {
             C v = (load(xr[i]) - m) * rs;
             if (w) v = v * load(w[i]);
             if (b) v = v + load(b[i]);
             yr[i] = store_as<T>(v);
         }
+        double mu = m, rstd = rs;
         mean_out[r] = static_cast<float>(mu);
         rstd_out[r] = static_cast<float>(rstd);
     });
@@ -49,15 +49,17 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
         const T* gr = g + r * D;
         const T* xr = x + r * D;
         C m = static_cast<C>(mean[r]), rs = static_cast<C>(rstd[r]);
-        double sum_dxhat = 0, sum_dxhat_xhat = 0;
+        C sum_dxhat = 0, sum_dxhat_xhat = 0;
+#pragma omp simd reduction(+ : sum_dxhat, sum_dxhat_xhat)
         for (int64_t i = 0; i < D; ++i) {
             C xhat = (load(xr[i]) - m) * rs;
             C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
             sum_dxhat += dxhat;
             sum_dxhat_xhat += dxhat * xhat;
         }
-        C a = static_cast<C>(sum_dxhat / D), c = static_cast<C>(sum_dxhat_xhat / D);
+        C a = sum_dxhat / static_cast<C>(D), c = sum_dxhat_xhat / static_cast<C>(D);
         T* dr = dx + r * D;
+#pragma omp simd
         for (int64_t i = 0; i < D; ++i) {
             C xhat = (load(xr[i]) - m) * rs;
             C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));

@@ -67,18 +67,37 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
     require_cpu("sum", {&a});
     ReduceView v = reduce_view(a, dims, "sum");
     Tensor out = empty(keepdim ? v.kept : v.dropped, a.dtype());
+    // Work is split over (O, R-block) pairs: over O when there are enough outputs, otherwise R is cut
+    // into blocks whose partial sums are added at the end (a sum of everything still uses all threads).
+    const int64_t blocks = v.O >= 16 ? 1 : std::clamp<int64_t>(v.R * v.I / kParallelGrain, 1, 32);
+    std::vector<double> partial(v.O * blocks * v.I, 0.0);  // double accumulation: exact enough for any R
     dispatch_float(a.dtype(), "sum", [&](auto tag) {
         using T = typename decltype(tag)::type;
         const T* x = v.x.template data<T>();
-        T* o = out.template data<T>();
-        parallel_for(v.O, v.R * v.I, [&](int64_t oi) {
-            std::vector<double> acc(v.I, 0.0);  // double accumulation: exact enough for any R we meet
-            for (int64_t r = 0; r < v.R; ++r) {
+        parallel_for(v.O * blocks, v.R * v.I / blocks, [&](int64_t job) {
+            int64_t oi = job / blocks, blk = job % blocks;
+            double* acc = partial.data() + job * v.I;
+            const int64_t r0 = blk * v.R / blocks, r1 = (blk + 1) * v.R / blocks;
+            if (v.I == 1) {  // a contiguous span
+                const T* span = x + oi * v.R;
+                double s = 0;
+#pragma omp simd reduction(+ : s)
+                for (int64_t r = r0; r < r1; ++r) s += load(span[r]);
+                acc[0] = s;
+                return;
+            }
+            for (int64_t r = r0; r < r1; ++r) {
                 const T* row = x + (oi * v.R + r) * v.I;
                 for (int64_t i = 0; i < v.I; ++i) acc[i] += load(row[i]);
             }
-            for (int64_t i = 0; i < v.I; ++i) o[oi * v.I + i] = store_as<T>(acc[i]);
         });
+        T* o = out.template data<T>();
+        for (int64_t oi = 0; oi < v.O; ++oi)
+            for (int64_t i = 0; i < v.I; ++i) {
+                double s = 0;
+                for (int64_t blk = 0; blk < blocks; ++blk) s += partial[(oi * blocks + blk) * v.I + i];
+                o[oi * v.I + i] = store_as<T>(s);
+            }
     });
     Shape in_shape = a.shape(), kept = v.kept;
     return record("sum", out, {a}, [in_shape, kept](const Tensor& g) {

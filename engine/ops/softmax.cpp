@@ -7,11 +7,16 @@
 #include "engine/autograd/node.h"
 #include "engine/cpu/map.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/math/fast_exp.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
 
 namespace {
+
+// e^x in the compute type: the vectorisable polynomial for f32, the C library for f64.
+inline float exp_c(float x) { return exp_f32(x); }
+inline double exp_c(double x) { return std::exp(x); }
 
 // y = softmax (log = false) or log_softmax (log = true) of each row of x (R, D).
 template <class T>
@@ -23,14 +28,16 @@ void softmax_rows(const T* x, T* y, int64_t R, int64_t D, bool log) {
         C m = -std::numeric_limits<C>::infinity();
         for (int64_t i = 0; i < D; ++i) m = std::max(m, load(xr[i]));
         if (m == -std::numeric_limits<C>::infinity()) m = 0;  // a fully masked row: exp(-inf) = 0 below
-        double s = 0;
-        for (int64_t i = 0; i < D; ++i) s += std::exp(load(xr[i]) - m);
+        C s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < D; ++i) s += exp_c(load(xr[i]) - m);
         if (log) {
-            C lse = m + static_cast<C>(std::log(s));
+            C lse = m + std::log(s);
             for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(load(xr[i]) - lse);
         } else {
-            C inv = static_cast<C>(1.0 / s);
-            for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(std::exp(load(xr[i]) - m) * inv);
+            C inv = C(1) / s;
+#pragma omp simd
+            for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(exp_c(load(xr[i]) - m) * inv);
         }
     });
 }
@@ -43,11 +50,17 @@ void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t R, int64_t D, 
         const T* gr = g + r * D;
         const T* yr = y + r * D;
         T* dr = dx + r * D;
-        double s = 0;
-        for (int64_t i = 0; i < D; ++i) s += log ? load(gr[i]) : load(gr[i]) * load(yr[i]);
-        C sc = static_cast<C>(s);
-        for (int64_t i = 0; i < D; ++i)
-            dr[i] = store_as<T>(log ? load(gr[i]) - std::exp(load(yr[i])) * sc : load(yr[i]) * (load(gr[i]) - sc));
+        C sc = 0;
+        if (log) {
+#pragma omp simd reduction(+ : sc)
+            for (int64_t i = 0; i < D; ++i) sc += load(gr[i]);
+            for (int64_t i = 0; i < D; ++i) dr[i] = store_as<T>(load(gr[i]) - exp_c(load(yr[i])) * sc);
+        } else {
+#pragma omp simd reduction(+ : sc)
+            for (int64_t i = 0; i < D; ++i) sc += load(gr[i]) * load(yr[i]);
+#pragma omp simd
+            for (int64_t i = 0; i < D; ++i) dr[i] = store_as<T>(load(yr[i]) * (load(gr[i]) - sc));
+        }
     });
 }
 

@@ -1,8 +1,10 @@
-// test_rng.cpp: Philox against the published test vectors, and the statistics of the derived draws.
+// test_math.cpp: the scalar maths shared by CPU and CUDA: Philox against the published test vectors and
+// the statistics of its draws, bf16 rounding (exhaustively), and the accuracy of the vectorisable exp.
 #include <algorithm>
 #include <cmath>
 
 #include "engine/math/bf16.h"
+#include "engine/math/fast_exp.h"
 #include "engine/nn/init.h"
 #include "test_util.h"
 
@@ -79,5 +81,22 @@ TEST_SUITE("unit") {
         CHECK(bf16_to_f32(bf16_from_f32(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -20))) ==
               1.0f + std::ldexp(1.0f, -7));
         CHECK(std::isinf(bf16_to_f32(bf16_from_f32(3.4e38f))));  // rounds past the largest finite bf16
+    }
+}
+
+TEST_SUITE("unit") {
+    TEST_CASE("exp_f32 is within 2 ulp of exp over the whole range; edges are exact") {
+        double worst_ulps = 0;
+        for (float x = -87.0f; x < 88.5f; x += 0.000731f) {
+            double exact = std::exp(static_cast<double>(x));
+            double ulp = std::ldexp(1.0, std::ilogb(exact) - 23);
+            worst_ulps = std::max(worst_ulps, std::abs(exp_f32(x) - exact) / ulp);
+        }
+        CHECK(worst_ulps <= 2.0);
+        CHECK(exp_f32(0.0f) == 1.0f);
+        CHECK(exp_f32(-INFINITY) == 0.0f);  // masked attention scores stay exactly zero
+        CHECK(exp_f32(-100.0f) == 0.0f);
+        CHECK(std::isinf(exp_f32(100.0f)));
+        CHECK(std::isnan(exp_f32(NAN)));
     }
 }
