@@ -41,11 +41,11 @@ inline Closeness compare(const Tensor& actual, const Tensor& expected, double at
     return c;
 }
 
-#define CHECK_CLOSE(actual, expected, atol, rtol)                                              \
-    do {                                                                                       \
-        auto _c = ::aclip::test::compare((actual), (expected), (atol), (rtol));                \
-        INFO("max |diff| = " << _c.max_abs << "; first mismatch: " << _c.first_bad);           \
-        CHECK(_c.ok);                                                                          \
+#define CHECK_CLOSE(actual, expected, atol, rtol)                                    \
+    do {                                                                             \
+        auto _c = ::aclip::test::compare((actual), (expected), (atol), (rtol));      \
+        INFO("max |diff| = " << _c.max_abs << "; first mismatch: " << _c.first_bad); \
+        CHECK(_c.ok);                                                                \
     } while (0)
 
 // Uniform in [lo, hi), from the Philox stream with this seed.
@@ -53,7 +53,8 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, double lo = -1, d
                             DType dtype = DType::F64) {
     Tensor t = empty(shape, DType::F64);
     double* p = t.data<double>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = lo + (hi - lo) * uniform_from_word(philox_word(seed, 0, i));
+    for (int64_t i = 0; i < t.numel(); ++i)
+        p[i] = lo + (hi - lo) * uniform_from_word(philox_word(seed, 0, i));
     return t.to(dtype);
 }
 
@@ -67,6 +68,8 @@ inline std::string error_of(const std::function<void()>& fn) {
     return "";
 }
 
-inline std::string fixture_path(const std::string& name) { return std::string(ACLIP_FIXTURES_DIR) + "/" + name; }
+inline std::string fixture_path(const std::string& name) {
+    return std::string(ACLIP_FIXTURES_DIR) + "/" + name;
+}
 
 }  // namespace aclip::test

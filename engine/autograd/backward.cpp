@@ -14,18 +14,21 @@ thread_local bool t_grad_enabled = true;
 std::atomic<uint64_t> g_next_seq{1};
 }  // namespace
 
-bool grad_enabled() { return t_grad_enabled; }
-void set_grad_enabled(bool on) { t_grad_enabled = on; }
+bool grad_enabled() {
+    return t_grad_enabled;
+}
+void set_grad_enabled(bool on) {
+    t_grad_enabled = on;
+}
 
 SavedTensor::SavedTensor(const Tensor& t, const char* op)
     : tensor_(t.detach()), version_(t.version()), op_(op) {}
 
 const Tensor& SavedTensor::get() const {
-    AC_CHECK_HINT(tensor_.version() == version_,
-                  "use an out-of-place op, or call clone() before writing in place",
-                  "backward of ", op_, ": a tensor it saved (", tensor_.desc(),
-                  ") was modified in place after it was saved (version ", version_, " -> ", tensor_.version(),
-                  ")");
+    AC_CHECK_HINT(
+        tensor_.version() == version_, "use an out-of-place op, or call clone() before writing in place",
+        "backward of ", op_, ": a tensor it saved (", tensor_.desc(),
+        ") was modified in place after it was saved (version ", version_, " -> ", tensor_.version(), ")");
     return tensor_;
 }
 
@@ -44,8 +47,10 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
     for (const Tensor& in : inputs) {
         Edge e;
         if (in.defined() && in.requires_grad()) {
-            if (in.is_leaf()) e.leaf = in.impl_ptr();
-            else e.node = in.impl().grad_fn;
+            if (in.is_leaf())
+                e.leaf = in.impl_ptr();
+            else
+                e.node = in.impl().grad_fn;
         }
         node->edges.push_back(std::move(e));
         node->input_shapes.push_back(in.defined() ? in.shape() : Shape{});
@@ -60,8 +65,10 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
 namespace {
 
 void accumulate(Tensor& slot, const Tensor& g) {
-    if (!slot.defined()) slot = g;
-    else slot = slot + g;
+    if (!slot.defined())
+        slot = g;
+    else
+        slot = slot + g;
 }
 
 void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
@@ -76,7 +83,8 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
 
 void Tensor::backward() const {
     AC_CHECK(numel() == 1, "backward() needs a one-element tensor (a loss); got ", desc());
-    AC_CHECK_HINT(requires_grad(), "make a parameter require grad, and do not call backward under NoGradGuard",
+    AC_CHECK_HINT(requires_grad(),
+                  "make a parameter require grad, and do not call backward under NoGradGuard",
                   "backward() on a tensor that does not require grad");
     if (is_leaf()) {
         accumulate_leaf(impl(), ones_like(*this));
@@ -108,8 +116,8 @@ void Tensor::backward() const {
         if (it == grads.end()) continue;  // no gradient reached this node
         Tensor grad_out = std::move(it->second);
         grads.erase(it);
-        AC_CHECK_HINT(node->backward, "call backward() once per forward pass",
-                      "backward through ", node->op, " a second time: its saved tensors were already released");
+        AC_CHECK_HINT(node->backward, "call backward() once per forward pass", "backward through ", node->op,
+                      " a second time: its saved tensors were already released");
         std::vector<Tensor> grad_in = node->backward(grad_out);
         node->backward = nullptr;  // release saved tensors now
         AC_CHECK(grad_in.size() == node->edges.size(), "backward of ", node->op, " returned ", grad_in.size(),
@@ -118,11 +126,14 @@ void Tensor::backward() const {
             const Edge& e = node->edges[i];
             if (!grad_in[i].defined() || (!e.node && !e.leaf)) continue;
             Tensor g = grad_in[i];
-            AC_CHECK(g.shape() == node->input_shapes[i], "backward of ", node->op, ": gradient ", i, " has shape ",
-                     shape_str(g.shape()), " but the input had ", shape_str(node->input_shapes[i]));
+            AC_CHECK(g.shape() == node->input_shapes[i], "backward of ", node->op, ": gradient ", i,
+                     " has shape ", shape_str(g.shape()), " but the input had ",
+                     shape_str(node->input_shapes[i]));
             if (g.dtype() != node->input_dtypes[i]) g = g.to(node->input_dtypes[i]);
-            if (e.node) accumulate(grads[e.node.get()], g);
-            else accumulate_leaf(*e.leaf, g);
+            if (e.node)
+                accumulate(grads[e.node.get()], g);
+            else
+                accumulate_leaf(*e.leaf, g);
         }
     }
 }

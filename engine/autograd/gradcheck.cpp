@@ -13,8 +13,10 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
                           const std::vector<Tensor>& inputs, double eps, double atol, double rtol) {
     for (const Tensor& t : inputs)
         if (t.requires_grad())
-            AC_CHECK(t.dtype() == DType::F64 && t.is_contiguous(), "gradcheck: checked inputs must be contiguous "
-                     "f64, got ", t.desc());
+            AC_CHECK(t.dtype() == DType::F64 && t.is_contiguous(),
+                     "gradcheck: checked inputs must be contiguous "
+                     "f64, got ",
+                     t.desc());
     Tensor probe = fn(inputs);
     Tensor weights = empty(probe.shape(), DType::F64);
     double* w = weights.data<double>();
@@ -30,8 +32,8 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     for (size_t k = 0; k < inputs.size(); ++k) {
         const Tensor& x = inputs[k];
         if (!x.requires_grad()) continue;
-        std::vector<double> analytic = x.grad().defined() ? x.grad().to_vector<double>()
-                                                          : std::vector<double>(x.numel(), 0.0);
+        std::vector<double> analytic =
+            x.grad().defined() ? x.grad().to_vector<double>() : std::vector<double>(x.numel(), 0.0);
         double* p = static_cast<double*>(x.impl().storage->data) + x.offset();
         for (int64_t i = 0; i < x.numel(); ++i) {
             double saved = p[i];
@@ -44,8 +46,8 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
             double err = std::abs(analytic[i] - numeric);
             if (!(err <= atol + rtol * std::abs(numeric))) {
                 if (result.ok || err > result.max_abs_error)
-                    result.worst = str_cat("input ", k, ", element ", i, ": analytic ", analytic[i], " vs numeric ",
-                                           numeric);
+                    result.worst = str_cat("input ", k, ", element ", i, ": analytic ", analytic[i],
+                                           " vs numeric ", numeric);
                 result.ok = false;
             }
             if (err > result.max_abs_error || std::isnan(err)) result.max_abs_error = err;

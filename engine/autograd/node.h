@@ -34,12 +34,12 @@ struct Node {
 // A tensor kept for backward, with the storage version it had when saved. get() refuses it if an
 // in-place write changed it since, rather than computing a wrong gradient.
 class SavedTensor {
-public:
+  public:
     SavedTensor() = default;
     SavedTensor(const Tensor& t, const char* op);
     const Tensor& get() const;
 
-private:
+  private:
     Tensor tensor_;
     uint64_t version_ = 0;
     const char* op_ = "";

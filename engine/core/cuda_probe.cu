@@ -19,6 +19,8 @@ int cuda_device_count() {
     return count;
 }
 
-bool cuda_backend_built() { return true; }
+bool cuda_backend_built() {
+    return true;
+}
 
 }  // namespace aclip

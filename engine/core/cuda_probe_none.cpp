@@ -2,6 +2,10 @@
 #include "engine/core/storage.h"
 
 namespace aclip {
-int cuda_device_count() { return 0; }
-bool cuda_backend_built() { return false; }
+int cuda_device_count() {
+    return 0;
+}
+bool cuda_backend_built() {
+    return false;
+}
 }  // namespace aclip

@@ -20,8 +20,9 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
                       "cannot allocate a CUDA tensor of ", nbytes, " bytes: this build has no CUDA backend");
         AC_CHECK_HINT(cuda_device_count() > 0, "run on a machine with an NVIDIA GPU and a working driver",
                       "cannot allocate a CUDA tensor of ", nbytes, " bytes: no CUDA device is present");
-        AC_FAIL("cannot allocate a CUDA tensor: the CUDA allocator is not implemented yet (see the CUDA "
-                "backend issue)");
+        AC_FAIL(
+            "cannot allocate a CUDA tensor: the CUDA allocator is not implemented yet (see the CUDA "
+            "backend issue)");
     }
     size_t rounded = (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     if (rounded == 0) rounded = kCpuAlignment;
@@ -41,7 +42,11 @@ Storage::~Storage() {
     }
 }
 
-size_t cpu_bytes_in_use() { return g_cpu_in_use.load(); }
-size_t cpu_bytes_peak() { return g_cpu_peak.load(); }
+size_t cpu_bytes_in_use() {
+    return g_cpu_in_use.load();
+}
+size_t cpu_bytes_peak() {
+    return g_cpu_peak.load();
+}
 
 }  // namespace aclip

@@ -33,11 +33,21 @@ Tensor full(const Shape& shape, double value, DType dtype) {
     t.fill_(value);
     return t;
 }
-Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor scalar_tensor(double value, DType dtype) { return full({}, value, dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
+Tensor zeros(const Shape& shape, DType dtype) {
+    return full(shape, 0.0, dtype);
+}
+Tensor ones(const Shape& shape, DType dtype) {
+    return full(shape, 1.0, dtype);
+}
+Tensor scalar_tensor(double value, DType dtype) {
+    return full({}, value, dtype);
+}
+Tensor zeros_like(const Tensor& t) {
+    return zeros(t.shape(), t.dtype());
+}
+Tensor ones_like(const Tensor& t) {
+    return ones(t.shape(), t.dtype());
+}
 
 Tensor arange(int64_t n, DType dtype) {
     Tensor t = empty({n}, dtype);
@@ -99,14 +109,17 @@ Tensor as_strided(const Tensor& base, const Shape& shape, const Strides& strides
 void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
     for (const Tensor* t : tensors)
         if (t->defined())
-            AC_CHECK_HINT(t->device() == Device::CPU, "move the tensors to the CPU, or build the CUDA backend",
-                          op, ": no CUDA kernel for this op yet (input ", t->desc(), ")");
+            AC_CHECK_HINT(t->device() == Device::CPU,
+                          "move the tensors to the CPU, or build the CUDA backend", op,
+                          ": no CUDA kernel for this op yet (input ", t->desc(), ")");
 }
 
 // ---------------------------------------------------------------------------------------------------
 // properties
 
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const {
+    return shape()[wrap_dim(d, dim(), "size")];
+}
 
 bool Tensor::is_contiguous() const {
     int64_t expected = 1;
@@ -153,7 +166,9 @@ Tensor& Tensor::requires_grad_(bool on) {
     return *this;
 }
 
-Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
+Tensor Tensor::detach() const {
+    return make_view(*this, shape(), strides(), offset());
+}
 
 // ---------------------------------------------------------------------------------------------------
 // views
@@ -170,19 +185,21 @@ Tensor Tensor::view(const Shape& requested) const {
         }
     }
     if (infer >= 0) {
-        AC_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape_str(requested), " for ",
-                 desc());
+        AC_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape_str(requested),
+                 " for ", desc());
         s[infer] = numel() / known;
     }
     AC_CHECK(shape_numel(s) == numel(), "view: shape ", shape_str(requested), " does not match ", desc());
-    AC_CHECK_HINT(is_contiguous(), "use reshape(), which copies when needed", "view of a non-contiguous tensor ",
-                  desc());
+    AC_CHECK_HINT(is_contiguous(), "use reshape(), which copies when needed",
+                  "view of a non-contiguous tensor ", desc());
     Shape in_shape = shape();
     return record("view", make_view(*this, s, contiguous_strides(s), offset()), {*this},
                   [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
 }
 
-Tensor Tensor::reshape(const Shape& s) const { return is_contiguous() ? view(s) : contiguous().view(s); }
+Tensor Tensor::reshape(const Shape& s) const {
+    return is_contiguous() ? view(s) : contiguous().view(s);
+}
 
 Tensor Tensor::permute(const std::vector<int64_t>& order) const {
     AC_CHECK(static_cast<int64_t>(order.size()) == dim(), "permute: order of ", order.size(), " dims for ",
@@ -210,8 +227,8 @@ Tensor Tensor::transpose(int64_t a, int64_t b) const {
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
     d = wrap_dim(d, dim(), "narrow");
-    AC_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: [", start, ", ", start + length,
-             ") is out of range for dim ", d, " of ", desc());
+    AC_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: [", start, ", ",
+             start + length, ") is out of range for dim ", d, " of ", desc());
     Shape s = shape();
     s[d] = length;
     Shape in_shape = shape();
@@ -304,8 +321,10 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
                 D* dp = d + off[0];
                 const S* sp = s + off[1];
                 for (int64_t i = 0; i < n; ++i) {
-                    if constexpr (std::is_same_v<D, S>) dp[i * inc[0]] = sp[i * inc[1]];
-                    else dp[i * inc[0]] = store_as<D>(static_cast<double>(load(sp[i * inc[1]])));
+                    if constexpr (std::is_same_v<D, S>)
+                        dp[i * inc[0]] = sp[i * inc[1]];
+                    else
+                        dp[i * inc[0]] = store_as<D>(static_cast<double>(load(sp[i * inc[1]])));
                 }
             });
         });
@@ -314,8 +333,8 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
 
 void check_inplace(const Tensor& t, const char* op) {
     AC_CHECK_HINT(!(grad_enabled() && t.requires_grad()),
-                  "wrap the update in NoGradGuard, or use the out-of-place op",
-                  op, " on a tensor that requires grad (", t.desc(), ")");
+                  "wrap the update in NoGradGuard, or use the out-of-place op", op,
+                  " on a tensor that requires grad (", t.desc(), ")");
     require_cpu(op, {&t});
     t.impl().storage->version++;
 }
@@ -342,7 +361,8 @@ Tensor Tensor::to(DType target) const {
     strided_copy(out, *this);
     if (!is_floating(dtype()) || !is_floating(target)) return out;
     DType source = dtype();
-    return record("cast", out, {*this}, [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });
+    return record("cast", out, {*this},
+                  [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {
@@ -399,7 +419,8 @@ Tensor& Tensor::mul_(double factor) {
         T* p = data<T>();
         C f = static_cast<C>(factor);
         for_each_row<1>(shape(), {strides()}, [&](auto off, int64_t n, auto inc) {
-            for (int64_t i = 0; i < n; ++i) p[off[0] + i * inc[0]] = store_as<T>(load(p[off[0] + i * inc[0]]) * f);
+            for (int64_t i = 0; i < n; ++i)
+                p[off[0] + i * inc[0]] = store_as<T>(load(p[off[0] + i * inc[0]]) * f);
         });
     });
     return *this;

@@ -27,12 +27,12 @@ struct TensorImpl {
     int64_t offset = 0;  // in elements
     DType dtype = DType::F32;
     bool requires_grad = false;
-    std::shared_ptr<Node> grad_fn;          // the op that made this tensor; null for leaves
-    std::shared_ptr<TensorImpl> grad;       // accumulated gradient (leaves only)
+    std::shared_ptr<Node> grad_fn;     // the op that made this tensor; null for leaves
+    std::shared_ptr<TensorImpl> grad;  // accumulated gradient (leaves only)
 };
 
 class Tensor {
-public:
+  public:
     Tensor() = default;
     explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
@@ -51,8 +51,8 @@ public:
     // Typed pointer to the first element (the view's offset applied); T must match the dtype.
     template <class T>
     T* data() const {
-        AC_CHECK(dtype_of<T>::value == dtype(), "data<", dtype_name(dtype_of<T>::value), ">() on a tensor of dtype ",
-                 dtype_name(dtype()));
+        AC_CHECK(dtype_of<T>::value == dtype(), "data<", dtype_name(dtype_of<T>::value),
+                 ">() on a tensor of dtype ", dtype_name(dtype()));
         return static_cast<T*>(impl().storage->data) + impl().offset;
     }
     void* raw_data() const;
@@ -83,7 +83,7 @@ public:
     Tensor squeeze(int64_t dim) const;
     Tensor unsqueeze(int64_t dim) const;
     Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
-    Tensor contiguous() const;  // itself when already contiguous
+    Tensor contiguous() const;     // itself when already contiguous
     Tensor to(DType dtype) const;  // differentiable between floating dtypes
     Tensor clone() const;
 
@@ -101,7 +101,7 @@ public:
     const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
     bool same(const Tensor& o) const { return impl_ == o.impl_; }
 
-private:
+  private:
     std::shared_ptr<TensorImpl> impl_;
 };
 
@@ -119,7 +119,8 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 template <class T>
 [[nodiscard]] Tensor from_vector(const std::vector<T>& values, const Shape& shape);
 // A view of existing storage with explicit strides (tests use it for non-contiguous inputs).
-[[nodiscard]] Tensor as_strided(const Tensor& base, const Shape& shape, const Strides& strides, int64_t offset);
+[[nodiscard]] Tensor as_strided(const Tensor& base, const Shape& shape, const Strides& strides,
+                                int64_t offset);
 
 // Throws when any tensor is not on the CPU: the op has no CUDA kernel yet.
 void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors);

@@ -36,7 +36,8 @@ Tensor map1(const char* op, const Tensor& a, F f, std::optional<DType> out_dtype
 
 // out[i] = f(a[i], b[i]) with broadcasting; a and b share a floating dtype.
 template <class F>
-Tensor map2(const char* op, const Tensor& a, const Tensor& b, F f, std::optional<DType> out_dtype = std::nullopt) {
+Tensor map2(const char* op, const Tensor& a, const Tensor& b, F f,
+            std::optional<DType> out_dtype = std::nullopt) {
     require_cpu(op, {&a, &b});
     AC_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ: ", a.desc(), " and ", b.desc(),
              "; cast one with .to()");
@@ -58,7 +59,8 @@ Tensor map2(const char* op, const Tensor& a, const Tensor& b, F f, std::optional
                 if (inc[1] == 1 && inc[2] == 1) {
                     for (int64_t i = 0; i < n; ++i) o[i] = store_as<O>(f(load(x[i]), load(y[i])));
                 } else {
-                    for (int64_t i = 0; i < n; ++i) o[i] = store_as<O>(f(load(x[i * inc[1]]), load(y[i * inc[2]])));
+                    for (int64_t i = 0; i < n; ++i)
+                        o[i] = store_as<O>(f(load(x[i * inc[1]]), load(y[i * inc[2]])));
                 }
             });
         });

@@ -18,7 +18,7 @@ namespace {
 constexpr int kMaxDepth = 64;
 
 class Parser {
-public:
+  public:
     Parser(const std::string& text, const std::string& what) : s_(text), what_(what) {}
 
     JsonValue parse_document() {
@@ -28,12 +28,14 @@ public:
         return v;
     }
 
-private:
+  private:
     [[noreturn]] void fail(const std::string& msg) {
         AC_FAIL(what_, ": invalid JSON at byte ", pos_, ": ", msg);
     }
     void skip_ws() {
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
+        while (pos_ < s_.size() &&
+               (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+            ++pos_;
     }
     char peek() {
         if (pos_ >= s_.size()) fail("unexpected end of text");
@@ -145,10 +147,14 @@ private:
             char c = peek();
             ++pos_;
             v <<= 4;
-            if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-            else fail("bad \\u escape");
+            if (c >= '0' && c <= '9')
+                v |= static_cast<unsigned>(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= static_cast<unsigned>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                v |= static_cast<unsigned>(c - 'A' + 10);
+            else
+                fail("bad \\u escape");
         }
         return v;
     }
@@ -186,14 +192,30 @@ private:
             char e = peek();
             ++pos_;
             switch (e) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
                 case 'u': {
                     unsigned cp = hex4();
                     if (cp >= 0xD800 && cp < 0xDC00) {  // a surrogate pair
@@ -208,7 +230,8 @@ private:
                     append_utf8(out, cp);
                     break;
                 }
-                default: fail(std::string("bad escape \\") + e);
+                default:
+                    fail(std::string("bad escape \\") + e);
             }
         }
     }
@@ -220,17 +243,29 @@ private:
 
 }  // namespace
 
-JsonValue json_parse(const std::string& text, const std::string& what) { return Parser(text, what).parse_document(); }
+JsonValue json_parse(const std::string& text, const std::string& what) {
+    return Parser(text, what).parse_document();
+}
 
 std::string json_quote(const std::string& s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20) {
                     char buf[8];

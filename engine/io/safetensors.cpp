@@ -20,12 +20,18 @@ constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // the reference implementatio
 
 const char* safetensors_dtype(DType t) {
     switch (t) {
-        case DType::F32: return "F32";
-        case DType::F64: return "F64";
-        case DType::BF16: return "BF16";
-        case DType::I32: return "I32";
-        case DType::I64: return "I64";
-        case DType::U8: return "U8";
+        case DType::F32:
+            return "F32";
+        case DType::F64:
+            return "F64";
+        case DType::BF16:
+            return "BF16";
+        case DType::I32:
+            return "I32";
+        case DType::I64:
+            return "I64";
+        case DType::U8:
+            return "U8";
     }
     return "?";
 }
@@ -71,9 +77,10 @@ SafetensorsFile load_safetensors(const std::string& path) {
     in.read(reinterpret_cast<char*>(len_bytes), 8);
     uint64_t header_len = 0;
     for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-    AC_CHECK(header_len <= file_size - 8, path, ": header length ", header_len, " runs past the end of the file (",
-             file_size, " bytes)");
-    AC_CHECK(header_len <= kMaxHeaderBytes, path, ": header length ", header_len, " exceeds the 100 MiB limit");
+    AC_CHECK(header_len <= file_size - 8, path, ": header length ", header_len,
+             " runs past the end of the file (", file_size, " bytes)");
+    AC_CHECK(header_len <= kMaxHeaderBytes, path, ": header length ", header_len,
+             " exceeds the 100 MiB limit");
     std::string header(header_len, '\0');
     in.read(header.data(), static_cast<std::streamsize>(header_len));
     AC_CHECK(in.good(), path, ": could not read the header");
@@ -89,7 +96,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
         if (name == "__metadata__") {
             AC_CHECK(v.kind == JsonValue::Kind::Object, path, ": __metadata__ is not an object");
             for (const auto& [k, mv] : v.object) {
-                AC_CHECK(mv.kind == JsonValue::Kind::String, path, ": __metadata__ value of '", k, "' is not a string");
+                AC_CHECK(mv.kind == JsonValue::Kind::String, path, ": __metadata__ value of '", k,
+                         "' is not a string");
                 file.metadata[k] = mv.string;
             }
             continue;
@@ -101,8 +109,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
         AC_CHECK(dt && sh && off, path, ": tensor '", name, "' lacks dtype, shape or data_offsets");
         Entry e;
         e.name = name;
-        AC_CHECK(dt->kind == JsonValue::Kind::String && parse_dtype(dt->string, e.dtype), path, ": tensor '", name,
-                 "' has unknown dtype '", dt->string, "'; accepted: F32, F64, BF16, I32, I64, U8");
+        AC_CHECK(dt->kind == JsonValue::Kind::String && parse_dtype(dt->string, e.dtype), path, ": tensor '",
+                 name, "' has unknown dtype '", dt->string, "'; accepted: F32, F64, BF16, I32, I64, U8");
         AC_CHECK(sh->kind == JsonValue::Kind::Array, path, ": shape of '", name, "' is not an array");
         uint64_t numel = 1;
         for (const JsonValue& d : sh->array) {
@@ -114,16 +122,17 @@ SafetensorsFile load_safetensors(const std::string& path) {
             e.shape.push_back(d.integer);
         }
         AC_CHECK(off->kind == JsonValue::Kind::Array && off->array.size() == 2 &&
-                     off->array[0].kind == JsonValue::Kind::Int && off->array[1].kind == JsonValue::Kind::Int &&
-                     off->array[0].integer >= 0 && off->array[1].integer >= off->array[0].integer,
+                     off->array[0].kind == JsonValue::Kind::Int &&
+                     off->array[1].kind == JsonValue::Kind::Int && off->array[0].integer >= 0 &&
+                     off->array[1].integer >= off->array[0].integer,
                  path, ": data_offsets of '", name, "' must be [begin, end] with 0 <= begin <= end");
         e.begin = static_cast<uint64_t>(off->array[0].integer);
         e.end = static_cast<uint64_t>(off->array[1].integer);
         AC_CHECK(e.end <= data_size, path, ": tensor '", name, "' has data_offsets [", e.begin, ", ", e.end,
                  "] past the end of the data (", data_size, " bytes)");
-        AC_CHECK(e.end - e.begin == numel * dtype_size(e.dtype), path, ": tensor '", name, "' has ", e.end - e.begin,
-                 " bytes but shape ", shape_str(e.shape), " of ", dtype_name(e.dtype), " needs ",
-                 numel * dtype_size(e.dtype));
+        AC_CHECK(e.end - e.begin == numel * dtype_size(e.dtype), path, ": tensor '", name, "' has ",
+                 e.end - e.begin, " bytes but shape ", shape_str(e.shape), " of ", dtype_name(e.dtype),
+                 " needs ", numel * dtype_size(e.dtype));
         entries.push_back(std::move(e));
     }
     // The data must be covered exactly once: no overlaps, no holes.
@@ -134,10 +143,10 @@ SafetensorsFile load_safetensors(const std::string& path) {
     });
     uint64_t at = 0;
     for (const Entry* e : by_offset) {
-        AC_CHECK(e->begin >= at, path, ": tensor '", e->name, "' overlaps the previous tensor (offset ", e->begin,
-                 " < ", at, ")");
-        AC_CHECK(e->begin == at, path, ": a hole in the data before tensor '", e->name, "' (offset ", e->begin,
-                 ", expected ", at, ")");
+        AC_CHECK(e->begin >= at, path, ": tensor '", e->name, "' overlaps the previous tensor (offset ",
+                 e->begin, " < ", at, ")");
+        AC_CHECK(e->begin == at, path, ": a hole in the data before tensor '", e->name, "' (offset ",
+                 e->begin, ", expected ", at, ")");
         at = e->end;
     }
     AC_CHECK(at == data_size, path, ": ", data_size - at, " bytes after the last tensor are not described");
@@ -222,7 +231,8 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
             if (i) header += ',';
             header += std::to_string(c.size(i));
         }
-        header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
+        header +=
+            "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
         offset += bytes;
         contiguous.push_back(c);
     }

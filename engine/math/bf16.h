@@ -37,6 +37,8 @@ AC_HD bf16 bf16_from_f32(float f) {
     return out;
 }
 
-AC_HD float bf16_to_f32(bf16 h) { return f32_from_bits(static_cast<uint32_t>(h.bits) << 16); }
+AC_HD float bf16_to_f32(bf16 h) {
+    return f32_from_bits(static_cast<uint32_t>(h.bits) << 16);
+}
 
 }  // namespace aclip

@@ -28,7 +28,8 @@ AC_HD float exp_f32(float x) {
 #if defined(__CUDA_ARCH__)
     float y = p * __int_as_float(bits1) * __int_as_float(bits2);
 #else
-    float y = p * __builtin_bit_cast(float, bits1) * __builtin_bit_cast(float, bits2);  // memcpy would stop the vectoriser
+    float y = p * __builtin_bit_cast(float, bits1) *
+              __builtin_bit_cast(float, bits2);  // memcpy would stop the vectoriser
 #endif
     y = x < -87.3f ? 0.0f : y;
     y = x > 88.7f ? __builtin_huge_valf() : y;

@@ -46,7 +46,9 @@ AC_HD uint32_t philox_word(uint64_t seed, uint64_t offset, uint64_t i) {
 }
 
 // Uniform in (0, 1): 24 random bits, centred in their bucket so 0 and 1 never occur.
-AC_HD float uniform_from_word(uint32_t w) { return ((w >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+AC_HD float uniform_from_word(uint32_t w) {
+    return ((w >> 8) + 0.5f) * (1.0f / 16777216.0f);
+}
 
 // Standard normal for element i: Box-Muller on the pair of words (2j, 2j+1) where j = i / 2.
 AC_HD double normal_at(uint64_t seed, uint64_t offset, uint64_t i) {

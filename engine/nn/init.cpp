@@ -13,14 +13,17 @@ namespace {
 
 template <class Gen>
 void fill_with(Tensor& t, Gen value_at) {
-    AC_CHECK(t.is_contiguous() && is_floating(t.dtype()), "init: needs a contiguous floating tensor, got ", t.desc());
+    AC_CHECK(t.is_contiguous() && is_floating(t.dtype()), "init: needs a contiguous floating tensor, got ",
+             t.desc());
     std::vector<double> v(t.numel());
     for (int64_t i = 0; i < t.numel(); ++i) v[i] = value_at(static_cast<uint64_t>(i));
     NoGradGuard no_grad;
     t.copy_(from_vector(v, t.shape()));
 }
 
-uint64_t blocks_for(int64_t n) { return static_cast<uint64_t>(n + 3) / 4; }
+uint64_t blocks_for(int64_t n) {
+    return static_cast<uint64_t>(n + 3) / 4;
+}
 
 }  // namespace
 
@@ -46,7 +49,8 @@ void init_trunc_normal(Tensor& t, Generator& gen, double std, double lo, double 
 
 void init_uniform(Tensor& t, Generator& gen, double lo, double hi) {
     uint64_t off = gen.reserve(blocks_for(t.numel()));
-    fill_with(t, [&](uint64_t i) { return lo + (hi - lo) * uniform_from_word(philox_word(gen.seed, off, i)); });
+    fill_with(t,
+              [&](uint64_t i) { return lo + (hi - lo) * uniform_from_word(philox_word(gen.seed, off, i)); });
 }
 
 void init_fan_in_uniform(Tensor& t, Generator& gen, int64_t fan_in) {

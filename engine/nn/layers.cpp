@@ -10,9 +10,12 @@ namespace aclip {
 
 Tensor activate(const Tensor& x, Activation act) {
     switch (act) {
-        case Activation::GELU: return gelu(x);
-        case Activation::QuickGELU: return quick_gelu(x);
-        case Activation::ReLU: return relu(x);
+        case Activation::GELU:
+            return gelu(x);
+        case Activation::QuickGELU:
+            return quick_gelu(x);
+        case Activation::ReLU:
+            return relu(x);
     }
     AC_FAIL("unknown activation");
 }
@@ -25,7 +28,9 @@ Activation activation_from_name(const std::string& name) {
 }
 
 namespace {
-Tensor parameter(const Shape& shape) { return empty(shape).requires_grad_(); }
+Tensor parameter(const Shape& shape) {
+    return empty(shape).requires_grad_();
+}
 }  // namespace
 
 Linear::Linear(int64_t in, int64_t out, bool has_bias, Generator& gen) {
@@ -49,7 +54,9 @@ LayerNorm::LayerNorm(int64_t dim, double eps_) : eps(eps_) {
     init_zeros(bias);
 }
 
-Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, weight, bias, eps); }
+Tensor LayerNorm::forward(const Tensor& x) const {
+    return layer_norm(x, weight, bias, eps);
+}
 
 void LayerNorm::visit(Visitor& v) {
     v.param("weight", weight);
@@ -61,9 +68,13 @@ Embedding::Embedding(int64_t num, int64_t dim, Generator& gen) {
     init_normal(weight, gen, 0.0, 1.0);
 }
 
-Tensor Embedding::forward(const Tensor& ids) const { return embedding(weight, ids); }
+Tensor Embedding::forward(const Tensor& ids) const {
+    return embedding(weight, ids);
+}
 
-void Embedding::visit(Visitor& v) { v.param("weight", weight); }
+void Embedding::visit(Visitor& v) {
+    v.param("weight", weight);
+}
 
 BatchNorm1d::BatchNorm1d(int64_t channels, double eps_, double momentum_) : eps(eps_), momentum(momentum_) {
     weight = parameter({channels});
@@ -91,7 +102,9 @@ void BatchNorm1d::visit(Visitor& v) {
 Mlp::Mlp(int64_t width, int64_t hidden, Activation act_, Generator& gen)
     : c_fc(width, hidden, true, gen), c_proj(hidden, width, true, gen), act(act_) {}
 
-Tensor Mlp::forward(const Tensor& x) const { return c_proj.forward(activate(c_fc.forward(x), act)); }
+Tensor Mlp::forward(const Tensor& x) const {
+    return c_proj.forward(activate(c_fc.forward(x), act));
+}
 
 void Mlp::visit(Visitor& v) {
     v.child("c_fc", c_fc);
@@ -100,8 +113,8 @@ void Mlp::visit(Visitor& v) {
 
 MultiheadAttention::MultiheadAttention(int64_t width_, int64_t heads_, Generator& gen)
     : out_proj(width_, width_, true, gen), width(width_), heads(heads_) {
-    AC_CHECK(heads > 0 && width % heads == 0, "MultiheadAttention: width ", width, " is not divisible by ", heads,
-             " heads");
+    AC_CHECK(heads > 0 && width % heads == 0, "MultiheadAttention: width ", width, " is not divisible by ",
+             heads, " heads");
     in_proj_weight = parameter({3 * width, width});
     double bound = std::sqrt(6.0 / static_cast<double>(width + 3 * width));  // xavier-uniform of (3W, W)
     init_uniform(in_proj_weight, gen, -bound, bound);
@@ -111,14 +124,14 @@ MultiheadAttention::MultiheadAttention(int64_t width_, int64_t heads_, Generator
 }
 
 Tensor MultiheadAttention::forward(const Tensor& x, bool causal, Tensor* probs) const {
-    AC_CHECK(x.dim() == 3 && x.size(2) == width, "MultiheadAttention: input must be (B, T, ", width, "), got ",
-             x.desc());
+    AC_CHECK(x.dim() == 3 && x.size(2) == width, "MultiheadAttention: input must be (B, T, ", width,
+             "), got ", x.desc());
     const int64_t B = x.size(0), T = x.size(1), D = width / heads;
-    Tensor qkv = linear(x, in_proj_weight, in_proj_bias)   // (B, T, 3W)
+    Tensor qkv = linear(x, in_proj_weight, in_proj_bias)  // (B, T, 3W)
                      .view({B, T, 3, heads, D})
-                     .permute({2, 0, 3, 1, 4});           // (3, B, H, T, D), a strided view
-    AttentionResult r = scaled_dot_product_attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2), causal,
-                                                     probs != nullptr);
+                     .permute({2, 0, 3, 1, 4});  // (3, B, H, T, D), a strided view
+    AttentionResult r = scaled_dot_product_attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2),
+                                                     causal, probs != nullptr);
     if (probs) *probs = r.probs;
     Tensor merged = r.out.permute({0, 2, 1, 3}).reshape({B, T, width});  // (B, T, W)
     return out_proj.forward(merged);
@@ -130,8 +143,8 @@ void MultiheadAttention::visit(Visitor& v) {
     v.child("out_proj", out_proj);
 }
 
-ResidualAttentionBlock::ResidualAttentionBlock(int64_t width, int64_t heads, int64_t mlp_hidden, Activation act,
-                                               double ln_eps, Generator& gen)
+ResidualAttentionBlock::ResidualAttentionBlock(int64_t width, int64_t heads, int64_t mlp_hidden,
+                                               Activation act, double ln_eps, Generator& gen)
     : ln_1(width, ln_eps), attn(width, heads, gen), ln_2(width, ln_eps), mlp(width, mlp_hidden, act, gen) {}
 
 Tensor ResidualAttentionBlock::forward(const Tensor& x, bool causal, Tensor* probs) const {

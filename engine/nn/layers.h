@@ -16,7 +16,7 @@ Activation activation_from_name(const std::string& name);  // "gelu", "quick_gel
 
 // y = x Wᵀ + b. W (out, in), b (out). Init as PyTorch: U(-1/sqrt(in), 1/sqrt(in)) for both.
 class Linear : public Module {
-public:
+  public:
     Linear(int64_t in, int64_t out, bool bias, Generator& gen);
     Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }
     void visit(Visitor& v) override;
@@ -24,7 +24,7 @@ public:
 };
 
 class LayerNorm : public Module {
-public:
+  public:
     LayerNorm(int64_t dim, double eps);
     Tensor forward(const Tensor& x) const;
     void visit(Visitor& v) override;
@@ -34,7 +34,7 @@ public:
 
 // Init N(0, 1) as PyTorch.
 class Embedding : public Module {
-public:
+  public:
     Embedding(int64_t num, int64_t dim, Generator& gen);
     Tensor forward(const Tensor& ids) const;
     void visit(Visitor& v) override;
@@ -43,7 +43,7 @@ public:
 
 // Over (N, C): batch statistics in training (running statistics move by momentum), running ones in eval.
 class BatchNorm1d : public Module {
-public:
+  public:
     BatchNorm1d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
     Tensor forward(const Tensor& x);
     void visit(Visitor& v) override;
@@ -53,7 +53,7 @@ public:
 
 // c_fc -> activation -> c_proj, as in CLIP's ResidualAttentionBlock.
 class Mlp : public Module {
-public:
+  public:
     Mlp(int64_t width, int64_t hidden, Activation act, Generator& gen);
     Tensor forward(const Tensor& x) const;
     void visit(Visitor& v) override;
@@ -64,7 +64,7 @@ public:
 // Multi-head self-attention over x (B, T, W) with PyTorch's packed in-projection: in_proj_weight (3W, W)
 // holds q, k, v rows in that order. Init as PyTorch: xavier-uniform in_proj, zero biases.
 class MultiheadAttention : public Module {
-public:
+  public:
     MultiheadAttention(int64_t width, int64_t heads, Generator& gen);
     // probs, if given, receives the attention probabilities (B, H, T, T).
     Tensor forward(const Tensor& x, bool causal, Tensor* probs = nullptr) const;
@@ -76,7 +76,7 @@ public:
 
 // Pre-norm transformer block: x += attn(ln_1(x)); x += mlp(ln_2(x)).
 class ResidualAttentionBlock : public Module {
-public:
+  public:
     ResidualAttentionBlock(int64_t width, int64_t heads, int64_t mlp_hidden, Activation act, double ln_eps,
                            Generator& gen);
     Tensor forward(const Tensor& x, bool causal, Tensor* probs = nullptr) const;

@@ -20,11 +20,13 @@ struct NamedTensor {
 };
 
 class Visitor {
-public:
+  public:
     using TensorFn = std::function<void(const std::string& name, Tensor& t)>;
     using ModuleFn = std::function<void(Module& m)>;
     Visitor(TensorFn on_param, TensorFn on_buffer, ModuleFn on_module = {}, std::string prefix = {})
-        : on_param_(std::move(on_param)), on_buffer_(std::move(on_buffer)), on_module_(std::move(on_module)),
+        : on_param_(std::move(on_param)),
+          on_buffer_(std::move(on_buffer)),
+          on_module_(std::move(on_module)),
           prefix_(std::move(prefix)) {}
 
     void param(const std::string& name, Tensor& t) {
@@ -35,14 +37,14 @@ public:
     }
     void child(const std::string& name, Module& m);
 
-private:
+  private:
     TensorFn on_param_, on_buffer_;
     ModuleFn on_module_;
     std::string prefix_;
 };
 
 class Module {
-public:
+  public:
     virtual ~Module() = default;
     virtual void visit(Visitor& v) = 0;
 
@@ -57,7 +59,7 @@ public:
     void zero_grad();
     int64_t num_parameters();
 
-protected:
+  protected:
     bool training_ = true;
 };
 

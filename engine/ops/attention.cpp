@@ -10,10 +10,14 @@ namespace aclip {
 
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                              bool return_probs) {
-    AC_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "scaled_dot_product_attention: q, k, v must be "
-             "(B, H, T, D), got ", q.desc(), ", ", k.desc(), ", ", v.desc());
-    AC_CHECK(q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3) && k.shape() == v.shape(),
-             "scaled_dot_product_attention: shapes do not agree: q ", q.desc(), ", k ", k.desc(), ", v ", v.desc());
+    AC_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
+             "scaled_dot_product_attention: q, k, v must be "
+             "(B, H, T, D), got ",
+             q.desc(), ", ", k.desc(), ", ", v.desc());
+    AC_CHECK(
+        q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3) && k.shape() == v.shape(),
+        "scaled_dot_product_attention: shapes do not agree: q ", q.desc(), ", k ", k.desc(), ", v ",
+        v.desc());
     const int64_t Tq = q.size(2), Tk = k.size(2);
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     Tensor scores = mul_scalar(matmul(q, k.transpose(-2, -1)), scale);  // (B, H, Tq, Tk)

@@ -12,7 +12,6 @@ namespace aclip {
 
 namespace {
 using Grads = std::vector<Tensor>;
-
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
@@ -55,7 +54,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
         Tensor gy;
         if (rb) {  // d(x/y)/dy = -x / y^2
             Tensor t = map2("div_backward", g, x, [](auto gv, auto xv) { return -gv * xv; });
-            gy = sum_to_shape(map2("div_backward", t, y, [](auto tv, auto yv) { return tv / (yv * yv); }), y.shape());
+            gy = sum_to_shape(map2("div_backward", t, y, [](auto tv, auto yv) { return tv / (yv * yv); }),
+                              y.shape());
         }
         return Grads{ra ? sum_to_shape(div(g, y), x.shape()) : Tensor(), gy};
     });
@@ -64,7 +64,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor maximum(const Tensor& a, const Tensor& b) {
     Tensor out = map2("maximum", a, b, [](auto x, auto y) { return x >= y ? x : y; });
     if (!needs_grad({a, b})) return out;
-    Tensor a_wins = map2("maximum", a, b, [](auto x, auto y) { return x >= y ? 1 : 0; }, DType::U8);
+    Tensor a_wins = map2(
+        "maximum", a, b, [](auto x, auto y) { return x >= y ? 1 : 0; }, DType::U8);
     Shape sa = a.shape(), sb = b.shape();
     bool ra = a.requires_grad(), rb = b.requires_grad();
     return record("maximum", out, {a, b}, [=](const Tensor& g) {
@@ -89,41 +90,80 @@ Tensor neg(const Tensor& a) {
     return record("neg", out, {a}, [](const Tensor& g) { return Grads{neg(g)}; });
 }
 
-// Unary ops whose derivative is a function of the input x: grad_in = g * df(x).
-#define AC_UNARY_OF_INPUT(NAME, FWD, DERIV)                                                     \
-    Tensor NAME(const Tensor& a) {                                                              \
-        Tensor out = map1(#NAME, a, [](auto x) { return FWD; });                                \
-        if (!needs_grad({a})) return out;                                                       \
-        SavedTensor sx(a, #NAME);                                                               \
-        return record(#NAME, out, {a}, [sx](const Tensor& g) {                                  \
-            return Grads{map2(#NAME "_backward", g, sx.get(), [](auto gv, auto x) { return gv * (DERIV); })}; \
-        });                                                                                     \
-    }
+namespace {
 
-// Unary ops whose derivative is a function of the output y: grad_in = g * df(y).
-#define AC_UNARY_OF_OUTPUT(NAME, FWD, DERIV)                                                    \
-    Tensor NAME(const Tensor& a) {                                                              \
-        Tensor out = map1(#NAME, a, [](auto x) { return FWD; });                                \
-        if (!needs_grad({a})) return out;                                                       \
-        SavedTensor sy(out, #NAME);                                                             \
-        return record(#NAME, out, {a}, [sy](const Tensor& g) {                                  \
-            return Grads{map2(#NAME "_backward", g, sy.get(), [](auto gv, auto y) { return gv * (DERIV); })}; \
-        });                                                                                     \
-    }
+// A unary op whose derivative is a function of its input x (or of its output y, which saves
+// recomputing exp, sigmoid, tanh): grad_in = g * deriv(saved).
+enum class DerivOf { Input, Output };
 
-using std::abs;
-AC_UNARY_OF_OUTPUT(exp, std::exp(x), y)
-AC_UNARY_OF_INPUT(log, std::log(x), 1 / x)
-AC_UNARY_OF_OUTPUT(sqrt, std::sqrt(x), decltype(y)(0.5) / y)
-AC_UNARY_OF_OUTPUT(rsqrt, 1 / std::sqrt(x), decltype(y)(-0.5) * y * y * y)
-AC_UNARY_OF_INPUT(abs, std::abs(x), decltype(x)(x > 0 ? 1 : (x < 0 ? -1 : 0)))
-AC_UNARY_OF_INPUT(relu, x > 0 ? x : decltype(x)(0), decltype(x)(x > 0 ? 1 : 0))
-AC_UNARY_OF_INPUT(gelu, gelu_scalar(x), gelu_grad_scalar(x))
-AC_UNARY_OF_INPUT(quick_gelu, quick_gelu_scalar(x), quick_gelu_grad_scalar(x))
-AC_UNARY_OF_OUTPUT(sigmoid, sigmoid_scalar(x), y * (1 - y))
-AC_UNARY_OF_OUTPUT(tanh, std::tanh(x), 1 - y * y)
-#undef AC_UNARY_OF_INPUT
-#undef AC_UNARY_OF_OUTPUT
+template <class Fwd, class Deriv>
+Tensor unary_op(const char* name, const char* backward_name, const Tensor& a, DerivOf of, Fwd fwd,
+                Deriv deriv) {
+    Tensor out = map1(name, a, fwd);
+    if (!needs_grad({a})) return out;
+    SavedTensor saved(of == DerivOf::Input ? a : out, name);
+    return record(name, out, {a}, [saved, deriv, backward_name](const Tensor& g) {
+        return Grads{map2(backward_name, g, saved.get(), [deriv](auto gv, auto v) { return gv * deriv(v); })};
+    });
+}
+
+template <class C>
+C sign_of(C x) {
+    return x > 0 ? C(1) : (x < 0 ? C(-1) : C(0));
+}
+
+}  // namespace
+
+Tensor exp(const Tensor& a) {
+    return unary_op(
+        "exp", "exp_backward", a, DerivOf::Output, [](auto x) { return std::exp(x); },
+        [](auto y) { return y; });
+}
+Tensor log(const Tensor& a) {
+    return unary_op(
+        "log", "log_backward", a, DerivOf::Input, [](auto x) { return std::log(x); },
+        [](auto x) { return 1 / x; });
+}
+Tensor sqrt(const Tensor& a) {
+    return unary_op(
+        "sqrt", "sqrt_backward", a, DerivOf::Output, [](auto x) { return std::sqrt(x); },
+        [](auto y) { return decltype(y)(0.5) / y; });
+}
+Tensor rsqrt(const Tensor& a) {
+    return unary_op(
+        "rsqrt", "rsqrt_backward", a, DerivOf::Output, [](auto x) { return 1 / std::sqrt(x); },
+        [](auto y) { return decltype(y)(-0.5) * y * y * y; });
+}
+Tensor abs(const Tensor& a) {
+    return unary_op(
+        "abs", "abs_backward", a, DerivOf::Input, [](auto x) { return std::abs(x); },
+        [](auto x) { return sign_of(x); });
+}
+Tensor relu(const Tensor& a) {
+    return unary_op(
+        "relu", "relu_backward", a, DerivOf::Input, [](auto x) { return x > 0 ? x : decltype(x)(0); },
+        [](auto x) { return decltype(x)(x > 0 ? 1 : 0); });
+}
+Tensor gelu(const Tensor& a) {
+    return unary_op(
+        "gelu", "gelu_backward", a, DerivOf::Input, [](auto x) { return gelu_scalar(x); },
+        [](auto x) { return gelu_grad_scalar(x); });
+}
+Tensor quick_gelu(const Tensor& a) {
+    return unary_op(
+        "quick_gelu", "quick_gelu_backward", a, DerivOf::Input, [](auto x) { return quick_gelu_scalar(x); },
+        [](auto x) { return quick_gelu_grad_scalar(x); });
+}
+Tensor sigmoid(const Tensor& a) {
+    return unary_op(
+        "sigmoid", "sigmoid_backward", a, DerivOf::Output, [](auto x) { return sigmoid_scalar(x); },
+        [](auto y) { return y * (1 - y); });
+}
+Tensor tanh(const Tensor& a) {
+    return unary_op(
+        "tanh", "tanh_backward", a, DerivOf::Output, [](auto x) { return std::tanh(x); },
+        [](auto y) { return 1 - y * y; });
+}
 
 Tensor pow_scalar(const Tensor& a, double p) {
     Tensor out = map1("pow_scalar", a, [p](auto x) { return std::pow(x, static_cast<decltype(x)>(p)); });
@@ -171,19 +211,22 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, double value) {
              mask.desc(), " does not broadcast to ", a.desc());
     Tensor fill = full({}, value, a.dtype());
     Tensor out = map_masked("masked_fill", mask, fill, a, [](bool m, auto v, auto x) { return m ? v : x; });
-    return record("masked_fill", out, {a}, [mask](const Tensor& g) {
-        return Grads{where(mask, zeros({}, g.dtype()), g)};
-    });
+    return record("masked_fill", out, {a},
+                  [mask](const Tensor& g) { return Grads{where(mask, zeros({}, g.dtype()), g)}; });
 }
 
-Tensor cast(const Tensor& a, DType dtype) { return a.to(dtype); }
+Tensor cast(const Tensor& a, DType dtype) {
+    return a.to(dtype);
+}
 
 Tensor greater(const Tensor& a, const Tensor& b) {
-    return map2("greater", a, b, [](auto x, auto y) { return x > y ? 1 : 0; }, DType::U8);
+    return map2(
+        "greater", a, b, [](auto x, auto y) { return x > y ? 1 : 0; }, DType::U8);
 }
 
 Tensor equal(const Tensor& a, const Tensor& b) {
-    return map2("equal", a, b, [](auto x, auto y) { return x == y ? 1 : 0; }, DType::U8);
+    return map2(
+        "equal", a, b, [](auto x, auto y) { return x == y ? 1 : 0; }, DType::U8);
 }
 
 }  // namespace aclip

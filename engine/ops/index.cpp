@@ -13,15 +13,16 @@ namespace aclip {
 namespace {
 
 std::vector<int64_t> index_values(const Tensor& index, const char* op) {
-    AC_CHECK(index.dtype() == DType::I64 || index.dtype() == DType::I32, op, ": index must be i32 or i64, got ",
-             index.desc());
+    AC_CHECK(index.dtype() == DType::I64 || index.dtype() == DType::I32, op,
+             ": index must be i32 or i64, got ", index.desc());
     return index.to_vector<int64_t>();
 }
 
-void check_range(const std::vector<int64_t>& idx, int64_t limit, const char* op, const Tensor& x, int64_t dim) {
+void check_range(const std::vector<int64_t>& idx, int64_t limit, const char* op, const Tensor& x,
+                 int64_t dim) {
     for (size_t i = 0; i < idx.size(); ++i)
-        AC_CHECK(idx[i] >= 0 && idx[i] < limit, op, ": index ", idx[i], " at position ", i, " is out of range [0, ",
-                 limit, ") for dim ", dim, " of ", x.desc());
+        AC_CHECK(idx[i] >= 0 && idx[i] < limit, op, ": index ", idx[i], " at position ", i,
+                 " is out of range [0, ", limit, ") for dim ", dim, " of ", x.desc());
 }
 
 // x seen as (O, S, I) around dim; dst (O, L, I): dst[o, l] (+)= x[o, idx[l]]  (gather_rows)
@@ -48,8 +49,12 @@ void add_rows(T* dst, const T* src, const std::vector<int64_t>& idx, int64_t O, 
 }
 
 // Product of dims before / after d.
-int64_t outer_size(const Shape& s, int64_t d) { return shape_numel(Shape(s.begin(), s.begin() + d)); }
-int64_t inner_size(const Shape& s, int64_t d) { return shape_numel(Shape(s.begin() + d + 1, s.end())); }
+int64_t outer_size(const Shape& s, int64_t d) {
+    return shape_numel(Shape(s.begin(), s.begin() + d));
+}
+int64_t inner_size(const Shape& s, int64_t d) {
+    return shape_numel(Shape(s.begin() + d + 1, s.end()));
+}
 
 // dst (shape of x) += src placed at rows idx of dim (the backward of index_select).
 Tensor index_add_zeros(const Shape& shape, DType dtype, int64_t dim, const std::vector<int64_t>& idx,
@@ -58,7 +63,8 @@ Tensor index_add_zeros(const Shape& shape, DType dtype, int64_t dim, const std::
     Tensor sc = src.contiguous();
     dispatch_any(dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        add_rows<T>(out.data<T>(), sc.data<T>(), idx, outer_size(shape, dim), shape[dim], inner_size(shape, dim));
+        add_rows<T>(out.data<T>(), sc.data<T>(), idx, outer_size(shape, dim), shape[dim],
+                    inner_size(shape, dim));
     });
     return out;
 }
@@ -104,7 +110,8 @@ void for_each_indexed(const Tensor& x, int64_t dim, const Tensor& index, const s
     const Shape& s = index.shape();
     for (int64_t d = 0; d < index.dim(); ++d)
         if (d != dim)
-            AC_CHECK(s[d] <= x.size(d), op, ": index ", index.desc(), " is larger than ", x.desc(), " in dim ", d);
+            AC_CHECK(s[d] <= x.size(d), op, ": index ", index.desc(), " is larger than ", x.desc(),
+                     " in dim ", d);
     check_range(idx, x.size(dim), op, x, dim);
     std::vector<int64_t> coord(s.size(), 0);
     const int64_t n = index.numel();
@@ -242,13 +249,13 @@ std::vector<int64_t> row_order(const Tensor& x, bool descending, int64_t keep, c
         std::vector<int64_t> idx(D);
         std::iota(idx.begin(), idx.end(), 0);
         const double* row = v.data() + r * D;
-        auto before = [&](int64_t a, int64_t b) {
-            return descending ? row[a] > row[b] : row[a] < row[b];
-        };
-        if (keep < D) std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(), [&](int64_t a, int64_t b) {
-            return before(a, b) || (!before(b, a) && a < b);  // ties: lower index first
-        });
-        else std::stable_sort(idx.begin(), idx.end(), before);
+        auto before = [&](int64_t a, int64_t b) { return descending ? row[a] > row[b] : row[a] < row[b]; };
+        if (keep < D)
+            std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(), [&](int64_t a, int64_t b) {
+                return before(a, b) || (!before(b, a) && a < b);  // ties: lower index first
+            });
+        else
+            std::stable_sort(idx.begin(), idx.end(), before);
         std::copy(idx.begin(), idx.begin() + keep, order.begin() + r * keep);
     });
     return order;

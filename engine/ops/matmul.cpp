@@ -39,7 +39,8 @@ void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& 
     Tensor ac = ok_a ? a : a.contiguous(), bc = ok_b ? b : b.contiguous();
     if (!ok_a) gemm_layout(ac, la);
     if (!ok_b) gemm_layout(bc, lb);
-    Shape a_batch(ac.shape().begin(), ac.shape().end() - 2), b_batch(bc.shape().begin(), bc.shape().end() - 2);
+    Shape a_batch(ac.shape().begin(), ac.shape().end() - 2),
+        b_batch(bc.shape().begin(), bc.shape().end() - 2);
     Strides a_bs = broadcast_strides(a_batch, Strides(ac.strides().begin(), ac.strides().end() - 2), batch);
     Strides b_bs = broadcast_strides(b_batch, Strides(bc.strides().begin(), bc.strides().end() - 2), batch);
     const T* pa = ac.data<T>();
@@ -54,7 +55,8 @@ void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& 
             oa += idx * a_bs[d];
             ob += idx * b_bs[d];
         }
-        cpu_gemm<T>(la.trans, lb.trans, M, N, K, T(1), pa + oa, la.ld, pb + ob, lb.ld, T(0), po + i * M * N, N);
+        cpu_gemm<T>(la.trans, lb.trans, M, N, K, T(1), pa + oa, la.ld, pb + ob, lb.ld, T(0), po + i * M * N,
+                    N);
     }
 }
 
@@ -108,16 +110,16 @@ void add_bias_rows(Tensor& y, const Tensor& bias) {
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     require_cpu("linear", {&x, &weight, &bias});
     AC_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got ", weight.desc());
-    AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ", x.desc(), " does not match weight ",
-             weight.desc(), " (last dim must equal in_features)");
-    AC_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), "linear: bias ", bias.desc(),
-             " does not match weight ", weight.desc());
+    AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ", x.desc(),
+             " does not match weight ", weight.desc(), " (last dim must equal in_features)");
+    AC_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), "linear: bias ",
+             bias.desc(), " does not match weight ", weight.desc());
     Shape out_shape = x.shape();
     out_shape.back() = weight.size(0);
     Tensor y;
     {
         NoGradGuard no_grad;
-        Tensor x2 = x.reshape({-1, x.size(-1)});  // (N, in)
+        Tensor x2 = x.reshape({-1, x.size(-1)});                            // (N, in)
         y = matmul_forward(x2, weight.transpose(0, 1)).reshape(out_shape);  // (N, out)
         if (bias.defined()) add_bias_rows(y, bias);
     }

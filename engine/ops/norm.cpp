@@ -97,16 +97,17 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
     const int64_t D = x.size(-1), R = x.numel() / std::max<int64_t>(D, 1);
     for (const Tensor* p : {&weight, &bias})
         AC_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == D && p->dtype() == x.dtype()),
-                 "layer_norm: parameter ", p->desc(), " must be ", dtype_name(x.dtype()), "[", D, "] to match ",
-                 x.desc());
+                 "layer_norm: parameter ", p->desc(), " must be ", dtype_name(x.dtype()), "[", D,
+                 "] to match ", x.desc());
     Tensor xc = x.contiguous().detach(), wc = weight.defined() ? weight.contiguous().detach() : Tensor(),
            bc = bias.defined() ? bias.contiguous().detach() : Tensor();
     Tensor y = empty(x.shape(), x.dtype());
     Tensor mean = empty({R}, DType::F32), rstd = empty({R}, DType::F32);
     dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        layer_norm_rows<T>(xc.data<T>(), wc.defined() ? wc.data<T>() : nullptr, bc.defined() ? bc.data<T>() : nullptr,
-                           y.data<T>(), mean.data<float>(), rstd.data<float>(), R, D, eps);
+        layer_norm_rows<T>(xc.data<T>(), wc.defined() ? wc.data<T>() : nullptr,
+                           bc.defined() ? bc.data<T>() : nullptr, y.data<T>(), mean.data<float>(),
+                           rstd.data<float>(), R, D, eps);
     });
     if (!needs_grad({x, weight, bias})) return y;
     SavedTensor sx(xc, "layer_norm"), sw = wc.defined() ? SavedTensor(wc, "layer_norm") : SavedTensor();
@@ -138,9 +139,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
                  " must have shape [", C, "] to match ", x.desc());
     Tensor y;
     if (training) {
-        AC_CHECK_HINT(N > 1, "use a batch of at least 2, or eval mode", "batch_norm: training needs more than one "
-                      "sample per channel, got ", x.desc());
-        Tensor mu = mean(x, {0}, true);                   // (1, C)
+        AC_CHECK_HINT(N > 1, "use a batch of at least 2, or eval mode",
+                      "batch_norm: training needs more than one "
+                      "sample per channel, got ",
+                      x.desc());
+        Tensor mu = mean(x, {0}, true);                    // (1, C)
         Tensor v = var(x, {0}, /*unbiased=*/false, true);  // (1, C), biased: used to normalise
         y = mul(sub(x, mu), rsqrt(add_scalar(v, eps)));
         if (running_mean.defined()) {
@@ -149,7 +152,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
             running_var.mul_(1 - momentum).add_(v.detach().reshape({C}), momentum * N / (N - 1.0));
         }
     } else {
-        AC_CHECK(running_mean.defined() && running_var.defined(), "batch_norm: eval mode needs running statistics");
+        AC_CHECK(running_mean.defined() && running_var.defined(),
+                 "batch_norm: eval mode needs running statistics");
         y = mul(sub(x, running_mean), rsqrt(add_scalar(running_var, eps)));
     }
     if (weight.defined()) y = mul(y, weight);

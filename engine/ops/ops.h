@@ -45,16 +45,36 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond: u8
 Tensor masked_fill(const Tensor& a, const Tensor& mask, double value);
 Tensor cast(const Tensor& a, DType dtype);  // same as a.to(dtype)
 
-inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
-inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
-inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
-inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-inline Tensor operator-(const Tensor& a) { return neg(a); }
-inline Tensor operator+(const Tensor& a, double s) { return add_scalar(a, s); }
-inline Tensor operator-(const Tensor& a, double s) { return add_scalar(a, -s); }
-inline Tensor operator*(const Tensor& a, double s) { return mul_scalar(a, s); }
-inline Tensor operator*(double s, const Tensor& a) { return mul_scalar(a, s); }
-inline Tensor operator/(const Tensor& a, double s) { return mul_scalar(a, 1.0 / s); }
+inline Tensor operator+(const Tensor& a, const Tensor& b) {
+    return add(a, b);
+}
+inline Tensor operator-(const Tensor& a, const Tensor& b) {
+    return sub(a, b);
+}
+inline Tensor operator*(const Tensor& a, const Tensor& b) {
+    return mul(a, b);
+}
+inline Tensor operator/(const Tensor& a, const Tensor& b) {
+    return div(a, b);
+}
+inline Tensor operator-(const Tensor& a) {
+    return neg(a);
+}
+inline Tensor operator+(const Tensor& a, double s) {
+    return add_scalar(a, s);
+}
+inline Tensor operator-(const Tensor& a, double s) {
+    return add_scalar(a, -s);
+}
+inline Tensor operator*(const Tensor& a, double s) {
+    return mul_scalar(a, s);
+}
+inline Tensor operator*(double s, const Tensor& a) {
+    return mul_scalar(a, s);
+}
+inline Tensor operator/(const Tensor& a, double s) {
+    return mul_scalar(a, 1.0 / s);
+}
 
 // Comparisons give u8 masks (no gradient).
 Tensor greater(const Tensor& a, const Tensor& b);
@@ -64,7 +84,7 @@ Tensor equal(const Tensor& a, const Tensor& b);
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor var(const Tensor& a, const std::vector<int64_t>& dims, bool unbiased = true, bool keepdim = false);
-Tensor max(const Tensor& a, int64_t dim, bool keepdim = false);  // values; gradient to the first argmax
+Tensor max(const Tensor& a, int64_t dim, bool keepdim = false);     // values; gradient to the first argmax
 Tensor argmax(const Tensor& a, int64_t dim, bool keepdim = false);  // i64
 Tensor sum_to_shape(const Tensor& a, const Shape& shape);  // undoes broadcasting (sums expanded dims)
 

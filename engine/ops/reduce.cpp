@@ -16,7 +16,7 @@ namespace aclip {
 namespace {
 
 struct ReduceView {
-    Tensor x;       // contiguous, (O, R, I) in memory
+    Tensor x;  // contiguous, (O, R, I) in memory
     int64_t O, R, I;
     Shape kept;     // output shape with keepdim (reduced dims set to 1)
     Shape dropped;  // output shape without the reduced dims
@@ -36,8 +36,10 @@ ReduceView reduce_view(const Tensor& a, std::vector<int64_t> dims, const char* o
     ReduceView v;
     v.kept = a.shape();
     for (int64_t d = 0; d < nd; ++d) {
-        if (reduced[d]) v.kept[d] = 1;
-        else v.dropped.push_back(a.shape()[d]);
+        if (reduced[d])
+            v.kept[d] = 1;
+        else
+            v.dropped.push_back(a.shape()[d]);
     }
     bool consecutive = dims.empty() || dims.back() - dims.front() + 1 == static_cast<int64_t>(dims.size());
     if (a.is_contiguous() && consecutive) {
@@ -116,7 +118,8 @@ Tensor var(const Tensor& a, const std::vector<int64_t>& dims, bool unbiased, boo
     Tensor d = sub(a, m);
     Tensor ss = sum(mul(d, d), dims, keepdim);
     int64_t count = a.numel() / std::max<int64_t>(m.numel(), 1);
-    AC_CHECK(!unbiased || count > 1, "var: unbiased variance of ", count, " element(s) over dims of ", a.desc());
+    AC_CHECK(!unbiased || count > 1, "var: unbiased variance of ", count, " element(s) over dims of ",
+             a.desc());
     return mul_scalar(ss, 1.0 / static_cast<double>(count - (unbiased ? 1 : 0)));
 }
 
@@ -168,7 +171,9 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
     });
 }
 
-Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) { return max_with_index(a, dim, keepdim, "argmax").second; }
+Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
+    return max_with_index(a, dim, keepdim, "argmax").second;
+}
 
 Tensor sum_to_shape(const Tensor& a, const Shape& shape) {
     if (a.shape() == shape) return a;

@@ -32,7 +32,8 @@ AxisTaps bilinear_taps(int64_t in, int64_t out) {
 
 // forward: dst (P, OH, OW) = resample(src (P, H, W)); adjoint: src_grad (P, H, W) += resample^T(dst_grad).
 template <class T>
-void bilinear_planes(const T* src, T* dst, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, bool adjoint) {
+void bilinear_planes(const T* src, T* dst, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                     bool adjoint) {
     AxisTaps ty = bilinear_taps(H, OH), tx = bilinear_taps(W, OW);
     parallel_for(P, OH * OW * 4, [&](int64_t p) {
         if (adjoint) {  // src is the output gradient (OH, OW); dst the input gradient (H, W)
@@ -53,8 +54,10 @@ void bilinear_planes(const T* src, T* dst, int64_t P, int64_t H, int64_t W, int6
         for (int64_t y = 0; y < OH; ++y)
             for (int64_t x = 0; x < OW; ++x) {
                 double wy = ty.w1[y], wx = tx.w1[x];
-                double v = (1 - wy) * ((1 - wx) * load(s[ty.i0[y] * W + tx.i0[x]]) + wx * load(s[ty.i0[y] * W + tx.i1[x]])) +
-                           wy * ((1 - wx) * load(s[ty.i1[y] * W + tx.i0[x]]) + wx * load(s[ty.i1[y] * W + tx.i1[x]]));
+                double v = (1 - wy) * ((1 - wx) * load(s[ty.i0[y] * W + tx.i0[x]]) +
+                                       wx * load(s[ty.i0[y] * W + tx.i1[x]])) +
+                           wy * ((1 - wx) * load(s[ty.i1[y] * W + tx.i0[x]]) +
+                                 wx * load(s[ty.i1[y] * W + tx.i1[x]]));
                 dst[(p * OH + y) * OW + x] = store_as<T>(v);
             }
     });
@@ -75,7 +78,8 @@ void pool_planes(const T* src, T* dst, int64_t P, int64_t H, int64_t W, int64_t 
                 } else {
                     double s = 0;
                     for (int64_t dy = 0; dy < k; ++dy)
-                        for (int64_t dx = 0; dx < k; ++dx) s += load(src[(p * H + y * k + dy) * W + x * k + dx]);
+                        for (int64_t dx = 0; dx < k; ++dx)
+                            s += load(src[(p * H + y * k + dy) * W + x * k + dx]);
                     dst[(p * OH + y) * OW + x] = store_as<T>(s * inv);
                 }
             }
@@ -114,8 +118,8 @@ Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w) {
 Tensor avg_pool2d(const Tensor& x, int64_t k) {
     check_maps(x, "avg_pool2d");
     const int64_t P = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
-    AC_CHECK(k >= 1 && H % k == 0 && W % k == 0, "avg_pool2d: kernel ", k, " must divide the map size ", H, "x", W,
-             " of ", x.desc());
+    AC_CHECK(k >= 1 && H % k == 0 && W % k == 0, "avg_pool2d: kernel ", k, " must divide the map size ", H,
+             "x", W, " of ", x.desc());
     Tensor xc = x.contiguous();
     Tensor out = empty({x.size(0), x.size(1), H / k, W / k}, x.dtype());
     dispatch_float(x.dtype(), "avg_pool2d", [&](auto tag) {

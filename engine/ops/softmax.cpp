@@ -15,8 +15,12 @@ namespace aclip {
 namespace {
 
 // e^x in the compute type: the vectorisable polynomial for f32, the C library for f64.
-inline float exp_c(float x) { return exp_f32(x); }
-inline double exp_c(double x) { return std::exp(x); }
+inline float exp_c(float x) {
+    return exp_f32(x);
+}
+inline double exp_c(double x) {
+    return std::exp(x);
+}
 
 // y = softmax (log = false) or log_softmax (log = true) of each row of x (R, D).
 template <class T>
@@ -92,18 +96,24 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false, "softmax"); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true, "log_softmax"); }
+Tensor softmax(const Tensor& x, int64_t dim) {
+    return softmax_impl(x, dim, false, "softmax");
+}
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+    return softmax_impl(x, dim, true, "log_softmax");
+}
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
     require_cpu("cross_entropy", {&logits, &target});
     AC_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, C), got ", logits.desc());
     AC_CHECK(target.dim() == 1 && target.size(0) == logits.size(0) && is_integral(target.dtype()),
-             "cross_entropy: target must be an integer (N) tensor matching ", logits.desc(), ", got ", target.desc());
+             "cross_entropy: target must be an integer (N) tensor matching ", logits.desc(), ", got ",
+             target.desc());
     const int64_t N = logits.size(0), C = logits.size(1);
     std::vector<int64_t> t = target.to_vector<int64_t>();
     for (int64_t i = 0; i < N; ++i)
-        AC_CHECK(t[i] >= 0 && t[i] < C, "cross_entropy: target[", i, "] = ", t[i], " is outside [0, ", C, ")");
+        AC_CHECK(t[i] >= 0 && t[i] < C, "cross_entropy: target[", i, "] = ", t[i], " is outside [0, ", C,
+                 ")");
     Tensor logp;  // (N, C) log-probabilities, kept for backward
     {
         NoGradGuard no_grad;
@@ -120,7 +130,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
     return record("cross_entropy", out, {logits, Tensor()}, [logp, t, N, C](const Tensor& g) {
         // d loss / d logits = (softmax - onehot(target)) * g / N
         double scale = g.item() / static_cast<double>(N);
-        Tensor dx = map1("cross_entropy_backward", logp, [scale](auto v) { return std::exp(v) * decltype(v)(scale); });
+        Tensor dx = map1("cross_entropy_backward", logp,
+                         [scale](auto v) { return std::exp(v) * decltype(v)(scale); });
         dispatch_float(dx.dtype(), "cross_entropy_backward", [&](auto tag) {
             using T = typename decltype(tag)::type;
             T* d = dx.data<T>();

@@ -29,7 +29,8 @@ void AdamW::step(double lr) {
     s.beta2 = static_cast<float>(beta2_);
     s.eps = static_cast<float>(eps_);
     s.bias_correction1 = static_cast<float>(1.0 - std::pow(beta1_, static_cast<double>(step_)));
-    s.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(beta2_, static_cast<double>(step_))));
+    s.bias_correction2_sqrt =
+        static_cast<float>(std::sqrt(1.0 - std::pow(beta2_, static_cast<double>(step_))));
     size_t k = 0;
     for (const ParamGroup& group : groups_) {
         s.weight_decay = static_cast<float>(group.weight_decay);
@@ -75,8 +76,8 @@ void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& so
              " sources");
     NoGradGuard no_grad;
     for (size_t i = 0; i < target.size(); ++i) {
-        AC_CHECK(target[i].shape() == source[i].shape(), "ema_update: tensor ", i, " target ", target[i].desc(),
-                 " vs source ", source[i].desc());
+        AC_CHECK(target[i].shape() == source[i].shape(), "ema_update: tensor ", i, " target ",
+                 target[i].desc(), " vs source ", source[i].desc());
         Tensor t = target[i];
         t.mul_(momentum).add_(source[i], 1.0 - momentum);
     }

@@ -14,7 +14,7 @@ struct ParamGroup {
 };
 
 class AdamW {
-public:
+  public:
     AdamW(std::vector<ParamGroup> groups, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
     void step(double lr);  // parameters without a gradient are skipped
     void zero_grad();
@@ -25,7 +25,7 @@ public:
     void set_steps(int64_t s) { step_ = s; }
     const std::vector<ParamGroup>& groups() const { return groups_; }
 
-private:
+  private:
     std::vector<ParamGroup> groups_;
     std::vector<Tensor> m_, v_;  // one per parameter, groups flattened in order
     double beta1_, beta2_, eps_;

@@ -36,14 +36,16 @@ TEST_SUITE("nn") {
         std::vector<std::string> names;
         for (auto& p : m.named_parameters()) names.push_back(p.name);
         CHECK(names == std::vector<std::string>{
-                           "resblocks.0.ln_1.weight", "resblocks.0.ln_1.bias", "resblocks.0.attn.in_proj_weight",
-                           "resblocks.0.attn.in_proj_bias", "resblocks.0.attn.out_proj.weight",
-                           "resblocks.0.attn.out_proj.bias", "resblocks.0.ln_2.weight", "resblocks.0.ln_2.bias",
-                           "resblocks.0.mlp.c_fc.weight", "resblocks.0.mlp.c_fc.bias", "resblocks.0.mlp.c_proj.weight",
+                           "resblocks.0.ln_1.weight", "resblocks.0.ln_1.bias",
+                           "resblocks.0.attn.in_proj_weight", "resblocks.0.attn.in_proj_bias",
+                           "resblocks.0.attn.out_proj.weight", "resblocks.0.attn.out_proj.bias",
+                           "resblocks.0.ln_2.weight", "resblocks.0.ln_2.bias", "resblocks.0.mlp.c_fc.weight",
+                           "resblocks.0.mlp.c_fc.bias", "resblocks.0.mlp.c_proj.weight",
                            "resblocks.0.mlp.c_proj.bias", "bn.weight", "bn.bias"});
         std::vector<std::string> buffers;
         for (auto& b : m.named_buffers()) buffers.push_back(b.name);
-        CHECK(buffers == std::vector<std::string>{"bn.running_mean", "bn.running_var", "bn.num_batches_tracked"});
+        CHECK(buffers ==
+              std::vector<std::string>{"bn.running_mean", "bn.running_var", "bn.num_batches_tracked"});
         CHECK(m.num_parameters() == 2 * 8 + 3 * 64 + 24 + 64 + 8 + 2 * 8 + 256 + 32 + 256 + 8 + 16);
     }
 
@@ -68,7 +70,8 @@ TEST_SUITE("nn") {
             CAPTURE(prefix);
             bool text = std::string(prefix) == "block_text";
             Generator gen(0);
-            ResidualAttentionBlock block(16, 2, 64, text ? Activation::QuickGELU : Activation::GELU, 1e-5, gen);
+            ResidualAttentionBlock block(16, 2, 64, text ? Activation::QuickGELU : Activation::GELU, 1e-5,
+                                         gen);
             for (auto& p : block.named_parameters()) {
                 NoGradGuard no_grad;
                 p.tensor->copy_(f.get(std::string(prefix) + ".param." + p.name));
@@ -95,8 +98,9 @@ TEST_SUITE("nn") {
             bn.weight.copy_(f.get("bn.weight"));
             bn.bias.copy_(f.get("bn.bias"));
         }
-        for (int i = 0; i < 2; ++i) CHECK_CLOSE(bn.forward(f.get("bn.x" + std::to_string(i))),
-                                                f.get("bn.y" + std::to_string(i)), 1e-5, 1e-5);
+        for (int i = 0; i < 2; ++i)
+            CHECK_CLOSE(bn.forward(f.get("bn.x" + std::to_string(i))), f.get("bn.y" + std::to_string(i)),
+                        1e-5, 1e-5);
         CHECK_CLOSE(bn.running_mean, f.get("bn.running_mean"), 1e-6, 1e-5);
         CHECK_CLOSE(bn.running_var, f.get("bn.running_var"), 1e-6, 1e-5);
         CHECK(bn.num_batches_tracked.to_vector<int64_t>()[0] == 2);

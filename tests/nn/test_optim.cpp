@@ -24,12 +24,14 @@ TEST_SUITE("optim") {
 
     TEST_CASE("clip_grad_norm scales to max_norm and reports the norm before clipping") {
         Tensor a = zeros({2}).requires_grad_(), b = zeros({1}).requires_grad_();
-        add(sum(mul(a, from_vector<float>({3, 0}, {2}))), sum(mul(b, from_vector<float>({4}, {1})))).backward();
+        add(sum(mul(a, from_vector<float>({3, 0}, {2}))), sum(mul(b, from_vector<float>({4}, {1}))))
+            .backward();
         double norm = clip_grad_norm({a, b}, 1.0);
         CHECK(norm == doctest::Approx(5.0));
         CHECK(a.grad().to_vector<float>()[0] == doctest::Approx(0.6).epsilon(1e-5));
         CHECK(b.grad().to_vector<float>()[0] == doctest::Approx(0.8).epsilon(1e-5));
-        CHECK(clip_grad_norm({a, b}, 10.0) == doctest::Approx(1.0).epsilon(1e-5));  // below the limit: unchanged
+        CHECK(clip_grad_norm({a, b}, 10.0) ==
+              doctest::Approx(1.0).epsilon(1e-5));  // below the limit: unchanged
         CHECK(a.grad().to_vector<float>()[0] == doctest::Approx(0.6).epsilon(1e-5));
     }
 

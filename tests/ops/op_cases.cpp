@@ -35,7 +35,10 @@ const std::map<std::string, OpFn>& op_cases() {
         {"tanh", [](const Inputs& x) { return aclip::tanh(x[0]); }},
         {"where", [](const Inputs& x) { return where(x[0], x[1], x[2]); }},
         {"masked_fill", [](const Inputs& x) { return masked_fill(x[0], x[1], -2.5); }},
-        {"sum_dims", [](const Inputs& x) { return sum(x[0], {0, 2}); }},
+        {"sum_dims",
+         [](const Inputs& x) {
+             return sum(x[0], {0, 2});
+         }},
         {"sum_keepdim", [](const Inputs& x) { return sum(x[0], {1}, true); }},
         {"mean_all", [](const Inputs& x) { return mean(x[0]); }},
         {"var_dim", [](const Inputs& x) { return var(x[0], {1}, true); }},
@@ -55,13 +58,23 @@ const std::map<std::string, OpFn>& op_cases() {
         {"index_select", [](const Inputs& x) { return index_select(x[0], 1, x[1]); }},
         {"gather", [](const Inputs& x) { return gather(x[0], 1, x[1]); }},
         {"scatter_add", [](const Inputs& x) { return scatter_add(x[0], 1, x[1], x[2]); }},
-        {"concat", [](const Inputs& x) { return concat({x[0], x[1]}, 1); }},
-        {"stack", [](const Inputs& x) { return stack({x[0], x[1]}, 1); }},
-        {"split_second", [](const Inputs& x) { return split(x[0], {2, 3}, 1)[1]; }},
+        {"concat",
+         [](const Inputs& x) {
+             return concat({x[0], x[1]}, 1);
+         }},
+        {"stack",
+         [](const Inputs& x) {
+             return stack({x[0], x[1]}, 1);
+         }},
+        {"split_second",
+         [](const Inputs& x) {
+             return split(x[0], {2, 3}, 1)[1];
+         }},
         {"cross_entropy", [](const Inputs& x) { return cross_entropy(x[0], x[1]); }},
         {"l2_normalize", [](const Inputs& x) { return l2_normalize(x[0], -1); }},
         {"sdpa", [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], false).out; }},
-        {"sdpa_causal", [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true).out; }},
+        {"sdpa_causal",
+         [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true).out; }},
         {"topk_values", [](const Inputs& x) { return topk(x[0], 3).first; }},
         {"topk_indices", [](const Inputs& x) { return topk(x[0], 3).second; }},
         {"argsort", [](const Inputs& x) { return argsort(x[0]); }},

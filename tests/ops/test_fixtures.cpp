@@ -6,9 +6,9 @@
 #include <set>
 
 #include "engine/io/safetensors.h"
-#include "ops/op_cases.h"
 #include "engine/optim/adamw.h"
 #include "engine/optim/schedule.h"
+#include "ops/op_cases.h"
 #include "test_util.h"
 
 using namespace aclip;
@@ -25,7 +25,8 @@ const SafetensorsFile& fixtures() {
 std::set<std::string> fixture_cases() {
     std::set<std::string> names;
     for (const auto& [name, t] : fixtures().tensors)
-        if (name.size() > 4 && name.substr(name.size() - 4) == ".in0") names.insert(name.substr(0, name.size() - 4));
+        if (name.size() > 4 && name.substr(name.size() - 4) == ".in0")
+            names.insert(name.substr(0, name.size() - 4));
     return names;
 }
 
@@ -39,8 +40,10 @@ TEST_SUITE("fixtures") {
     TEST_CASE("every fixture case has an engine implementation and every implementation a fixture") {
         std::set<std::string> in_file = fixture_cases(), in_table;
         for (const auto& [name, fn] : op_cases()) in_table.insert(name);
-        for (const std::string& n : in_file) CHECK_MESSAGE(in_table.count(n), "fixture case without engine case: " << n);
-        for (const std::string& n : in_table) CHECK_MESSAGE(in_file.count(n), "engine case without fixture: " << n);
+        for (const std::string& n : in_file)
+            CHECK_MESSAGE(in_table.count(n), "fixture case without engine case: " << n);
+        for (const std::string& n : in_table)
+            CHECK_MESSAGE(in_file.count(n), "engine case without fixture: " << n);
     }
 
     TEST_CASE("ops match PyTorch, forward and backward") {

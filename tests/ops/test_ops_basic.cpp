@@ -55,8 +55,10 @@ TEST_SUITE("ops") {
         CHECK(error_of([&] { avg_pool2d(x, 2); }).find("must divide") != std::string::npos);
     }
 
-    TEST_CASE("attention: probabilities are rows of a distribution; causal ones are exactly 0 above the diagonal") {
-        Tensor q = random_tensor({2, 3, 6, 8}, 2, -2, 2, DType::F32), k = random_tensor({2, 3, 6, 8}, 3, -2, 2, DType::F32);
+    TEST_CASE(
+        "attention: probabilities are rows of a distribution; causal ones are exactly 0 above the diagonal") {
+        Tensor q = random_tensor({2, 3, 6, 8}, 2, -2, 2, DType::F32),
+               k = random_tensor({2, 3, 6, 8}, 3, -2, 2, DType::F32);
         AttentionResult r = scaled_dot_product_attention(q, k, k, true, true);
         CHECK_CLOSE(sum(r.probs, {-1}), ones({2, 3, 6}), 1e-6, 0.0);
         std::vector<float> p = r.probs.to_vector<float>();
@@ -65,8 +67,10 @@ TEST_SUITE("ops") {
         CHECK(p[0] == 1.0f);  // the first query sees only itself
     }
 
-    TEST_CASE("matmul over transposed, sliced and broadcast (stride 0) operands equals the contiguous product") {
-        Tensor a = random_tensor({4, 6, 5}, 4, -1, 1, DType::F64), b = random_tensor({5, 7}, 5, -1, 1, DType::F64);
+    TEST_CASE(
+        "matmul over transposed, sliced and broadcast (stride 0) operands equals the contiguous product") {
+        Tensor a = random_tensor({4, 6, 5}, 4, -1, 1, DType::F64),
+               b = random_tensor({5, 7}, 5, -1, 1, DType::F64);
         Tensor ref = matmul(a.contiguous(), b.unsqueeze(0).expand({4, 5, 7}).contiguous());
         CHECK_CLOSE(matmul(a, b.unsqueeze(0).expand({4, 5, 7})), ref, 1e-12, 0.0);
         Tensor at = a.transpose(1, 2).contiguous().transpose(1, 2);  // same values, column-major storage

@@ -35,7 +35,8 @@ TEST_SUITE("unit") {
         Tensor z = add(mul(x.detach(), x), x);  // d/dx = detached x + 1
         sum(z).backward();
         CHECK(x.grad().to_vector<double>() == std::vector<double>{2, 3});
-        CHECK(error_of([&] { sum(x.detach()).backward(); }).find("does not require grad") != std::string::npos);
+        CHECK(error_of([&] { sum(x.detach()).backward(); }).find("does not require grad") !=
+              std::string::npos);
     }
 
     TEST_CASE("an in-place change of a saved tensor is an error at backward, not a wrong gradient") {

@@ -16,7 +16,8 @@ using aclip::test::error_of;
 namespace {
 
 std::string temp_path(const std::string& name) {
-    std::string dir = std::filesystem::temp_directory_path().string() + "/aclip_test_" + std::to_string(getpid());
+    std::string dir =
+        std::filesystem::temp_directory_path().string() + "/aclip_test_" + std::to_string(getpid());
     std::filesystem::create_directories(dir);
     return dir + "/" + name;
 }
@@ -51,7 +52,8 @@ TEST_SUITE("io") {
             {"empty", empty({0, 4})},
             {"name with \"quotes\" and ünïcode", ones({1})},
         };
-        std::map<std::string, std::string> meta = {{"vision.heads", "12"}, {"aclip.config", "[a]\nb = \"c\"\n"}};
+        std::map<std::string, std::string> meta = {{"vision.heads", "12"},
+                                                   {"aclip.config", "[a]\nb = \"c\"\n"}};
         std::string path = temp_path("roundtrip.safetensors");
         save_safetensors(path, ts, meta);
         SafetensorsFile f = load_safetensors(path);
@@ -80,8 +82,9 @@ TEST_SUITE("io") {
         SafetensorsFile f = load_safetensors(path);
         CHECK(f.has("b"));
         CHECK_FALSE(f.has("a"));
-        CHECK(error_of([] { save_safetensors("/nonexistent-dir/x.safetensors", {{"a", ones({1})}}); })
-                  .find("cannot create") != std::string::npos);
+        CHECK(error_of([] {
+                  save_safetensors("/nonexistent-dir/x.safetensors", {{"a", ones({1})}});
+              }).find("cannot create") != std::string::npos);
     }
 
     TEST_CASE("malformed files give clear errors") {
@@ -95,37 +98,43 @@ TEST_SUITE("io") {
             std::ofstream(p) << "abc";
             CHECK(load_error(p).find("truncated") != std::string::npos);
         }
-        CHECK(load_error(write_raw("hlen.st", "{" + ok_entry + "}", data8, 1 << 30)).find("runs past the end") !=
-              std::string::npos);
-        CHECK(load_error(write_raw("trunc_data.st", "{" + ok_entry + "}", "1234")).find("past the end of the data") !=
-              std::string::npos);
+        CHECK(load_error(write_raw("hlen.st", "{" + ok_entry + "}", data8, 1 << 30))
+                  .find("runs past the end") != std::string::npos);
+        CHECK(load_error(write_raw("trunc_data.st", "{" + ok_entry + "}", "1234"))
+                  .find("past the end of the data") != std::string::npos);
         CHECK(load_error(write_raw("json.st", "{\"a\":", data8)).find("invalid JSON") != std::string::npos);
         CHECK(load_error(write_raw("notobj.st", "[1,2]", "")).find("not a JSON object") != std::string::npos);
-        CHECK(load_error(write_raw("dtype.st", R"({"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})",
-                                   data8))
+        CHECK(load_error(write_raw("dtype.st",
+                                   R"({"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", data8))
                   .find("unknown dtype 'F8_E4M3'") != std::string::npos);
-        CHECK(load_error(write_raw("size.st", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data8))
+        CHECK(load_error(
+                  write_raw("size.st", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data8))
                   .find("needs 12") != std::string::npos);
-        CHECK(load_error(write_raw("dup.st", "{" + ok_entry + "," + ok_entry + "}", data8)).find("duplicate key") !=
-              std::string::npos);
+        CHECK(load_error(write_raw("dup.st", "{" + ok_entry + "," + ok_entry + "}", data8))
+                  .find("duplicate key") != std::string::npos);
         CHECK(load_error(write_raw("overlap.st",
                                    R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                                    R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                                    data8))
                   .find("overlaps") != std::string::npos);
-        CHECK(load_error(write_raw("hole.st", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", data8))
+        CHECK(load_error(
+                  write_raw("hole.st", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", data8))
                   .find("hole") != std::string::npos);
-        CHECK(load_error(write_raw("neg.st", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}})", data8))
+        CHECK(load_error(
+                  write_raw("neg.st", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}})", data8))
                   .find("negative") != std::string::npos);
-        CHECK(load_error(write_raw("offs.st", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", data8))
+        CHECK(load_error(
+                  write_raw("offs.st", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", data8))
                   .find("data_offsets") != std::string::npos);
-        CHECK(load_error(write_raw("huge.st",
-                                   R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
-                                   data8))
+        CHECK(load_error(
+                  write_raw("huge.st",
+                            R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
+                            data8))
                   .find("overflows") != std::string::npos);
         CHECK(load_error(write_raw("meta.st", R"({"__metadata__":{"k":1}})", "")).find("not a string") !=
               std::string::npos);
-        CHECK(load_error(write_raw("float.st", R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", data8))
+        CHECK(load_error(
+                  write_raw("float.st", R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", data8))
                   .find("only integers") != std::string::npos);
         std::string deep(100, '[');
         CHECK(load_error(write_raw("deep.st", deep, "")).find("nesting") != std::string::npos);

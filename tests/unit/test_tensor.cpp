@@ -9,7 +9,9 @@ using namespace aclip;
 using aclip::test::error_of;
 
 namespace {
-Tensor iota(const Shape& s) { return arange(shape_numel(s), DType::F32).reshape(s); }
+Tensor iota(const Shape& s) {
+    return arange(shape_numel(s), DType::F32).reshape(s);
+}
 }  // namespace
 
 TEST_SUITE("unit") {
@@ -34,14 +36,16 @@ TEST_SUITE("unit") {
         CHECK(a.transpose(0, 2).contiguous().is_contiguous());
         CHECK(a.transpose(0, 2).contiguous().to_vector<float>() == a.permute({2, 1, 0}).to_vector<float>());
         CHECK(a.reshape({6, -1}).shape() == Shape{6, 4});
-        CHECK(p.reshape({24}).to_vector<float>() == p.contiguous().to_vector<float>());  // reshape copies here
+        CHECK(p.reshape({24}).to_vector<float>() ==
+              p.contiguous().to_vector<float>());  // reshape copies here
         CHECK(a.flatten(1).shape() == Shape{2, 12});
     }
 
     TEST_CASE("broadcasting: size-1 dims, scalars, missing leading dims, non-contiguous operands") {
         Tensor a = iota({3, 1}), b = iota({1, 4});
         CHECK(add(a, b).to_vector<float>() == std::vector<float>{0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5});
-        CHECK(mul(iota({2, 3}), scalar_tensor(2)).to_vector<float>() == std::vector<float>{0, 2, 4, 6, 8, 10});
+        CHECK(mul(iota({2, 3}), scalar_tensor(2)).to_vector<float>() ==
+              std::vector<float>{0, 2, 4, 6, 8, 10});
         CHECK(sub(iota({2, 2, 3}), iota({3})).select(0, 1).to_vector<float>() ==
               std::vector<float>{6, 6, 6, 9, 9, 9});
         Tensor t = iota({3, 2}).transpose(0, 1);  // (2, 3) non-contiguous
@@ -70,31 +74,41 @@ TEST_SUITE("unit") {
     }
 
     TEST_CASE("errors name the op, the shapes and the dtypes") {
-        CHECK(error_of([] { add(iota({2, 3}), iota({4})); }).find("add: shapes [2, 3] and [4] do not broadcast") !=
+        CHECK(error_of([] {
+                  add(iota({2, 3}), iota({4}));
+              }).find("add: shapes [2, 3] and [4] do not broadcast") != std::string::npos);
+        CHECK(error_of([] {
+                  matmul(iota({2, 3}), iota({4, 2}));
+              }).find("matmul: inner dims differ") != std::string::npos);
+        CHECK(error_of([] { add(iota({2}), iota({2}).to(DType::F64)); }).find("dtypes differ") !=
               std::string::npos);
-        CHECK(error_of([] { matmul(iota({2, 3}), iota({4, 2})); }).find("matmul: inner dims differ") !=
-              std::string::npos);
-        CHECK(error_of([] { add(iota({2}), iota({2}).to(DType::F64)); }).find("dtypes differ") != std::string::npos);
         CHECK(error_of([] { iota({2, 3}).view({4, 2}); }).find("view: shape [4, 2]") != std::string::npos);
-        CHECK(error_of([] { iota({2, 3}).transpose(0, 1).view({6}); }).find("non-contiguous") != std::string::npos);
+        CHECK(error_of([] {
+                  iota({2, 3}).transpose(0, 1).view({6});
+              }).find("non-contiguous") != std::string::npos);
         CHECK(error_of([] { iota({2, 3}).narrow(1, 2, 2); }).find("out of range") != std::string::npos);
         CHECK(error_of([] { iota({2, 3}).squeeze(0); }).find("is not 1") != std::string::npos);
         CHECK(error_of([] { iota({2, 2}).permute({0, 0}); }).find("repeated") != std::string::npos);
         CHECK(error_of([] { exp(arange(3)); }).find("dtype i64 is not supported") != std::string::npos);
-        CHECK(error_of([] { index_select(iota({3}), 0, from_vector<int64_t>({3}, {1})); }).find("out of range") !=
-              std::string::npos);
-        CHECK(error_of([] { cross_entropy(iota({2, 3}), from_vector<int64_t>({0, 5}, {2})); })
-                  .find("target[1] = 5") != std::string::npos);
-        CHECK(error_of([] { layer_norm(iota({2, 3}), iota({4}), Tensor(), 1e-5); }).find("layer_norm") !=
-              std::string::npos);
+        CHECK(error_of([] {
+                  index_select(iota({3}), 0, from_vector<int64_t>({3}, {1}));
+              }).find("out of range") != std::string::npos);
+        CHECK(error_of([] {
+                  cross_entropy(iota({2, 3}), from_vector<int64_t>({0, 5}, {2}));
+              }).find("target[1] = 5") != std::string::npos);
+        CHECK(error_of([] {
+                  layer_norm(iota({2, 3}), iota({4}), Tensor(), 1e-5);
+              }).find("layer_norm") != std::string::npos);
         // every error carries the source location
         CHECK(error_of([] { iota({2}).item(); }).find("tensor.cpp:") != std::string::npos);
     }
 
     TEST_CASE("CUDA tensors fail with a clear error when there is no backend or no GPU") {
-        if (cuda_backend_built() && cuda_device_count() > 0) return;  // a GPU machine: covered by the parity tests
+        if (cuda_backend_built() && cuda_device_count() > 0)
+            return;  // a GPU machine: covered by the parity tests
         std::string msg = error_of([] { (void)empty({2}, DType::F32, Device::CUDA); });
-        CHECK((msg.find("no CUDA backend") != std::string::npos || msg.find("no CUDA device") != std::string::npos));
+        CHECK((msg.find("no CUDA backend") != std::string::npos ||
+               msg.find("no CUDA device") != std::string::npos));
         CHECK(msg.find("HINT") != std::string::npos);
     }
 
@@ -107,6 +121,7 @@ TEST_SUITE("unit") {
     }
 
     TEST_CASE("storage is aligned to 64 bytes") {
-        for (int64_t n : {1, 3, 17, 1000}) CHECK(reinterpret_cast<uintptr_t>(empty({n}).raw_data()) % 64 == 0);
+        for (int64_t n : {1, 3, 17, 1000})
+            CHECK(reinterpret_cast<uintptr_t>(empty({n}).raw_data()) % 64 == 0);
     }
 }

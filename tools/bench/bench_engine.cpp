@@ -37,22 +37,27 @@ double time_ms(int iters, const std::function<void()>& fn) {
     for (int i = 0; i < iters; ++i) {
         auto t0 = std::chrono::steady_clock::now();
         fn();
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(ms.begin(), ms.end());
     return ms[ms.size() / 2];
 }
 
 // Forward, then backward of sum(out * w) with a fixed w, as the PyTorch script does.
-void fwd_bwd(const Tensor& out, const Tensor& w) { sum(mul(out, w)).backward(); }
+void fwd_bwd(const Tensor& out, const Tensor& w) {
+    sum(mul(out, w)).backward();
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
     int threads = 0, iters = 20;
     for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
-        else if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) iters = std::atoi(argv[++i]);
+        if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--iters") && i + 1 < argc)
+            iters = std::atoi(argv[++i]);
         else {
             std::fprintf(stderr, "usage: aclip_bench [--threads N] [--iters N]\n");
             return 2;
@@ -76,7 +81,8 @@ int main(int argc, char** argv) {
                     (void)block.forward(x, false);
                 }));
 
-    Tensor a = uniform({B * T, W}, 3, true), wt = uniform({W, 4 * W}, 4, true), wm = uniform({B * T, 4 * W}, 5, false);
+    Tensor a = uniform({B * T, W}, 3, true), wt = uniform({W, 4 * W}, 4, true),
+           wm = uniform({B * T, 4 * W}, 5, false);
     std::printf("matmul_fwd_bwd %.3f\n", time_ms(iters, [&] {
                     a.zero_grad();
                     wt.zero_grad();
