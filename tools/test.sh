@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# test.sh: configures, builds and runs every test of aclip. Warnings are errors. The CUDA backend is
+# test.sh: installs missing packages (tools/install_deps.sh), configures, builds and runs every test of aclip. Warnings are errors. The CUDA backend is
 # compiled when nvcc is present (ACLIP_CUDA=AUTO) and its tests skip without a GPU.
 # Usage: tools/test.sh [build-dir]    (default: build-test). The last line is "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${1:-build-test}"
 jobs=$(nproc 2>/dev/null || echo 2)
+tools/install_deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
