@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test.sh: installs missing packages (tools/install_deps.sh), configures, builds and runs every test of aclip. Warnings are errors. The CUDA backend is
+# test.sh: installs missing packages (tools/install_deps.sh), configures, builds and runs every test of
+# aclip, then runs the test binary again from a sanitizer build. Warnings are errors. The CUDA backend is
 # compiled when nvcc is present (ACLIP_CUDA=AUTO) and its tests skip without a GPU.
 # Usage: tools/test.sh [build-dir]    (default: build-test). The last line is "N passed, N failed".
 set -uo pipefail
@@ -30,11 +31,35 @@ ctest_status=$?
 grep -E "^\s*[0-9]+/[0-9]+ Test|tests passed|tests failed|ERROR|FAILED" "$log" | sed 's/^[0-9]*: //' | head -60
 
 # Sum the doctest test-case counts over every tier.
-read -r passed failed < <(grep -o "test cases: *[0-9]* | *[0-9]* passed | *[0-9]* failed" "$log" |
-    awk -F'|' '{gsub(/[^0-9]/, "", $2); gsub(/[^0-9]/, "", $3); p += $2; f += $3} END {print p+0, f+0}')
+count() {
+    grep -o "test cases: *[0-9]* | *[0-9]* passed | *[0-9]* failed" "$1" |
+        awk -F'|' '{gsub(/[^0-9]/, "", $2); gsub(/[^0-9]/, "", $3); p += $2; f += $3} END {print p+0, f+0}'
+}
+read -r passed failed < <(count "$log")
 if [[ $ctest_status -ne 0 && $failed -eq 0 ]]; then
-    failed=1  # a tier crashed or timed out without a doctest summary
+    failed=1  # a tier crashed, timed out or the format check failed, without a doctest failure
     echo "ctest failed; see $log"
 fi
+
+# The same tests again under AddressSanitizer and UndefinedBehaviorSanitizer (CPU-only debug build):
+# out-of-bounds accesses, leaks (an autograd cycle would be one) and undefined behaviour fail the run.
+asan_dir="$build_dir-asan"
+asan_log="$asan_dir/test.log"
+if cmake -S . -B "$asan_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug -DACLIP_SANITIZE=ON -DACLIP_CUDA=OFF \
+        -DACLIP_WERROR=ON > "$asan_dir.configure.log" 2>&1 && cmake --build "$asan_dir" -j "$jobs" --target aclip_tests \
+        > "$asan_dir.build.log" 2>&1; then
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan_dir/tests/aclip_tests" > "$asan_log" 2>&1
+    asan_status=$?
+    read -r asan_passed asan_failed < <(count "$asan_log")
+    [[ $asan_status -ne 0 && $asan_failed -eq 0 ]] && asan_failed=1
+    echo "sanitizer build (ASan + UBSan): $asan_passed passed, $asan_failed failed"
+    [[ $asan_failed -ne 0 ]] && grep -E "ERROR|runtime error|SUMMARY" "$asan_log" | head -20
+else
+    echo "sanitizer build failed; see $asan_dir.build.log"
+    asan_passed=0 asan_failed=1
+fi
+
+passed=$((passed + asan_passed))
+failed=$((failed + asan_failed))
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
