@@ -159,4 +159,24 @@ void ResidualAttentionBlock::visit(Visitor& v) {
     v.child("mlp", mlp);
 }
 
+Transformer::Transformer(int64_t width, int64_t layers, int64_t heads, int64_t mlp_hidden, Activation act,
+                         double ln_eps, Generator& gen) {
+    for (int64_t i = 0; i < layers; ++i)
+        resblocks.push_back(std::make_unique<ResidualAttentionBlock>(width, heads, mlp_hidden, act, ln_eps, gen));
+}
+
+Tensor Transformer::forward(const Tensor& x, bool causal, std::vector<Tensor>* probs) const {
+    Tensor h = x;
+    for (const auto& block : resblocks) {
+        Tensor p;
+        h = block->forward(h, causal, probs ? &p : nullptr);
+        if (probs) probs->push_back(p);
+    }
+    return h;
+}
+
+void Transformer::visit(Visitor& v) {
+    for (size_t i = 0; i < resblocks.size(); ++i) v.child("resblocks." + std::to_string(i), *resblocks[i]);
+}
+
 }  // namespace aclip

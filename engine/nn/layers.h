@@ -3,6 +3,8 @@
 // in-projection, and OpenAI CLIP's ResidualAttentionBlock), so state dicts map one to one.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "engine/nn/init.h"
 #include "engine/nn/module.h"
@@ -85,6 +87,17 @@ class ResidualAttentionBlock : public Module {
     MultiheadAttention attn;
     LayerNorm ln_2;
     Mlp mlp;
+};
+
+// A stack of pre-norm blocks ("transformer.resblocks.{i}" in OpenAI CLIP).
+class Transformer : public Module {
+public:
+    Transformer(int64_t width, int64_t layers, int64_t heads, int64_t mlp_hidden, Activation act, double ln_eps,
+                Generator& gen);
+    // probs, if given, receives each layer's attention probabilities (B, H, T, T).
+    Tensor forward(const Tensor& x, bool causal, std::vector<Tensor>* probs = nullptr) const;
+    void visit(Visitor& v) override;
+    std::vector<std::unique_ptr<ResidualAttentionBlock>> resblocks;
 };
 
 }  // namespace aclip

@@ -1,6 +1,8 @@
 // module.cpp: see module.h.
 #include "engine/nn/module.h"
 
+#include "engine/autograd/grad_mode.h"
+
 namespace aclip {
 
 void Visitor::child(const std::string& name, Module& m) {
@@ -47,6 +49,22 @@ int64_t Module::num_parameters() {
     int64_t n = 0;
     for (auto& p : named_parameters()) n += p.tensor->numel();
     return n;
+}
+
+void copy_state(Module& dst, Module& src) {
+    auto collect = [](Module& m) {
+        std::vector<NamedTensor> all = m.named_parameters();
+        for (auto& b : m.named_buffers()) all.push_back(b);
+        return all;
+    };
+    std::vector<NamedTensor> d = collect(dst), s = collect(src);
+    AC_CHECK(d.size() == s.size(), "copy_state: destination has ", d.size(), " tensors, source ", s.size());
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < d.size(); ++i) {
+        AC_CHECK(d[i].name == s[i].name && d[i].tensor->shape() == s[i].tensor->shape(), "copy_state: '", d[i].name,
+                 "' ", d[i].tensor->desc(), " vs '", s[i].name, "' ", s[i].tensor->desc());
+        d[i].tensor->copy_(*s[i].tensor);
+    }
 }
 
 }  // namespace aclip

@@ -63,4 +63,8 @@ class Module {
     bool training_ = true;
 };
 
+// Copies every parameter and buffer of src into the tensor of the same name in dst (no gradient).
+// Names and shapes must match exactly; the error names the first that does not.
+void copy_state(Module& dst, Module& src);
+
 }  // namespace aclip
