@@ -25,6 +25,7 @@ struct Storage {
 // Bytes currently held by live CPU storages, and the high-water mark (for memory tests and logs).
 size_t cpu_bytes_in_use();
 size_t cpu_bytes_peak();
+void cpu_bytes_reset_peak();  // the peak restarts from the bytes in use now
 
 // Number of usable CUDA devices: 0 when the CUDA backend is not built or any CUDA call fails.
 int cuda_device_count();

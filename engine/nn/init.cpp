@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/autograd/grad_mode.h"
+#include "engine/cpu/strided_loop.h"
 #include "engine/math/philox.h"
 
 namespace aclip {
@@ -16,7 +17,7 @@ void fill_with(Tensor& t, Gen value_at) {
     AC_CHECK(t.is_contiguous() && is_floating(t.dtype()), "init: needs a contiguous floating tensor, got ",
              t.desc());
     std::vector<double> v(t.numel());
-    for (int64_t i = 0; i < t.numel(); ++i) v[i] = value_at(static_cast<uint64_t>(i));
+    parallel_for(t.numel(), 64, [&](int64_t i) { v[i] = value_at(static_cast<uint64_t>(i)); });
     NoGradGuard no_grad;
     t.copy_(from_vector(v, t.shape()));
 }

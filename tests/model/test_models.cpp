@@ -1,0 +1,208 @@
+// test_models.cpp: properties of the models beyond the golden step: masking with every token kept is the
+// plain forward, the EMA teacher stays off the tape and follows its momentum, checkpoints round-trip
+// bitwise and load without their config, parameter counts match the published sizes, and the baselines
+// of the paper's ablations run.
+#include <filesystem>
+#include <unistd.h>
+
+#include "engine/autograd/grad_mode.h"
+#include "models/checkpoint.h"
+#include "models/losses.h"
+#include "models/presets.h"
+#include "test_util.h"
+
+using namespace aclip;
+using aclip::test::error_of;
+using aclip::test::random_tensor;
+
+namespace {
+
+AclipBatch random_batch(const AclipConfig& c, int64_t B, uint64_t seed) {
+    const int64_t S = c.clip.vision.image_size;
+    AclipBatch b;
+    b.view1 = random_tensor({B, 3, S, S}, seed, -1, 1, DType::F32);
+    b.view2 = random_tensor({B, 3, S, S}, seed + 1, -1, 1, DType::F32);
+    b.ema_view = random_tensor({B, 3, S, S}, seed + 2, -1, 1, DType::F32);
+    std::vector<int64_t> boxes;
+    for (int64_t i = 0; i < B; ++i) {
+        std::vector<int64_t> v = {4, 2, 30, 36, 10, 8, 28, 30, 0, 0, 40, 44};  // view 1, view 2, EMA box
+        boxes.insert(boxes.end(), v.begin(), v.end());
+    }
+    b.boxes = from_vector(boxes, {B, 3, 4});
+    std::vector<int64_t> ids(B * c.clip.text.context, 0);
+    for (int64_t i = 0; i < B; ++i) {
+        ids[i * c.clip.text.context] = c.clip.text.vocab - 2;
+        for (int64_t j = 1; j < 5 + i; ++j) ids[i * c.clip.text.context + j] = 1 + (i * 7 + j) % 90;
+        ids[i * c.clip.text.context + 5 + i] = c.clip.text.vocab - 1;
+    }
+    b.text = from_vector(ids, {B, c.clip.text.context});
+    return b;
+}
+
+std::string temp_file(const std::string& name) {
+    return std::filesystem::temp_directory_path().string() + "/aclip_models_" + std::to_string(getpid()) + "_" + name;
+}
+
+}  // namespace
+
+TEST_SUITE("model") {
+    TEST_CASE("keeping every patch is the unmasked forward") {
+        Generator gen(3);
+        AclipConfig c = model_preset("tiny");
+        VisionTransformer vit(c.clip.vision, gen);
+        Tensor images = random_tensor({2, 3, 32, 32}, 4, -1, 1, DType::F32);
+        const int64_t N = c.clip.vision.num_patches();
+        Tensor all = arange(N).unsqueeze(0).expand({2, N}).contiguous();
+        VisionOutput plain = vit.forward(images), kept = vit.forward(images, all);
+        CHECK_CLOSE(kept.embed, plain.embed, 0.0, 0.0);
+        CHECK_CLOSE(kept.cls, plain.cls, 0.0, 0.0);
+        // and a real mask changes the output
+        Tensor half = arange(N / 2).unsqueeze(0).expand({2, N / 2}).contiguous();
+        CHECK_FALSE(aclip::test::compare(vit.forward(images, half).embed, plain.embed, 1e-3, 0.0).ok);
+    }
+
+    TEST_CASE("the attention score is a mean of softmax rows: it sums to at most 1 per sample") {
+        Generator gen(5);
+        VisionTransformer vit(model_preset("tiny").clip.vision, gen);
+        VisionOutput out = vit.forward(random_tensor({3, 3, 32, 32}, 6, -1, 1, DType::F32), {}, true);
+        REQUIRE(out.attn_cls.shape() == Shape{3, 64});
+        for (double s : sum(out.attn_cls, {1}).to_vector<double>()) {
+            CHECK(s > 0.0);
+            CHECK(s < 1.0);  // the CLS key takes the rest
+        }
+    }
+
+    TEST_CASE("the EMA teacher records nothing on the tape and never receives a gradient") {
+        Generator gen(7);
+        AclipConfig c = model_preset("tiny");
+        Aclip model(c, gen);
+        AclipStep out = model.forward(random_batch(c, 4, 8), 0.9);
+        CHECK_FALSE(out.attn.requires_grad());
+        out.loss.backward();
+        for (auto& p : model.ema->named_parameters()) {
+            CAPTURE(p.name);
+            CHECK_FALSE(p.tensor->requires_grad());
+            CHECK_FALSE(p.tensor->grad().defined());
+        }
+        CHECK(model.clip.visual.proj.grad().defined());
+        CHECK_FALSE(model.clip.visual.conv1_weight.grad().defined());  // the patch embedding is frozen
+    }
+
+    TEST_CASE("EMA: m = 1 leaves the copy alone; m = 0 makes it the online weights") {
+        Generator gen(9);
+        Aclip model(model_preset("tiny"), gen);
+        {
+            NoGradGuard no_grad;
+            model.clip.visual.proj.add_(ones_like(model.clip.visual.proj));  // make online and EMA differ
+        }
+        std::vector<float> before = model.ema->visual.proj.to_vector<float>();
+        model.update_ema(1.0);
+        CHECK(model.ema->visual.proj.to_vector<float>() == before);
+        model.update_ema(0.0);
+        CHECK(model.ema->visual.proj.to_vector<float>() == model.clip.visual.proj.to_vector<float>());
+        CHECK(ema_momentum(0, 100, 0.996) == doctest::Approx(0.996));
+        CHECK(ema_momentum(50, 100, 0.996) == doctest::Approx(0.998));
+        CHECK(ema_momentum(100, 100, 0.996) == doctest::Approx(1.0));
+    }
+
+    TEST_CASE("a saved model loads without its config and gives bitwise-equal outputs") {
+        Generator gen(11);
+        AclipConfig c = model_preset("tiny");
+        Aclip model(c, gen);
+        AclipBatch batch = random_batch(c, 4, 12);
+        model.forward(batch, 0.5).loss.backward();  // move the BatchNorm statistics off their init
+        std::string path = temp_file("tiny.model.safetensors");
+        save_model(path, model, model_metadata(c, "[model]\nname = tiny\n"));
+        SafetensorsFile file = load_safetensors(path);
+        CHECK(file.metadata.at("vision.heads") == "2");
+        CHECK(file.metadata.at("aclip.config") == "[model]\nname = tiny\n");
+        AclipConfig loaded_cfg = config_from_checkpoint(file);
+        CHECK(loaded_cfg.clip.vision.num_patches() == c.clip.vision.num_patches());
+        CHECK(loaded_cfg.clip.text.vocab == c.clip.text.vocab);
+        CHECK(loaded_cfg.ssl.byol_dim == c.ssl.byol_dim);
+        Generator other(99);
+        Aclip loaded(loaded_cfg, other);
+        load_state(loaded, file);
+        float a = static_cast<float>(model.forward(batch, 1.0).loss.item());
+        float b = static_cast<float>(loaded.forward(batch, 1.0).loss.item());
+        CHECK(a == b);
+        // a checkpoint of another size is refused by name
+        AclipConfig wider = c;
+        wider.clip.text.width = 48;
+        Aclip mismatched(wider, other);
+        CHECK(error_of([&] { load_state(mismatched, file); }).find("token_embedding.weight") != std::string::npos);
+        std::filesystem::remove(path);
+    }
+
+    TEST_CASE("parameter counts: ViT-B/16 86.19 M (A-CLIP and OpenAI variants), the text tower 63.43 M") {
+        Generator gen(0);
+        AclipConfig b16 = model_preset("vit_b16");
+        VisionTransformer vit(b16.clip.vision, gen);
+        CHECK(vit.num_parameters() == 86191872);  // with the (frozen) patch embedding and its bias
+        VisionTransformer openai(model_preset("openai_vit_b16").clip.vision, gen);
+        CHECK(openai.num_parameters() == 86192640);  // no patch bias, plus ln_pre: open_clip's 86.19 M
+        TextTransformer text(b16.clip.text, gen);
+        CHECK(text.num_parameters() == 63428096);  // open_clip's ViT-B-16 text tower: 63.43 M
+    }
+
+    TEST_CASE("the ablation baselines run: plain CLIP, random masks, attentive mask without SSL") {
+        AclipConfig base = model_preset("tiny");
+        AclipBatch batch = random_batch(base, 4, 13);
+        SUBCASE("plain CLIP: one view, no mask, no EMA") {
+            AclipConfig c = base;
+            c.mask = MaskMode::None;
+            c.views = 1;
+            c.ssl_losses = false;
+            Generator gen(1);
+            Aclip model(c, gen);
+            CHECK(model.ema == nullptr);
+            AclipStep out = model.forward(batch, 0.99);
+            CHECK(out.loss.item() == doctest::Approx(out.clip1.item()));
+            CHECK_FALSE(out.keep1.defined());
+        }
+        SUBCASE("random mask, 1 and 2 views") {
+            for (int views : {1, 2}) {
+                AclipConfig c = base;
+                c.mask = MaskMode::Random;
+                c.views = views;
+                c.ssl_losses = false;
+                Generator gen(2);
+                Aclip model(c, gen);
+                AclipStep out = model.forward(batch, 0.99);
+                CHECK(out.keep1.shape() == Shape{4, 32});
+                CHECK(out.keep2.defined() == (views == 2));
+                if (views == 2) CHECK(out.keep1.to_vector<int64_t>() != out.keep2.to_vector<int64_t>());
+                CHECK(std::isfinite(out.loss.item()));
+            }
+        }
+        SUBCASE("attentive mask without the SSL losses") {
+            AclipConfig c = base;
+            c.ssl_losses = false;
+            Generator gen(3);
+            Aclip model(c, gen);
+            AclipStep out = model.forward(batch, 0.99);
+            CHECK_FALSE(out.simclr.defined());
+            CHECK(out.keep1.shape() == Shape{4, 36});
+            CHECK(out.loss.item() == doctest::Approx(0.5 * (out.clip1.item() + out.clip2.item())));
+        }
+        SUBCASE("SimCLR pairs as the official code: view 1 against itself") {
+            AclipConfig c = base;
+            c.simclr_pairs = SimclrPairs::Official;
+            Generator gen(4);
+            Aclip model(c, gen);
+            AclipStep out = model.forward(batch, 0.99);
+            CHECK(std::isfinite(out.simclr.item()));
+            Tensor z = random_tensor({4, 8}, 5, -1, 1, DType::F64);
+            // identical views: the positive logit is the constant 1/tau
+            CHECK(simclr_loss(z, z, 0.1).item() < simclr_loss(z, random_tensor({4, 8}, 6, -1, 1, DType::F64), 0.1).item());
+        }
+    }
+
+    TEST_CASE("unknown presets and bad configurations are clear errors") {
+        CHECK(error_of([] { model_preset("vit_h14"); }).find("accepted: tiny, vit_s16") != std::string::npos);
+        AclipConfig c = model_preset("tiny");
+        c.views = 1;
+        Generator gen(0);
+        CHECK(error_of([&] { Aclip m(c, gen); }).find("SSL losses need two views") != std::string::npos);
+    }
+}
