@@ -9,13 +9,14 @@
 namespace aclip {
 
 double ema_momentum(int64_t step, int64_t total, double base) {
-    return 1.0 - (1.0 - base) * (1.0 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total))) / 2;
+    return 1.0 -
+           (1.0 - base) * (1.0 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total))) / 2;
 }
 
 EmaModules::EmaModules(const AclipConfig& c, Generator& gen)
     : visual(c.clip.vision, gen),
-      transformer(c.clip.text.width, c.clip.text.layers, c.clip.text.heads, c.clip.text.mlp_ratio * c.clip.text.width,
-                  c.clip.text.act, c.clip.text.ln_eps, gen),
+      transformer(c.clip.text.width, c.clip.text.layers, c.clip.text.heads,
+                  c.clip.text.mlp_ratio * c.clip.text.width, c.clip.text.act, c.clip.text.ln_eps, gen),
       ssl(c.clip.vision.width, c.ssl, gen) {
     text_projection = empty({c.clip.text.width, c.clip.text.embed_dim});
 }
@@ -91,7 +92,7 @@ AclipStep Aclip::forward(const AclipBatch& batch, double m) {
         update_ema(m);
         NoGradGuard no_grad;
         VisionOutput teacher = ema->visual.forward(batch.ema_view, {}, cfg.mask == MaskMode::Attentive);
-        out.attn = teacher.attn_cls;  // (B, N)
+        out.attn = teacher.attn_cls;                                                     // (B, N)
         if (cfg.ssl_losses) byol_target = ema->ssl.byol_projector.forward(teacher.cls);  // (B, D)
     }
 
@@ -101,7 +102,8 @@ AclipStep Aclip::forward(const AclipBatch& batch, double m) {
         if (cfg.views == 2) out.keep2 = attentive_keep(out.attn, batch.boxes, 1, mask_cfg);
     } else if (cfg.mask == MaskMode::Random) {
         out.keep1 = random_keep(B, N, cfg.keep_ratio, batch.mask_seed, batch.mask_offset);
-        if (cfg.views == 2) out.keep2 = random_keep(B, N, cfg.keep_ratio, batch.mask_seed, batch.mask_offset + B * N);
+        if (cfg.views == 2)
+            out.keep2 = random_keep(B, N, cfg.keep_ratio, batch.mask_seed, batch.mask_offset + B * N);
     }
 
     // 3. The online towers: both views in one pass.
@@ -111,20 +113,22 @@ AclipStep Aclip::forward(const AclipBatch& batch, double m) {
     Tensor text_embed = clip.text.forward(batch.text);  // (B, E), shared by both views
 
     // 4. The loss terms.
-    out.clip1 = clip_loss(online.embed.narrow(0, 0, B), text_embed, clip.logit_scale);
+    out.clip1 = clip_loss(online.embed.narrow(0, 0, B), text_embed, clip.logit_scale, comm);
     Tensor clip_term = out.clip1;
     if (cfg.views == 2) {
-        out.clip2 = clip_loss(online.embed.narrow(0, B, B), text_embed, clip.logit_scale);
+        out.clip2 = clip_loss(online.embed.narrow(0, B, B), text_embed, clip.logit_scale, comm);
         clip_term = mul_scalar(add(out.clip1, out.clip2), 0.5);
     }
     out.loss = mul_scalar(clip_term, cfg.clip_weight);
     if (cfg.ssl_losses) {
         Tensor z = ssl.simclr_mlp.forward(online.cls);  // (2B, D): both views go through the BatchNorms
         Tensor z1 = z.narrow(0, 0, B);
-        out.simclr = simclr_loss(z1, cfg.simclr_pairs == SimclrPairs::Views ? z.narrow(0, B, B) : z1, cfg.simclr_tau);
+        out.simclr = simclr_loss(z1, cfg.simclr_pairs == SimclrPairs::Views ? z.narrow(0, B, B) : z1,
+                                 cfg.simclr_tau, comm);
         Tensor pred = ssl.byol_predictor.forward(ssl.byol_projector.forward(online.cls));  // (2B, D)
         out.byol = byol_loss(pred, byol_target);
-        out.loss = add(out.loss, add(mul_scalar(out.simclr, cfg.simclr_weight), mul_scalar(out.byol, cfg.byol_weight)));
+        out.loss = add(out.loss,
+                       add(mul_scalar(out.simclr, cfg.simclr_weight), mul_scalar(out.byol, cfg.byol_weight)));
     }
     return out;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/dist/comm.h"
 #include "engine/optim/adamw.h"
 #include "models/attentive_mask.h"
 #include "models/clip.h"
@@ -40,23 +41,23 @@ struct AclipBatch {
 };
 
 struct AclipStep {
-    Tensor loss;                       // [] total
+    Tensor loss;                        // [] total
     Tensor clip1, clip2, simclr, byol;  // [] each, undefined when not computed
-    Tensor attn;                       // (B, N) EMA attention score (attentive mode)
-    Tensor keep1, keep2;               // (B, K) kept patches per view (masked modes)
+    Tensor attn;                        // (B, N) EMA attention score (attentive mode)
+    Tensor keep1, keep2;                // (B, K) kept patches per view (masked modes)
 };
 
 class EmaSsl : public Module {
-public:
-    EmaSsl(int64_t width, const SslConfig& cfg, Generator& gen) : byol_projector(width, cfg.byol_hidden,
-                                                                                 cfg.byol_dim, false, false, gen) {}
+  public:
+    EmaSsl(int64_t width, const SslConfig& cfg, Generator& gen)
+        : byol_projector(width, cfg.byol_hidden, cfg.byol_dim, false, false, gen) {}
     void visit(Visitor& v) override { v.child("byol_projector", byol_projector); }
     BnMlp byol_projector;
 };
 
 // The momentum copies, named ema.* in checkpoints.
 class EmaModules : public Module {
-public:
+  public:
     EmaModules(const AclipConfig& cfg, Generator& gen);
     void visit(Visitor& v) override;
     VisionTransformer visual;
@@ -66,7 +67,7 @@ public:
 };
 
 class Aclip : public Module {
-public:
+  public:
     Aclip(const AclipConfig& cfg, Generator& gen);
     void visit(Visitor& v) override;
 
@@ -78,6 +79,7 @@ public:
     std::vector<ParamGroup> param_groups(double weight_decay);
 
     AclipConfig cfg;
+    Comm* comm = nullptr;  // data-parallel ranks for the contrastive losses; null: this process alone
     Clip clip;
     SslHeads ssl;
     std::unique_ptr<EmaModules> ema;  // null when the mode needs no EMA

@@ -15,7 +15,9 @@ int64_t kept_blocks(const MaskConfig& c) {
     return std::min<int64_t>(squares, static_cast<int64_t>(squares * c.keep_ratio) + 1);
 }
 
-int64_t kept_patches(const MaskConfig& c) { return kept_blocks(c) * c.block * c.block; }
+int64_t kept_patches(const MaskConfig& c) {
+    return kept_blocks(c) * c.block * c.block;
+}
 
 Tensor view_score_map(const Tensor& score_row, const int64_t* e, const int64_t* o, int64_t G) {
     NoGradGuard no_grad;
@@ -26,14 +28,16 @@ Tensor view_score_map(const Tensor& score_row, const int64_t* e, const int64_t* 
     const int64_t r0 = std::max<int64_t>(top, 0), r1 = std::min<int64_t>(top + o[2], e[2]);
     const int64_t c0 = std::max<int64_t>(left, 0), c1 = std::min<int64_t>(left + o[3], e[3]);
     if (r1 > r0 && c1 > c0)
-        crop.narrow(2, r0 - top, r1 - r0).narrow(3, c0 - left, c1 - c0).copy_(map.narrow(2, r0, r1 - r0).narrow(3, c0, c1 - c0));
+        crop.narrow(2, r0 - top, r1 - r0)
+            .narrow(3, c0 - left, c1 - c0)
+            .copy_(map.narrow(2, r0, r1 - r0).narrow(3, c0, c1 - c0));
     return resize_bilinear(crop, G, G).reshape({G, G});
 }
 
 Tensor attentive_keep(const Tensor& score, const Tensor& boxes, int view, const MaskConfig& c) {
     const int64_t G = c.grid, B = score.size(0), S = G / c.block;
-    AC_CHECK(score.dim() == 2 && score.size(1) == G * G, "attentive_keep: score must be (B, ", G * G, "), got ",
-             score.desc());
+    AC_CHECK(score.dim() == 2 && score.size(1) == G * G, "attentive_keep: score must be (B, ", G * G,
+             "), got ", score.desc());
     AC_CHECK(boxes.dim() == 3 && boxes.size(0) == B && boxes.size(1) == 3 && boxes.size(2) == 4,
              "attentive_keep: boxes must be (B, 3, 4), got ", boxes.desc());
     AC_CHECK(view == 0 || view == 1, "attentive_keep: view must be 0 or 1");
@@ -46,7 +50,8 @@ Tensor attentive_keep(const Tensor& score, const Tensor& boxes, int view, const 
     for (int64_t b = 0; b < B; ++b) {
         const int64_t* e = &bx[(b * 3 + 2) * 4];
         const int64_t* o = &bx[(b * 3 + view) * 4];
-        AC_CHECK(e[2] > 0 && e[3] > 0 && o[2] > 0 && o[3] > 0, "attentive_keep: sample ", b, " has an empty box");
+        AC_CHECK(e[2] > 0 && e[3] > 0 && o[2] > 0 && o[3] > 0, "attentive_keep: sample ", b,
+                 " has an empty box");
         Tensor map = view_score_map(score.select(0, b), e, o, G);
         Tensor squares = avg_pool2d(map.reshape({1, 1, G, G}), c.block).reshape({S * S});
         std::vector<int64_t> top = topk(squares, keep).second.to_vector<int64_t>();

@@ -13,9 +13,12 @@ namespace {
 
 const char* act_name(Activation a) {
     switch (a) {
-        case Activation::GELU: return "gelu";
-        case Activation::QuickGELU: return "quick_gelu";
-        case Activation::ReLU: return "relu";
+        case Activation::GELU:
+            return "gelu";
+        case Activation::QuickGELU:
+            return "quick_gelu";
+        case Activation::ReLU:
+            return "relu";
     }
     return "?";
 }
@@ -29,8 +32,8 @@ std::string number(double v) {
 
 const std::string& meta(const SafetensorsFile& f, const std::string& key) {
     auto it = f.metadata.find(key);
-    AC_CHECK_HINT(it != f.metadata.end(), "write checkpoints with save_model, which records it",
-                  f.path, ": __metadata__ lacks '", key, "'");
+    AC_CHECK_HINT(it != f.metadata.end(), "write checkpoints with save_model, which records it", f.path,
+                  ": __metadata__ lacks '", key, "'");
     return it->second;
 }
 
@@ -138,8 +141,8 @@ void load_state(Module& model, const SafetensorsFile& f) {
         AC_CHECK_HINT(f.has(t.name), "was it written for another model size or mode?", f.path,
                       ": no tensor '", t.name, "' for the model");
         const Tensor& src = f.get(t.name);
-        AC_CHECK(src.shape() == t.tensor->shape() && src.dtype() == t.tensor->dtype(), f.path, ": '", t.name, "' is ",
-                 src.desc(), " but the model has ", t.tensor->desc());
+        AC_CHECK(src.shape() == t.tensor->shape() && src.dtype() == t.tensor->dtype(), f.path, ": '", t.name,
+                 "' is ", src.desc(), " but the model has ", t.tensor->desc());
         t.tensor->copy_(src);
     }
     for (const auto& [name, t] : f.tensors)

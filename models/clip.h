@@ -16,7 +16,7 @@ struct ClipConfig {
 };
 
 class Clip : public Module {
-public:
+  public:
     Clip(const ClipConfig& cfg, Generator& gen);
     void visit(Visitor& v) override;
     void clamp_logit_scale();  // to [0, ln 100], in place, no gradient

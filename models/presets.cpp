@@ -7,7 +7,8 @@ namespace {
 
 AclipConfig aclip_vit(int64_t width, int64_t layers, int64_t heads) {
     AclipConfig c;
-    c.clip.vision = VisionConfig{224, 16, width, layers, heads, 4, 512, Activation::GELU, 1e-6, false, true, true};
+    c.clip.vision =
+        VisionConfig{224, 16, width, layers, heads, 4, 512, Activation::GELU, 1e-6, false, true, true};
     c.clip.text = TextConfig{77, 49408, 512, 12, 8, 4, 512, Activation::QuickGELU, 1e-5};
     c.ssl = SslConfig{4096, 256, 4096, 256};
     return c;
@@ -15,7 +16,9 @@ AclipConfig aclip_vit(int64_t width, int64_t layers, int64_t heads) {
 
 }  // namespace
 
-std::vector<std::string> model_preset_names() { return {"tiny", "vit_s16", "vit_b16", "vit_l16", "openai_vit_b16"}; }
+std::vector<std::string> model_preset_names() {
+    return {"tiny", "vit_s16", "vit_b16", "vit_l16", "openai_vit_b16"};
+}
 
 AclipConfig model_preset(const std::string& name) {
     if (name == "vit_s16") return aclip_vit(384, 12, 12);

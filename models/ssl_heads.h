@@ -8,7 +8,7 @@ namespace aclip {
 
 // fc1 -> bn1 -> ReLU -> fc2 [-> bn2 -> ReLU -> fc3]: two or three Linear layers with BatchNorm between.
 class BnMlp : public Module {
-public:
+  public:
     BnMlp(int64_t in, int64_t hidden, int64_t out, bool three_layers, bool bias, Generator& gen);
     Tensor forward(const Tensor& x);
     void visit(Visitor& v) override;
@@ -24,7 +24,7 @@ struct SslConfig {
 
 // The online heads, named ssl.simclr_mlp.*, ssl.byol_projector.*, ssl.byol_predictor.*.
 class SslHeads : public Module {
-public:
+  public:
     SslHeads(int64_t width, const SslConfig& cfg, Generator& gen);
     void visit(Visitor& v) override;
 

@@ -27,7 +27,8 @@ TextTransformer::TextTransformer(const TextConfig& c, Generator& gen)
     init_normal(text_projection, gen, 0.0, attn_std);
 }
 
-Tensor TextTransformer::forward(const Tensor& ids, const Transformer* blocks, const Tensor* projection) const {
+Tensor TextTransformer::forward(const Tensor& ids, const Transformer* blocks,
+                                const Tensor* projection) const {
     AC_CHECK(ids.dim() == 2 && ids.size(1) <= cfg.context && is_integral(ids.dtype()),
              "TextTransformer: ids must be integer (B, C) with C <= ", cfg.context, ", got ", ids.desc());
     const int64_t B = ids.size(0), C = ids.size(1), T = cfg.width;

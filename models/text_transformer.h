@@ -17,11 +17,12 @@ struct TextConfig {
 };
 
 class TextTransformer : public Module {
-public:
+  public:
     TextTransformer(const TextConfig& cfg, Generator& gen);
     // ids (B, C) with C <= context -> (B, E). blocks and projection default to this tower's own; A-CLIP's
     // EMA text path passes its copies and shares the embeddings and ln_final.
-    Tensor forward(const Tensor& ids, const Transformer* blocks = nullptr, const Tensor* projection = nullptr) const;
+    Tensor forward(const Tensor& ids, const Transformer* blocks = nullptr,
+                   const Tensor* projection = nullptr) const;
     void visit(Visitor& v) override;
 
     TextConfig cfg;

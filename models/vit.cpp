@@ -8,11 +8,13 @@
 namespace aclip {
 
 Tensor patchify(const Tensor& images, int64_t P) {
-    AC_CHECK(images.dim() == 4 && images.size(1) == 3, "patchify: images must be (B, 3, S, S), got ", images.desc());
+    AC_CHECK(images.dim() == 4 && images.size(1) == 3, "patchify: images must be (B, 3, S, S), got ",
+             images.desc());
     const int64_t B = images.size(0), H = images.size(2), W = images.size(3);
-    AC_CHECK(H % P == 0 && W % P == 0, "patchify: image size ", H, "x", W, " is not a multiple of the patch size ", P);
+    AC_CHECK(H % P == 0 && W % P == 0, "patchify: image size ", H, "x", W,
+             " is not a multiple of the patch size ", P);
     return images.view({B, 3, H / P, P, W / P, P})
-        .permute({0, 2, 4, 1, 3, 5})           // (B, H/P, W/P, 3, P, P)
+        .permute({0, 2, 4, 1, 3, 5})  // (B, H/P, W/P, 3, P, P)
         .reshape({B, (H / P) * (W / P), 3 * P * P});
 }
 
@@ -58,7 +60,8 @@ VisionOutput VisionTransformer::forward(const Tensor& images, const Tensor& keep
     AC_CHECK(images.dim() == 4 && images.size(2) == cfg.image_size && images.size(3) == cfg.image_size,
              "VisionTransformer: images must be (B, 3, ", cfg.image_size, ", ", cfg.image_size, "), got ",
              images.desc());
-    Tensor x = linear(patchify(images, cfg.patch_size), conv1_weight.reshape({W, -1}), conv1_bias);  // (B, N, W)
+    Tensor x =
+        linear(patchify(images, cfg.patch_size), conv1_weight.reshape({W, -1}), conv1_bias);  // (B, N, W)
     x = add(x, positional_embedding.narrow(0, 1, N));
     if (keep.defined()) {
         AC_CHECK(keep.dim() == 2 && keep.size(0) == B, "VisionTransformer: keep must be (B, K) indices, got ",

@@ -19,9 +19,9 @@ struct VisionConfig {
     int64_t embed_dim = 512;
     Activation act = Activation::GELU;
     double ln_eps = 1e-6;
-    bool ln_pre = false;        // OpenAI CLIP applies a LayerNorm before the blocks
-    bool patch_bias = true;     // timm's patch embedding has a bias; OpenAI's has none
-    bool freeze_patch = true;   // A-CLIP keeps the patch embedding at its random init
+    bool ln_pre = false;       // OpenAI CLIP applies a LayerNorm before the blocks
+    bool patch_bias = true;    // timm's patch embedding has a bias; OpenAI's has none
+    bool freeze_patch = true;  // A-CLIP keeps the patch embedding at its random init
     int64_t grid() const { return image_size / patch_size; }
     int64_t num_patches() const { return grid() * grid(); }
 };
@@ -33,7 +33,7 @@ struct VisionOutput {
 };
 
 class VisionTransformer : public Module {
-public:
+  public:
     VisionTransformer(const VisionConfig& cfg, Generator& gen);
     // images (B, 3, S, S); keep (B, K) i64 patch indices to keep, or undefined for all patches.
     VisionOutput forward(const Tensor& images, const Tensor& keep = {}, bool want_attention = false) const;

@@ -45,7 +45,11 @@ Storage::~Storage() {
 size_t cpu_bytes_in_use() {
     return g_cpu_in_use.load();
 }
-size_t cpu_bytes_peak() { return g_cpu_peak.load(); }
-void cpu_bytes_reset_peak() { g_cpu_peak.store(g_cpu_in_use.load()); }
+size_t cpu_bytes_peak() {
+    return g_cpu_peak.load();
+}
+void cpu_bytes_reset_peak() {
+    g_cpu_peak.store(g_cpu_in_use.load());
+}
 
 }  // namespace aclip

@@ -162,7 +162,8 @@ void ResidualAttentionBlock::visit(Visitor& v) {
 Transformer::Transformer(int64_t width, int64_t layers, int64_t heads, int64_t mlp_hidden, Activation act,
                          double ln_eps, Generator& gen) {
     for (int64_t i = 0; i < layers; ++i)
-        resblocks.push_back(std::make_unique<ResidualAttentionBlock>(width, heads, mlp_hidden, act, ln_eps, gen));
+        resblocks.push_back(
+            std::make_unique<ResidualAttentionBlock>(width, heads, mlp_hidden, act, ln_eps, gen));
 }
 
 Tensor Transformer::forward(const Tensor& x, bool causal, std::vector<Tensor>* probs) const {

@@ -91,9 +91,9 @@ class ResidualAttentionBlock : public Module {
 
 // A stack of pre-norm blocks ("transformer.resblocks.{i}" in OpenAI CLIP).
 class Transformer : public Module {
-public:
-    Transformer(int64_t width, int64_t layers, int64_t heads, int64_t mlp_hidden, Activation act, double ln_eps,
-                Generator& gen);
+  public:
+    Transformer(int64_t width, int64_t layers, int64_t heads, int64_t mlp_hidden, Activation act,
+                double ln_eps, Generator& gen);
     // probs, if given, receives each layer's attention probabilities (B, H, T, T).
     Tensor forward(const Tensor& x, bool causal, std::vector<Tensor>* probs = nullptr) const;
     void visit(Visitor& v) override;

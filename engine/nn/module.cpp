@@ -61,8 +61,8 @@ void copy_state(Module& dst, Module& src) {
     AC_CHECK(d.size() == s.size(), "copy_state: destination has ", d.size(), " tensors, source ", s.size());
     NoGradGuard no_grad;
     for (size_t i = 0; i < d.size(); ++i) {
-        AC_CHECK(d[i].name == s[i].name && d[i].tensor->shape() == s[i].tensor->shape(), "copy_state: '", d[i].name,
-                 "' ", d[i].tensor->desc(), " vs '", s[i].name, "' ", s[i].tensor->desc());
+        AC_CHECK(d[i].name == s[i].name && d[i].tensor->shape() == s[i].tensor->shape(), "copy_state: '",
+                 d[i].name, "' ", d[i].tensor->desc(), " vs '", s[i].name, "' ", s[i].tensor->desc());
         d[i].tensor->copy_(*s[i].tensor);
     }
 }

@@ -116,8 +116,10 @@ TEST_SUITE("model") {
         }
         for (auto& [name, t] : fixture().tensors)
             if (name.rfind("init.", 0) == 0) theirs.insert(name.substr(5));
-        for (const auto& n : theirs) CHECK_MESSAGE(ours.count(n), "reference tensor missing in the model: " << n);
-        for (const auto& n : ours) CHECK_MESSAGE(theirs.count(n), "model tensor missing in the reference: " << n);
+        for (const auto& n : theirs)
+            CHECK_MESSAGE(ours.count(n), "reference tensor missing in the model: " << n);
+        for (const auto& n : ours)
+            CHECK_MESSAGE(theirs.count(n), "model tensor missing in the reference: " << n);
     }
 
     TEST_CASE("one A-CLIP step and 5 AdamW steps match PyTorch") {
@@ -140,10 +142,14 @@ TEST_SUITE("model") {
                 CHECK(out.keep1.to_vector<int64_t>() == f.get("step0.keep1").to_vector<int64_t>());
                 CHECK(out.keep2.to_vector<int64_t>() == f.get("step0.keep2").to_vector<int64_t>());
                 CHECK(out.keep1.size(1) == 36);  // 9 of 16 squares of 2x2 patches
-                for (auto [name, term] : {std::pair{"loss", out.loss}, {"clip1", out.clip1}, {"clip2", out.clip2},
-                                          {"simclr", out.simclr}, {"byol", out.byol}}) {
+                for (auto [name, term] : {std::pair{"loss", out.loss},
+                                          {"clip1", out.clip1},
+                                          {"clip2", out.clip2},
+                                          {"simclr", out.simclr},
+                                          {"byol", out.byol}}) {
                     CAPTURE(name);
-                    CHECK(term.item() == doctest::Approx(f.get(std::string("step0.") + name).item()).epsilon(1e-5));
+                    CHECK(term.item() ==
+                          doctest::Approx(f.get(std::string("step0.") + name).item()).epsilon(1e-5));
                 }
                 int checked = 0;
                 for (auto& p : model.named_parameters()) {

@@ -2,8 +2,9 @@
 // plain forward, the EMA teacher stays off the tape and follows its momentum, checkpoints round-trip
 // bitwise and load without their config, parameter counts match the published sizes, and the baselines
 // of the paper's ablations run.
-#include <filesystem>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include "engine/autograd/grad_mode.h"
 #include "models/checkpoint.h"
@@ -40,7 +41,8 @@ AclipBatch random_batch(const AclipConfig& c, int64_t B, uint64_t seed) {
 }
 
 std::string temp_file(const std::string& name) {
-    return std::filesystem::temp_directory_path().string() + "/aclip_models_" + std::to_string(getpid()) + "_" + name;
+    return std::filesystem::temp_directory_path().string() + "/aclip_models_" + std::to_string(getpid()) +
+           "_" + name;
 }
 
 }  // namespace
@@ -130,7 +132,8 @@ TEST_SUITE("model") {
         AclipConfig wider = c;
         wider.clip.text.width = 48;
         Aclip mismatched(wider, other);
-        CHECK(error_of([&] { load_state(mismatched, file); }).find("token_embedding.weight") != std::string::npos);
+        CHECK(error_of([&] { load_state(mismatched, file); }).find("token_embedding.weight") !=
+              std::string::npos);
         std::filesystem::remove(path);
     }
 
@@ -194,7 +197,8 @@ TEST_SUITE("model") {
             CHECK(std::isfinite(out.simclr.item()));
             Tensor z = random_tensor({4, 8}, 5, -1, 1, DType::F64);
             // identical views: the positive logit is the constant 1/tau
-            CHECK(simclr_loss(z, z, 0.1).item() < simclr_loss(z, random_tensor({4, 8}, 6, -1, 1, DType::F64), 0.1).item());
+            CHECK(simclr_loss(z, z, 0.1).item() <
+                  simclr_loss(z, random_tensor({4, 8}, 6, -1, 1, DType::F64), 0.1).item());
         }
     }
 

@@ -20,7 +20,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int main(int argc, char** argv) {
     std::vector<std::string> names(argv + 1, argv + argc);
     if (names.empty()) names = model_preset_names();
-    std::printf("%-16s %10s %8s %12s %12s %10s\n", "model", "params M", "init s", "image ms", "text ms", "peak MiB");
+    std::printf("%-16s %10s %8s %12s %12s %10s\n", "model", "params M", "init s", "image ms", "text ms",
+                "peak MiB");
     for (const std::string& name : names) {
         try {
             AclipConfig cfg = model_preset(name);
@@ -32,7 +33,8 @@ int main(int argc, char** argv) {
             const int64_t S = cfg.clip.vision.image_size, C = cfg.clip.text.context;
             Tensor image = empty({1, 3, S, S});
             float* p = image.data<float>();
-            for (int64_t i = 0; i < image.numel(); ++i) p[i] = 2 * uniform_from_word(philox_word(1, 0, i)) - 1;
+            for (int64_t i = 0; i < image.numel(); ++i)
+                p[i] = 2 * uniform_from_word(philox_word(1, 0, i)) - 1;
             std::vector<int64_t> ids(C, 0);
             ids[0] = cfg.clip.text.vocab - 2;
             for (int64_t j = 1; j < C / 2; ++j) ids[j] = 1 + j;
@@ -44,8 +46,8 @@ int main(int argc, char** argv) {
             t0 = std::chrono::steady_clock::now();
             Tensor txt = clip.text.forward(from_vector(ids, {1, C}));
             double text_ms = seconds_since(t0) * 1e3;
-            std::printf("%-16s %10.2f %8.2f %12.1f %12.1f %10.1f\n", name.c_str(), clip.num_parameters() / 1e6, init_s,
-                        image_ms, text_ms, cpu_bytes_peak() / 1048576.0);
+            std::printf("%-16s %10.2f %8.2f %12.1f %12.1f %10.1f\n", name.c_str(),
+                        clip.num_parameters() / 1e6, init_s, image_ms, text_ms, cpu_bytes_peak() / 1048576.0);
         } catch (const Error& e) {
             std::fprintf(stderr, "%s: %s\n", name.c_str(), e.what());
             return 1;

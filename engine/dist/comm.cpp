@@ -1,0 +1,103 @@
+// comm.cpp: see comm.h. ThreadComm exchanges tensors through a shared hub guarded by a generation barrier.
+#include "engine/dist/comm.h"
+
+#include <condition_variable>
+#include <mutex>
+
+#include "engine/autograd/grad_mode.h"
+#include "engine/autograd/node.h"
+#include "engine/ops/ops.h"
+
+namespace aclip {
+
+namespace {
+
+struct Hub {
+    explicit Hub(int n) : world(n), slots(n) {}
+    const int world;
+    std::vector<Tensor> slots;
+    std::mutex mutex;
+    std::condition_variable cv;
+    int arrived = 0;
+    uint64_t generation = 0;
+
+    void barrier() {
+        std::unique_lock<std::mutex> lock(mutex);
+        uint64_t gen = generation;
+        if (++arrived == world) {
+            arrived = 0;
+            ++generation;
+            cv.notify_all();
+        } else {
+            cv.wait(lock, [&] { return generation != gen; });
+        }
+    }
+};
+
+class ThreadComm : public Comm {
+  public:
+    ThreadComm(std::shared_ptr<Hub> hub, int rank) : hub_(std::move(hub)), rank_(rank) {}
+    int rank() const override { return rank_; }
+    int world() const override { return hub_->world; }
+    void barrier() override { hub_->barrier(); }
+
+    Tensor all_gather(const Tensor& t) override {
+        NoGradGuard no_grad;
+        hub_->slots[rank_] = t.detach().contiguous();
+        hub_->barrier();  // every slot is written
+        for (int r = 0; r < world(); ++r)
+            AC_CHECK(hub_->slots[r].shape() == hub_->slots[rank_].shape(), "all_gather: rank ", r, " sent ",
+                     hub_->slots[r].desc(), " but rank ", rank_, " sent ", hub_->slots[rank_].desc());
+        Tensor out = concat(hub_->slots, 0);
+        hub_->barrier();  // every rank has read before any slot is overwritten
+        return out;
+    }
+
+    void all_reduce_sum(Tensor& t) override {
+        Tensor all = all_gather(t.reshape({1, -1}));  // (world, numel)
+        NoGradGuard no_grad;
+        t.copy_(sum(all, {0}).reshape(t.shape()));
+    }
+
+  private:
+    std::shared_ptr<Hub> hub_;
+    int rank_;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Comm>> make_thread_comms(int world) {
+    AC_CHECK(world >= 1, "make_thread_comms: world size ", world, " must be at least 1");
+    auto hub = std::make_shared<Hub>(world);
+    std::vector<std::unique_ptr<Comm>> comms;
+    for (int r = 0; r < world; ++r) comms.push_back(std::make_unique<ThreadComm>(hub, r));
+    return comms;
+}
+
+Tensor all_gather_with_grad(const Tensor& x, Comm& comm) {
+    Tensor out = comm.all_gather(x);
+    if (comm.world() == 1)
+        return record("all_gather", out, {x}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+    const int64_t rows = x.size(0);
+    const int rank = comm.rank();
+    Comm* c = &comm;  // the communicator outlives the step's graph
+    return record("all_gather", out, {x}, [c, rows, rank](const Tensor& g) {
+        Tensor total = g.contiguous().clone();
+        c->all_reduce_sum(total);
+        return std::vector<Tensor>{total.narrow(0, rank * rows, rows).contiguous()};
+    });
+}
+
+void average_gradients(const std::vector<Tensor>& params, Comm& comm) {
+    if (comm.world() == 1) return;
+    NoGradGuard no_grad;
+    for (const Tensor& p : params) {
+        // every rank must take part in every reduction, in the same order: a missing gradient counts as 0
+        Tensor g = p.grad().defined() ? p.grad().contiguous().clone() : zeros_like(p);
+        comm.all_reduce_sum(g);
+        g.mul_(1.0 / comm.world());
+        p.impl().grad = g.impl_ptr();
+    }
+}
+
+}  // namespace aclip

@@ -1,0 +1,44 @@
+// comm.h: the communicator between data-parallel ranks, and the collective ops built on it.
+// Comm is the small interface the trainer needs: rank, world size, a sum all-reduce, an all-gather and
+// a barrier. LocalComm is the world of one. ThreadComm runs N ranks as threads of one process, so the
+// data-parallel logic (gradient averaging, the contrastive losses' gather with gradient) is tested on
+// any CPU; the MPI and NCCL communicators of the trainer implement the same interface.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "engine/core/tensor.h"
+
+namespace aclip {
+
+class Comm {
+  public:
+    virtual ~Comm() = default;
+    virtual int rank() const = 0;
+    virtual int world() const = 0;
+    virtual void all_reduce_sum(Tensor& t) = 0;      // in place, over every rank
+    virtual Tensor all_gather(const Tensor& t) = 0;  // every rank's t concatenated along dim 0, rank order
+    virtual void barrier() = 0;
+};
+
+class LocalComm : public Comm {
+  public:
+    int rank() const override { return 0; }
+    int world() const override { return 1; }
+    void all_reduce_sum(Tensor&) override {}
+    Tensor all_gather(const Tensor& t) override { return t.detach().contiguous(); }
+    void barrier() override {}
+};
+
+// N communicators for N threads of one process; communicator i is rank i.
+std::vector<std::unique_ptr<Comm>> make_thread_comms(int world);
+
+// all_gather that autograd sees through (the GatherLayer of SLIP / A-CLIP): forward concatenates every
+// rank's rows; backward sums the gathered gradient over ranks and returns this rank's rows. With
+// gradients averaged over ranks afterwards, this is the gradient of the loss over the global batch.
+Tensor all_gather_with_grad(const Tensor& x, Comm& comm);
+
+// Averages the gradients of params over ranks (data parallel), in place.
+void average_gradients(const std::vector<Tensor>& params, Comm& comm);
+
+}  // namespace aclip

@@ -1,0 +1,104 @@
+// test_comm.cpp: the thread communicator's collectives, and data parallelism over it: with the
+// contrastive losses gathering embeddings with gradient and the ranks averaging gradients, two ranks
+// with half a batch each compute the loss and the gradients of one process with the whole batch.
+#include <thread>
+
+#include "engine/autograd/grad_mode.h"
+#include "engine/dist/comm.h"
+#include "models/losses.h"
+#include "test_util.h"
+
+using namespace aclip;
+using aclip::test::random_tensor;
+
+namespace {
+
+// Runs fn(rank, comm) on `world` threads and waits; an exception in any thread is rethrown here.
+void run_ranks(int world, const std::function<void(int, Comm&)>& fn) {
+    auto comms = make_thread_comms(world);
+    std::vector<std::exception_ptr> errors(world);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < world; ++r)
+        threads.emplace_back([&, r] {
+            try {
+                fn(r, *comms[r]);
+            } catch (...) {
+                errors[r] = std::current_exception();
+            }
+        });
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
+}
+
+struct Replica {  // one rank's copy of a tiny two-tower model
+    Tensor w_img, w_txt, w_a, w_b, logit_scale;
+    std::vector<Tensor> params() const { return {w_img, w_txt, w_a, w_b, logit_scale}; }
+};
+
+Replica make_replica() {
+    return {random_tensor({6, 5}, 1).requires_grad_(), random_tensor({7, 5}, 2).requires_grad_(),
+            random_tensor({6, 4}, 3).requires_grad_(), random_tensor({6, 4}, 4).requires_grad_(),
+            full({}, 2.0, DType::F64).requires_grad_()};
+}
+
+// The losses of A-CLIP on rows x (images) and y (texts) of this rank.
+Tensor replica_loss(const Replica& m, const Tensor& x, const Tensor& y, Comm* comm) {
+    Tensor clip = clip_loss(matmul(x, m.w_img), matmul(y, m.w_txt), m.logit_scale, comm);
+    Tensor ssl = simclr_loss(matmul(x, m.w_a), matmul(x, m.w_b), 0.1, comm);
+    return add(clip, ssl);
+}
+
+}  // namespace
+
+TEST_SUITE("dist") {
+    TEST_CASE("thread communicator: all_gather in rank order, all_reduce sums, repeated use") {
+        const int world = 3;
+        std::vector<std::vector<float>> gathered(world), reduced(world);
+        run_ranks(world, [&](int r, Comm& c) {
+            for (int round = 0; round < 3; ++round) {  // the barrier is reusable
+                gathered[r] = c.all_gather(full({1, 2}, r + 10 * round)).to_vector<float>();
+                Tensor t = full({2}, r + 1.0);
+                c.all_reduce_sum(t);
+                reduced[r] = t.to_vector<float>();
+            }
+        });
+        for (int r = 0; r < world; ++r) {
+            CHECK(gathered[r] == std::vector<float>{20, 20, 21, 21, 22, 22});
+            CHECK(reduced[r] == std::vector<float>{6, 6});
+        }
+        CHECK_THROWS_WITH_AS(run_ranks(2,
+                                       [](int r, Comm& c) {
+                                           c.all_gather(zeros({r + 1, 2}));
+                                       }),
+                             doctest::Contains("all_gather: rank"), Error);
+    }
+
+    TEST_CASE("two ranks with half the batch each give the one-process loss and gradients") {
+        const int64_t B = 8;
+        Tensor x = random_tensor({B, 6}, 10), y = random_tensor({B, 7}, 11);
+        Replica single = make_replica();
+        Tensor full_loss = replica_loss(single, x, y, nullptr);
+        full_loss.backward();
+
+        const int world = 2;
+        std::vector<double> rank_loss(world);
+        std::vector<Replica> replicas = {make_replica(), make_replica()};
+        run_ranks(world, [&](int r, Comm& c) {
+            const Replica& m = replicas[r];
+            Tensor loss = replica_loss(m, x.narrow(0, r * B / 2, B / 2), y.narrow(0, r * B / 2, B / 2), &c);
+            loss.backward();
+            average_gradients(m.params(), c);
+            rank_loss[r] = loss.item();
+        });
+        // each rank's loss is a mean over its rows: their mean is the global mean (f64 throughout)
+        CHECK((rank_loss[0] + rank_loss[1]) / 2 == doctest::Approx(full_loss.item()).epsilon(1e-12));
+        CHECK(rank_loss[0] != doctest::Approx(rank_loss[1]));
+        for (int r = 0; r < world; ++r)
+            for (size_t i = 0; i < single.params().size(); ++i) {
+                CAPTURE(r);
+                CAPTURE(i);
+                CHECK_CLOSE(replicas[r].params()[i].grad(), single.params()[i].grad(), 1e-12, 1e-10);
+            }
+    }
+}
