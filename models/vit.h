@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "engine/nn/layers.h"
 
@@ -29,7 +30,8 @@ struct VisionConfig {
 struct VisionOutput {
     Tensor cls;       // (B, W): the CLS token after ln_post (what the SSL heads read)
     Tensor embed;     // (B, E): cls @ proj
-    Tensor attn_cls;  // (B, N): mean over layers and heads of softmax(q_cls Kᵀ) over patch keys (if asked)
+    Tensor attn_cls;  // (B, K): mean over layers and heads of softmax(q_cls Kᵀ) over patch keys (if asked)
+    std::vector<Tensor> attn_cls_layers;  // per layer, (B, H, K): the CLS row over patch keys (if asked)
 };
 
 class VisionTransformer : public Module {

@@ -68,6 +68,12 @@ TEST_SUITE("model") {
         VisionTransformer vit(model_preset("tiny").clip.vision, gen);
         VisionOutput out = vit.forward(random_tensor({3, 3, 32, 32}, 6, -1, 1, DType::F32), {}, true);
         REQUIRE(out.attn_cls.shape() == Shape{3, 64});
+        REQUIRE(out.attn_cls_layers.size() == 2);
+        CHECK(out.attn_cls_layers[1].shape() == Shape{3, 2, 64});  // per layer and head
+        CHECK_CLOSE(
+            out.attn_cls,
+            mul_scalar(add(mean(out.attn_cls_layers[0], {1}), mean(out.attn_cls_layers[1], {1})), 0.5), 1e-7,
+            0.0);
         for (double s : sum(out.attn_cls, {1}).to_vector<double>()) {
             CHECK(s > 0.0);
             CHECK(s < 1.0);  // the CLS key takes the rest
@@ -102,6 +108,10 @@ TEST_SUITE("model") {
         CHECK(model.ema->visual.proj.to_vector<float>() == before);
         model.update_ema(0.0);
         CHECK(model.ema->visual.proj.to_vector<float>() == model.clip.visual.proj.to_vector<float>());
+        // the EMA text path: EMA blocks and projection with the shared embeddings and ln_final
+        Tensor ids = from_vector<int64_t>({98, 5, 6, 99}, {1, 4});
+        CHECK_CLOSE(model.clip.text.forward(ids, &model.ema->transformer, &model.ema->text_projection),
+                    model.clip.text.forward(ids), 0.0, 0.0);
         CHECK(ema_momentum(0, 100, 0.996) == doctest::Approx(0.996));
         CHECK(ema_momentum(50, 100, 0.996) == doctest::Approx(0.998));
         CHECK(ema_momentum(100, 100, 0.996) == doctest::Approx(1.0));
