@@ -5,7 +5,8 @@
 #                     PyTorch fixtures (tools/reference/) and for the side-by-side benchmark.
 set -euo pipefail
 
-packages=(build-essential cmake ninja-build ccache libopenblas-openmp-dev doctest-dev clang-format)
+packages=(build-essential cmake ninja-build ccache libopenblas-openmp-dev doctest-dev clang-format libicu-dev
+          zlib1g-dev)
 if [[ "${1:-}" == "--with-reference" ]]; then
     packages+=(python3-torch python3-numpy)
 fi
