@@ -29,9 +29,15 @@ UChar32 next_cp(const std::string& s, int32_t& i) {
     return c < 0 ? 0xFFFD : c;
 }
 
-bool is_space(UChar32 c) { return u_isUWhiteSpace(c) || (c >= 0x1C && c <= 0x1F); }  // Python's \s
-bool is_letter(UChar32 c) { return U_GET_GC_MASK(c) & U_GC_L_MASK; }
-bool is_number(UChar32 c) { return U_GET_GC_MASK(c) & U_GC_N_MASK; }
+bool is_space(UChar32 c) {
+    return u_isUWhiteSpace(c) || (c >= 0x1C && c <= 0x1F);
+}  // Python's \s
+bool is_letter(UChar32 c) {
+    return U_GET_GC_MASK(c) & U_GC_L_MASK;
+}
+bool is_number(UChar32 c) {
+    return U_GET_GC_MASK(c) & U_GC_N_MASK;
+}
 
 const std::map<std::string, UChar32>& named_entities() {
     static const std::map<std::string, UChar32> table = {
@@ -95,19 +101,20 @@ std::string lowercase(const std::string& s) {
     std::u16string u16(s.size() + 1, u'\0');
     int32_t len = 0;
     UErrorCode err = U_ZERO_ERROR;
-    u_strFromUTF8Lenient(reinterpret_cast<UChar*>(u16.data()), static_cast<int32_t>(u16.size()), &len, s.data(),
-                         static_cast<int32_t>(s.size()), &err);
+    u_strFromUTF8Lenient(reinterpret_cast<UChar*>(u16.data()), static_cast<int32_t>(u16.size()), &len,
+                         s.data(), static_cast<int32_t>(s.size()), &err);
     AC_CHECK(U_SUCCESS(err), "lowercase: cannot decode UTF-8: ", u_errorName(err));
     std::u16string lower(static_cast<size_t>(len) * 3 + 1, u'\0');
     err = U_ZERO_ERROR;
-    int32_t lower_len = u_strToLower(reinterpret_cast<UChar*>(lower.data()), static_cast<int32_t>(lower.size()),
-                                     reinterpret_cast<const UChar*>(u16.data()), len, "", &err);
+    int32_t lower_len =
+        u_strToLower(reinterpret_cast<UChar*>(lower.data()), static_cast<int32_t>(lower.size()),
+                     reinterpret_cast<const UChar*>(u16.data()), len, "", &err);
     AC_CHECK(U_SUCCESS(err), "lowercase: ", u_errorName(err));
     std::string out(static_cast<size_t>(lower_len) * 3 + 1, '\0');
     int32_t out_len = 0;
     err = U_ZERO_ERROR;
-    u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &out_len, reinterpret_cast<const UChar*>(lower.data()),
-                lower_len, &err);
+    u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &out_len,
+                reinterpret_cast<const UChar*>(lower.data()), lower_len, &err);
     AC_CHECK(U_SUCCESS(err), "lowercase: ", u_errorName(err));
     out.resize(static_cast<size_t>(out_len));
     return out;
@@ -142,7 +149,9 @@ std::vector<std::string> clip_pretokenize(const std::string& s) {
     std::vector<std::string> pieces;
     const int32_t n = static_cast<int32_t>(s.size());
     int32_t i = 0;
-    auto starts_with = [&](const char* p) { return s.compare(static_cast<size_t>(i), std::strlen(p), p) == 0; };
+    auto starts_with = [&](const char* p) {
+        return s.compare(static_cast<size_t>(i), std::strlen(p), p) == 0;
+    };
     while (i < n) {
         bool matched = false;
         for (const char* lit : kSpecial)

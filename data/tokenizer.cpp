@@ -48,7 +48,8 @@ std::vector<std::pair<uint8_t, std::string>> clip_byte_symbols() {
 
 std::string read_maybe_gzipped(const std::string& path) {
     gzFile f = gzopen(path.c_str(), "rb");  // reads plain files as they are
-    AC_CHECK_HINT(f != nullptr, "check the path in the config", "cannot open '", path, "': ", std::strerror(errno));
+    AC_CHECK_HINT(f != nullptr, "check the path in the config", "cannot open '", path,
+                  "': ", std::strerror(errno));
     std::string data;
     char buf[1 << 16];
     int n;
@@ -80,7 +81,8 @@ ClipTokenizer::ClipTokenizer(const std::string& path, int64_t max_merges) {
         size_t space = line.find(' ');
         AC_CHECK(space != std::string::npos && space > 0 && space + 1 < line.size() &&
                      line.find(' ', space + 1) == std::string::npos,
-                 path, ":", line_no, ": a merge must be two symbols separated by one space, got '", line, "'");
+                 path, ":", line_no, ": a merge must be two symbols separated by one space, got '", line,
+                 "'");
         AC_CHECK(ranks_.emplace(line, static_cast<int32_t>(ranks_.size())).second, path, ":", line_no,
                  ": merge '", line, "' repeated");
         encoder_[line.substr(0, space) + line.substr(space + 1)] = id++;
@@ -112,7 +114,8 @@ std::vector<int32_t> ClipTokenizer::bpe_word(const std::string& word) const {
             }
         }
         if (best == INT32_MAX) break;
-        const std::string left = best_pair.substr(0, best_pair.find(' ')), right = best_pair.substr(best_pair.find(' ') + 1);
+        const std::string left = best_pair.substr(0, best_pair.find(' ')),
+                          right = best_pair.substr(best_pair.find(' ') + 1);
         std::vector<std::string> merged;  // every occurrence, left to right, without overlap
         for (size_t i = 0; i < parts.size();) {
             if (i + 1 < parts.size() && parts[i] == left && parts[i + 1] == right) {

@@ -16,7 +16,7 @@ enum class Truncate { Eot, Slip };  // 77-token forms: EOT forced at the end (Op
 Truncate truncate_from_name(const std::string& name);  // "eot" or "slip"
 
 class ClipTokenizer {
-public:
+  public:
     // merges_path: a merges file as CLIP ships it (.txt.gz or plain text): a header line, then one
     // "left right" merge per line. max_merges: how many to use (CLIP uses the first 48,894).
     explicit ClipTokenizer(const std::string& merges_path, int64_t max_merges = 48894);
@@ -29,7 +29,7 @@ public:
     int32_t eot() const { return sot_ + 1; }
     int64_t vocab_size() const { return sot_ + 2; }
 
-private:
+  private:
     std::vector<int32_t> bpe_word(const std::string& word) const;
 
     std::unordered_map<std::string, int32_t> encoder_;  // symbol -> id

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/bpe_train.h"
 #include "data/text_clean.h"
 #include "data/tokenizer.h"
 #include "engine/io/json_lite.h"
@@ -57,7 +58,8 @@ TEST_SUITE("data") {
             JsonValue v = json_parse(line, "tokenizer_golden.jsonl line " + std::to_string(n));
             const std::string& text = v.find("text")->string;
             std::vector<int32_t> expected;
-            for (const JsonValue& id : v.find("ids")->array) expected.push_back(static_cast<int32_t>(id.integer));
+            for (const JsonValue& id : v.find("ids")->array)
+                expected.push_back(static_cast<int32_t>(id.integer));
             std::vector<int32_t> ids = {tok.sot()};
             for (int32_t id : tok.encode(text)) ids.push_back(id);
             ids.push_back(tok.eot());
@@ -68,7 +70,8 @@ TEST_SUITE("data") {
                 }
                 continue;
             }
-            std::vector<int32_t> slip(expected.begin(), expected.begin() + std::min<size_t>(77, expected.size()));
+            std::vector<int32_t> slip(expected.begin(),
+                                      expected.begin() + std::min<size_t>(77, expected.size()));
             std::vector<int32_t> eot = slip;
             if (expected.size() > 77) eot.back() = 49407;
             slip.resize(77, 0);
@@ -87,6 +90,31 @@ TEST_SUITE("data") {
               std::string::npos);
         CHECK(test::error_of([] { ClipTokenizer t("/nonexistent/merges.txt.gz"); }).find("cannot open") !=
               std::string::npos);
-        CHECK(test::error_of([] { truncate_from_name("left"); }).find("accepted: eot, slip") != std::string::npos);
+        CHECK(test::error_of([] { truncate_from_name("left"); }).find("accepted: eot, slip") !=
+              std::string::npos);
+    }
+}
+
+TEST_SUITE("data") {
+    TEST_CASE("learned merges: deterministic, readable by the tokenizer, frequent words become one token") {
+        std::vector<std::string> captions;
+        for (int i = 0; i < 50; ++i) {
+            captions.push_back("a large red circle at the top left");
+            captions.push_back("a small blue star and a red square");
+        }
+        auto merges = learn_bpe(captions, 200);
+        CHECK(merges == learn_bpe(captions, 200));
+        CHECK(merges.size() < 200);  // stops when no pair occurs twice
+        std::string path = std::filesystem::temp_directory_path().string() + "/aclip_test_merges.txt.gz";
+        write_merges(path, merges);
+        ClipTokenizer tok(path, 1000000);
+        CHECK(tok.vocab_size() == 512 + static_cast<int64_t>(merges.size()) + 2);
+        for (const char* word : {"circle", "square", "red", "a"}) {
+            CAPTURE(word);
+            CHECK(tok.encode(word).size() == 1);
+        }
+        CHECK(tok.encode("A large RED circle").size() == 4);
+        CHECK(tok.encode("zebra").size() > 1);  // unseen: falls back to smaller pieces
+        for (int32_t id : tok.encode("a large red circle, 42 zebras!")) CHECK((id >= 0 && id < tok.sot()));
     }
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# test_programs.sh BUILD_DIR: the command-line programs, as a user runs them. Prints one line per check
+# and a doctest-style summary line, so tools/test.sh counts the checks with the rest.
+set -u
+build="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+check() {  # check NAME EXPECTED ACTUAL
+    if [[ "$2" == "$3" ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAILED: $1: expected '$2', got '$3'"
+    fi
+}
+
+printf 'a red circle\na blue square\na red square\nthe red circle\n' > "$tmp/captions.txt"
+"$build/aclip_bpe_train" --out "$tmp/merges.txt.gz" --merges 100 < "$tmp/captions.txt" 2> "$tmp/train.log"
+check "aclip_bpe_train exit status" 0 $?
+check "aclip_bpe_train writes gzip" "#version: 0.2" "$(zcat "$tmp/merges.txt.gz" | head -1)"
+out=$(printf '"a red circle"\n"red"\n' | "$build/aclip_tokenize" --merges "$tmp/merges.txt.gz")
+check "aclip_tokenize: one line per input" 2 "$(echo "$out" | wc -l)"
+sot=$(echo "$out" | head -1 | cut -d' ' -f1)
+check "aclip_tokenize: starts with SOT" "$sot" "$(echo "$out" | tail -1 | cut -d' ' -f1)"
+check "aclip_tokenize: 'red' is one token" 3 "$(echo "$out" | tail -1 | wc -w)"
+padded=$(echo '"a red circle"' | "$build/aclip_tokenize" --merges "$tmp/merges.txt.gz" --context 8 --truncate slip)
+check "aclip_tokenize --context pads with zeros" 8 "$(echo "$padded" | wc -w)"
+check "aclip_tokenize --context pads with zeros (last)" 0 "$(echo "$padded" | awk '{print $8}')"
+echo '"x"' | "$build/aclip_tokenize" 2> "$tmp/err.log" > /dev/null
+check "aclip_tokenize without --merges fails" 1 $?
+check "aclip_tokenize names the missing flag" 1 "$(grep -c -- '--merges is required' "$tmp/err.log")"
+echo 'not json' | "$build/aclip_tokenize" --merges "$tmp/merges.txt.gz" 2> "$tmp/err.log" > /dev/null
+check "aclip_tokenize rejects bad JSON with the line" 1 "$(grep -c 'stdin line 1' "$tmp/err.log")"
+"$build/aclip_tokenize" --nope 2> /dev/null
+check "unknown option exits 2" 2 $?
+check "--help exits 0" 0 "$("$build/aclip_tokenize" --help > /dev/null; echo $?)"
+
+echo "[doctest] test cases: $((passed + failed)) | $passed passed | $failed failed |"
+[[ $failed -eq 0 ]]

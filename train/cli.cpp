@@ -1,0 +1,74 @@
+// cli.cpp: see cli.h.
+#include "train/cli.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+namespace aclip {
+
+void CommandLine::option(const std::string& name, std::string* target, const std::string& help) {
+    options_.push_back({name, help, "string", target});
+}
+void CommandLine::option(const std::string& name, int64_t* target, const std::string& help) {
+    options_.push_back({name, help, "int", target});
+}
+void CommandLine::flag(const std::string& name, bool* target, const std::string& help) {
+    options_.push_back({name, help, "flag", target});
+}
+
+std::string CommandLine::usage() const {
+    std::ostringstream os;
+    os << "usage: " << program_ << " [options]\n" << summary_ << "\n\noptions:\n";
+    for (const Option& o : options_) {
+        std::string lhs = "  --";
+        lhs += o.name;
+        if (o.kind == "int") lhs += " N";
+        if (o.kind == "string") lhs += " VALUE";
+        os << lhs << std::string(lhs.size() < 28 ? 28 - lhs.size() : 1, ' ') << o.help;
+        if (o.kind == "string" && !static_cast<std::string*>(o.target)->empty())
+            os << " (default: " << *static_cast<std::string*>(o.target) << ")";
+        if (o.kind == "int") os << " (default: " << *static_cast<int64_t*>(o.target) << ")";
+        os << "\n";
+    }
+    os << "  --help                    this text\n";
+    return os.str();
+}
+
+void CommandLine::parse(int argc, char** argv) {
+    auto fail = [&](const std::string& msg) {
+        std::fprintf(stderr, "%s: %s\n\n%s", program_.c_str(), msg.c_str(), usage().c_str());
+        std::exit(2);
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(usage().c_str(), stdout);
+            std::exit(0);
+        }
+        if (arg.rfind("--", 0) != 0) {
+            positional.push_back(arg);
+            continue;
+        }
+        const Option* match = nullptr;
+        for (const Option& o : options_)
+            if ("--" + o.name == arg) match = &o;
+        if (!match) fail("unknown option " + arg);
+        if (match->kind == "flag") {
+            *static_cast<bool*>(match->target) = true;
+            continue;
+        }
+        if (i + 1 >= argc) fail(arg + " needs a value");
+        std::string value = argv[++i];
+        if (match->kind == "string") {
+            *static_cast<std::string*>(match->target) = value;
+        } else {
+            char* end = nullptr;
+            long long v = std::strtoll(value.c_str(), &end, 10);
+            if (value.empty() || *end != '\0') fail(arg + " needs an integer, got '" + value + "'");
+            *static_cast<int64_t*>(match->target) = v;
+        }
+    }
+}
+
+}  // namespace aclip

@@ -1,0 +1,33 @@
+// cli.h: one table-driven command-line parser for every aclip program, so --help is generated from the
+// same table the parser reads and the two cannot drift (llm.c's usage text did).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace aclip {
+
+class CommandLine {
+  public:
+    CommandLine(std::string program, std::string summary)
+        : program_(std::move(program)), summary_(std::move(summary)) {}
+    // Options: --name VALUE; the target holds the default, and receives the value.
+    void option(const std::string& name, std::string* target, const std::string& help);
+    void option(const std::string& name, int64_t* target, const std::string& help);
+    void flag(const std::string& name, bool* target, const std::string& help);
+    // Parses argv; prints help and exits 0 on --help; prints the error and the usage and exits 2 on bad
+    // input.
+    void parse(int argc, char** argv);
+    std::vector<std::string> positional;  // arguments that are not options
+
+  private:
+    struct Option {
+        std::string name, help, kind;
+        void* target;
+    };
+    std::string usage() const;
+    std::string program_, summary_;
+    std::vector<Option> options_;
+};
+
+}  // namespace aclip
