@@ -1,0 +1,164 @@
+// shards.cpp: see shards.h.
+#include "data/shards.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/core/error.h"
+#include "engine/io/json_lite.h"
+#include "engine/io/safetensors.h"
+
+namespace aclip {
+
+namespace {
+
+std::vector<std::string> expand_one(const std::string& p) {
+    size_t open = p.find('{');
+    if (open == std::string::npos) return {p};
+    size_t close = p.find('}', open);
+    AC_CHECK(close != std::string::npos, "shard list '", p, "': '{' without '}'");
+    std::string body = p.substr(open + 1, close - open - 1), head = p.substr(0, open),
+                tail = p.substr(close + 1);
+    std::vector<std::string> choices;
+    size_t dots = body.find("..");
+    if (dots != std::string::npos) {
+        std::string a = body.substr(0, dots), b = body.substr(dots + 2);
+        AC_CHECK(!a.empty() && !b.empty() && a.find_first_not_of("0123456789") == std::string::npos &&
+                     b.find_first_not_of("0123456789") == std::string::npos,
+                 "shard list '", p, "': range {", body, "} must be {FIRST..LAST} with digits");
+        long long lo = std::stoll(a), hi = std::stoll(b);
+        AC_CHECK(lo <= hi && hi - lo < 10000000, "shard list '", p, "': bad range {", body, "}");
+        for (long long v = lo; v <= hi; ++v) {
+            std::string s = std::to_string(v);
+            if (s.size() < a.size()) s = std::string(a.size() - s.size(), '0') + s;
+            choices.push_back(s);
+        }
+    } else {
+        std::stringstream ss(body);
+        std::string item;
+        while (std::getline(ss, item, ',')) choices.push_back(item);
+    }
+    std::vector<std::string> out;
+    for (const std::string& c : choices)
+        for (const std::string& rest : expand_one(tail)) out.push_back(head + c + rest);
+    return out;
+}
+
+// "dir/000123.jpg" -> key "dir/000123", extension "jpg"; false when the basename has no dot.
+bool split_key(const std::string& name, std::string& key, std::string& ext) {
+    size_t slash = name.rfind('/');
+    size_t dot = name.find('.', slash == std::string::npos ? 0 : slash + 1);
+    if (dot == std::string::npos || dot + 1 == name.size()) return false;
+    key = name.substr(0, dot);
+    ext = name.substr(dot + 1);
+    return true;
+}
+
+}  // namespace
+
+std::vector<std::string> expand_shard_list(const std::string& pattern) {
+    std::vector<std::string> out;
+    size_t at = 0;
+    while (at <= pattern.size()) {
+        size_t sep = pattern.find("::", at);
+        std::string part = pattern.substr(at, sep == std::string::npos ? std::string::npos : sep - at);
+        if (!part.empty())
+            for (const std::string& p : expand_one(part)) out.push_back(p);
+        if (sep == std::string::npos) break;
+        at = sep + 2;
+    }
+    AC_CHECK(!out.empty(), "shard list '", pattern, "' names no shard");
+    return out;
+}
+
+bool ShardReader::next(Sample& out) {
+    while (!done_) {
+        TarMember m;
+        if (!tar_.next(m)) {
+            done_ = true;
+            // A member that broke under a new key proves the pending sample complete; otherwise the
+            // pending sample may be missing files, and is dropped.
+            std::string key, ext;
+            bool pending_complete =
+                tar_.error().empty() || (split_key(tar_.failed_member(), key, ext) && key != pending_.key);
+            if (!pending_valid_ || !pending_complete) return false;
+            pending_valid_ = false;
+            out = std::move(pending_);
+            return true;
+        }
+        std::string key, ext;
+        if (!split_key(m.name, key, ext)) continue;  // webdataset ignores names without an extension
+        if (pending_valid_ && key != pending_.key) {
+            out = std::move(pending_);
+            pending_ = Sample{key, {{ext, std::move(m.data)}}};
+            return true;
+        }
+        if (!pending_valid_) pending_ = Sample{key, {}};
+        pending_valid_ = true;
+        pending_.files[ext] = std::move(m.data);
+    }
+    return false;
+}
+
+void ShardWriter::write(const Sample& s) {
+    const size_t slash = s.key.rfind('/');
+    const std::string base = slash == std::string::npos ? s.key : s.key.substr(slash + 1);
+    AC_CHECK(!base.empty() && base.find('.') == std::string::npos, "ShardWriter: key '", s.key,
+             "' needs a basename without dots (the first dot starts the extension)");
+    for (const auto& [ext, bytes] : s.files) tar_.add(s.key + "." + ext, bytes);
+    ++count_;
+}
+
+std::vector<int64_t> shard_sizes(const std::vector<std::string>& shards) {
+    std::map<std::string, std::map<std::string, int64_t>> by_dir;  // dir -> basename -> count
+    auto load_dir = [&](const std::string& dir) -> std::map<std::string, int64_t>& {
+        auto it = by_dir.find(dir);
+        if (it != by_dir.end()) return it->second;
+        auto& sizes = by_dir[dir];
+        std::ifstream in(dir + "/sizes.json");
+        if (in) {
+            std::stringstream ss;
+            ss << in.rdbuf();
+            JsonValue v = json_parse(ss.str(), dir + "/sizes.json");
+            AC_CHECK(v.kind == JsonValue::Kind::Object, dir,
+                     "/sizes.json: expected an object of shard name -> count");
+            for (const auto& [name, n] : v.object) {
+                AC_CHECK(n.kind == JsonValue::Kind::Int && n.integer >= 0, dir, "/sizes.json: count of '",
+                         name, "' is not a non-negative integer");
+                sizes[name] = n.integer;
+            }
+        }
+        return sizes;
+    };
+    std::vector<int64_t> out;
+    std::map<std::string, bool> changed;
+    for (const std::string& shard : shards) {
+        std::filesystem::path p(shard);
+        std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
+        auto& sizes = load_dir(dir);
+        const std::string base = p.filename().string();
+        if (!sizes.count(base)) {
+            ShardReader reader(shard);
+            Sample s;
+            int64_t n = 0;
+            while (reader.next(s)) ++n;
+            if (!reader.error().empty())
+                std::fprintf(stderr, "warning: shard %s: %s; counted the %lld complete samples before it\n",
+                             shard.c_str(), reader.error().c_str(), static_cast<long long>(n));
+            sizes[base] = n;
+            changed[dir] = true;
+        }
+        out.push_back(sizes[base]);
+    }
+    for (const auto& [dir, yes] : changed) {
+        std::string text = "{";
+        for (const auto& [name, n] : by_dir[dir])
+            text += (text.size() > 1 ? ", " : "") + json_quote(name) + ": " + std::to_string(n);
+        write_file_atomic(dir + "/sizes.json", text + "}\n");
+    }
+    return out;
+}
+
+}  // namespace aclip
