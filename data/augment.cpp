@@ -1,0 +1,304 @@
+// augment.cpp: see augment.h.
+#include "data/augment.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/core/error.h"
+#include "engine/math/philox.h"
+
+namespace aclip {
+
+double SampleRng::uniform() {
+    uint64_t i = next_++;
+    Philox4 r = philox4x32_10(seed_, base_ + i / 2);
+    uint64_t bits = (static_cast<uint64_t>(r.v[(i % 2) * 2]) << 32) | r.v[(i % 2) * 2 + 1];
+    return static_cast<double>(bits >> 11) * (1.0 / 9007199254740992.0);  // 53 bits
+}
+
+int64_t SampleRng::randint(int64_t lo, int64_t hi) {
+    AC_CHECK(lo <= hi, "randint: empty range [", lo, ", ", hi, "]");
+    return lo +
+           std::min<int64_t>(hi - lo, static_cast<int64_t>(uniform() * static_cast<double>(hi - lo + 1)));
+}
+
+Box random_resized_crop(int64_t H, int64_t W, double scale_lo, double scale_hi, SampleRng& rng,
+                        double ratio_lo, double ratio_hi) {
+    const double area = static_cast<double>(H * W);
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        double target = area * rng.uniform(scale_lo, scale_hi);
+        double aspect = std::exp(rng.uniform(std::log(ratio_lo), std::log(ratio_hi)));
+        auto w = static_cast<int64_t>(std::lround(std::sqrt(target * aspect)));
+        auto h = static_cast<int64_t>(std::lround(std::sqrt(target / aspect)));
+        if (w > 0 && h > 0 && w <= W && h <= H) return {rng.randint(0, H - h), rng.randint(0, W - w), h, w};
+    }
+    // fallback: the whole image, cut to the nearest allowed aspect, centred
+    double in_ratio = static_cast<double>(W) / static_cast<double>(H);
+    int64_t w = W, h = H;
+    if (in_ratio < ratio_lo)
+        h = static_cast<int64_t>(std::lround(static_cast<double>(W) / ratio_lo));
+    else if (in_ratio > ratio_hi)
+        w = static_cast<int64_t>(std::lround(static_cast<double>(H) * ratio_hi));
+    return {(H - h) / 2, (W - w) / 2, h, w};
+}
+
+EmaCrop ema_crop_from_name(const std::string& name) {
+    if (name == "union") return EmaCrop::Union;
+    if (name == "official") return EmaCrop::Official;
+    AC_FAIL("unknown aclip.ema_crop '", name, "'; accepted: union, official");
+}
+
+Box ema_crop_box(const Box& v1, const Box& v2, int64_t H, int64_t W, EmaCrop mode, SampleRng& rng) {
+    const int64_t top0 = std::min(v1.top, v2.top);
+    const int64_t bottom = std::max(v1.top + v1.height, v2.top + v2.height);
+    const int64_t right = std::max(v1.left + v1.width, v2.left + v2.width);
+    if (mode == EmaCrop::Union) {
+        const int64_t left0 = std::min(v1.left, v2.left);
+        int64_t top = top0 > 0 ? rng.randint(0, top0) : 0;
+        int64_t left = left0 > 0 ? rng.randint(0, left0) : 0;
+        int64_t h = rng.randint(bottom - top, H - top);  // still reaching the union's bottom and right
+        int64_t w = rng.randint(right - left, W - left);
+        return {top, left, h, w};
+    }
+    // The official code (datasets.py:263): left0 = min(left1, height2); the size is drawn from the
+    // union's size, so the box can miss part of the views. Kept inside the image here.
+    const int64_t left0 = std::min<int64_t>(std::min(v1.left, v2.height), W - 1);
+    const int64_t h0 = bottom - top0, w0 = std::max<int64_t>(right - left0, 1);
+    int64_t top = top0 > 0 ? rng.randint(0, top0) : top0;
+    int64_t left = left0 > 0 ? rng.randint(0, left0) : left0;
+    int64_t h = h0 < H ? rng.randint(std::min(h0, H - top), H - top) : H - top;
+    int64_t w = w0 < W ? rng.randint(std::min(w0, W - left), W - left) : W - left;
+    return {top, left, h, w};
+}
+
+namespace {
+
+// PIL's bilinear ("triangle") resampling weights for one axis, antialiased when shrinking: output o
+// covers [start + o * scale, start + (o + 1) * scale) of the input, and the filter widens by the scale.
+struct Taps {
+    std::vector<int64_t> first;  // first input index per output
+    std::vector<std::vector<float>> weights;
+};
+
+Taps resample_taps(double start, double length, int64_t in_size, int64_t out_size) {
+    Taps t;
+    const double scale = length / static_cast<double>(out_size);
+    const double support = std::max(scale, 1.0);  // the triangle's half-width, in input pixels
+    for (int64_t o = 0; o < out_size; ++o) {
+        double center = start + (static_cast<double>(o) + 0.5) * scale;
+        auto lo = static_cast<int64_t>(std::floor(center - support));
+        auto hi = static_cast<int64_t>(std::ceil(center + support));
+        lo = std::max<int64_t>(lo, 0);
+        hi = std::min<int64_t>(hi, in_size);
+        std::vector<float> w;
+        double total = 0;
+        for (int64_t i = lo; i < hi; ++i) {
+            double x = (static_cast<double>(i) + 0.5 - center) / support;
+            double v = std::max(0.0, 1.0 - std::abs(x));
+            w.push_back(static_cast<float>(v));
+            total += v;
+        }
+        if (total <= 0) {  // the centre fell between samples at the border: take the nearest pixel
+            lo = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
+            w.assign(1, 1.0f);
+            total = 1;
+        }
+        for (float& v : w) v = static_cast<float>(v / total);
+        t.first.push_back(lo);
+        t.weights.push_back(std::move(w));
+    }
+    return t;
+}
+
+}  // namespace
+
+std::vector<float> crop_resize(const Image& img, double top, double left, double height, double width,
+                               int64_t out_h, int64_t out_w) {
+    AC_CHECK(height > 0 && width > 0 && out_h > 0 && out_w > 0, "crop_resize: empty crop ", height, "x",
+             width, " or output ", out_h, "x", out_w);
+    Taps ty = resample_taps(top, height, img.height, out_h),
+         tx = resample_taps(left, width, img.width, out_w);
+    // horizontal pass over the rows the vertical taps touch
+    const int64_t row_lo = ty.first.front();
+    const int64_t row_hi = ty.first.back() + static_cast<int64_t>(ty.weights.back().size());
+    std::vector<float> rows((row_hi - row_lo) * out_w * 3, 0.0f);
+    for (int64_t y = row_lo; y < row_hi; ++y)
+        for (int64_t x = 0; x < out_w; ++x) {
+            float acc[3] = {0, 0, 0};
+            for (size_t k = 0; k < tx.weights[x].size(); ++k) {
+                const uint8_t* p = img.pixel(y, tx.first[x] + static_cast<int64_t>(k));
+                for (int c = 0; c < 3; ++c) acc[c] += tx.weights[x][k] * p[c];
+            }
+            for (int c = 0; c < 3; ++c) rows[((y - row_lo) * out_w + x) * 3 + c] = acc[c];
+        }
+    std::vector<float> out(out_h * out_w * 3);
+    for (int64_t y = 0; y < out_h; ++y)
+        for (int64_t x = 0; x < out_w; ++x)
+            for (int c = 0; c < 3; ++c) {
+                float acc = 0;
+                for (size_t k = 0; k < ty.weights[y].size(); ++k)
+                    acc += ty.weights[y][k] *
+                           rows[((ty.first[y] + static_cast<int64_t>(k) - row_lo) * out_w + x) * 3 + c];
+                out[(y * out_w + x) * 3 + c] = std::clamp(acc / 255.0f, 0.0f, 1.0f);
+            }
+    return out;
+}
+
+namespace {
+
+float gray_of(const float* p) {
+    return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+}
+
+void blend(std::vector<float>& x, float factor, const std::vector<float>& other) {  // factor x + (1-f) other
+    for (size_t i = 0; i < x.size(); ++i)
+        x[i] = std::clamp(factor * x[i] + (1 - factor) * other[i], 0.0f, 1.0f);
+}
+
+void shift_hue(std::vector<float>& x, float shift) {
+    for (size_t i = 0; i < x.size(); i += 3) {
+        float r = x[i], g = x[i + 1], b = x[i + 2];
+        float mx = std::max({r, g, b}), mn = std::min({r, g, b}), d = mx - mn;
+        if (d <= 0) continue;  // gray: no hue
+        float h = mx == r ? (g - b) / d : (mx == g ? 2 + (b - r) / d : 4 + (r - g) / d);
+        h = h / 6 + shift;
+        h -= std::floor(h);
+        float s = d / mx, v = mx;
+        float f = h * 6, k = std::floor(f), frac = f - k;
+        float p = v * (1 - s), q = v * (1 - s * frac), t = v * (1 - s * (1 - frac));
+        switch (static_cast<int>(k) % 6) {
+            case 0:
+                r = v, g = t, b = p;
+                break;
+            case 1:
+                r = q, g = v, b = p;
+                break;
+            case 2:
+                r = p, g = v, b = t;
+                break;
+            case 3:
+                r = p, g = q, b = v;
+                break;
+            case 4:
+                r = t, g = p, b = v;
+                break;
+            default:
+                r = v, g = p, b = q;
+                break;
+        }
+        x[i] = r, x[i + 1] = g, x[i + 2] = b;
+    }
+}
+
+void gaussian_blur(std::vector<float>& x, int64_t H, int64_t W, double sigma) {
+    const int64_t radius = static_cast<int64_t>(std::ceil(3 * sigma));
+    std::vector<float> k(2 * radius + 1);
+    float total = 0;
+    for (int64_t i = -radius; i <= radius; ++i)
+        total += k[i + radius] = static_cast<float>(std::exp(-0.5 * i * i / (sigma * sigma)));
+    for (float& v : k) v /= total;
+    std::vector<float> tmp(x.size());
+    auto pass = [&](const std::vector<float>& src, std::vector<float>& dst, bool horizontal) {
+        for (int64_t y = 0; y < H; ++y)
+            for (int64_t xx = 0; xx < W; ++xx)
+                for (int c = 0; c < 3; ++c) {
+                    float acc = 0;
+                    for (int64_t i = -radius; i <= radius; ++i) {
+                        int64_t yy = horizontal ? y : std::clamp<int64_t>(y + i, 0, H - 1);
+                        int64_t xs = horizontal ? std::clamp<int64_t>(xx + i, 0, W - 1) : xx;
+                        acc += k[i + radius] * src[(yy * W + xs) * 3 + c];
+                    }
+                    dst[(y * W + xx) * 3 + c] = acc;
+                }
+    };
+    pass(x, tmp, true);
+    pass(tmp, x, false);
+}
+
+}  // namespace
+
+void color_augment(std::vector<float>& x, int64_t H, int64_t W, const ColorAugment& cfg, SampleRng& rng) {
+    if (rng.coin(cfg.p_jitter)) {
+        float b = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.brightness), 1 + cfg.brightness));
+        float c = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.contrast), 1 + cfg.contrast));
+        float s = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.saturation), 1 + cfg.saturation));
+        float h = static_cast<float>(rng.uniform(-cfg.hue, cfg.hue));
+        int order[4] = {0, 1, 2, 3};
+        for (int i = 3; i > 0; --i) std::swap(order[i], order[rng.randint(0, i)]);  // a random permutation
+        for (int op : order) {
+            if (op == 0) {
+                for (float& v : x) v = std::clamp(v * b, 0.0f, 1.0f);
+            } else if (op == 1) {
+                double mean = 0;
+                for (size_t i = 0; i < x.size(); i += 3) mean += gray_of(&x[i]);
+                std::vector<float> m(x.size(), static_cast<float>(mean / static_cast<double>(H * W)));
+                blend(x, c, m);
+            } else if (op == 2) {
+                std::vector<float> g(x.size());
+                for (size_t i = 0; i < x.size(); i += 3) g[i] = g[i + 1] = g[i + 2] = gray_of(&x[i]);
+                blend(x, s, g);
+            } else {
+                shift_hue(x, h);
+            }
+        }
+    }
+    if (rng.coin(cfg.p_gray))
+        for (size_t i = 0; i < x.size(); i += 3) x[i] = x[i + 1] = x[i + 2] = gray_of(&x[i]);
+    if (rng.coin(cfg.p_blur)) gaussian_blur(x, H, W, rng.uniform(cfg.blur_sigma_lo, cfg.blur_sigma_hi));
+    if (rng.coin(cfg.p_solarize))
+        for (float& v : x) v = v >= 128.0f / 255.0f ? 1.0f - v : v;  // PIL's threshold 128
+}
+
+void normalize_to_chw(const std::vector<float>& hwc, int64_t H, int64_t W, const std::array<float, 3>& mean,
+                      const std::array<float, 3>& std, float* out) {
+    for (int c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < H * W; ++i) out[c * H * W + i] = (hwc[i * 3 + c] - mean[c]) / std[c];
+}
+
+AclipViews aclip_train_transform(const std::string& bytes, const TransformConfig& cfg, SampleRng& rng) {
+    ImageInfo info = probe_image(bytes, cfg.max_pixels);
+    const int64_t H = info.height, W = info.width, S = cfg.size;
+    AclipViews v;
+    v.boxes[0] = random_resized_crop(H, W, cfg.scale_lo, cfg.scale_hi, rng);
+    v.boxes[1] = random_resized_crop(H, W, cfg.scale_lo, cfg.scale_hi, rng);
+    v.boxes[2] = ema_crop_box(v.boxes[0], v.boxes[1], H, W, cfg.ema_crop, rng);
+    // Decode only as many pixels as the smallest crop needs: the largest DCT shrink that keeps it >= S.
+    int64_t smallest = INT64_MAX;
+    for (const Box& b : v.boxes) smallest = std::min({smallest, b.height, b.width});
+    v.scale_denom = 1;
+    if (info.jpeg)
+        for (int d : {8, 4, 2})
+            if (smallest / d >= S) {
+                v.scale_denom = d;
+                break;
+            }
+    Image img = decode_image(bytes, v.scale_denom, cfg.max_pixels);
+    const double sy = static_cast<double>(img.height) / static_cast<double>(H);
+    const double sx = static_cast<double>(img.width) / static_cast<double>(W);
+    auto view = [&](const Box& b, bool augment) {
+        std::vector<float> hwc = crop_resize(img, b.top * sy, b.left * sx, b.height * sy, b.width * sx, S, S);
+        if (augment) color_augment(hwc, S, S, cfg.color, rng);
+        std::vector<float> chw(3 * S * S);
+        normalize_to_chw(hwc, S, S, cfg.mean, cfg.std, chw.data());
+        return chw;
+    };
+    v.view1 = view(v.boxes[0], true);
+    v.view2 = view(v.boxes[1], true);
+    v.ema = view(v.boxes[2], false);  // the teacher sees the crop without colour augmentation
+    return v;
+}
+
+std::vector<float> eval_transform(const std::string& bytes, const TransformConfig& cfg) {
+    Image img = decode_image(bytes, 1, cfg.max_pixels);
+    const int64_t S = cfg.size;
+    // resize so the short side is S (torchvision Resize(S)), then take the centre S x S
+    const double scale = static_cast<double>(std::min(img.height, img.width)) / static_cast<double>(S);
+    const double side = S * scale;
+    std::vector<float> hwc = crop_resize(img, (static_cast<double>(img.height) - side) / 2,
+                                         (static_cast<double>(img.width) - side) / 2, side, side, S, S);
+    std::vector<float> chw(3 * S * S);
+    normalize_to_chw(hwc, S, S, cfg.mean, cfg.std, chw.data());
+    return chw;
+}
+
+}  // namespace aclip

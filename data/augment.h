@@ -1,0 +1,82 @@
+// augment.h: A-CLIP's image transforms (aclip-method.md 2.2), on decoded RGB images.
+// Training: two RandomResizedCrop views (scale 0.5-1, aspect 3/4-4/3) and the EMA "zoom-out" crop that
+// covers both, each with its box in original-image pixels; colour jitter, grayscale, Gaussian blur and
+// solarize on the two views only; antialiased bilinear resize; normalisation. Evaluation: resize of the
+// short side and a centre crop. All randomness comes from a per-sample Philox stream, so the same seed
+// and sample give the same crops on any machine and thread.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+
+namespace aclip {
+
+struct Box {
+    int64_t top = 0, left = 0, height = 0, width = 0;  // in original-image pixels
+};
+
+// Uniform draws for one sample: Philox keyed by the seed, counting from the sample's index.
+class SampleRng {
+  public:
+    SampleRng(uint64_t seed, uint64_t sample) : seed_(seed), base_(sample << 20) {}
+    double uniform();  // [0, 1)
+    double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+    int64_t randint(int64_t lo, int64_t hi);  // inclusive
+    bool coin(double p) { return uniform() < p; }
+
+  private:
+    uint64_t seed_, base_, next_ = 0;
+};
+
+// torchvision's RandomResizedCrop.get_params: 10 tries of area and log-aspect, then a centre fallback.
+Box random_resized_crop(int64_t H, int64_t W, double scale_lo, double scale_hi, SampleRng& rng,
+                        double ratio_lo = 3.0 / 4.0, double ratio_hi = 4.0 / 3.0);
+
+enum class EmaCrop { Union, Official };
+EmaCrop ema_crop_from_name(const std::string& name);  // "union" or "official"
+// The EMA crop: Union (default) encloses both views and grows at random; Official reproduces the
+// official code, which takes view 2's height for its left edge and may not enclose the views.
+Box ema_crop_box(const Box& v1, const Box& v2, int64_t H, int64_t W, EmaCrop mode, SampleRng& rng);
+
+// The region (top, left, height, width), in img pixels (fractions allowed), resized to out_h x out_w with
+// PIL's antialiased bilinear filter. Output: (out_h, out_w, 3) floats in [0, 1].
+std::vector<float> crop_resize(const Image& img, double top, double left, double height, double width,
+                               int64_t out_h, int64_t out_w);
+
+struct ColorAugment {
+    double p_jitter = 0.8, brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1;
+    double p_gray = 0.2, p_blur = 0.1, blur_sigma_lo = 0.1, blur_sigma_hi = 2.0, p_solarize = 0.2;
+};
+// In place on (H, W, 3) floats in [0, 1]: jitter (its four parts in random order), grayscale, blur, solarize.
+void color_augment(std::vector<float>& hwc, int64_t H, int64_t W, const ColorAugment& cfg, SampleRng& rng);
+
+struct TransformConfig {
+    int64_t size = 224;
+    double scale_lo = 0.5, scale_hi = 1.0;
+    EmaCrop ema_crop = EmaCrop::Union;
+    ColorAugment color;
+    std::array<float, 3> mean = {0.485f, 0.456f, 0.406f}, std = {0.229f, 0.224f, 0.225f};  // ImageNet
+    int64_t max_pixels = kMaxImagePixels;
+};
+
+struct AclipViews {
+    std::vector<float> view1, view2, ema;  // (3, size, size) each, normalised
+    std::array<Box, 3> boxes;              // view 1, view 2, EMA crop, in original pixels
+    int scale_denom = 1;                   // the JPEG DCT downscale used
+};
+
+// The training transform of one encoded image (throws aclip::Error when it cannot be decoded).
+AclipViews aclip_train_transform(const std::string& image_bytes, const TransformConfig& cfg, SampleRng& rng);
+
+// The evaluation transform: resize the short side to size (antialiased bilinear), centre-crop size x size,
+// normalise. Output (3, size, size).
+std::vector<float> eval_transform(const std::string& image_bytes, const TransformConfig& cfg);
+
+// (H, W, 3) in [0, 1] -> (3, H, W) normalised by mean and std, written to out.
+void normalize_to_chw(const std::vector<float>& hwc, int64_t H, int64_t W, const std::array<float, 3>& mean,
+                      const std::array<float, 3>& std, float* out);
+
+}  // namespace aclip

@@ -1,0 +1,190 @@
+// image.cpp: see image.h. libjpeg reports fatal errors through a longjmp out of the decoder, which is
+// the documented way to use it from C++ without unwinding through C frames.
+#include "data/image.h"
+
+#include <jerror.h>
+#include <jpeglib.h>
+
+#include <csetjmp>
+#include <cstring>
+
+#include "engine/core/error.h"
+
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
+#define STBI_ONLY_TGA
+#define STBI_ONLY_PNM
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb/stb_image.h>
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+
+namespace aclip {
+
+namespace {
+
+bool is_jpeg(const std::string& b) {
+    return b.size() >= 3 && static_cast<uint8_t>(b[0]) == 0xFF && static_cast<uint8_t>(b[1]) == 0xD8 &&
+           static_cast<uint8_t>(b[2]) == 0xFF;
+}
+
+struct JpegError {
+    jpeg_error_mgr mgr;
+    jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+    bool truncated = false;
+};
+
+void on_jpeg_error(j_common_ptr cinfo) {
+    auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+    (*cinfo->err->format_message)(cinfo, err->message);
+    std::longjmp(err->jump, 1);
+}
+
+void on_jpeg_message(j_common_ptr cinfo, int level) {
+    if (level < 0) {  // a warning: the only one that matters here is a premature end of data
+        auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+        if (cinfo->err->msg_code == JWRN_JPEG_EOF) err->truncated = true;
+    }
+}
+
+void check_pixels(int64_t w, int64_t h, int64_t max_pixels) {
+    AC_CHECK(w > 0 && h > 0, "image: empty (", w, "x", h, ")");
+    AC_CHECK(w * h <= max_pixels, "image: ", w, "x", h, " = ", w * h, " pixels exceeds the limit of ",
+             max_pixels, " (a decompression bomb?)");
+}
+
+}  // namespace
+
+ImageInfo probe_image(const std::string& bytes, int64_t max_pixels) {
+    ImageInfo info;
+    if (is_jpeg(bytes)) {
+        jpeg_decompress_struct cinfo;
+        JpegError err;
+        cinfo.err = jpeg_std_error(&err.mgr);
+        err.mgr.error_exit = on_jpeg_error;
+        err.mgr.emit_message = on_jpeg_message;
+        if (setjmp(err.jump)) {
+            jpeg_destroy_decompress(&cinfo);
+            AC_FAIL("jpeg: ", err.message);
+        }
+        jpeg_create_decompress(&cinfo);
+        jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+        jpeg_read_header(&cinfo, TRUE);
+        info = {cinfo.image_width, cinfo.image_height, true};
+        jpeg_destroy_decompress(&cinfo);
+    } else {
+        int w = 0, h = 0, c = 0;
+        AC_CHECK(stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                       static_cast<int>(bytes.size()), &w, &h, &c),
+                 "image: unknown or corrupt format (", bytes.size(), " bytes; ", stbi_failure_reason(), ")");
+        info = {w, h, false};
+    }
+    check_pixels(info.width, info.height, max_pixels);
+    return info;
+}
+
+Image decode_image(const std::string& bytes, int scale_denom, int64_t max_pixels) {
+    AC_CHECK(scale_denom == 1 || scale_denom == 2 || scale_denom == 4 || scale_denom == 8,
+             "decode_image: scale 1/", scale_denom, " is not one of 1/1, 1/2, 1/4, 1/8");
+    probe_image(bytes, max_pixels);  // refuses bombs before any pixel is allocated
+    Image img;
+    if (!is_jpeg(bytes)) {
+        int w = 0, h = 0, c = 0;
+        stbi_uc* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                              static_cast<int>(bytes.size()), &w, &h, &c, 3);
+        AC_CHECK(data != nullptr, "image: cannot decode (", stbi_failure_reason(), ")");
+        img.width = w;
+        img.height = h;
+        img.rgb.assign(data, data + static_cast<size_t>(w) * h * 3);
+        stbi_image_free(data);
+        return img;
+    }
+    jpeg_decompress_struct cinfo;
+    JpegError err;
+    cinfo.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = on_jpeg_error;
+    err.mgr.emit_message = on_jpeg_message;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        AC_FAIL("jpeg: ", err.message);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+    jpeg_read_header(&cinfo, TRUE);
+    cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr both come out as RGB; CMYK is refused below
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = static_cast<unsigned>(scale_denom);
+    jpeg_start_decompress(&cinfo);
+    if (cinfo.output_components != 3) {
+        jpeg_destroy_decompress(&cinfo);
+        AC_FAIL("jpeg: ", cinfo.output_components, " output components (CMYK?) are not supported");
+    }
+    img.width = cinfo.output_width;
+    img.height = cinfo.output_height;
+    img.rgb.resize(static_cast<size_t>(img.width * img.height * 3));
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = img.rgb.data() + static_cast<size_t>(cinfo.output_scanline) * img.width * 3;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+        if (err.truncated) break;
+    }
+    if (err.truncated) {
+        jpeg_destroy_decompress(&cinfo);
+        AC_FAIL("jpeg: truncated (the data ends before the image does)");
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return img;
+}
+
+std::string encode_jpeg(const Image& img, int quality) {
+    AC_CHECK(
+        img.width > 0 && img.height > 0 && img.rgb.size() == static_cast<size_t>(img.width * img.height * 3),
+        "encode_jpeg: bad image ", img.width, "x", img.height);
+    jpeg_compress_struct cinfo;
+    JpegError err;
+    cinfo.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = on_jpeg_error;
+    unsigned char* out = nullptr;
+    unsigned long out_size = 0;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        std::free(out);
+        AC_FAIL("encode_jpeg: ", err.message);
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, &out, &out_size);
+    cinfo.image_width = static_cast<JDIMENSION>(img.width);
+    cinfo.image_height = static_cast<JDIMENSION>(img.height);
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row =
+            const_cast<uint8_t*>(img.rgb.data()) + static_cast<size_t>(cinfo.next_scanline) * img.width * 3;
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    std::string bytes(reinterpret_cast<char*>(out), out_size);
+    std::free(out);
+    return bytes;
+}
+
+std::string encode_png(const Image& img) {
+    int len = 0;
+    unsigned char* png =
+        stbi_write_png_to_mem(img.rgb.data(), static_cast<int>(img.width * 3), static_cast<int>(img.width),
+                              static_cast<int>(img.height), 3, &len);
+    AC_CHECK(png != nullptr, "encode_png: failed for ", img.width, "x", img.height);
+    std::string bytes(reinterpret_cast<char*>(png), static_cast<size_t>(len));
+    STBIW_FREE(png);
+    return bytes;
+}
+
+}  // namespace aclip

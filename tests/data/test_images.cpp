@@ -1,0 +1,173 @@
+// test_images.cpp: decoding (JPEG with DCT scaling, PNG), every kind of bad image, and A-CLIP's crops
+// and augmentations: boxes, the EMA crop, antialiased resizing, colour operations, determinism.
+#include <cmath>
+
+#include "data/augment.h"
+#include "data/image.h"
+#include "test_util.h"
+
+using namespace aclip;
+using aclip::test::error_of;
+
+namespace {
+
+Image test_image(int64_t W, int64_t H) {  // smooth gradients and a disc: compresses well, looks like a photo
+    Image img{W, H, std::vector<uint8_t>(static_cast<size_t>(W * H * 3))};
+    for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x) {
+            uint8_t* p = img.pixel(y, x);
+            bool disc = (x - W / 2) * (x - W / 2) + (y - H / 2) * (y - H / 2) < (H / 4) * (H / 4);
+            p[0] = static_cast<uint8_t>(255 * x / W);
+            p[1] = static_cast<uint8_t>(disc ? 220 : 255 * y / H);
+            p[2] = static_cast<uint8_t>(disc ? 30 : 128);
+        }
+    return img;
+}
+
+double mean_abs_diff(const Image& a, const Image& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.rgb.size(); ++i) s += std::abs(a.rgb[i] - b.rgb[i]);
+    return s / static_cast<double>(a.rgb.size());
+}
+
+bool inside(const Box& b, int64_t H, int64_t W) {
+    return b.top >= 0 && b.left >= 0 && b.height > 0 && b.width > 0 && b.top + b.height <= H &&
+           b.left + b.width <= W;
+}
+
+bool contains(const Box& outer, const Box& in) {
+    return outer.top <= in.top && outer.left <= in.left && outer.top + outer.height >= in.top + in.height &&
+           outer.left + outer.width >= in.left + in.width;
+}
+
+}  // namespace
+
+TEST_SUITE("data") {
+    TEST_CASE("JPEG and PNG decode; JPEG shrinks in the DCT") {
+        Image src = test_image(300, 200);
+        std::string jpg = encode_jpeg(src, 95);
+        Image back = decode_image(jpg);
+        REQUIRE(back.width == 300);
+        REQUIRE(back.height == 200);
+        CHECK(mean_abs_diff(src, back) < 3.0);  // quality 95: a couple of levels on average
+        ImageInfo info = probe_image(jpg);
+        CHECK((info.jpeg && info.width == 300 && info.height == 200));
+        Image quarter = decode_image(jpg, 4);
+        CHECK(quarter.width == 75);
+        CHECK(quarter.height == 50);
+        Image png = decode_image(encode_png(src));
+        CHECK(png.rgb == src.rgb);  // lossless
+    }
+
+    TEST_CASE("bad images are errors with a reason: truncated, corrupt, unknown, bombs") {
+        std::string jpg = encode_jpeg(test_image(120, 80));
+        CHECK(error_of([&] { decode_image(jpg.substr(0, jpg.size() / 2)); }).find("truncated") !=
+              std::string::npos);
+        CHECK(error_of([&] { decode_image(jpg.substr(0, 40)); }).find("jpeg:") != std::string::npos);
+        CHECK(error_of([] { decode_image(std::string(500, 'x')); }).find("unknown or corrupt format") !=
+              std::string::npos);
+        CHECK(error_of([] { decode_image(""); }).find("unknown or corrupt format") != std::string::npos);
+        std::string png = encode_png(test_image(4, 4));
+        const uint32_t dims[2] = {15000, 13000};  // 195 M pixels: over PIL's limit, under stb's own
+        for (int k = 0; k < 2; ++k)               // IHDR width and height, big-endian
+            for (int b = 0; b < 4; ++b)
+                png[16 + 4 * k + b] = static_cast<char>((dims[k] >> (24 - 8 * b)) & 0xff);
+        CHECK(error_of([&] { decode_image(png); }).find("decompression bomb") != std::string::npos);
+    }
+
+    TEST_CASE("RandomResizedCrop: inside the image, scale 0.5-1, aspect 3/4-4/3, seeded") {
+        for (uint64_t sample = 0; sample < 500; ++sample) {
+            SampleRng rng(7, sample);
+            Box b = random_resized_crop(375, 500, 0.5, 1.0, rng);
+            REQUIRE(inside(b, 375, 500));
+            double area = static_cast<double>(b.height * b.width) / (375.0 * 500.0);
+            double aspect = static_cast<double>(b.width) / static_cast<double>(b.height);
+            CHECK(area >= 0.49);  // rounding of the sides moves the area a little
+            CHECK(area <= 1.0);
+            CHECK(aspect >= 0.74);
+            CHECK(aspect <= 1.35);
+        }
+        SampleRng a(1, 5), b(1, 5), c(1, 6);
+        Box x = random_resized_crop(375, 500, 0.5, 1.0, a), y = random_resized_crop(375, 500, 0.5, 1.0, b),
+            z = random_resized_crop(375, 500, 0.5, 1.0, c);
+        CHECK((x.top == y.top && x.left == y.left && x.height == y.height && x.width == y.width));
+        CHECK_FALSE((x.top == z.top && x.left == z.left && x.height == z.height && x.width == z.width));
+    }
+
+    TEST_CASE("the EMA crop encloses both views (union), or follows the official code inside the image") {
+        int enclosed_official = 0;
+        for (uint64_t sample = 0; sample < 300; ++sample) {
+            SampleRng rng(3, sample);
+            Box v1 = random_resized_crop(375, 500, 0.5, 1.0, rng),
+                v2 = random_resized_crop(375, 500, 0.5, 1.0, rng);
+            Box e = ema_crop_box(v1, v2, 375, 500, EmaCrop::Union, rng);
+            REQUIRE(inside(e, 375, 500));
+            CHECK(contains(e, v1));
+            CHECK(contains(e, v2));
+            Box o = ema_crop_box(v1, v2, 375, 500, EmaCrop::Official, rng);
+            REQUIRE(inside(o, 375, 500));
+            enclosed_official += contains(o, v1) && contains(o, v2);
+        }
+        CHECK(enclosed_official < 300);  // the official variant misses part of the views at times
+        CHECK(error_of([] { ema_crop_from_name("both"); }).find("accepted: union, official") !=
+              std::string::npos);
+    }
+
+    TEST_CASE("antialiased resize: constants stay constant, same size is the identity") {
+        Image flat{40, 30, std::vector<uint8_t>(40 * 30 * 3, 100)};
+        for (float v : crop_resize(flat, 3.5, 2.25, 20, 30, 7, 9))
+            CHECK(v == doctest::Approx(100.0 / 255).epsilon(1e-6));
+        Image src = test_image(16, 12);
+        std::vector<float> same = crop_resize(src, 0, 0, 12, 16, 12, 16);
+        for (size_t i = 0; i < same.size(); ++i)
+            CHECK(same[i] == doctest::Approx(src.rgb[i] / 255.0).epsilon(1e-6));
+        // shrinking by 4 averages: a one-pixel checkerboard becomes mid gray
+        Image checker{32, 32, std::vector<uint8_t>(32 * 32 * 3)};
+        for (int64_t y = 0; y < 32; ++y)
+            for (int64_t x = 0; x < 32; ++x)
+                for (int c = 0; c < 3; ++c) checker.pixel(y, x)[c] = ((x + y) % 2) ? 255 : 0;
+        for (float v : crop_resize(checker, 4, 4, 24, 24, 6, 6)) CHECK(std::abs(v - 0.5) < 0.05);
+    }
+
+    TEST_CASE("colour operations: grayscale, solarize, jitter bounds") {
+        std::vector<float> x = crop_resize(test_image(64, 48), 0, 0, 48, 64, 24, 32);
+        ColorAugment gray_only{0, 0, 0, 0, 0, 1.0, 0, 0.1, 2.0, 0};
+        std::vector<float> g = x;
+        SampleRng rng(1, 1);
+        color_augment(g, 24, 32, gray_only, rng);
+        for (size_t i = 0; i < g.size(); i += 3) CHECK((g[i] == g[i + 1] && g[i + 1] == g[i + 2]));
+        ColorAugment solarize_only{0, 0, 0, 0, 0, 0, 0, 0.1, 2.0, 1.0};
+        std::vector<float> s = x;
+        color_augment(s, 24, 32, solarize_only, rng);
+        for (size_t i = 0; i < s.size(); ++i) CHECK(s[i] == (x[i] >= 128.0f / 255.0f ? 1.0f - x[i] : x[i]));
+        ColorAugment all{1.0, 0.4, 0.4, 0.2, 0.1, 0.0, 1.0, 0.1, 2.0, 0.0};
+        std::vector<float> j = x;
+        color_augment(j, 24, 32, all, rng);
+        CHECK(j != x);
+        for (float v : j) CHECK((v >= 0.0f && v <= 1.0f));
+    }
+
+    TEST_CASE("the A-CLIP training transform: three views, their boxes, DCT scaling, determinism") {
+        std::string jpg = encode_jpeg(test_image(1600, 1200), 90);
+        TransformConfig cfg;
+        cfg.size = 64;
+        SampleRng r1(11, 3), r2(11, 3);
+        AclipViews a = aclip_train_transform(jpg, cfg, r1), b = aclip_train_transform(jpg, cfg, r2);
+        CHECK(a.view1.size() == 3 * 64 * 64);
+        CHECK(a.ema.size() == 3 * 64 * 64);
+        CHECK(a.view1 == b.view1);
+        CHECK(a.view2 == b.view2);
+        CHECK(a.scale_denom == 8);  // the smallest crop is >= 600 px, so 1/8 still gives >= 64
+        for (const Box& box : a.boxes) CHECK(inside(box, 1200, 1600));
+        CHECK(contains(a.boxes[2], a.boxes[0]));
+        // normalised with ImageNet statistics: a mid-gray image maps to about (0.5 - mean) / std
+        Image mid{50, 40, std::vector<uint8_t>(50 * 40 * 3, 128)};
+        std::vector<float> e = eval_transform(encode_png(mid), cfg);
+        CHECK(e.size() == 3 * 64 * 64);
+        CHECK(e[0] == doctest::Approx((128.0 / 255 - 0.485) / 0.229).epsilon(1e-4));
+        CHECK(error_of([&] {
+                  SampleRng r(0, 0);
+                  aclip_train_transform("not an image", cfg, r);
+              }).find("image") != std::string::npos);
+    }
+}
