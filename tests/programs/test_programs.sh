@@ -37,5 +37,17 @@ check "aclip_tokenize rejects bad JSON with the line" 1 "$(grep -c 'stdin line 1
 check "unknown option exits 2" 2 $?
 check "--help exits 0" 0 "$("$build/aclip_tokenize" --help > /dev/null; echo $?)"
 
+"$build/aclip_make_synthetic" --out "$tmp/syn" --train 30 --val 10 --zeroshot 12 --retrieval 5 --shard-size 20 \
+    --size 32 2> "$tmp/syn.log"
+check "aclip_make_synthetic exit status" 0 $?
+check "synthetic train shards" '{"00000.tar": 20, "00001.tar": 10}' "$(cat "$tmp/syn/train/sizes.json")"
+check "synthetic zero-shot classes" 1 "$(grep -c '"red circle"' "$tmp/syn/zeroshot/classes.json")"
+check "synthetic sample files" 4 "$(tar -tf "$tmp/syn/train/00000.tar" | grep -c '^00000003\.')"
+check "synthetic merges file" "#version: 0.2" "$(zcat "$tmp/syn/bpe.txt.gz" | head -1)"
+caption=$(tar -xOf "$tmp/syn/train/00000.tar" 00000003.txt)
+ids=$(printf '"%s"\n' "$caption" | "$build/aclip_tokenize" --merges "$tmp/syn/bpe.txt.gz" | wc -w)
+words=$(echo "$caption" | wc -w)
+check "a synthetic caption tokenizes to one token per word (+ SOT, EOT)" $((words + 2)) "$ids"
+
 echo "[doctest] test cases: $((passed + failed)) | $passed passed | $failed failed |"
 [[ $failed -eq 0 ]]
