@@ -111,6 +111,42 @@ void ShardWriter::write(const Sample& s) {
     ++count_;
 }
 
+ShardSetWriter::ShardSetWriter(std::string dir, int64_t shard_size, std::string label)
+    : dir_(std::move(dir)), label_(std::move(label)), shard_size_(shard_size) {
+    AC_CHECK(shard_size > 0, "ShardSetWriter: shard size must be positive, got ", shard_size);
+    std::filesystem::create_directories(dir_);
+}
+
+void ShardSetWriter::finish_shard() {
+    if (!current_) return;
+    current_->close();
+    char name[32];
+    std::snprintf(name, sizeof name, "%05zu.tar", sizes_.size());
+    sizes_.emplace_back(name, current_->count());
+    current_.reset();
+    std::fprintf(stderr, "%s: shard %s done, %lld samples so far\n", label_.c_str(), name,
+                 static_cast<long long>(total_));
+}
+
+void ShardSetWriter::write(const Sample& s) {
+    if (!current_) {
+        char name[32];
+        std::snprintf(name, sizeof name, "/%05zu.tar", sizes_.size());
+        current_ = std::make_unique<ShardWriter>(dir_ + name);
+    }
+    current_->write(s);
+    ++total_;
+    if (current_->count() == shard_size_) finish_shard();
+}
+
+void ShardSetWriter::close() {
+    finish_shard();
+    std::string text = "{";
+    for (const auto& [name, n] : sizes_)
+        text += (text.size() > 1 ? ", " : "") + json_quote(name) + ": " + std::to_string(n);
+    write_file_atomic(dir_ + "/sizes.json", text + "}\n");
+}
+
 std::vector<int64_t> shard_sizes(const std::vector<std::string>& shards) {
     std::map<std::string, std::map<std::string, int64_t>> by_dir;  // dir -> basename -> count
     auto load_dir = [&](const std::string& dir) -> std::map<std::string, int64_t>& {

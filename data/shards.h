@@ -52,6 +52,23 @@ class ShardWriter {
     int64_t count_ = 0;
 };
 
+// Writes a folder of shards, DIR/00000.tar, DIR/00001.tar, ..., shard_size samples each, and DIR/sizes.json
+// at close(). Progress goes to stderr, one line per shard.
+class ShardSetWriter {
+  public:
+    ShardSetWriter(std::string dir, int64_t shard_size, std::string label);
+    void write(const Sample& s);
+    void close();
+    int64_t count() const { return total_; }
+
+  private:
+    void finish_shard();
+    std::string dir_, label_;
+    int64_t shard_size_, total_ = 0;
+    std::unique_ptr<ShardWriter> current_;
+    std::vector<std::pair<std::string, int64_t>> sizes_;
+};
+
 // Sample counts of the shards, from the sizes.json beside them (basename -> count, as open_clip reads
 // it). Shards missing from it are scanned, and sizes.json is (re)written with them, atomically.
 std::vector<int64_t> shard_sizes(const std::vector<std::string>& shards);

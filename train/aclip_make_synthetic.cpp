@@ -5,7 +5,6 @@
 //   OUT/bpe.txt.gz          BPE merges learned from the training captions
 // Deterministic by --seed; each split uses its own stream.
 #include <cstdio>
-#include <filesystem>
 
 #include "data/bpe_train.h"
 #include "data/shards.h"
@@ -39,42 +38,29 @@ std::string json_list(const std::vector<std::string>& items) {
     return s + "]";
 }
 
-// Writes `count` scenes of one split into shards of shard_size; returns the captions written.
+// Writes `count` scenes of one split; returns the captions written.
 std::vector<std::string> write_split(const std::string& dir, const std::string& split, int64_t count,
                                      int64_t shard_size, uint64_t seed, int64_t size) {
-    std::filesystem::create_directories(dir);
+    ShardSetWriter out(dir, shard_size, split);
     std::vector<std::string> captions;
-    std::string sizes = "{";
-    const int64_t shards = (count + shard_size - 1) / shard_size;
-    for (int64_t s = 0; s < shards; ++s) {
-        char name[32];
-        std::snprintf(name, sizeof name, "%05lld.tar", static_cast<long long>(s));
-        ShardWriter w(dir + "/" + name);
-        for (int64_t i = s * shard_size; i < std::min(count, (s + 1) * shard_size); ++i) {
-            const bool single = split == "zeroshot";
-            Scene sc = render_scene(seed, static_cast<uint64_t>(i), size, single);
-            char key[32];
-            std::snprintf(key, sizeof key, "%08lld", static_cast<long long>(i));
-            Sample sample{key, {{"jpg", encode_jpeg(sc.image, 92)}}};
-            if (split == "zeroshot") {
-                sample.files["cls"] = std::to_string(synthetic_class(sc.objects[0]));
-            } else if (split == "retrieval") {
-                sample.files["json"] = "{\"captions\": " + json_list(sc.captions) + "}";
-            } else {
-                sample.files["txt"] = sc.captions[0];
-                sample.files["json"] = scene_json(sc);
-                sample.files["mask.png"] = encode_png(sc.mask);
-                captions.insert(captions.end(), sc.captions.begin(), sc.captions.end());
-            }
-            w.write(sample);
+    for (int64_t i = 0; i < count; ++i) {
+        Scene sc = render_scene(seed, static_cast<uint64_t>(i), size, split == "zeroshot");
+        char key[32];
+        std::snprintf(key, sizeof key, "%08lld", static_cast<long long>(i));
+        Sample sample{key, {{"jpg", encode_jpeg(sc.image, 92)}}};
+        if (split == "zeroshot") {
+            sample.files["cls"] = std::to_string(synthetic_class(sc.objects[0]));
+        } else if (split == "retrieval") {
+            sample.files["json"] = "{\"captions\": " + json_list(sc.captions) + "}";
+        } else {
+            sample.files["txt"] = sc.captions[0];
+            sample.files["json"] = scene_json(sc);
+            sample.files["mask.png"] = encode_png(sc.mask);
+            captions.insert(captions.end(), sc.captions.begin(), sc.captions.end());
         }
-        sizes += (s ? ", " : "") + json_quote(name) + ": " + std::to_string(w.count());
-        w.close();
-        std::fprintf(stderr, "\r%-10s shard %lld/%lld", split.c_str(), static_cast<long long>(s + 1),
-                     static_cast<long long>(shards));
+        out.write(sample);
     }
-    std::fprintf(stderr, "  (%lld samples)\n", static_cast<long long>(count));
-    write_file_atomic(dir + "/sizes.json", sizes + "}\n");
+    out.close();
     return captions;
 }
 

@@ -1,0 +1,206 @@
+// converters.cpp: see converters.h.
+#include "data/converters.h"
+
+#include <zip.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "data/image.h"
+#include "data/shards.h"
+#include "data/tokenizer.h"
+#include "engine/core/error.h"
+#include "engine/io/json_lite.h"
+#include "engine/io/safetensors.h"
+
+namespace aclip {
+
+namespace {
+
+std::string read_file(const std::string& path, bool& ok) {
+    std::ifstream in(path, std::ios::binary);
+    ok = static_cast<bool>(in);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void skip_warning(ConvertReport& r, const std::string& what) {
+    ++r.skipped;
+    std::fprintf(stderr, "warning: skipping %s\n", what.c_str());
+}
+
+std::string key_of(int64_t i) {
+    char key[32];
+    std::snprintf(key, sizeof key, "%08lld", static_cast<long long>(i));
+    return key;
+}
+
+}  // namespace
+
+ConvertReport convert_table(const std::string& table, char sep, const std::string& out_dir,
+                            int64_t shard_size) {
+    std::ifstream in(table);
+    AC_CHECK_HINT(in.good(), "check the path", "cannot open '", table, "'");
+    const std::filesystem::path base = std::filesystem::path(table).parent_path();
+    ShardSetWriter out(out_dir, shard_size, "convert " + table);
+    ConvertReport r;
+    std::string line;
+    int64_t line_no = 0;
+    while (std::getline(in, line)) {
+        ++line_no;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        size_t cut = line.find(sep);
+        if (cut == std::string::npos) {
+            if (!line.empty()) skip_warning(r, table + ":" + std::to_string(line_no) + ": no separator");
+            continue;
+        }
+        std::string path = line.substr(0, cut), caption = line.substr(cut + 1);
+        if (line_no == 1 && (path == "path" || path == "filepath")) continue;
+        std::filesystem::path p(path);
+        if (p.is_relative()) p = base / p;
+        bool ok = false;
+        std::string bytes = read_file(p.string(), ok);
+        if (!ok) {
+            skip_warning(r, table + ":" + std::to_string(line_no) + ": cannot read " + p.string());
+            continue;
+        }
+        std::string ext = p.extension().string();
+        ext = ext.empty() ? "jpg" : ext.substr(1);
+        for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (ext == "jpeg") ext = "jpg";
+        out.write({key_of(r.written), {{ext, bytes}, {"txt", caption}}});
+        ++r.written;
+    }
+    out.close();
+    return r;
+}
+
+namespace {
+
+// idx format: big-endian magic, dims, then uint8 data.
+std::vector<uint8_t> read_idx(const std::string& path, std::vector<int64_t>& dims) {
+    std::string raw = read_maybe_gzipped(path);
+    AC_CHECK(raw.size() >= 4 && raw[0] == 0 && raw[1] == 0 && raw[2] == 0x08, path,
+             ": not an idx file of bytes");
+    const int nd = raw[3];
+    AC_CHECK(raw.size() >= static_cast<size_t>(4 + 4 * nd), path, ": truncated idx header");
+    int64_t count = 1;
+    dims.clear();
+    for (int d = 0; d < nd; ++d) {
+        int64_t v = 0;
+        for (int b = 0; b < 4; ++b) v = (v << 8) | static_cast<uint8_t>(raw[4 + 4 * d + b]);
+        dims.push_back(v);
+        count *= v;
+    }
+    AC_CHECK(raw.size() == static_cast<size_t>(4 + 4 * nd + count), path, ": ", raw.size(),
+             " bytes, expected ", 4 + 4 * nd + count);
+    return std::vector<uint8_t>(raw.begin() + 4 + 4 * nd, raw.end());
+}
+
+std::string json_list(const std::vector<std::string>& items) {
+    std::string s = "[";
+    for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + json_quote(items[i]);
+    return s + "]";
+}
+
+}  // namespace
+
+ConvertReport convert_fashion_mnist(const std::string& idx_dir, const std::string& out_dir,
+                                    int64_t shard_size) {
+    const std::vector<std::string> names = {"t-shirt", "trouser", "pullover", "dress", "coat",
+                                            "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
+    ConvertReport r;
+    for (const char* split : {"train", "t10k"}) {
+        std::vector<int64_t> idims, ldims;
+        std::vector<uint8_t> images = read_idx(idx_dir + "/" + split + "-images-idx3-ubyte.gz", idims);
+        std::vector<uint8_t> labels = read_idx(idx_dir + "/" + split + "-labels-idx1-ubyte.gz", ldims);
+        AC_CHECK(idims.size() == 3 && ldims.size() == 1 && idims[0] == ldims[0], idx_dir, ": ", split,
+                 " images and labels disagree");
+        const int64_t H = idims[1], W = idims[2];
+        ShardSetWriter out(out_dir + (std::string(split) == "train" ? "/train" : "/test"), shard_size, split);
+        for (int64_t i = 0; i < idims[0]; ++i) {
+            Image img{W, H, std::vector<uint8_t>(static_cast<size_t>(W * H * 3))};
+            for (int64_t p = 0; p < W * H; ++p)
+                img.rgb[p * 3] = img.rgb[p * 3 + 1] = img.rgb[p * 3 + 2] = images[i * W * H + p];
+            const uint8_t label = labels[static_cast<size_t>(i)];
+            AC_CHECK(label < names.size(), idx_dir, ": label ", int(label), " of image ", i,
+                     " is not a class");
+            out.write({key_of(i),
+                       {{"png", encode_png(img)},
+                        {"txt", "a photo of a " + names[label] + "."},
+                        {"cls", std::to_string(label)}}});
+            ++r.written;
+        }
+        out.close();
+    }
+    write_file_atomic(out_dir + "/test/classes.json", "{\"fashion_mnist\": " + json_list(names) + "}\n");
+    write_file_atomic(out_dir + "/test/templates.json",
+                      "{\"fashion_mnist\": [\"a photo of a {}.\", \"a photo of the {}.\", \"a product photo "
+                      "of a {}.\"]}\n");
+    return r;
+}
+
+ConvertReport convert_yfcc(const std::string& root, const std::string& metadata_tsv,
+                           const std::string& out_dir, int64_t shard_size) {
+    std::ifstream in(metadata_tsv);
+    AC_CHECK_HINT(in.good(), "export yfcc15m.pkl to a TSV of index, title, description", "cannot open '",
+                  metadata_tsv, "'");
+    ShardSetWriter out(out_dir, shard_size, "yfcc");
+    ConvertReport r;
+    zip_t* archive = nullptr;
+    std::string open_zip;
+    std::string line;
+    int64_t line_no = 0;
+    while (std::getline(in, line)) {
+        ++line_no;
+        std::stringstream fields(line);
+        std::string index, title, description;
+        std::getline(fields, index, '\t');
+        std::getline(fields, title, '\t');
+        std::getline(fields, description, '\t');
+        if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) {
+            if (line_no > 1 || !line.empty())
+                skip_warning(r, metadata_tsv + ":" + std::to_string(line_no) + ": no index");
+            continue;
+        }
+        const std::string key = key_of(std::stoll(index));  // XXYYYZZZ
+        const std::string zip_path = root + "/images/" + key.substr(0, 2) + "/" + key.substr(2, 3) + ".zip";
+        if (zip_path != open_zip) {
+            if (archive) zip_close(archive);
+            int err = 0;
+            archive = zip_open(zip_path.c_str(), ZIP_RDONLY, &err);
+            open_zip = zip_path;
+        }
+        std::string bytes;
+        if (archive) {
+            const std::string member = key.substr(5, 3) + ".jpg";
+            zip_stat_t st;
+            zip_file_t* f = zip_stat(archive, member.c_str(), 0, &st) == 0
+                                ? zip_fopen(archive, member.c_str(), 0)
+                                : nullptr;
+            if (f) {
+                bytes.resize(st.size);
+                zip_int64_t got = zip_fread(f, bytes.data(), st.size);
+                zip_fclose(f);
+                if (got != static_cast<zip_int64_t>(st.size)) bytes.clear();
+            }
+        }
+        if (bytes.empty()) {
+            skip_warning(r, "photo " + key + ": not found or unreadable in " + zip_path);
+            continue;
+        }
+        out.write({key,
+                   {{"jpg", bytes},
+                    {"json", "{\"title\": " + json_quote(title) +
+                                 ", \"description\": " + json_quote(description) + "}"}}});
+        ++r.written;
+    }
+    if (archive) zip_close(archive);
+    out.close();
+    return r;
+}
+
+}  // namespace aclip
