@@ -75,37 +75,42 @@ namespace {
 
 // PIL's bilinear ("triangle") resampling weights for one axis, antialiased when shrinking: output o
 // covers [start + o * scale, start + (o + 1) * scale) of the input, and the filter widens by the scale.
+// Stored flat: output o reads inputs first[o] .. first[o] + taps - 1 with weights w[o * taps ...]
+// (zero-padded), so the inner loops have a fixed length.
 struct Taps {
-    std::vector<int64_t> first;  // first input index per output
-    std::vector<std::vector<float>> weights;
+    int64_t taps = 0;
+    std::vector<int64_t> first;
+    std::vector<float> w;
 };
 
 Taps resample_taps(double start, double length, int64_t in_size, int64_t out_size) {
-    Taps t;
     const double scale = length / static_cast<double>(out_size);
     const double support = std::max(scale, 1.0);  // the triangle's half-width, in input pixels
+    Taps t;
+    t.taps = static_cast<int64_t>(std::ceil(2 * support)) + 2;
+    t.first.resize(static_cast<size_t>(out_size));
+    t.w.assign(static_cast<size_t>(out_size * t.taps), 0.0f);
     for (int64_t o = 0; o < out_size; ++o) {
-        double center = start + (static_cast<double>(o) + 0.5) * scale;
-        auto lo = static_cast<int64_t>(std::floor(center - support));
-        auto hi = static_cast<int64_t>(std::ceil(center + support));
-        lo = std::max<int64_t>(lo, 0);
-        hi = std::min<int64_t>(hi, in_size);
-        std::vector<float> w;
+        const double center = start + (static_cast<double>(o) + 0.5) * scale;
+        int64_t lo = std::max<int64_t>(static_cast<int64_t>(std::floor(center - support)), 0);
+        int64_t hi = std::min<int64_t>(static_cast<int64_t>(std::ceil(center + support)), in_size);
         double total = 0;
-        for (int64_t i = lo; i < hi; ++i) {
+        for (int64_t i = lo; i < std::min(hi, lo + t.taps); ++i) {
             double x = (static_cast<double>(i) + 0.5 - center) / support;
             double v = std::max(0.0, 1.0 - std::abs(x));
-            w.push_back(static_cast<float>(v));
+            t.w[static_cast<size_t>(o * t.taps + (i - lo))] = static_cast<float>(v);
             total += v;
         }
         if (total <= 0) {  // the centre fell between samples at the border: take the nearest pixel
-            lo = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
-            w.assign(1, 1.0f);
+            int64_t nearest = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
+            std::fill(t.w.begin() + o * t.taps, t.w.begin() + (o + 1) * t.taps, 0.0f);
+            lo = nearest;
+            t.w[static_cast<size_t>(o * t.taps)] = 1.0f;
             total = 1;
         }
-        for (float& v : w) v = static_cast<float>(v / total);
-        t.first.push_back(lo);
-        t.weights.push_back(std::move(w));
+        for (int64_t k = 0; k < t.taps; ++k)
+            t.w[static_cast<size_t>(o * t.taps + k)] /= static_cast<float>(total);
+        t.first[static_cast<size_t>(o)] = lo;
     }
     return t;
 }
@@ -118,29 +123,41 @@ std::vector<float> crop_resize(const Image& img, double top, double left, double
              width, " or output ", out_h, "x", out_w);
     Taps ty = resample_taps(top, height, img.height, out_h),
          tx = resample_taps(left, width, img.width, out_w);
-    // horizontal pass over the rows the vertical taps touch
     const int64_t row_lo = ty.first.front();
-    const int64_t row_hi = ty.first.back() + static_cast<int64_t>(ty.weights.back().size());
-    std::vector<float> rows((row_hi - row_lo) * out_w * 3, 0.0f);
-    for (int64_t y = row_lo; y < row_hi; ++y)
+    const int64_t row_hi = std::min(img.height, ty.first.back() + ty.taps);
+    // horizontal pass over the rows the vertical taps touch: (rows, out_w, 3)
+    std::vector<float> rows(static_cast<size_t>((row_hi - row_lo) * out_w * 3));
+    for (int64_t y = row_lo; y < row_hi; ++y) {
+        const uint8_t* src = img.pixel(y, 0);
+        float* dst = rows.data() + (y - row_lo) * out_w * 3;
         for (int64_t x = 0; x < out_w; ++x) {
-            float acc[3] = {0, 0, 0};
-            for (size_t k = 0; k < tx.weights[x].size(); ++k) {
-                const uint8_t* p = img.pixel(y, tx.first[x] + static_cast<int64_t>(k));
-                for (int c = 0; c < 3; ++c) acc[c] += tx.weights[x][k] * p[c];
+            const uint8_t* p = src + tx.first[static_cast<size_t>(x)] * 3;
+            const float* w = tx.w.data() + x * tx.taps;
+            const int64_t n = std::min(tx.taps, img.width - tx.first[static_cast<size_t>(x)]);
+            float r = 0, g = 0, b = 0;
+            for (int64_t k = 0; k < n; ++k) {
+                r += w[k] * p[3 * k];
+                g += w[k] * p[3 * k + 1];
+                b += w[k] * p[3 * k + 2];
             }
-            for (int c = 0; c < 3; ++c) rows[((y - row_lo) * out_w + x) * 3 + c] = acc[c];
+            dst[3 * x] = r, dst[3 * x + 1] = g, dst[3 * x + 2] = b;
         }
-    std::vector<float> out(out_h * out_w * 3);
-    for (int64_t y = 0; y < out_h; ++y)
-        for (int64_t x = 0; x < out_w; ++x)
-            for (int c = 0; c < 3; ++c) {
-                float acc = 0;
-                for (size_t k = 0; k < ty.weights[y].size(); ++k)
-                    acc += ty.weights[y][k] *
-                           rows[((ty.first[y] + static_cast<int64_t>(k) - row_lo) * out_w + x) * 3 + c];
-                out[(y * out_w + x) * 3 + c] = std::clamp(acc / 255.0f, 0.0f, 1.0f);
-            }
+    }
+    // vertical pass: each output row is a weighted sum of whole intermediate rows (vectorisable)
+    std::vector<float> out(static_cast<size_t>(out_h * out_w * 3));
+    const int64_t row_len = out_w * 3;
+    for (int64_t y = 0; y < out_h; ++y) {
+        float* dst = out.data() + y * row_len;
+        const float* w = ty.w.data() + y * ty.taps;
+        const int64_t first = ty.first[static_cast<size_t>(y)] - row_lo;
+        const int64_t n = std::min(ty.taps, row_hi - ty.first[static_cast<size_t>(y)]);
+        for (int64_t k = 0; k < n; ++k) {
+            if (w[k] == 0.0f) continue;
+            const float* src = rows.data() + (first + k) * row_len;
+            for (int64_t i = 0; i < row_len; ++i) dst[i] += w[k] * src[i];
+        }
+        for (int64_t i = 0; i < row_len; ++i) dst[i] = std::clamp(dst[i] * (1.0f / 255.0f), 0.0f, 1.0f);
+    }
     return out;
 }
 
