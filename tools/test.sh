@@ -9,16 +9,17 @@ build_dir="${1:-build-test}"
 jobs=$(nproc 2>/dev/null || echo 2)
 tools/install_deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
+mkdir -p "$build_dir" "$build_dir-asan"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if ! cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP_WERROR=ON -DACLIP_CUDA=AUTO \
-        > "$build_dir.configure.log" 2>&1; then
-    cat "$build_dir.configure.log"
+        > "$build_dir/configure.log" 2>&1; then
+    cat "$build_dir/configure.log"
     echo "configure failed"
     echo "0 passed, 1 failed"
     exit 1
 fi
-grep "aclip:" "$build_dir.configure.log"
+grep "aclip:" "$build_dir/configure.log"
 if ! cmake --build "$build_dir" -j "$jobs"; then
     echo "build failed"
     echo "0 passed, 1 failed"
@@ -46,8 +47,8 @@ fi
 asan_dir="$build_dir-asan"
 asan_log="$asan_dir/test.log"
 if cmake -S . -B "$asan_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug -DACLIP_SANITIZE=ON -DACLIP_CUDA=OFF \
-        -DACLIP_WERROR=ON > "$asan_dir.configure.log" 2>&1 && cmake --build "$asan_dir" -j "$jobs" --target aclip_tests \
-        > "$asan_dir.build.log" 2>&1; then
+        -DACLIP_WERROR=ON > "$asan_dir/configure.log" 2>&1 && cmake --build "$asan_dir" -j "$jobs" --target aclip_tests \
+        > "$asan_dir/build.log" 2>&1; then
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan_dir/tests/aclip_tests" > "$asan_log" 2>&1
     asan_status=$?
     read -r asan_passed asan_failed < <(count "$asan_log")
@@ -55,7 +56,7 @@ if cmake -S . -B "$asan_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug -DACLIP_
     echo "sanitizer build (ASan + UBSan): $asan_passed passed, $asan_failed failed"
     [[ $asan_failed -ne 0 ]] && grep -E "ERROR|runtime error|SUMMARY" "$asan_log" | head -20
 else
-    echo "sanitizer build failed; see $asan_dir.build.log"
+    echo "sanitizer build failed; see $asan_dir/build.log"
     asan_passed=0 asan_failed=1
 fi
 

@@ -1,0 +1,83 @@
+// test_config.cpp: the INI config: defaults, files, command-line overrides, and one clear error for
+// each kind of mistake; every config shipped in configs/ parses.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+using namespace aclip;
+using aclip::test::error_of;
+
+namespace {
+
+std::string write_ini(const std::string& text) {
+    std::string path =
+        std::filesystem::temp_directory_path().string() + "/aclip_cfg_" + std::to_string(getpid()) + ".ini";
+    std::ofstream(path) << text;
+    return path;
+}
+
+}  // namespace
+
+TEST_SUITE("train") {
+    TEST_CASE("defaults, a file and overrides, in that order") {
+        Config c;
+        CHECK(c.str("aclip.mask") == "attentive");
+        CHECK(c.number("optim.lr") == 5e-4);
+        c.load_file(
+            write_ini("# comment\n[optim]\nlr = 1e-3   \n\n[aclip]\nmask = \"random\"\n; another comment\n"));
+        CHECK(c.number("optim.lr") == 1e-3);
+        CHECK(c.str("aclip.mask") == "random");
+        c.set_override("optim.lr=2e-3");
+        CHECK(c.number("optim.lr") == 2e-3);
+        CHECK(c.text().find("[optim]\nlr = 2e-3\n") != std::string::npos);
+        CHECK(Config::help().find("weight decay") != std::string::npos);
+    }
+
+    TEST_CASE("mistakes name the file, the line, the key and what is accepted") {
+        Config c;
+        std::string p = write_ini("[optim]\nlr = 1e-3\n[optimizer]\n");
+        CHECK(error_of([&] { c.load_file(p); }).find(p + ":3: unknown section [optimizer]") !=
+              std::string::npos);
+        p = write_ini("[optim]\nlearning_rate = 1\n");
+        std::string e = error_of([&] { c.load_file(p); });
+        CHECK(e.find(p + ":2: unknown key 'optim.learning_rate'") != std::string::npos);
+        CHECK(e.find("accepts: lr, start_lr") != std::string::npos);
+        p = write_ini("[train]\nsteps = many\n");
+        CHECK(error_of([&] { c.load_file(p); }).find(":2: train.steps = 'many' is not an integer") !=
+              std::string::npos);
+        p = write_ini("[aclip]\nmask = sometimes\n");
+        CHECK(error_of([&] { c.load_file(p); }).find("is not one of: attentive, random, none") !=
+              std::string::npos);
+        p = write_ini("lr = 1\n");
+        CHECK(error_of([&] { c.load_file(p); }).find(":1: key before any [section]") != std::string::npos);
+        p = write_ini("[optim]\nlr\n");
+        CHECK(error_of([&] { c.load_file(p); }).find(":2: expected 'key = value'") != std::string::npos);
+        CHECK(error_of([&] {
+                  c.set_override("optim.lr=fast");
+              }).find("command line: optim.lr = 'fast' is not a number") != std::string::npos);
+        CHECK(error_of([&] { c.set_override("lr=1"); }).find("expected section.key=value") !=
+              std::string::npos);
+        CHECK(error_of([&] { c.load_file("/nonexistent.ini"); }).find("cannot open config") !=
+              std::string::npos);
+    }
+
+    TEST_CASE("every shipped config parses and describes a model that builds") {
+        int n = 0;
+        for (const auto& e :
+             std::filesystem::directory_iterator(std::string(ACLIP_SOURCE_DIR) + "/configs")) {
+            if (e.path().extension() != ".ini") continue;
+            CAPTURE(e.path().string());
+            Config c;
+            c.load_file(e.path().string());
+            AclipConfig a = aclip_config_from(c, 49408);
+            CHECK(a.clip.vision.num_patches() > 0);
+            ++n;
+        }
+        CHECK(n >= 1);
+    }
+}

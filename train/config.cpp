@@ -1,0 +1,286 @@
+// config.cpp: see config.h. The key table below is the documentation of every setting.
+#include "train/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "engine/core/error.h"
+
+namespace aclip {
+
+const std::vector<ConfigKey>& Config::keys() {
+    static const std::vector<ConfigKey> table = {
+        {"model",
+         "preset",
+         "tiny",
+         "model size: tiny, vit_s16, vit_b16, vit_l16, openai_vit_b16",
+         "string",
+         {"tiny", "vit_s16", "vit_b16", "vit_l16", "openai_vit_b16"}},
+        {"model", "image_size", "0", "image side in pixels (0: the preset's)", "int", {}},
+        {"model", "patch_size", "0", "patch side (0: the preset's)", "int", {}},
+        {"model", "vision_width", "0", "image tower width (0: the preset's)", "int", {}},
+        {"model", "vision_layers", "0", "image tower depth (0: the preset's)", "int", {}},
+        {"model", "vision_heads", "0", "image tower heads (0: the preset's)", "int", {}},
+        {"model", "text_width", "0", "text tower width (0: the preset's)", "int", {}},
+        {"model", "text_layers", "0", "text tower depth (0: the preset's)", "int", {}},
+        {"model", "text_heads", "0", "text tower heads (0: the preset's)", "int", {}},
+        {"model", "embed_dim", "0", "joint embedding size (0: the preset's)", "int", {}},
+        {"model",
+         "ssl_hidden",
+         "0",
+         "hidden width of the SimCLR and BYOL heads (0: the preset's)",
+         "int",
+         {}},
+        {"model", "ssl_dim", "0", "output size of the SimCLR and BYOL heads (0: the preset's)", "int", {}},
+        {"data",
+         "train",
+         "",
+         "training shards, e.g. data/synthetic/train/{00000..00019}.tar (required)",
+         "string",
+         {}},
+        {"data",
+         "captions",
+         "txt",
+         "caption source: KEY.txt, or SLIP's coin flip of KEY.json title/description",
+         "string",
+         {"txt", "slip_json"}},
+        {"data", "workers", "2", "decoding threads", "int", {}},
+        {"data", "shuffle_buffer", "1000", "samples in the shuffle buffer", "int", {}},
+        {"data", "mean", "0.485,0.456,0.406", "normalisation mean (ImageNet's, as A-CLIP)", "string", {}},
+        {"data", "std", "0.229,0.224,0.225", "normalisation std", "string", {}},
+        {"tokenizer",
+         "merges",
+         "",
+         "BPE merges file (CLIP's bpe_simple_vocab_16e6.txt.gz, or a learned one)",
+         "string",
+         {}},
+        {"tokenizer", "context", "0", "text context length (0: the model's)", "int", {}},
+        {"tokenizer",
+         "truncate",
+         "eot",
+         "long captions: keep EOT at the end (eot) or cut as SLIP/A-CLIP (slip)",
+         "string",
+         {"eot", "slip"}},
+        {"aclip",
+         "mask",
+         "attentive",
+         "which patches the online tower sees",
+         "string",
+         {"attentive", "random", "none"}},
+        {"aclip", "views", "2", "online views per image (1 or 2)", "int", {"1", "2"}},
+        {"aclip", "ssl", "true", "SimCLR and BYOL losses", "bool", {}},
+        {"aclip",
+         "keep_ratio",
+         "0.5",
+         "attentive: squares kept (+1, as the official code); random: patches kept",
+         "float",
+         {}},
+        {"aclip", "mask_block", "2", "patches per side of a kept or dropped square", "int", {}},
+        {"aclip", "clip_weight", "1.0", "weight of the CLIP loss (averaged over views)", "float", {}},
+        {"aclip", "simclr_weight", "1.0", "weight of the SimCLR loss", "float", {}},
+        {"aclip", "byol_weight", "2.0", "weight of the BYOL loss", "float", {}},
+        {"aclip", "simclr_tau", "0.1", "SimCLR temperature", "float", {}},
+        {"aclip",
+         "simclr_pairs",
+         "views",
+         "SimCLR positives: view 1 vs view 2, or the official view 1 vs itself",
+         "string",
+         {"views", "official"}},
+        {"aclip",
+         "ema_crop",
+         "union",
+         "EMA crop: encloses both views, or the official code's variant",
+         "string",
+         {"union", "official"}},
+        {"aclip", "ema_momentum", "0.996", "EMA momentum at step 0; a cosine takes it to 1", "float", {}},
+        {"optim", "lr", "5e-4", "peak learning rate", "float", {}},
+        {"optim", "start_lr", "1e-6", "learning rate at step 0 (warmup start)", "float", {}},
+        {"optim", "end_lr", "1e-5", "learning rate at the last step", "float", {}},
+        {"optim", "warmup_steps", "0", "linear warmup steps", "int", {}},
+        {"optim",
+         "weight_decay",
+         "0.5",
+         "AdamW weight decay (not on biases, norms, 1-D tensors)",
+         "float",
+         {}},
+        {"optim", "beta1", "0.9", "AdamW beta1", "float", {}},
+        {"optim", "beta2", "0.98", "AdamW beta2", "float", {}},
+        {"optim", "eps", "1e-8", "AdamW epsilon", "float", {}},
+        {"train", "steps", "1000", "optimizer steps", "int", {}},
+        {"train", "batch_size", "64", "samples per step (per rank)", "int", {}},
+        {"train", "accumulate", "1", "micro-batches per optimizer step (gradient accumulation)", "int", {}},
+        {"train", "seed", "0", "seed of the initialisation, the data order and the augmentations", "int", {}},
+        {"train", "log_every", "10", "steps between log lines", "int", {}},
+        {"train",
+         "on_nonfinite",
+         "stop",
+         "a non-finite loss: stop the run, or skip the step",
+         "string",
+         {"stop", "skip"}},
+        {"eval", "every", "0", "steps between evaluations (0: at the end only)", "int", {}},
+        {"eval", "zeroshot", "", "zero-shot shards (KEY.jpg + KEY.cls); empty: none", "string", {}},
+        {"eval", "classes", "", "JSON {name: [class names]} for zero-shot", "string", {}},
+        {"eval", "templates", "", "JSON {name: [templates with {}]} for zero-shot", "string", {}},
+        {"eval",
+         "retrieval",
+         "",
+         "retrieval shards (KEY.jpg + KEY.json {\"captions\": [...]}); empty: none",
+         "string",
+         {}},
+        {"eval", "batch_size", "64", "images per evaluation batch", "int", {}},
+        {"checkpoint",
+         "dir",
+         "runs/aclip",
+         "folder of checkpoints, the resolved config and the metrics",
+         "string",
+         {}},
+        {"checkpoint", "every", "0", "steps between checkpoints (0: at the end only)", "int", {}},
+        {"checkpoint", "keep", "3", "how many checkpoints to keep", "int", {}},
+    };
+    return table;
+}
+
+Config::Config() {
+    for (const ConfigKey& k : keys()) values_[k.section + "." + k.key] = k.default_value;
+}
+
+std::string Config::help() {
+    std::ostringstream os;
+    std::string section;
+    for (const ConfigKey& k : keys()) {
+        if (k.section != section) os << "\n[" << (section = k.section) << "]\n";
+        os << "  " << k.key << " = " << (k.default_value.empty() ? "\"\"" : k.default_value) << "\n      "
+           << k.help;
+        if (!k.choices.empty()) {
+            os << " (";
+            for (size_t i = 0; i < k.choices.size(); ++i) os << (i ? ", " : "") << k.choices[i];
+            os << ")";
+        }
+        os << "\n";
+    }
+    return os.str();
+}
+
+namespace {
+
+std::string trim(const std::string& s) {
+    size_t a = s.find_first_not_of(" \t\r"), b = s.find_last_not_of(" \t\r");
+    return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+const ConfigKey* find_key(const std::string& dotted) {
+    for (const ConfigKey& k : Config::keys())
+        if (k.section + "." + k.key == dotted) return &k;
+    return nullptr;
+}
+
+std::string keys_of_section(const std::string& section) {
+    std::string out;
+    for (const ConfigKey& k : Config::keys())
+        if (k.section == section) out += (out.empty() ? "" : ", ") + k.key;
+    return out;
+}
+
+}  // namespace
+
+void Config::set(const std::string& dotted, const std::string& raw, const std::string& where) {
+    const ConfigKey* k = find_key(dotted);
+    if (!k) {
+        std::string section = dotted.substr(0, dotted.find('.'));
+        std::string known = keys_of_section(section);
+        AC_CHECK_HINT(!known.empty(),
+                      "sections: model, data, tokenizer, aclip, optim, train, eval, checkpoint", where,
+                      ": unknown section [", section, "]");
+        AC_FAIL(where, ": unknown key '", dotted, "'; [", section, "] accepts: ", known);
+    }
+    std::string value = raw;
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+        value = value.substr(1, value.size() - 2);
+    auto bad = [&](const std::string& expected) {
+        AC_FAIL(where, ": ", dotted, " = '", value, "' is not ", expected);
+    };
+    if (k->type == "int") {
+        char* end = nullptr;
+        std::strtoll(value.c_str(), &end, 10);
+        if (value.empty() || *end != '\0') bad("an integer");
+    } else if (k->type == "float") {
+        char* end = nullptr;
+        std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0') bad("a number");
+    } else if (k->type == "bool") {
+        if (value != "true" && value != "false") bad("true or false");
+    }
+    if (!k->choices.empty()) {
+        bool ok = false;
+        std::string list;
+        for (const std::string& c : k->choices) {
+            ok = ok || c == value;
+            list += (list.empty() ? "" : ", ") + c;
+        }
+        if (!ok) bad("one of: " + list);
+    }
+    values_[dotted] = value;
+}
+
+void Config::load_file(const std::string& path) {
+    std::ifstream in(path);
+    AC_CHECK_HINT(in.good(), "give the path of an INI file, e.g. configs/quickstart.ini",
+                  "cannot open config '", path, "'");
+    source_ = path;
+    std::string line, section;
+    int64_t line_no = 0;
+    while (std::getline(in, line)) {
+        ++line_no;
+        const std::string where = path + ":" + std::to_string(line_no);
+        std::string s = trim(line);
+        if (s.empty() || s[0] == '#' || s[0] == ';') continue;
+        if (s[0] == '[') {
+            AC_CHECK(s.back() == ']', where, ": a section header must end with ']'");
+            section = trim(s.substr(1, s.size() - 2));
+            AC_CHECK_HINT(!keys_of_section(section).empty(),
+                          "sections: model, data, tokenizer, aclip, optim, train, eval, checkpoint", where,
+                          ": unknown section [", section, "]");
+            continue;
+        }
+        size_t eq = s.find('=');
+        AC_CHECK(eq != std::string::npos, where, ": expected 'key = value', got '", s, "'");
+        AC_CHECK(!section.empty(), where, ": key before any [section]");
+        set(section + "." + trim(s.substr(0, eq)), trim(s.substr(eq + 1)), where);
+    }
+}
+
+void Config::set_override(const std::string& assignment) {
+    size_t eq = assignment.find('=');
+    AC_CHECK(eq != std::string::npos && assignment.find('.') < eq, "override '", assignment,
+             "': expected section.key=value");
+    set(trim(assignment.substr(0, eq)), trim(assignment.substr(eq + 1)), "command line");
+}
+
+const std::string& Config::str(const std::string& dotted) const {
+    auto it = values_.find(dotted);
+    AC_CHECK(it != values_.end(), "config: no key '", dotted, "' (a bug: every key is in the table)");
+    return it->second;
+}
+
+int64_t Config::integer(const std::string& dotted) const {
+    return std::stoll(str(dotted));
+}
+double Config::number(const std::string& dotted) const {
+    return std::stod(str(dotted));
+}
+bool Config::boolean(const std::string& dotted) const {
+    return str(dotted) == "true";
+}
+
+std::string Config::text() const {
+    std::ostringstream os;
+    std::string section;
+    for (const ConfigKey& k : keys()) {
+        if (k.section != section)
+            os << (section.empty() ? "" : "\n") << "[" << (section = k.section) << "]\n";
+        os << k.key << " = " << values_.at(k.section + "." + k.key) << "\n";
+    }
+    return os.str();
+}
+
+}  // namespace aclip

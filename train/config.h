@@ -1,0 +1,42 @@
+// config.h: aclip_train's configuration: INI sections and keys, each with a default and a line of help.
+// The table of keys in config.cpp is the single source: the parser, the overrides on the command line
+// (section.key=value), --help and the resolved config printed at start all read it. An unknown section or
+// key, or a value of the wrong type or outside its choices, is an error naming file:line and the key.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace aclip {
+
+struct ConfigKey {
+    std::string section, key, default_value, help;
+    std::string type;                  // "string", "int", "float", "bool"
+    std::vector<std::string> choices;  // empty: any value of the type
+};
+
+class Config {
+  public:
+    Config();  // every key at its default
+    static const std::vector<ConfigKey>& keys();
+    static std::string help();  // every key, grouped by section, with default and help
+
+    void load_file(const std::string& path);  // errors: path:line
+    void set(const std::string& dotted_key, const std::string& value, const std::string& where);
+    void set_override(const std::string& assignment);  // "section.key=value" from the command line
+
+    const std::string& str(const std::string& dotted_key) const;
+    int64_t integer(const std::string& dotted_key) const;
+    double number(const std::string& dotted_key) const;
+    bool boolean(const std::string& dotted_key) const;
+
+    std::string text() const;                              // the resolved config as INI
+    const std::string& source() const { return source_; }  // the config file's path
+
+  private:
+    std::map<std::string, std::string> values_;  // "section.key" -> value
+    std::string source_;
+};
+
+}  // namespace aclip

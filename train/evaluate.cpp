@@ -1,0 +1,176 @@
+// evaluate.cpp: see evaluate.h.
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "data/shards.h"
+#include "engine/autograd/grad_mode.h"
+#include "engine/io/json_lite.h"
+#include "engine/ops/ops.h"
+
+namespace aclip {
+
+namespace {
+
+struct Towers {
+    const VisionTransformer* visual;
+    const TextTransformer* text;
+    const Transformer* blocks;
+    const Tensor* projection;
+};
+
+// The first list in a JSON object {name: [strings]} (SLIP's labels.json / templates.json layout).
+std::vector<std::string> first_list(const std::string& path) {
+    std::ifstream in(path);
+    AC_CHECK_HINT(in.good(), "set eval.classes and eval.templates", "cannot open '", path, "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    JsonValue v = json_parse(ss.str(), path);
+    AC_CHECK(v.kind == JsonValue::Kind::Object && !v.object.empty() &&
+                 v.object[0].second.kind == JsonValue::Kind::Array,
+             path, ": expected {\"name\": [\"...\", ...]}");
+    std::vector<std::string> out;
+    for (const JsonValue& s : v.object[0].second.array) {
+        AC_CHECK(s.kind == JsonValue::Kind::String, path, ": the list must hold strings");
+        out.push_back(s.string);
+    }
+    return out;
+}
+
+// (N, E) normalised embeddings of images, in batches.
+Tensor encode_images(const Towers& t, const std::vector<std::string>& images, const EvalSettings& s) {
+    const int64_t S = s.transform.size, N = static_cast<int64_t>(images.size());
+    std::vector<Tensor> parts;
+    for (int64_t b = 0; b < N; b += s.batch_size) {
+        const int64_t n = std::min(s.batch_size, N - b);
+        Tensor batch = empty({n, 3, S, S});
+        for (int64_t i = 0; i < n; ++i) {
+            std::vector<float> chw = eval_transform(images[static_cast<size_t>(b + i)], s.transform);
+            std::copy(chw.begin(), chw.end(), batch.data<float>() + i * 3 * S * S);
+        }
+        parts.push_back(l2_normalize(t.visual->forward(batch).embed, -1));
+    }
+    return concat(parts, 0);
+}
+
+// (M, E) normalised embeddings of texts, in batches.
+Tensor encode_texts(const Towers& t, const std::vector<std::string>& texts, const ClipTokenizer& tok,
+                    const EvalSettings& s) {
+    const int64_t M = static_cast<int64_t>(texts.size()), C = s.context;
+    std::vector<Tensor> parts;
+    for (int64_t b = 0; b < M; b += s.batch_size) {
+        const int64_t n = std::min(s.batch_size, M - b);
+        std::vector<int64_t> ids;
+        for (int64_t i = 0; i < n; ++i)
+            for (int32_t id : tok.tokenize(texts[static_cast<size_t>(b + i)], C, s.truncate))
+                ids.push_back(id);
+        parts.push_back(l2_normalize(t.text->forward(from_vector(ids, {n, C}), t.blocks, t.projection), -1));
+    }
+    return concat(parts, 0);
+}
+
+// For each row of scores (R, K), whether target (one index, or any of a set) is within the top k.
+double recall_at(const Tensor& scores, const std::vector<std::vector<int64_t>>& targets, int64_t k) {
+    const int64_t R = scores.size(0), K = scores.size(1);
+    std::vector<float> s = scores.to_vector<float>();
+    int64_t hits = 0;
+    for (int64_t r = 0; r < R; ++r) {
+        const float* row = s.data() + r * K;
+        float best_target = -1e30f;
+        for (int64_t t : targets[static_cast<size_t>(r)]) best_target = std::max(best_target, row[t]);
+        int64_t better = 0;  // how many candidates score above the best target (ties count for it)
+        for (int64_t j = 0; j < K; ++j) better += row[j] > best_target;
+        hits += better < k;
+    }
+    return static_cast<double>(hits) / static_cast<double>(std::max<int64_t>(R, 1));
+}
+
+std::vector<Sample> read_samples(const std::string& shards) {
+    std::vector<Sample> out;
+    for (const std::string& path : expand_shard_list(shards)) {
+        ShardReader r(path);
+        Sample s;
+        while (r.next(s)) out.push_back(std::move(s));
+        if (!r.error().empty())
+            std::fprintf(stderr, "warning: eval shard %s: %s\n", path.c_str(), r.error().c_str());
+    }
+    return out;
+}
+
+const std::string& image_of(const Sample& s) {
+    for (const char* ext : {"jpg", "jpeg", "png"})
+        if (s.files.count(ext)) return s.files.at(ext);
+    AC_FAIL("eval sample '", s.key, "' has no image");
+}
+
+}  // namespace
+
+EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tok, const EvalSettings& s) {
+    AC_CHECK(!use_ema || model.ema, "evaluate: the model has no EMA copy (mask none and no SSL losses)");
+    NoGradGuard no_grad;
+    Towers t = use_ema ? Towers{&model.ema->visual, &model.clip.text, &model.ema->transformer,
+                                &model.ema->text_projection}
+                       : Towers{&model.clip.visual, &model.clip.text, nullptr, nullptr};
+    EvalResult r;
+    if (!s.zeroshot.empty()) {
+        std::vector<std::string> classes = first_list(s.classes), templates = first_list(s.templates);
+        std::vector<Tensor> class_embeds;
+        for (const std::string& c : classes) {
+            std::vector<std::string> prompts;
+            for (const std::string& tpl : templates) {
+                size_t at = tpl.find("{}");
+                prompts.push_back(at == std::string::npos ? tpl : tpl.substr(0, at) + c + tpl.substr(at + 2));
+            }
+            class_embeds.push_back(l2_normalize(mean(encode_texts(t, prompts, tok, s), {0}), -1));
+        }
+        Tensor text = stack(class_embeds, 0);  // (K, E)
+        std::vector<Sample> samples = read_samples(s.zeroshot);
+        std::vector<std::string> images;
+        std::vector<std::vector<int64_t>> labels;
+        for (const Sample& smp : samples) {
+            AC_CHECK(smp.files.count("cls"), "zero-shot sample '", smp.key, "' has no .cls");
+            images.push_back(image_of(smp));
+            labels.push_back({std::stoll(smp.files.at("cls"))});
+        }
+        Tensor scores = matmul(encode_images(t, images, s), text.transpose(0, 1));  // (N, K)
+        r.top1 = recall_at(scores, labels, 1);
+        r.top5 = recall_at(scores, labels, 5);
+        r.zeroshot_images = static_cast<int64_t>(images.size());
+        r.classes = static_cast<int64_t>(classes.size());
+    }
+    if (!s.retrieval.empty()) {
+        std::vector<Sample> samples = read_samples(s.retrieval);
+        std::vector<std::string> images, captions;
+        std::vector<std::vector<int64_t>> image_captions, caption_image;
+        for (const Sample& smp : samples) {
+            AC_CHECK(smp.files.count("json"), "retrieval sample '", smp.key, "' has no .json");
+            JsonValue v = json_parse(smp.files.at("json"), smp.key + ".json");
+            const JsonValue* list = v.find("captions");
+            AC_CHECK(list && list->kind == JsonValue::Kind::Array && !list->array.empty(), smp.key,
+                     ".json: expected {\"captions\": [...]}");
+            std::vector<int64_t> mine;
+            for (const JsonValue& c : list->array) {
+                mine.push_back(static_cast<int64_t>(captions.size()));
+                caption_image.push_back({static_cast<int64_t>(images.size())});
+                captions.push_back(c.string);
+            }
+            image_captions.push_back(mine);
+            images.push_back(image_of(smp));
+        }
+        Tensor img = encode_images(t, images, s), txt = encode_texts(t, captions, tok, s);
+        Tensor i2t = matmul(img, txt.transpose(0, 1)), t2i = matmul(txt, img.transpose(0, 1));
+        r.i2t_r1 = recall_at(i2t, image_captions, 1);
+        r.i2t_r5 = recall_at(i2t, image_captions, 5);
+        r.i2t_r10 = recall_at(i2t, image_captions, 10);
+        r.t2i_r1 = recall_at(t2i, caption_image, 1);
+        r.t2i_r5 = recall_at(t2i, caption_image, 5);
+        r.t2i_r10 = recall_at(t2i, caption_image, 10);
+        r.retrieval_images = static_cast<int64_t>(images.size());
+    }
+    return r;
+}
+
+}  // namespace aclip
