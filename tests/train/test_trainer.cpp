@@ -88,3 +88,27 @@ TEST_SUITE("train") {
         CHECK(train(c).step == 2);  // skipped steps still count
     }
 }
+
+TEST_SUITE("train") {
+    TEST_CASE("every shipped config starts: one step on the small set, with a tiny model") {
+        for (const auto& e : fs::directory_iterator(std::string(ACLIP_SOURCE_DIR) + "/configs")) {
+            if (e.path().extension() != ".ini") continue;
+            CAPTURE(e.path().string());
+            Config c;
+            c.load_file(e.path().string());
+            Config t = tiny_run("configs_" + e.path().stem().string());
+            for (const char* key : {"data.train", "tokenizer.merges", "tokenizer.context", "checkpoint.dir"})
+                c.set(key, t.str(key), "test");
+            for (const char* kv :
+                 {"model.preset=tiny", "train.steps=1", "train.batch_size=4", "data.captions=txt",
+                  "model.image_size=0", "model.patch_size=0", "model.vision_width=0", "model.vision_layers=0",
+                  "model.vision_heads=0", "model.text_width=0", "model.text_layers=0", "model.text_heads=0",
+                  "model.embed_dim=0", "model.ssl_hidden=0", "model.ssl_dim=0", "data.workers=1",
+                  "data.shuffle_buffer=8"})
+                c.set_override(kv);
+            c.set("eval.zeroshot", "", "test");
+            c.set("eval.retrieval", "", "test");
+            CHECK(train(c).step == 1);
+        }
+    }
+}
