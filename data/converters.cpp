@@ -100,12 +100,6 @@ std::vector<uint8_t> read_idx(const std::string& path, std::vector<int64_t>& dim
     return std::vector<uint8_t>(raw.begin() + 4 + 4 * nd, raw.end());
 }
 
-std::string json_list(const std::vector<std::string>& items) {
-    std::string s = "[";
-    for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + json_quote(items[i]);
-    return s + "]";
-}
-
 }  // namespace
 
 ConvertReport convert_fashion_mnist(const std::string& idx_dir, const std::string& out_dir,
@@ -136,7 +130,8 @@ ConvertReport convert_fashion_mnist(const std::string& idx_dir, const std::strin
         }
         out.close();
     }
-    write_file_atomic(out_dir + "/test/classes.json", "{\"fashion_mnist\": " + json_list(names) + "}\n");
+    write_file_atomic(out_dir + "/test/classes.json",
+                      "{\"fashion_mnist\": " + json_string_list(names) + "}\n");
     write_file_atomic(out_dir + "/test/templates.json",
                       "{\"fashion_mnist\": [\"a photo of a {}.\", \"a photo of the {}.\", \"a product photo "
                       "of a {}.\"]}\n");

@@ -59,50 +59,11 @@ void check_pixels(int64_t w, int64_t h, int64_t max_pixels) {
 
 }  // namespace
 
-ImageInfo probe_image(const std::string& bytes, int64_t max_pixels) {
-    ImageInfo info;
-    if (is_jpeg(bytes)) {
-        jpeg_decompress_struct cinfo;
-        JpegError err;
-        cinfo.err = jpeg_std_error(&err.mgr);
-        err.mgr.error_exit = on_jpeg_error;
-        err.mgr.emit_message = on_jpeg_message;
-        if (setjmp(err.jump)) {
-            jpeg_destroy_decompress(&cinfo);
-            AC_FAIL("jpeg: ", err.message);
-        }
-        jpeg_create_decompress(&cinfo);
-        jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-        jpeg_read_header(&cinfo, TRUE);
-        info = {cinfo.image_width, cinfo.image_height, true};
-        jpeg_destroy_decompress(&cinfo);
-    } else {
-        int w = 0, h = 0, c = 0;
-        AC_CHECK(stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                                       static_cast<int>(bytes.size()), &w, &h, &c),
-                 "image: unknown or corrupt format (", bytes.size(), " bytes; ", stbi_failure_reason(), ")");
-        info = {w, h, false};
-    }
-    check_pixels(info.width, info.height, max_pixels);
-    return info;
-}
+namespace {
 
-Image decode_image(const std::string& bytes, int scale_denom, int64_t max_pixels) {
-    AC_CHECK(scale_denom == 1 || scale_denom == 2 || scale_denom == 4 || scale_denom == 8,
-             "decode_image: scale 1/", scale_denom, " is not one of 1/1, 1/2, 1/4, 1/8");
-    probe_image(bytes, max_pixels);  // refuses bombs before any pixel is allocated
-    Image img;
-    if (!is_jpeg(bytes)) {
-        int w = 0, h = 0, c = 0;
-        stbi_uc* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                                              static_cast<int>(bytes.size()), &w, &h, &c, 3);
-        AC_CHECK(data != nullptr, "image: cannot decode (", stbi_failure_reason(), ")");
-        img.width = w;
-        img.height = h;
-        img.rgb.assign(data, data + static_cast<size_t>(w) * h * 3);
-        stbi_image_free(data);
-        return img;
-    }
+// Reads a JPEG's header and, when out is given, its pixels (shrunk 1/scale_denom in the DCT). One
+// function, because libjpeg's error exit must longjmp back into the frame that owns the decoder.
+ImageInfo read_jpeg(const std::string& bytes, int scale_denom, int64_t max_pixels, Image* out) {
     jpeg_decompress_struct cinfo;
     JpegError err;
     cinfo.err = jpeg_std_error(&err.mgr);
@@ -115,6 +76,12 @@ Image decode_image(const std::string& bytes, int scale_denom, int64_t max_pixels
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
     jpeg_read_header(&cinfo, TRUE);
+    ImageInfo info{cinfo.image_width, cinfo.image_height, true};
+    if (!out || info.width * info.height > max_pixels) {  // header only, or a bomb refused before decoding
+        jpeg_destroy_decompress(&cinfo);
+        check_pixels(info.width, info.height, max_pixels);
+        return info;
+    }
     cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr both come out as RGB; CMYK is refused below
     cinfo.scale_num = 1;
     cinfo.scale_denom = static_cast<unsigned>(scale_denom);
@@ -123,11 +90,11 @@ Image decode_image(const std::string& bytes, int scale_denom, int64_t max_pixels
         jpeg_destroy_decompress(&cinfo);
         AC_FAIL("jpeg: ", cinfo.output_components, " output components (CMYK?) are not supported");
     }
-    img.width = cinfo.output_width;
-    img.height = cinfo.output_height;
-    img.rgb.resize(static_cast<size_t>(img.width * img.height * 3));
+    out->width = cinfo.output_width;
+    out->height = cinfo.output_height;
+    out->rgb.resize(static_cast<size_t>(out->width * out->height * 3));
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = img.rgb.data() + static_cast<size_t>(cinfo.output_scanline) * img.width * 3;
+        JSAMPROW row = out->rgb.data() + static_cast<size_t>(cinfo.output_scanline) * out->width * 3;
         jpeg_read_scanlines(&cinfo, &row, 1);
         if (err.truncated) break;
     }
@@ -137,6 +104,38 @@ Image decode_image(const std::string& bytes, int scale_denom, int64_t max_pixels
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    return info;
+}
+
+}  // namespace
+
+ImageInfo probe_image(const std::string& bytes, int64_t max_pixels) {
+    if (is_jpeg(bytes)) return read_jpeg(bytes, 1, max_pixels, nullptr);
+    int w = 0, h = 0, c = 0;
+    AC_CHECK(stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                   static_cast<int>(bytes.size()), &w, &h, &c),
+             "image: unknown or corrupt format (", bytes.size(), " bytes; ", stbi_failure_reason(), ")");
+    check_pixels(w, h, max_pixels);
+    return {w, h, false};
+}
+
+Image decode_image(const std::string& bytes, int scale_denom, int64_t max_pixels) {
+    AC_CHECK(scale_denom == 1 || scale_denom == 2 || scale_denom == 4 || scale_denom == 8,
+             "decode_image: scale 1/", scale_denom, " is not one of 1/1, 1/2, 1/4, 1/8");
+    Image img;
+    if (is_jpeg(bytes)) {
+        read_jpeg(bytes, scale_denom, max_pixels, &img);
+        return img;
+    }
+    probe_image(bytes, max_pixels);  // refuses bombs before any pixel is allocated
+    int w = 0, h = 0, c = 0;
+    stbi_uc* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                          static_cast<int>(bytes.size()), &w, &h, &c, 3);
+    AC_CHECK(data != nullptr, "image: cannot decode (", stbi_failure_reason(), ")");
+    img.width = w;
+    img.height = h;
+    img.rgb.assign(data, data + static_cast<size_t>(w) * h * 3);
+    stbi_image_free(data);
     return img;
 }
 

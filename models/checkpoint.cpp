@@ -54,12 +54,6 @@ int64_t count_blocks(const SafetensorsFile& f, const std::string& prefix) {
     return n;
 }
 
-std::vector<NamedTensor> state_of(Module& m) {
-    std::vector<NamedTensor> all = m.named_parameters();
-    for (auto& b : m.named_buffers()) all.push_back(b);
-    return all;
-}
-
 }  // namespace
 
 std::map<std::string, std::string> model_metadata(const AclipConfig& c, const std::string& ini_text) {
@@ -81,7 +75,7 @@ std::map<std::string, std::string> model_metadata(const AclipConfig& c, const st
 
 void save_model(const std::string& path, Module& model, const std::map<std::string, std::string>& metadata) {
     std::vector<std::pair<std::string, Tensor>> tensors;
-    for (auto& t : state_of(model)) tensors.emplace_back(t.name, *t.tensor);
+    for (auto& t : model.named_state()) tensors.emplace_back(t.name, *t.tensor);
     save_safetensors(path, tensors, metadata);
 }
 
@@ -136,7 +130,7 @@ AclipConfig config_from_checkpoint(const SafetensorsFile& f) {
 void load_state(Module& model, const SafetensorsFile& f) {
     std::set<std::string> wanted;
     NoGradGuard no_grad;
-    for (auto& t : state_of(model)) {
+    for (auto& t : model.named_state()) {
         wanted.insert(t.name);
         AC_CHECK_HINT(f.has(t.name), "was it written for another model size or mode?", f.path,
                       ": no tensor '", t.name, "' for the model");

@@ -32,12 +32,6 @@ std::string scene_json(const Scene& sc) {
     return s + "]}";
 }
 
-std::string json_list(const std::vector<std::string>& items) {
-    std::string s = "[";
-    for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + json_quote(items[i]);
-    return s + "]";
-}
-
 // Writes `count` scenes of one split; returns the captions written.
 std::vector<std::string> write_split(const std::string& dir, const std::string& split, int64_t count,
                                      int64_t shard_size, uint64_t seed, int64_t size) {
@@ -51,7 +45,7 @@ std::vector<std::string> write_split(const std::string& dir, const std::string& 
         if (split == "zeroshot") {
             sample.files["cls"] = std::to_string(synthetic_class(sc.objects[0]));
         } else if (split == "retrieval") {
-            sample.files["json"] = "{\"captions\": " + json_list(sc.captions) + "}";
+            sample.files["json"] = "{\"captions\": " + json_string_list(sc.captions) + "}";
         } else {
             sample.files["txt"] = sc.captions[0];
             sample.files["json"] = scene_json(sc);
@@ -91,9 +85,9 @@ int main(int argc, char** argv) {
         write_split(out + "/zeroshot", "zeroshot", zeroshot, shard_size, useed * 4 + 2, size);
         write_split(out + "/retrieval", "retrieval", retrieval, shard_size, useed * 4 + 3, size);
         write_file_atomic(out + "/zeroshot/classes.json",
-                          "{\"synthetic\": " + json_list(synthetic_class_names()) + "}\n");
+                          "{\"synthetic\": " + json_string_list(synthetic_class_names()) + "}\n");
         write_file_atomic(out + "/zeroshot/templates.json",
-                          "{\"synthetic\": " + json_list(synthetic_templates()) + "}\n");
+                          "{\"synthetic\": " + json_string_list(synthetic_templates()) + "}\n");
         auto merges = learn_bpe(captions, 2000);
         write_merges(out + "/bpe.txt.gz", merges);
         std::fprintf(

@@ -279,4 +279,10 @@ std::string json_quote(const std::string& s) {
     return out + "\"";
 }
 
+std::string json_string_list(const std::vector<std::string>& items) {
+    std::string s = "[";
+    for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + json_quote(items[i]);
+    return s + "]";
+}
+
 }  // namespace aclip

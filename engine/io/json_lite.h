@@ -26,5 +26,7 @@ JsonValue json_parse(const std::string& text, const std::string& what);
 
 // Quotes and escapes a string for JSON output.
 std::string json_quote(const std::string& s);
+// A JSON array of strings: ["a", "b"].
+std::string json_string_list(const std::vector<std::string>& items);
 
 }  // namespace aclip

@@ -25,6 +25,12 @@ std::vector<NamedTensor> Module::named_buffers() {
     return out;
 }
 
+std::vector<NamedTensor> Module::named_state() {
+    std::vector<NamedTensor> all = named_parameters();
+    for (auto& b : named_buffers()) all.push_back(b);
+    return all;
+}
+
 std::vector<Tensor> Module::parameters() {
     std::vector<Tensor> out;
     for (auto& p : named_parameters()) out.push_back(*p.tensor);
@@ -52,12 +58,7 @@ int64_t Module::num_parameters() {
 }
 
 void copy_state(Module& dst, Module& src) {
-    auto collect = [](Module& m) {
-        std::vector<NamedTensor> all = m.named_parameters();
-        for (auto& b : m.named_buffers()) all.push_back(b);
-        return all;
-    };
-    std::vector<NamedTensor> d = collect(dst), s = collect(src);
+    std::vector<NamedTensor> d = dst.named_state(), s = src.named_state();
     AC_CHECK(d.size() == s.size(), "copy_state: destination has ", d.size(), " tensors, source ", s.size());
     NoGradGuard no_grad;
     for (size_t i = 0; i < d.size(); ++i) {

@@ -50,7 +50,8 @@ class Module {
 
     std::vector<NamedTensor> named_parameters();
     std::vector<NamedTensor> named_buffers();
-    std::vector<Tensor> parameters();  // handles sharing storage with the module's tensors
+    std::vector<NamedTensor> named_state();  // parameters, then buffers: what a checkpoint holds
+    std::vector<Tensor> parameters();        // handles sharing storage with the module's tensors
 
     void train(bool on = true);  // this module and every child
     void eval() { train(false); }

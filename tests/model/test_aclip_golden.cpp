@@ -30,12 +30,6 @@ const SafetensorsFile& fixture() {
     return f;
 }
 
-std::vector<NamedTensor> state_of(Module& m) {
-    std::vector<NamedTensor> all = m.named_parameters();
-    for (auto& b : m.named_buffers()) all.push_back(b);
-    return all;
-}
-
 // ||a - b|| / ||b||: the relative error of a whole tensor, meaningful for gradients with tiny entries.
 double norm_rel_error(const Tensor& a, const Tensor& b) {
     std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
@@ -93,7 +87,7 @@ AclipBatch fixture_batch() {
 
 void load_init(Aclip& model) {
     NoGradGuard no_grad;
-    for (auto& t : state_of(model)) {
+    for (auto& t : model.named_state()) {
         CAPTURE(t.name);
         REQUIRE(fixture().has("init." + t.name));
         t.tensor->copy_(fixture().get("init." + t.name));
@@ -107,7 +101,7 @@ TEST_SUITE("model") {
         Generator gen(1);
         Aclip model(tiny_config(), gen);
         std::set<std::string> ours, theirs;
-        for (auto& t : state_of(model)) {
+        for (auto& t : model.named_state()) {
             ours.insert(t.name);
             if (fixture().has("init." + t.name)) {
                 CAPTURE(t.name);
@@ -177,7 +171,7 @@ TEST_SUITE("model") {
             opt.step(2e-3);
             model.clip.clamp_logit_scale();
         }
-        for (auto& t : state_of(model)) {
+        for (auto& t : model.named_state()) {
             CAPTURE(t.name);
             const Tensor& expected = f.get("final." + t.name);
             if (t.tensor->dtype() == DType::I64) {
