@@ -62,7 +62,7 @@ Loader::Loader(const LoaderConfig& cfg, const ClipTokenizer& tokenizer, LoaderCu
     std::vector<int64_t> sizes = shard_sizes(shards_);
     int64_t total = 0;
     for (int64_t s : sizes) total += s;
-    samples_per_epoch_ = total / cfg.world;  // shards rotate among ranks each epoch: an average share
+    samples_per_epoch_ = cfg.split_batches ? total : total / cfg.world;  // shards rotate among ranks
     for (int i = 0; i < cfg.workers; ++i) threads_.emplace_back([this] { work(); });
     threads_.emplace_back([this] { produce(); });
 }
@@ -106,8 +106,8 @@ void Loader::produce() {
         SampleRng shard_rng(mix(cfg_.seed, 1), static_cast<uint64_t>(epoch));
         for (size_t i = order.size(); i > 1; --i)
             std::swap(order[i - 1], order[shard_rng.randint(0, static_cast<int64_t>(i) - 1)]);
-        SampleRng buffer_rng(mix(cfg_.seed, 2),
-                             static_cast<uint64_t>(epoch) * 65536 + static_cast<uint64_t>(cfg_.rank));
+        const uint64_t stream = cfg_.split_batches ? 0 : static_cast<uint64_t>(cfg_.rank);  // whose order
+        SampleRng buffer_rng(mix(cfg_.seed, 2), static_cast<uint64_t>(epoch) * 65536 + stream);
         std::vector<Work> buffer;
         int64_t position = 0;
         auto emit = [&](Work w) -> bool {
@@ -116,8 +116,9 @@ void Loader::produce() {
             if (w.position < skip) return true;  // replaying up to a resumed cursor
             return push(std::move(w));
         };
-        for (size_t i = static_cast<size_t>(cfg_.rank); i < order.size();
-             i += static_cast<size_t>(cfg_.world)) {
+        const size_t first = cfg_.split_batches ? 0 : static_cast<size_t>(cfg_.rank);
+        const size_t stride = cfg_.split_batches ? 1 : static_cast<size_t>(cfg_.world);
+        for (size_t i = first; i < order.size(); i += stride) {
             try {
                 ShardReader reader(order[i]);
                 Sample s;
@@ -168,9 +169,9 @@ Loader::Result Loader::process(const Work& w) const {
         return r;
     }
     try {
-        SampleRng rng(
-            mix(mix(cfg_.seed, 3), static_cast<uint64_t>(w.epoch) * 65536 + static_cast<uint64_t>(cfg_.rank)),
-            static_cast<uint64_t>(w.position));
+        const uint64_t stream = cfg_.split_batches ? 0 : static_cast<uint64_t>(cfg_.rank);
+        SampleRng rng(mix(mix(cfg_.seed, 3), static_cast<uint64_t>(w.epoch) * 65536 + stream),
+                      static_cast<uint64_t>(w.position));
         const auto& files = w.sample.files;
         std::string caption;
         if (cfg_.captions == CaptionSource::Txt) {
@@ -220,8 +221,9 @@ void Loader::work() {
 
 Batch Loader::next() {
     const int64_t B = cfg_.batch_size, S = cfg_.transform.size, C = cfg_.context;
+    const int64_t global = cfg_.split_batches ? B * cfg_.world : B;
     std::vector<Result> rows;
-    while (static_cast<int64_t>(rows.size()) < B) {
+    while (static_cast<int64_t>(rows.size()) < global) {
         Result r;
         {
             std::unique_lock<std::mutex> lock(mutex_);
@@ -256,6 +258,9 @@ Batch Loader::next() {
         usable_this_epoch_ = true;
         rows.push_back(std::move(r));
     }
+    if (cfg_.split_batches)  // this rank's slice of the global batch
+        rows = std::vector<Result>(std::make_move_iterator(rows.begin() + cfg_.rank * B),
+                                   std::make_move_iterator(rows.begin() + (cfg_.rank + 1) * B));
     Batch b;
     b.epoch = rows.front().epoch;
     b.view1 = empty({B, 3, S, S});

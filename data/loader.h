@@ -34,6 +34,10 @@ struct LoaderConfig {
     int64_t shuffle_buffer = 1000;
     uint64_t seed = 0;
     int rank = 0, world = 1;
+    // false: each rank reads its own shards (efficient). true: every rank reads every shard and takes
+    // rows [rank * B, (rank + 1) * B) of each global batch of world * B, so the global batches do not
+    // depend on the number of ranks (exact data-parallel equivalence; each rank decodes everything).
+    bool split_batches = false;
     CaptionSource captions = CaptionSource::Txt;
     int64_t context = 77;
     Truncate truncate = Truncate::Eot;

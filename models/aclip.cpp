@@ -59,6 +59,14 @@ void Aclip::visit(Visitor& v) {
     if (ema) v.child("ema", *ema);
 }
 
+void Aclip::set_comm(Comm* c) {
+    comm = c;
+    std::vector<BnMlp*> heads = {&ssl.simclr_mlp, &ssl.byol_projector, &ssl.byol_predictor};
+    if (ema) heads.push_back(&ema->ssl.byol_projector);
+    for (BnMlp* h : heads)
+        for (auto& bn : h->bns) bn->comm = c;
+}
+
 void Aclip::update_ema(double m) {
     if (!ema) return;
     ema_update(params_of(ema->visual), params_of(clip.visual), m);

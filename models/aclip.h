@@ -78,8 +78,12 @@ class Aclip : public Module {
     // the CLS token, which timm stores 3-D); frozen parameters are left out.
     std::vector<ParamGroup> param_groups(double weight_decay);
 
+    // Data-parallel ranks: the contrastive losses gather every rank's embeddings and the BatchNorms of
+    // the SSL heads (online and EMA) use every rank's statistics. Null: this process alone.
+    void set_comm(Comm* c);
+
     AclipConfig cfg;
-    Comm* comm = nullptr;  // data-parallel ranks for the contrastive losses; null: this process alone
+    Comm* comm = nullptr;
     Clip clip;
     SslHeads ssl;
     std::unique_ptr<EmaModules> ema;  // null when the mode needs no EMA

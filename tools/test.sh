@@ -49,7 +49,9 @@ asan_log="$asan_dir/test.log"
 if cmake -S . -B "$asan_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug -DACLIP_SANITIZE=ON -DACLIP_CUDA=OFF \
         -DACLIP_WERROR=ON > "$asan_dir/configure.log" 2>&1 && cmake --build "$asan_dir" -j "$jobs" --target aclip_tests \
         > "$asan_dir/build.log" 2>&1; then
-    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan_dir/tests/aclip_tests" > "$asan_log" 2>&1
+    # the mpirun test launches the uninstrumented trainer of the main build; it ran above
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan_dir/tests/aclip_tests" -tce='*processes*' \
+        > "$asan_log" 2>&1
     asan_status=$?
     read -r asan_passed asan_failed < <(count "$asan_log")
     [[ $asan_status -ne 0 && $asan_failed -eq 0 ]] && asan_failed=1

@@ -46,7 +46,6 @@ int main(int argc, char** argv) {
         Config cfg;
         cfg.load_file(config_path);
         for (const std::string& o : overrides) cfg.set_override(o);
-        std::printf("# resolved config (%s)\n%s\n", config_path.c_str(), cfg.text().c_str());
         TrainResult r = train(cfg, resume);
         return r.interrupted ? 130 : 0;
     } catch (const Error& e) {

@@ -46,6 +46,13 @@ const std::vector<ConfigKey>& Config::keys() {
          {"txt", "slip_json"}},
         {"data", "workers", "2", "decoding threads", "int", {}},
         {"data", "shuffle_buffer", "1000", "samples in the shuffle buffer", "int", {}},
+        {"data",
+         "split",
+         "shards",
+         "ranks read their own shards (shards), or slices of one global batch (batch: "
+         "results independent of the number of ranks, each rank decodes every sample)",
+         "string",
+         {"shards", "batch"}},
         {"data", "mean", "0.485,0.456,0.406", "normalisation mean (ImageNet's, as A-CLIP)", "string", {}},
         {"data", "std", "0.229,0.224,0.225", "normalisation std", "string", {}},
         {"tokenizer",

@@ -14,6 +14,7 @@
 
 #include "data/loader.h"
 #include "engine/autograd/grad_mode.h"
+#include "engine/dist/comm.h"
 #include "engine/io/json_lite.h"
 #include "engine/optim/schedule.h"
 #include "models/checkpoint.h"
@@ -66,7 +67,8 @@ Names adamw_names(Aclip& model, const std::vector<ParamGroup>& groups) {
 }
 
 void save_checkpoint(const std::string& dir, int64_t step, Aclip& model, AdamW& opt, const Names& names,
-                     const LoaderCursor& cursor, const Config& cfg, const AclipConfig& acfg, int64_t keep) {
+                     const std::vector<int64_t>& cursors, const Config& cfg, const AclipConfig& acfg,
+                     int64_t keep) {
     const std::string stem = checkpoint_stem(dir, step);
     save_model(stem + ".model.safetensors", model, model_metadata(acfg, cfg.text()));
     std::vector<std::pair<std::string, Tensor>> state;
@@ -74,13 +76,16 @@ void save_checkpoint(const std::string& dir, int64_t step, Aclip& model, AdamW& 
         state.emplace_back("adamw.exp_avg." + names.names[i], opt.exp_avg()[i]);
         state.emplace_back("adamw.exp_avg_sq." + names.names[i], opt.exp_avg_sq()[i]);
     }
-    save_safetensors(stem + ".state.safetensors", state,
-                     {{"step", std::to_string(step)},
-                      {"optimizer.steps", std::to_string(opt.steps())},
-                      {"loader.epoch", std::to_string(cursor.epoch)},
-                      {"loader.position", std::to_string(cursor.position)},
-                      {"train.steps", cfg.str("train.steps")},
-                      {"aclip.config", cfg.text()}});
+    std::map<std::string, std::string> meta = {{"step", std::to_string(step)},
+                                               {"optimizer.steps", std::to_string(opt.steps())},
+                                               {"train.steps", cfg.str("train.steps")},
+                                               {"dist.world", std::to_string(cursors.size() / 2)},
+                                               {"aclip.config", cfg.text()}};
+    for (size_t r = 0; r < cursors.size() / 2; ++r) {  // every rank's data cursor
+        meta["loader.rank" + std::to_string(r) + ".epoch"] = std::to_string(cursors[2 * r]);
+        meta["loader.rank" + std::to_string(r) + ".position"] = std::to_string(cursors[2 * r + 1]);
+    }
+    save_safetensors(stem + ".state.safetensors", state, meta);
     std::vector<std::string> all = list_checkpoints(dir);
     for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {  // keep the newest `keep`
         std::string s = all[i].substr(0, all[i].size() - std::string(".model.safetensors").size());
@@ -150,17 +155,23 @@ AclipConfig aclip_config_from(const Config& c, int64_t vocab) {
 
 TrainResult train(const Config& cfg, const std::string& resume) {
     const std::string dir = cfg.str("checkpoint.dir");
+    std::unique_ptr<Comm> comm = make_comm_from_environment();
+    const bool rank0 = comm->rank() == 0;
+    if (rank0) std::printf("# resolved config (%s)\n%s\n", cfg.source().c_str(), cfg.text().c_str());
     AC_CHECK_HINT(!cfg.str("data.train").empty(), "set data.train to a shard list", "data.train is empty");
     AC_CHECK_HINT(!cfg.str("tokenizer.merges").empty(), "set tokenizer.merges to a BPE merges file",
                   "tokenizer.merges is empty");
-    std::filesystem::create_directories(dir);
-    write_file_atomic(dir + "/config.ini", cfg.text());
+    if (rank0) {
+        std::filesystem::create_directories(dir);
+        write_file_atomic(dir + "/config.ini", cfg.text());
+    }
 
     ClipTokenizer tokenizer(cfg.str("tokenizer.merges"), 48894);
     AclipConfig acfg = aclip_config_from(cfg, tokenizer.vocab_size());
     const uint64_t seed = static_cast<uint64_t>(cfg.integer("train.seed"));
     Generator gen(seed);
     Aclip model(acfg, gen);
+    model.set_comm(comm.get());
     std::vector<ParamGroup> groups = model.param_groups(cfg.number("optim.weight_decay"));
     AdamW opt(groups, cfg.number("optim.beta1"), cfg.number("optim.beta2"), cfg.number("optim.eps"));
     Names names = adamw_names(model, groups);
@@ -192,9 +203,14 @@ TrainResult train(const Config& cfg, const std::string& resume) {
         }
         step = std::stoll(state.metadata.at("step"));
         opt.set_steps(std::stoll(state.metadata.at("optimizer.steps")));
-        cursor = {std::stoll(state.metadata.at("loader.epoch")),
-                  std::stoll(state.metadata.at("loader.position"))};
-        std::printf("resumed from %s at step %lld\n", model_path.c_str(), static_cast<long long>(step));
+        AC_CHECK_HINT(std::stoi(state.metadata.at("dist.world")) == comm->world(),
+                      "resume with the number of ranks the run had", "resume: the checkpoint was written by ",
+                      state.metadata.at("dist.world"), " ranks, this run has ", comm->world());
+        const std::string r = "loader.rank" + std::to_string(comm->rank());
+        cursor = {std::stoll(state.metadata.at(r + ".epoch")),
+                  std::stoll(state.metadata.at(r + ".position"))};
+        if (rank0)
+            std::printf("resumed from %s at step %lld\n", model_path.c_str(), static_cast<long long>(step));
     }
 
     LoaderConfig lc;
@@ -203,6 +219,9 @@ TrainResult train(const Config& cfg, const std::string& resume) {
     lc.workers = static_cast<int>(cfg.integer("data.workers"));
     lc.shuffle_buffer = cfg.integer("data.shuffle_buffer");
     lc.seed = seed;
+    lc.rank = comm->rank();
+    lc.world = comm->world();
+    lc.split_batches = cfg.str("data.split") == "batch";
     lc.captions = caption_source_from_name(cfg.str("data.captions"));
     lc.context = acfg.clip.text.context;
     lc.truncate = truncate_from_name(cfg.str("tokenizer.truncate"));
@@ -222,11 +241,22 @@ TrainResult train(const Config& cfg, const std::string& resume) {
     es.truncate = lc.truncate;
     es.transform = lc.transform;
 
-    std::printf("aclip_train: %s, %.2f M trainable parameters, %lld steps of %lld samples\n",
-                cfg.str("model.preset").c_str(),
-                static_cast<double>(model.clip.num_parameters() + model.ssl.num_parameters()) / 1e6,
-                static_cast<long long>(total_steps), static_cast<long long>(lc.batch_size));
-    std::ofstream metrics(dir + "/metrics.jsonl", std::ios::app);
+    if (rank0)
+        std::printf("aclip_train: %s, %.2f M trainable parameters, %lld steps of %lld samples x %d ranks\n",
+                    cfg.str("model.preset").c_str(),
+                    static_cast<double>(model.clip.num_parameters() + model.ssl.num_parameters()) / 1e6,
+                    static_cast<long long>(total_steps), static_cast<long long>(lc.batch_size),
+                    comm->world());
+    std::ofstream metrics;
+    if (rank0) metrics.open(dir + "/metrics.jsonl", std::ios::app);
+    std::vector<Tensor> trainable;
+    for (const ParamGroup& g : groups) trainable.insert(trainable.end(), g.params.begin(), g.params.end());
+    // every rank takes part in these decisions, or a rank would wait forever in a collective
+    auto any_rank = [&](bool mine) {
+        Tensor flag = full({1}, mine ? 1.0 : 0.0, DType::F64);
+        comm->all_reduce_sum(flag);
+        return flag.item() > 0;
+    };
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
 
@@ -240,7 +270,7 @@ TrainResult train(const Config& cfg, const std::string& resume) {
     double window_wait = loader.stats().wait_seconds;
     int64_t window_steps = 0;
     auto do_eval = [&](int64_t at) {
-        if (es.zeroshot.empty() && es.retrieval.empty()) return;
+        if (!rank0 || (es.zeroshot.empty() && es.retrieval.empty())) return;
         result.online = evaluate(model, false, tokenizer, es);
         if (model.ema) result.ema = evaluate(model, true, tokenizer, es);
         for (auto [label, r] : {std::pair{"online", result.online}, {"ema", result.ema}}) {
@@ -276,28 +306,32 @@ TrainResult train(const Config& cfg, const std::string& resume) {
                           seed,
                           static_cast<uint64_t>(step * accumulate + micro) << 24};
             out = model.forward(ab, m);
+            std::string bad;  // the first non-finite term of this rank
             for (auto [name, term] : {std::pair{"loss", out.loss},
                                       {"clip1", out.clip1},
                                       {"clip2", out.clip2},
                                       {"simclr", out.simclr},
                                       {"byol", out.byol}})
-                if (term.defined() && !std::isfinite(term.item())) {
-                    finite = false;
-                    AC_CHECK_HINT(skip_nonfinite, "lower optim.lr, or set train.on_nonfinite = skip", "step ",
-                                  step, ": the ", name, " loss is ", term.item(),
-                                  "; stopping (the last "
-                                  "checkpoint in ",
-                                  dir, " is intact)");
-                }
-            if (!finite) break;
+                if (term.defined() && !std::isfinite(term.item()) && bad.empty())
+                    bad = std::string(name) + " loss is " + std::to_string(term.item());
+            if (any_rank(!bad.empty())) {
+                finite = false;
+                AC_CHECK_HINT(skip_nonfinite, "lower optim.lr, or set train.on_nonfinite = skip", "step ",
+                              step, ": the ",
+                              bad.empty() ? std::string("loss of another rank is not finite") : bad,
+                              "; stopping (the last checkpoint in ", dir, " is intact)");
+                break;
+            }
             mul_scalar(out.loss, 1.0 / static_cast<double>(accumulate)).backward();
             loss_sum += out.loss.item();
         }
         if (finite) {
+            average_gradients(trainable, *comm);
             opt.step(lr);
             model.clip.clamp_logit_scale();
         } else {
-            std::printf("step %lld: non-finite loss, step skipped\n", static_cast<long long>(step));
+            if (rank0)
+                std::printf("step %lld: non-finite loss, step skipped\n", static_cast<long long>(step));
         }
         opt.zero_grad();
         ++step;
@@ -305,7 +339,7 @@ TrainResult train(const Config& cfg, const std::string& resume) {
         result.step = step;
         result.loss = loss_sum / static_cast<double>(accumulate);
 
-        if (step % log_every == 0 || step == total_steps) {
+        if (rank0 && (step % log_every == 0 || step == total_steps)) {
             auto now = std::chrono::steady_clock::now();
             const double secs = std::chrono::duration<double>(now - window_start).count();
             const double wait = loader.stats().wait_seconds - window_wait;
@@ -339,24 +373,32 @@ TrainResult train(const Config& cfg, const std::string& resume) {
             window_wait = loader.stats().wait_seconds;
             window_steps = 0;
         }
-        const bool stop = g_signal.load() != 0;
-        if ((ckpt_every > 0 && step % ckpt_every == 0) || step == total_steps || stop)
-            save_checkpoint(dir, step, model, opt, names, loader.cursor(), cfg, acfg,
-                            cfg.integer("checkpoint.keep"));
+        const bool stop = any_rank(g_signal.load() != 0);
+        if ((ckpt_every > 0 && step % ckpt_every == 0) || step == total_steps || stop) {
+            LoaderCursor c = loader.cursor();
+            Tensor cursors =
+                comm->all_gather(from_vector<int64_t>({c.epoch, c.position}, {1, 2}));  // (world, 2)
+            if (rank0)
+                save_checkpoint(dir, step, model, opt, names, cursors.to_vector<int64_t>(), cfg, acfg,
+                                cfg.integer("checkpoint.keep"));
+        }
         if (eval_every > 0 && step % eval_every == 0 && step < total_steps) do_eval(step);
         if (stop) {
-            std::printf("signal %d: checkpoint written at step %lld; resume with --resume latest\n",
-                        g_signal.load(), static_cast<long long>(step));
+            if (rank0)
+                std::printf("signal %d: checkpoint written at step %lld; resume with --resume latest\n",
+                            g_signal.load(), static_cast<long long>(step));
             result.interrupted = true;
             return result;
         }
     }
     do_eval(step);
     LoaderStats ls = loader.stats();
-    std::printf("done: %lld steps, %lld samples, %lld skipped, %lld truncated shards; checkpoints in %s\n",
-                static_cast<long long>(step), static_cast<long long>(ls.samples),
-                static_cast<long long>(ls.skipped_samples), static_cast<long long>(ls.truncated_shards),
-                dir.c_str());
+    if (rank0)
+        std::printf(
+            "done: %lld steps, %lld samples, %lld skipped, %lld truncated shards; checkpoints in %s\n",
+            static_cast<long long>(step), static_cast<long long>(ls.samples),
+            static_cast<long long>(ls.skipped_samples), static_cast<long long>(ls.truncated_shards),
+            dir.c_str());
     return result;
 }
 

@@ -44,3 +44,4 @@ std::string str_cat(const Args&... args) {
     } while (0)
 
 #define AC_FAIL(...) ::aclip::throw_error(__FILE__, __LINE__, ::aclip::str_cat(__VA_ARGS__))
+#define AC_FAIL_HINT(hint, ...) ::aclip::throw_error(__FILE__, __LINE__, ::aclip::str_cat(__VA_ARGS__), hint)

@@ -30,6 +30,13 @@ class LocalComm : public Comm {
     void barrier() override {}
 };
 
+// The MPI communicator (one process per rank, under mpirun); an error when the build has no MPI.
+bool mpi_available();
+std::unique_ptr<Comm> make_mpi_comm();
+
+// MPI when this process was started by mpirun (OMPI_COMM_WORLD_SIZE or PMI_SIZE above 1), else LocalComm.
+std::unique_ptr<Comm> make_comm_from_environment();
+
 // N communicators for N threads of one process; communicator i is rank i.
 std::vector<std::unique_ptr<Comm>> make_thread_comms(int world);
 
@@ -37,6 +44,15 @@ std::vector<std::unique_ptr<Comm>> make_thread_comms(int world);
 // rank's rows; backward sums the gathered gradient over ranks and returns this rank's rows. With
 // gradients averaged over ranks afterwards, this is the gradient of the loss over the global batch.
 Tensor all_gather_with_grad(const Tensor& x, Comm& comm);
+
+// The sum over ranks of x, which autograd sees through: the gradient of each rank's x is the sum over
+// ranks of the output's gradient (SyncBatchNorm's statistics are built from it).
+Tensor all_reduce_sum_with_grad(const Tensor& x, Comm& comm);
+
+// BatchNorm over (N, C) with the statistics of every rank's rows (SyncBatchNorm), in training mode; the
+// running statistics move by momentum with the global unbiased variance. Every rank has N rows.
+Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                       Tensor running_var, double momentum, double eps, Comm& comm);
 
 // Averages the gradients of params over ranks (data parallel), in place.
 void average_gradients(const std::vector<Tensor>& params, Comm& comm);

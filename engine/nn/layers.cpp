@@ -88,6 +88,8 @@ BatchNorm1d::BatchNorm1d(int64_t channels, double eps_, double momentum_) : eps(
 
 Tensor BatchNorm1d::forward(const Tensor& x) {
     if (training()) num_batches_tracked.data<int64_t>()[0] += 1;
+    if (training() && comm && comm->world() > 1)
+        return sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, *comm);
     return batch_norm(x, weight, bias, running_mean, running_var, training(), momentum, eps);
 }
 

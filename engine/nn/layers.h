@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/dist/comm.h"
 #include "engine/nn/init.h"
 #include "engine/nn/module.h"
 #include "engine/ops/ops.h"
@@ -51,6 +52,7 @@ class BatchNorm1d : public Module {
     void visit(Visitor& v) override;
     Tensor weight, bias, running_mean, running_var, num_batches_tracked;  // (C) x4, i64 []
     double eps, momentum;
+    Comm* comm = nullptr;  // when set (world > 1), training statistics span every rank (SyncBatchNorm)
 };
 
 // c_fc -> activation -> c_proj, as in CLIP's ResidualAttentionBlock.

@@ -154,3 +154,26 @@ TEST_SUITE("data") {
               std::string::npos);
     }
 }
+
+TEST_SUITE("data") {
+    TEST_CASE("split_batches: ranks take slices of the same global batches, whatever the number of ranks") {
+        LoaderConfig one = config(2);
+        one.split_batches = true;
+        one.batch_size = 8;
+        LoaderConfig r0 = config(1), r1 = config(3);
+        for (LoaderConfig* c : {&r0, &r1}) {
+            c->split_batches = true;
+            c->world = 2;
+            c->batch_size = 4;
+        }
+        r1.rank = 1;
+        Loader a(one, tokenizer()), b0(r0, tokenizer()), b1(r1, tokenizer());
+        for (int i = 0; i < 3; ++i) {
+            Batch g = a.next(), x = b0.next(), y = b1.next();
+            std::vector<std::string> joined = x.keys;
+            joined.insert(joined.end(), y.keys.begin(), y.keys.end());
+            CHECK(joined == g.keys);
+            CHECK(concat({x.view1, y.view1}, 0).to_vector<float>() == g.view1.to_vector<float>());
+        }
+    }
+}
