@@ -12,17 +12,21 @@ using namespace aclip;
 
 int main(int argc, char** argv) {
     std::string config_path, resume;
+    bool force_schedule = false;
     std::vector<std::string> overrides;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--help" || a == "-h") {
             std::printf(
-                "usage: aclip_train CONFIG.ini [section.key=value ...] [--resume latest|PATH]\n"
+                "usage: aclip_train CONFIG.ini [section.key=value ...] [--resume latest|PATH] "
+                "[--force-schedule]\n"
                 "Trains A-CLIP. The config keys, their defaults and meaning:\n%s",
                 Config::help().c_str());
             return 0;
         }
-        if (a == "--resume") {
+        if (a == "--force-schedule") {
+            force_schedule = true;
+        } else if (a == "--resume") {
             if (i + 1 >= argc) {
                 std::fprintf(stderr, "aclip_train: --resume needs 'latest' or a checkpoint path\n");
                 return 2;
@@ -39,14 +43,15 @@ int main(int argc, char** argv) {
     }
     if (config_path.empty()) {
         std::fprintf(stderr,
-                     "usage: aclip_train CONFIG.ini [section.key=value ...] [--resume latest|PATH]\n");
+                     "usage: aclip_train CONFIG.ini [section.key=value ...] [--resume latest|PATH] "
+                     "[--force-schedule]\n");
         return 2;
     }
     try {
         Config cfg;
         cfg.load_file(config_path);
         for (const std::string& o : overrides) cfg.set_override(o);
-        TrainResult r = train(cfg, resume);
+        TrainResult r = train(cfg, resume, force_schedule);
         return r.interrupted ? 130 : 0;
     } catch (const Error& e) {
         std::fprintf(stderr, "aclip_train: %s\n", e.what());

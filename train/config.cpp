@@ -233,6 +233,13 @@ void Config::load_file(const std::string& path) {
     std::ifstream in(path);
     AC_CHECK_HINT(in.good(), "give the path of an INI file, e.g. configs/quickstart.ini",
                   "cannot open config '", path, "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    load_text(ss.str(), path);
+}
+
+void Config::load_text(const std::string& text, const std::string& path) {
+    std::istringstream in(text);
     source_ = path;
     std::string line, section;
     int64_t line_no = 0;

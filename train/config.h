@@ -22,7 +22,8 @@ class Config {
     static const std::vector<ConfigKey>& keys();
     static std::string help();  // every key, grouped by section, with default and help
 
-    void load_file(const std::string& path);  // errors: path:line
+    void load_file(const std::string& path);                           // errors: path:line
+    void load_text(const std::string& text, const std::string& name);  // INI text; errors: name:line
     void set(const std::string& dotted_key, const std::string& value, const std::string& where);
     void set_override(const std::string& assignment);  // "section.key=value" from the command line
 

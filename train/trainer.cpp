@@ -153,7 +153,22 @@ AclipConfig aclip_config_from(const Config& c, int64_t vocab) {
     return a;
 }
 
-TrainResult train(const Config& cfg, const std::string& resume) {
+EvalSettings eval_settings_from(const Config& cfg, const AclipConfig& acfg) {
+    EvalSettings es;
+    es.zeroshot = cfg.str("eval.zeroshot");
+    es.classes = cfg.str("eval.classes");
+    es.templates = cfg.str("eval.templates");
+    es.retrieval = cfg.str("eval.retrieval");
+    es.batch_size = cfg.integer("eval.batch_size");
+    es.context = acfg.clip.text.context;
+    es.truncate = truncate_from_name(cfg.str("tokenizer.truncate"));
+    es.transform.size = acfg.clip.vision.image_size;
+    es.transform.mean = three_floats(cfg.str("data.mean"), "data.mean");
+    es.transform.std = three_floats(cfg.str("data.std"), "data.std");
+    return es;
+}
+
+TrainResult train(const Config& cfg, const std::string& resume, bool force_schedule) {
     const std::string dir = cfg.str("checkpoint.dir");
     std::unique_ptr<Comm> comm = make_comm_from_environment();
     const bool rank0 = comm->rank() == 0;
@@ -191,11 +206,11 @@ TrainResult train(const Config& cfg, const std::string& resume) {
         const std::string stem = model_path.substr(0, model_path.rfind(".model.safetensors"));
         load_state(model, load_safetensors(model_path));
         SafetensorsFile state = load_safetensors(stem + ".state.safetensors");
-        AC_CHECK_HINT(
-            state.metadata.at("train.steps") == cfg.str("train.steps"),
-            "the learning-rate and EMA schedules depend on train.steps; keep it, or start a new run",
-            "resume: the checkpoint was written for train.steps = ", state.metadata.at("train.steps"),
-            " but the config says ", cfg.str("train.steps"));
+        AC_CHECK_HINT(state.metadata.at("train.steps") == cfg.str("train.steps"),
+                      "the learning-rate and EMA schedules depend on train.steps; keep it, start a new run, "
+                      "or pass --force-schedule",
+                      "resume: the checkpoint was written for train.steps = ",
+                      state.metadata.at("train.steps"), " but the config says ", cfg.str("train.steps"));
         NoGradGuard no_grad;
         for (size_t i = 0; i < names.names.size(); ++i) {
             opt.exp_avg()[i].copy_(state.get("adamw.exp_avg." + names.names[i]));
@@ -231,15 +246,7 @@ TrainResult train(const Config& cfg, const std::string& resume) {
     lc.transform.std = three_floats(cfg.str("data.std"), "data.std");
     Loader loader(lc, tokenizer, cursor);
 
-    EvalSettings es;
-    es.zeroshot = cfg.str("eval.zeroshot");
-    es.classes = cfg.str("eval.classes");
-    es.templates = cfg.str("eval.templates");
-    es.retrieval = cfg.str("eval.retrieval");
-    es.batch_size = cfg.integer("eval.batch_size");
-    es.context = lc.context;
-    es.truncate = lc.truncate;
-    es.transform = lc.transform;
+    EvalSettings es = eval_settings_from(cfg, acfg);
 
     if (rank0)
         std::printf("aclip_train: %s, %.2f M trainable parameters, %lld steps of %lld samples x %d ranks\n",

@@ -25,7 +25,11 @@ struct TrainResult {
 
 // resume: "" (a fresh run), "latest" (the newest checkpoint in checkpoint.dir), or the path of a
 // NAME.model.safetensors file.
-TrainResult train(const Config& cfg, const std::string& resume = "");
+// force_schedule: accept a checkpoint written for another train.steps.
+TrainResult train(const Config& cfg, const std::string& resume = "", bool force_schedule = false);
+
+// The evaluation settings a Config describes, for a model of this configuration.
+EvalSettings eval_settings_from(const Config& cfg, const AclipConfig& acfg);
 
 // Checkpoints in dir, oldest first: paths of their .model.safetensors files.
 std::vector<std::string> list_checkpoints(const std::string& dir);

@@ -49,5 +49,36 @@ ids=$(printf '"%s"\n' "$caption" | "$build/aclip_tokenize" --merges "$tmp/syn/bp
 words=$(echo "$caption" | wc -w)
 check "a synthetic caption tokenizes to one token per word (+ SOT, EOT)" $((words + 2)) "$ids"
 
+cat > "$tmp/run.ini" <<INI
+[model]
+preset = tiny
+[data]
+train = $tmp/syn/train/{00000..00001}.tar
+workers = 1
+shuffle_buffer = 8
+[tokenizer]
+merges = $tmp/syn/bpe.txt.gz
+context = 24
+[train]
+steps = 2
+batch_size = 4
+[eval]
+zeroshot = $tmp/syn/zeroshot/00000.tar
+classes = $tmp/syn/zeroshot/classes.json
+templates = $tmp/syn/zeroshot/templates.json
+retrieval = $tmp/syn/retrieval/00000.tar
+[checkpoint]
+dir = $tmp/run
+INI
+"$build/aclip_train" "$tmp/run.ini" > "$tmp/train.log" 2>&1
+check "aclip_train exit status" 0 $?
+check "aclip_train evaluates online and EMA at the end" 2 "$(grep -c '^eval step 2' "$tmp/train.log")"
+"$build/aclip_eval" --checkpoint "$tmp/run/step_00000002.model.safetensors" > "$tmp/eval.log" 2>&1
+check "aclip_eval exit status" 0 $?
+check "aclip_eval reports online and EMA" 2 "$(grep -c 'zero-shot top-1' "$tmp/eval.log")"
+"$build/aclip_train" "$tmp/run.ini" train.steps=many > /dev/null 2> "$tmp/err.log"
+check "a bad override is refused" 1 "$(grep -c "train.steps = 'many' is not an integer" "$tmp/err.log")"
+check "aclip_train --help lists every section" 8 "$("$build/aclip_train" --help | grep -c '^\[')"
+
 echo "[doctest] test cases: $((passed + failed)) | $passed passed | $failed failed |"
 [[ $failed -eq 0 ]]
