@@ -2,6 +2,7 @@
 #include "train/evaluate.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -88,9 +89,63 @@ double recall_at(const Tensor& scores, const std::vector<std::vector<int64_t>>& 
     return static_cast<double>(hits) / static_cast<double>(std::max<int64_t>(R, 1));
 }
 
-std::vector<Sample> read_samples(const std::string& shards) {
+std::string read_whole(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    AC_CHECK(in.good(), "cannot read '", path, "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Zero-shot samples from an ImageNet-style folder: DIR/<class>/<image>, classes in sorted order (the order
+// of torchvision's ImageFolder, which SLIP's labels.json follows).
+std::vector<Sample> read_class_folders(const std::string& dir) {
+    std::vector<std::string> classes;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (e.is_directory()) classes.push_back(e.path().filename().string());
+    std::sort(classes.begin(), classes.end());
     std::vector<Sample> out;
-    for (const std::string& path : expand_shard_list(shards)) {
+    for (size_t c = 0; c < classes.size(); ++c) {
+        std::vector<std::string> files;
+        for (const auto& e : std::filesystem::directory_iterator(dir + "/" + classes[c]))
+            if (e.is_regular_file()) files.push_back(e.path().string());
+        std::sort(files.begin(), files.end());
+        for (const std::string& f : files)
+            out.push_back({f, {{"jpg", read_whole(f)}, {"cls", std::to_string(c)}}});
+    }
+    AC_CHECK(!out.empty(), "zero-shot folder '", dir, "' holds no DIR/<class>/<image> files");
+    return out;
+}
+
+// Retrieval samples from a Karpathy-split JSON (Flickr30K, COCO): the "test" images, with their
+// sentences; image files are found under the JSON's folder (filepath/filename).
+std::vector<Sample> read_karpathy(const std::string& json_path) {
+    JsonValue v = json_parse(read_whole(json_path), json_path);
+    const JsonValue* images = v.find("images");
+    AC_CHECK(images && images->kind == JsonValue::Kind::Array, json_path, ": expected {\"images\": [...]}");
+    const std::string base = std::filesystem::path(json_path).parent_path().string();
+    std::vector<Sample> out;
+    for (const JsonValue& im : images->array) {
+        const JsonValue* split = im.find("split");
+        if (!split || split->string != "test") continue;
+        const JsonValue* filepath = im.find("filepath");
+        std::string path =
+            base + "/" + (filepath ? filepath->string + "/" : "") + im.find("filename")->string;
+        std::vector<std::string> caps;
+        for (const JsonValue& sent : im.find("sentences")->array) caps.push_back(sent.find("raw")->string);
+        out.push_back(
+            {path, {{"jpg", read_whole(path)}, {"json", "{\"captions\": " + json_string_list(caps) + "}"}}});
+    }
+    AC_CHECK(!out.empty(), json_path, ": no image with split \"test\"");
+    return out;
+}
+
+// Evaluation samples from shards, an ImageNet-style folder, or a Karpathy JSON.
+std::vector<Sample> read_samples(const std::string& source) {
+    if (std::filesystem::is_directory(source)) return read_class_folders(source);
+    if (source.size() > 5 && source.compare(source.size() - 5, 5, ".json") == 0) return read_karpathy(source);
+    std::vector<Sample> out;
+    for (const std::string& path : expand_shard_list(source)) {
         ShardReader r(path);
         Sample s;
         while (r.next(s)) out.push_back(std::move(s));

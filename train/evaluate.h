@@ -13,7 +13,10 @@
 namespace aclip {
 
 struct EvalSettings {
-    std::string zeroshot, classes, templates, retrieval;  // shard lists and JSON files; empty: skip
+    // zeroshot: shards of KEY.jpg + KEY.cls, or an ImageNet-style folder DIR/<class>/<image> (classes in
+    // sorted order); retrieval: shards of KEY.jpg + KEY.json {"captions"}, or a Karpathy-split JSON
+    // (Flickr30K, COCO: its "test" images). classes, templates: JSON files. Empty: skip.
+    std::string zeroshot, classes, templates, retrieval;
     int64_t batch_size = 64;
     int64_t context = 77;
     Truncate truncate = Truncate::Eot;
