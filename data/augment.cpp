@@ -123,40 +123,43 @@ std::vector<float> crop_resize(const Image& img, double top, double left, double
              width, " or output ", out_h, "x", out_w);
     Taps ty = resample_taps(top, height, img.height, out_h),
          tx = resample_taps(left, width, img.width, out_w);
-    const int64_t row_lo = ty.first.front();
-    const int64_t row_hi = std::min(img.height, ty.first.back() + ty.taps);
-    // horizontal pass over the rows the vertical taps touch: (rows, out_w, 3)
-    std::vector<float> rows(static_cast<size_t>((row_hi - row_lo) * out_w * 3));
-    for (int64_t y = row_lo; y < row_hi; ++y) {
-        const uint8_t* src = img.pixel(y, 0);
-        float* dst = rows.data() + (y - row_lo) * out_w * 3;
+    // Vertical pass first, straight from the uint8 rows (contiguous, so it vectorises), over the columns
+    // the horizontal taps touch: (out_h, cols, 3) floats. Then the horizontal pass on out_h rows only.
+    const int64_t col_lo = tx.first.front();
+    const int64_t col_hi = std::min(img.width, tx.first.back() + tx.taps);
+    const int64_t cols = col_hi - col_lo, span = cols * 3;
+    std::vector<float> rows(static_cast<size_t>(out_h * span), 0.0f);
+    for (int64_t y = 0; y < out_h; ++y) {
+        float* dst = rows.data() + y * span;
+        const float* w = ty.w.data() + y * ty.taps;
+        const int64_t first = ty.first[static_cast<size_t>(y)];
+        const int64_t n = std::min(ty.taps, img.height - first);
+        for (int64_t k = 0; k < n; ++k) {
+            if (w[k] == 0.0f) continue;
+            const uint8_t* src = img.pixel(first + k, col_lo);
+            const float wk = w[k];
+            for (int64_t i = 0; i < span; ++i) dst[i] += wk * static_cast<float>(src[i]);
+        }
+    }
+    std::vector<float> out(static_cast<size_t>(out_h * out_w * 3));
+    for (int64_t y = 0; y < out_h; ++y) {
+        const float* src = rows.data() + y * span;
+        float* dst = out.data() + y * out_w * 3;
         for (int64_t x = 0; x < out_w; ++x) {
-            const uint8_t* p = src + tx.first[static_cast<size_t>(x)] * 3;
+            const int64_t first = tx.first[static_cast<size_t>(x)];
+            const float* p = src + (first - col_lo) * 3;
             const float* w = tx.w.data() + x * tx.taps;
-            const int64_t n = std::min(tx.taps, img.width - tx.first[static_cast<size_t>(x)]);
+            const int64_t n = std::min(tx.taps, col_hi - first);
             float r = 0, g = 0, b = 0;
             for (int64_t k = 0; k < n; ++k) {
                 r += w[k] * p[3 * k];
                 g += w[k] * p[3 * k + 1];
                 b += w[k] * p[3 * k + 2];
             }
-            dst[3 * x] = r, dst[3 * x + 1] = g, dst[3 * x + 2] = b;
+            dst[3 * x] = std::clamp(r * (1.0f / 255.0f), 0.0f, 1.0f);
+            dst[3 * x + 1] = std::clamp(g * (1.0f / 255.0f), 0.0f, 1.0f);
+            dst[3 * x + 2] = std::clamp(b * (1.0f / 255.0f), 0.0f, 1.0f);
         }
-    }
-    // vertical pass: each output row is a weighted sum of whole intermediate rows (vectorisable)
-    std::vector<float> out(static_cast<size_t>(out_h * out_w * 3));
-    const int64_t row_len = out_w * 3;
-    for (int64_t y = 0; y < out_h; ++y) {
-        float* dst = out.data() + y * row_len;
-        const float* w = ty.w.data() + y * ty.taps;
-        const int64_t first = ty.first[static_cast<size_t>(y)] - row_lo;
-        const int64_t n = std::min(ty.taps, row_hi - ty.first[static_cast<size_t>(y)]);
-        for (int64_t k = 0; k < n; ++k) {
-            if (w[k] == 0.0f) continue;
-            const float* src = rows.data() + (first + k) * row_len;
-            for (int64_t i = 0; i < row_len; ++i) dst[i] += w[k] * src[i];
-        }
-        for (int64_t i = 0; i < row_len; ++i) dst[i] = std::clamp(dst[i] * (1.0f / 255.0f), 0.0f, 1.0f);
     }
     return out;
 }
@@ -165,11 +168,6 @@ namespace {
 
 float gray_of(const float* p) {
     return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
-}
-
-void blend(std::vector<float>& x, float factor, const std::vector<float>& other) {  // factor x + (1-f) other
-    for (size_t i = 0; i < x.size(); ++i)
-        x[i] = std::clamp(factor * x[i] + (1 - factor) * other[i], 0.0f, 1.0f);
 }
 
 void shift_hue(std::vector<float>& x, float shift) {
@@ -245,15 +243,16 @@ void color_augment(std::vector<float>& x, int64_t H, int64_t W, const ColorAugme
         for (int op : order) {
             if (op == 0) {
                 for (float& v : x) v = std::clamp(v * b, 0.0f, 1.0f);
-            } else if (op == 1) {
-                double mean = 0;
-                for (size_t i = 0; i < x.size(); i += 3) mean += gray_of(&x[i]);
-                std::vector<float> m(x.size(), static_cast<float>(mean / static_cast<double>(H * W)));
-                blend(x, c, m);
-            } else if (op == 2) {
-                std::vector<float> g(x.size());
-                for (size_t i = 0; i < x.size(); i += 3) g[i] = g[i + 1] = g[i + 2] = gray_of(&x[i]);
-                blend(x, s, g);
+            } else if (op == 1) {  // contrast: towards the mean gray level
+                double sum = 0;
+                for (size_t i = 0; i < x.size(); i += 3) sum += gray_of(&x[i]);
+                const float m = static_cast<float>(sum / static_cast<double>(H * W)) * (1 - c);
+                for (float& v : x) v = std::clamp(c * v + m, 0.0f, 1.0f);
+            } else if (op == 2) {  // saturation: towards each pixel's gray level
+                for (size_t i = 0; i < x.size(); i += 3) {
+                    const float g = gray_of(&x[i]) * (1 - s);
+                    for (int k = 0; k < 3; ++k) x[i + k] = std::clamp(s * x[i + k] + g, 0.0f, 1.0f);
+                }
             } else {
                 shift_hue(x, h);
             }
