@@ -63,6 +63,13 @@ TEST_SUITE("model") {
         CHECK_FALSE(aclip::test::compare(vit.forward(images, half).embed, plain.embed, 1e-3, 0.0).ok);
     }
 
+    TEST_CASE("the attentive mask keeps 25 of 49 squares (100 of 196 patches) at 224/16, as the official code") {
+        MaskConfig paper{14, 2, 0.5};
+        CHECK(kept_blocks(paper) == 25);
+        CHECK(kept_patches(paper) == 100);
+        CHECK(kept_blocks(MaskConfig{14, 2, 1.0}) == 49);  // keep everything
+    }
+
     TEST_CASE("the attention score is a mean of softmax rows: it sums to at most 1 per sample") {
         Generator gen(5);
         VisionTransformer vit(model_preset("tiny").clip.vision, gen);
