@@ -63,7 +63,8 @@ TEST_SUITE("model") {
         CHECK_FALSE(aclip::test::compare(vit.forward(images, half).embed, plain.embed, 1e-3, 0.0).ok);
     }
 
-    TEST_CASE("the attentive mask keeps 25 of 49 squares (100 of 196 patches) at 224/16, as the official code") {
+    TEST_CASE(
+        "the attentive mask keeps 25 of 49 squares (100 of 196 patches) at 224/16, as the official code") {
         MaskConfig paper{14, 2, 0.5};
         CHECK(kept_blocks(paper) == 25);
         CHECK(kept_patches(paper) == 100);
