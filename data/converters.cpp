@@ -19,14 +19,6 @@ namespace aclip {
 
 namespace {
 
-std::string read_file(const std::string& path, bool& ok) {
-    std::ifstream in(path, std::ios::binary);
-    ok = static_cast<bool>(in);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 void skip_warning(ConvertReport& r, const std::string& what) {
     ++r.skipped;
     std::fprintf(stderr, "warning: skipping %s\n", what.c_str());
@@ -61,10 +53,11 @@ ConvertReport convert_table(const std::string& table, char sep, const std::strin
         if (line_no == 1 && (path == "path" || path == "filepath")) continue;
         std::filesystem::path p(path);
         if (p.is_relative()) p = base / p;
-        bool ok = false;
-        std::string bytes = read_file(p.string(), ok);
-        if (!ok) {
-            skip_warning(r, table + ":" + std::to_string(line_no) + ": cannot read " + p.string());
+        std::string bytes;
+        try {
+            bytes = read_maybe_gzipped(p.string());
+        } catch (const Error& e) {
+            skip_warning(r, table + ":" + std::to_string(line_no) + ": " + e.what());
             continue;
         }
         std::string ext = p.extension().string();

@@ -89,14 +89,6 @@ double recall_at(const Tensor& scores, const std::vector<std::vector<int64_t>>& 
     return static_cast<double>(hits) / static_cast<double>(std::max<int64_t>(R, 1));
 }
 
-std::string read_whole(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    AC_CHECK(in.good(), "cannot read '", path, "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // Zero-shot samples from an ImageNet-style folder: DIR/<class>/<image>, classes in sorted order (the order
 // of torchvision's ImageFolder, which SLIP's labels.json follows).
 std::vector<Sample> read_class_folders(const std::string& dir) {
@@ -111,7 +103,7 @@ std::vector<Sample> read_class_folders(const std::string& dir) {
             if (e.is_regular_file()) files.push_back(e.path().string());
         std::sort(files.begin(), files.end());
         for (const std::string& f : files)
-            out.push_back({f, {{"jpg", read_whole(f)}, {"cls", std::to_string(c)}}});
+            out.push_back({f, {{"jpg", read_maybe_gzipped(f)}, {"cls", std::to_string(c)}}});
     }
     AC_CHECK(!out.empty(), "zero-shot folder '", dir, "' holds no DIR/<class>/<image> files");
     return out;
@@ -120,7 +112,7 @@ std::vector<Sample> read_class_folders(const std::string& dir) {
 // Retrieval samples from a Karpathy-split JSON (Flickr30K, COCO): the "test" images, with their
 // sentences; image files are found under the JSON's folder (filepath/filename).
 std::vector<Sample> read_karpathy(const std::string& json_path) {
-    JsonValue v = json_parse(read_whole(json_path), json_path);
+    JsonValue v = json_parse(read_maybe_gzipped(json_path), json_path);
     const JsonValue* images = v.find("images");
     AC_CHECK(images && images->kind == JsonValue::Kind::Array, json_path, ": expected {\"images\": [...]}");
     const std::string base = std::filesystem::path(json_path).parent_path().string();
@@ -133,8 +125,9 @@ std::vector<Sample> read_karpathy(const std::string& json_path) {
             base + "/" + (filepath ? filepath->string + "/" : "") + im.find("filename")->string;
         std::vector<std::string> caps;
         for (const JsonValue& sent : im.find("sentences")->array) caps.push_back(sent.find("raw")->string);
-        out.push_back(
-            {path, {{"jpg", read_whole(path)}, {"json", "{\"captions\": " + json_string_list(caps) + "}"}}});
+        out.push_back({path,
+                       {{"jpg", read_maybe_gzipped(path)},
+                        {"json", "{\"captions\": " + json_string_list(caps) + "}"}}});
     }
     AC_CHECK(!out.empty(), json_path, ": no image with split \"test\"");
     return out;

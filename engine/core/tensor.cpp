@@ -368,7 +368,6 @@ Tensor Tensor::to(DType target) const {
 Tensor& Tensor::copy_(const Tensor& src) {
     check_inplace(*this, "copy_");
     require_cpu("copy_", {&src});
-    broadcast_shapes(src.shape(), shape(), "copy_");  // validates
     AC_CHECK(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_: ", src.desc(),
              " does not broadcast to ", desc());
     strided_copy(*this, src);

@@ -7,10 +7,12 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/io/safetensors.h"
+#include "model/aclip_compare.h"
 #include "models/aclip.h"
 #include "test_util.h"
 
 using namespace aclip;
+using namespace aclip::test;
 
 namespace {
 
@@ -28,50 +30,6 @@ AclipConfig tiny_config() {
 const SafetensorsFile& fixture() {
     static const SafetensorsFile f = load_safetensors(test::fixture_path("aclip_tiny.safetensors"));
     return f;
-}
-
-// ||a - b|| / ||b||: the relative error of a whole tensor, meaningful for gradients with tiny entries.
-double norm_rel_error(const Tensor& a, const Tensor& b) {
-    std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-    double num = 0, den = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-        num += (x[i] - y[i]) * (x[i] - y[i]);
-        den += y[i] * y[i];
-    }
-    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
-
-// Elements [begin, end) of a tensor whose gradient is zero in exact arithmetic, so that both
-// implementations see only f32 rounding noise there (and Adam, which normalises the gradient, then moves
-// them by up to about lr per step in directions nobody can predict):
-//   - the key part of attention's in_proj_bias: softmax is invariant to adding a constant to every key;
-//   - biases of Linear layers followed by BatchNorm, which subtracts the batch mean (SimCLR's fc1, fc2),
-//     and what those biases feed: that BatchNorm's running_mean.
-std::pair<int64_t, int64_t> zero_gradient_part(const std::string& name, int64_t numel) {
-    auto ends_with = [&](const std::string& s) {
-        return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-    };
-    if (ends_with("attn.in_proj_bias")) return {numel / 3, 2 * numel / 3};
-    for (const char* s : {"simclr_mlp.fc1.bias", "simclr_mlp.fc2.bias", "simclr_mlp.bn1.running_mean",
-                          "simclr_mlp.bn2.running_mean"})
-        if (ends_with(s)) return {0, numel};
-    return {0, 0};
-}
-
-// Splits a flat tensor into the elements outside [begin, end) and those inside.
-std::pair<Tensor, Tensor> split_part(const Tensor& t, std::pair<int64_t, int64_t> part) {
-    Tensor flat = t.detach().reshape({-1});
-    std::vector<Tensor> rest;
-    if (part.first > 0) rest.push_back(flat.narrow(0, 0, part.first));
-    if (part.second < flat.numel()) rest.push_back(flat.narrow(0, part.second, flat.numel() - part.second));
-    Tensor outside = rest.empty() ? zeros({0}, t.dtype()) : concat(rest, 0);
-    return {outside, flat.narrow(0, part.first, part.second - part.first)};
-}
-
-double max_abs(const Tensor& t) {
-    double m = 0;
-    for (double v : t.to_vector<double>()) m = std::max(m, std::abs(v));
-    return m;
 }
 
 AclipBatch fixture_batch() {

@@ -1,0 +1,57 @@
+// aclip_compare.h: comparing A-CLIP weights or gradients between two runs that should agree (C++ vs the
+// PyTorch reference, N ranks vs one process): whole-tensor relative error, and the elements whose exact
+// gradient is zero, which both sides fill with f32 rounding noise and must be checked apart.
+#pragma once
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "engine/ops/ops.h"
+
+namespace aclip::test {
+
+// ||a - b|| / ||b||: the relative error of a whole tensor, meaningful for gradients with tiny entries.
+inline double norm_rel_error(const Tensor& a, const Tensor& b) {
+    std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+    double num = 0, den = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+        num += (x[i] - y[i]) * (x[i] - y[i]);
+        den += y[i] * y[i];
+    }
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+// Elements [begin, end) of a tensor whose gradient is zero in exact arithmetic, so that both sides see
+// only f32 rounding noise there (and Adam, which normalises the gradient, then moves them by up to about
+// lr per step in directions nobody can predict):
+//   - the key part of attention's in_proj_bias: softmax is invariant to adding a constant to every key;
+//   - biases of Linear layers followed by BatchNorm, which subtracts the batch mean (SimCLR's fc1, fc2),
+//     and what those biases feed: that BatchNorm's running_mean.
+inline std::pair<int64_t, int64_t> zero_gradient_part(const std::string& name, int64_t numel) {
+    auto ends_with = [&](const std::string& s) {
+        return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    if (ends_with("attn.in_proj_bias")) return {numel / 3, 2 * numel / 3};
+    for (const char* s : {"simclr_mlp.fc1.bias", "simclr_mlp.fc2.bias", "simclr_mlp.bn1.running_mean",
+                          "simclr_mlp.bn2.running_mean"})
+        if (ends_with(s)) return {0, numel};
+    return {0, 0};
+}
+
+// Splits a tensor (flattened) into the elements outside [begin, end) and those inside.
+inline std::pair<Tensor, Tensor> split_part(const Tensor& t, std::pair<int64_t, int64_t> part) {
+    Tensor flat = t.detach().reshape({-1});
+    std::vector<Tensor> rest;
+    if (part.first > 0) rest.push_back(flat.narrow(0, 0, part.first));
+    if (part.second < flat.numel()) rest.push_back(flat.narrow(0, part.second, flat.numel() - part.second));
+    Tensor outside = rest.empty() ? zeros({0}, t.dtype()) : concat(rest, 0);
+    return {outside, flat.narrow(0, part.first, part.second - part.first)};
+}
+
+inline double max_abs(const Tensor& t) {
+    double m = 0;
+    for (double v : t.to_vector<double>()) m = std::max(m, std::abs(v));
+    return m;
+}
+
+}  // namespace aclip::test
