@@ -1,9 +1,11 @@
-// storage.cpp: aligned CPU allocation with byte accounting; CUDA storage refuses with a clear error
-// until the CUDA backend (engine/cuda) provides an allocator.
+// storage.cpp: aligned CPU allocation with byte accounting; CUDA storage comes from the CUDA backend's
+// caching allocator (engine/cuda), after clear errors when there is no backend or no device.
 #include "engine/core/storage.h"
 
 #include <atomic>
 #include <cstdlib>
+
+#include "engine/cuda/cuda_ops.h"
 
 namespace aclip {
 
@@ -20,9 +22,8 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
                       "cannot allocate a CUDA tensor of ", nbytes, " bytes: this build has no CUDA backend");
         AC_CHECK_HINT(cuda_device_count() > 0, "run on a machine with an NVIDIA GPU and a working driver",
                       "cannot allocate a CUDA tensor of ", nbytes, " bytes: no CUDA device is present");
-        AC_FAIL(
-            "cannot allocate a CUDA tensor: the CUDA allocator is not implemented yet (see the CUDA "
-            "backend issue)");
+        data = cuda::allocate(nbytes);
+        return;
     }
     size_t rounded = (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     if (rounded == 0) rounded = kCpuAlignment;
@@ -36,10 +37,13 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
 }
 
 Storage::~Storage() {
-    if (device == Device::CPU && data) {
-        std::free(data);
-        g_cpu_in_use.fetch_sub(bytes);
+    if (!data) return;
+    if (device == Device::CUDA) {
+        cuda::free(data);
+        return;
     }
+    std::free(data);
+    g_cpu_in_use.fetch_sub(bytes);
 }
 
 size_t cpu_bytes_in_use() {

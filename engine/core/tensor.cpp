@@ -11,6 +11,7 @@
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -28,25 +29,25 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
     return Tensor(std::move(impl));
 }
 
-Tensor full(const Shape& shape, double value, DType dtype) {
-    Tensor t = empty(shape, dtype);
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+    Tensor t = empty(shape, dtype, device);
     t.fill_(value);
     return t;
 }
-Tensor zeros(const Shape& shape, DType dtype) {
-    return full(shape, 0.0, dtype);
+Tensor zeros(const Shape& shape, DType dtype, Device device) {
+    return full(shape, 0.0, dtype, device);
 }
-Tensor ones(const Shape& shape, DType dtype) {
-    return full(shape, 1.0, dtype);
+Tensor ones(const Shape& shape, DType dtype, Device device) {
+    return full(shape, 1.0, dtype, device);
 }
 Tensor scalar_tensor(double value, DType dtype) {
     return full({}, value, dtype);
 }
 Tensor zeros_like(const Tensor& t) {
-    return zeros(t.shape(), t.dtype());
+    return zeros(t.shape(), t.dtype(), t.device());
 }
 Tensor ones_like(const Tensor& t) {
-    return ones(t.shape(), t.dtype());
+    return ones(t.shape(), t.dtype(), t.device());
 }
 
 Tensor arange(int64_t n, DType dtype) {
@@ -111,7 +112,20 @@ void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
         if (t->defined())
             AC_CHECK_HINT(t->device() == Device::CPU,
                           "move the tensors to the CPU, or build the CUDA backend", op,
-                          ": no CUDA kernel for this op yet (input ", t->desc(), ")");
+                          ": no CUDA kernel for this op (input ", t->desc(), ")");
+}
+
+Device common_device(const char* op, std::initializer_list<const Tensor*> tensors) {
+    const Tensor* first = nullptr;
+    for (const Tensor* t : tensors) {
+        if (!t->defined()) continue;
+        if (!first) first = t;
+        AC_CHECK_HINT(t->device() == first->device(),
+                      "move both to one device with .to(Device::CUDA) or "
+                      ".to(Device::CPU)",
+                      op, ": tensors on different devices: ", first->desc(), " and ", t->desc());
+    }
+    return first ? first->device() : Device::CPU;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -141,7 +155,7 @@ void* Tensor::raw_data() const {
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
-    require_cpu("to_vector", {this});
+    if (device() != Device::CPU) return detach().to(Device::CPU).to_vector<T>();
     Tensor c = to(dtype_of<T>::value).contiguous();
     const T* p = c.data<T>();
     return std::vector<T>(p, p + c.numel());
@@ -310,6 +324,14 @@ namespace {
 
 // dst[i] = convert(src[i]) over `shape`, both strided; src may broadcast (stride 0).
 void strided_copy(const Tensor& dst, const Tensor& src) {
+    if (dst.device() == Device::CUDA) {
+        cuda::strided_copy(dst, src.device() == Device::CUDA ? src : src.to(Device::CUDA));
+        return;
+    }
+    if (src.device() == Device::CUDA) {  // to the host: one contiguous transfer, then the CPU copy
+        strided_copy(dst, src.to(Device::CPU));
+        return;
+    }
     Strides src_strides = broadcast_strides(src.shape(), src.strides(), dst.shape());
     dispatch_any(dst.dtype(), [&](auto dtag) {
         using D = typename decltype(dtag)::type;
@@ -335,7 +357,6 @@ void check_inplace(const Tensor& t, const char* op) {
     AC_CHECK_HINT(!(grad_enabled() && t.requires_grad()),
                   "wrap the update in NoGradGuard, or use the out-of-place op", op,
                   " on a tensor that requires grad (", t.desc(), ")");
-    require_cpu(op, {&t});
     t.impl().storage->version++;
 }
 
@@ -343,21 +364,20 @@ void check_inplace(const Tensor& t, const char* op) {
 
 Tensor Tensor::contiguous() const {
     if (is_contiguous()) return *this;
-    Tensor out = empty(shape(), dtype());
+    Tensor out = empty(shape(), dtype(), device());
     strided_copy(out, *this);
     return record("contiguous", out, {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor Tensor::clone() const {
-    Tensor out = empty(shape(), dtype());
+    Tensor out = empty(shape(), dtype(), device());
     strided_copy(out, *this);
     return record("clone", out, {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor Tensor::to(DType target) const {
     if (target == dtype()) return *this;
-    require_cpu("to", {this});
-    Tensor out = empty(shape(), target);
+    Tensor out = empty(shape(), target, device());
     strided_copy(out, *this);
     if (!is_floating(dtype()) || !is_floating(target)) return out;
     DType source = dtype();
@@ -365,9 +385,20 @@ Tensor Tensor::to(DType target) const {
                   [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });
 }
 
+Tensor Tensor::to(Device target) const {
+    if (target == device()) return *this;
+    Tensor src = contiguous();
+    Tensor out = empty(shape(), dtype(), target);
+    size_t bytes = static_cast<size_t>(numel()) * dtype_size(dtype());
+    cuda::memcpy(out.raw_data(), src.raw_data(), bytes,
+                 target == Device::CUDA ? cuda::Copy::HostToDevice : cuda::Copy::DeviceToHost);
+    Device source = device();
+    return record("to_device", out, {*this},
+                  [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });
+}
+
 Tensor& Tensor::copy_(const Tensor& src) {
     check_inplace(*this, "copy_");
-    require_cpu("copy_", {&src});
     AC_CHECK(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_: ", src.desc(),
              " does not broadcast to ", desc());
     strided_copy(*this, src);
@@ -376,6 +407,10 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::fill_(double value) {
     check_inplace(*this, "fill_");
+    if (device() == Device::CUDA) {
+        cuda::fill(*this, value);
+        return *this;
+    }
     dispatch_any(dtype(), [&](auto tag) {
         using T = typename decltype(tag)::type;
         T v = store_as<T>(value);
@@ -389,10 +424,14 @@ Tensor& Tensor::fill_(double value) {
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
     check_inplace(*this, "add_");
-    require_cpu("add_", {&other});
+    common_device("add_", {this, &other});
     AC_CHECK(broadcast_shapes(other.shape(), shape(), "add_") == shape(), "add_: ", other.desc(),
              " does not broadcast to ", desc());
     Tensor o = other.dtype() == dtype() ? other : other.to(dtype());
+    if (device() == Device::CUDA) {
+        cuda::pointwise(PW::Axpy, alpha, 0.0, *this, *this, o);
+        return *this;
+    }
     Strides os = broadcast_strides(o.shape(), o.strides(), shape());
     dispatch_float(dtype(), "add_", [&](auto tag) {
         using T = typename decltype(tag)::type;
@@ -412,6 +451,10 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 
 Tensor& Tensor::mul_(double factor) {
     check_inplace(*this, "mul_");
+    if (device() == Device::CUDA) {
+        cuda::pointwise(PW::MulScalar, factor, 0.0, *this, *this, Tensor());
+        return *this;
+    }
     dispatch_float(dtype(), "mul_", [&](auto tag) {
         using T = typename decltype(tag)::type;
         using C = compute_t<T>;
@@ -453,7 +496,6 @@ void print_rec(std::ostream& os, const std::vector<double>& v, const Shape& s, s
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {
     if (!t.defined()) return os << "tensor(undefined)";
     os << "tensor(" << t.desc() << ", ";
-    if (t.device() != Device::CPU) return os << "...)";
     std::vector<double> v = t.to_vector<double>();
     std::ostringstream body;
     body << std::setprecision(6);

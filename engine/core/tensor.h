@@ -83,8 +83,9 @@ class Tensor {
     Tensor squeeze(int64_t dim) const;
     Tensor unsqueeze(int64_t dim) const;
     Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
-    Tensor contiguous() const;     // itself when already contiguous
-    Tensor to(DType dtype) const;  // differentiable between floating dtypes
+    Tensor contiguous() const;       // itself when already contiguous
+    Tensor to(DType dtype) const;    // differentiable between floating dtypes
+    Tensor to(Device device) const;  // a contiguous copy on that device (itself when already there)
     Tensor clone() const;
 
     // ---- in-place writes (not recorded; refused on tensors that need grad while grad mode is on) ----
@@ -109,12 +110,13 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 // ---- factories ----
 [[nodiscard]] Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
-[[nodiscard]] Tensor zeros(const Shape& shape, DType dtype = DType::F32);
-[[nodiscard]] Tensor ones(const Shape& shape, DType dtype = DType::F32);
-[[nodiscard]] Tensor full(const Shape& shape, double value, DType dtype = DType::F32);
+[[nodiscard]] Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+[[nodiscard]] Tensor ones(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+[[nodiscard]] Tensor full(const Shape& shape, double value, DType dtype = DType::F32,
+                          Device device = Device::CPU);
 [[nodiscard]] Tensor scalar_tensor(double value, DType dtype = DType::F32);  // shape []
 [[nodiscard]] Tensor arange(int64_t n, DType dtype = DType::I64);
-[[nodiscard]] Tensor zeros_like(const Tensor& t);
+[[nodiscard]] Tensor zeros_like(const Tensor& t);  // same shape, dtype and device
 [[nodiscard]] Tensor ones_like(const Tensor& t);
 template <class T>
 [[nodiscard]] Tensor from_vector(const std::vector<T>& values, const Shape& shape);
@@ -122,7 +124,9 @@ template <class T>
 [[nodiscard]] Tensor as_strided(const Tensor& base, const Shape& shape, const Strides& strides,
                                 int64_t offset);
 
-// Throws when any tensor is not on the CPU: the op has no CUDA kernel yet.
+// Throws when any tensor is not on the CPU (ops that have no CUDA kernel: safetensors I/O, ...).
 void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors);
+// The device all defined tensors share; throws naming op and the tensors when they differ.
+Device common_device(const char* op, std::initializer_list<const Tensor*> tensors);
 
 }  // namespace aclip

@@ -1,12 +1,41 @@
-// attention.cpp: scaled dot-product attention, dropout and l2_normalize, composed from engine ops so
-// that autograd derives their backward. They are the CPU specification for the fused CUDA kernels.
+// attention.cpp: scaled dot-product attention, dropout and l2_normalize. On the CPU they are composed
+// from engine ops, so autograd derives their backward, and they are the specification the fused CUDA
+// kernels (engine/cuda/attention.cu) are tested against. On the GPU attention runs fused, forward and
+// backward, whenever the probabilities are not asked for.
 #include <cmath>
 
 #include "engine/autograd/grad_mode.h"
+#include "engine/autograd/node.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/math/philox.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
+
+namespace {
+
+AttentionResult fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+    const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2);
+    Tensor qc = q.contiguous().detach(), kc = k.contiguous().detach(), vc = v.contiguous().detach();
+    Tensor out = empty(q.shape(), q.dtype(), Device::CUDA);
+    Tensor lse = empty({B, H, Tq}, DType::F32, Device::CUDA);
+    cuda::flash_attention_forward(qc, kc, vc, causal, out, lse);
+    AttentionResult r;
+    r.out = out;
+    if (!needs_grad({q, k, v})) return r;
+    SavedTensor sq(qc, "attention"), sk(kc, "attention"), sv(vc, "attention"), so(out, "attention");
+    r.out = record("scaled_dot_product_attention", out, {q, k, v}, [=](const Tensor& g) {
+        const Tensor &qs = sq.get(), &ks = sk.get(), &vs = sv.get();
+        Tensor dq = empty(qs.shape(), qs.dtype(), Device::CUDA),
+               dk = empty(ks.shape(), ks.dtype(), Device::CUDA),
+               dv = empty(vs.shape(), vs.dtype(), Device::CUDA);
+        cuda::flash_attention_backward(qs, ks, vs, so.get(), lse, g.contiguous(), causal, dq, dk, dv);
+        return std::vector<Tensor>{dq, dk, dv};
+    });
+    return r;
+}
+
+}  // namespace
 
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                              bool return_probs) {
@@ -18,6 +47,11 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
         q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3) && k.shape() == v.shape(),
         "scaled_dot_product_attention: shapes do not agree: q ", q.desc(), ", k ", k.desc(), ", v ",
         v.desc());
+    AC_CHECK(q.dtype() == k.dtype() && k.dtype() == v.dtype(),
+             "scaled_dot_product_attention: dtypes differ: ", q.desc(), ", ", k.desc(), ", ", v.desc());
+    if (common_device("scaled_dot_product_attention", {&q, &k, &v}) == Device::CUDA && !return_probs &&
+        cuda::flash_attention_supports(q.size(3)))
+        return fused_attention(q, k, v, causal);
     const int64_t Tq = q.size(2), Tk = k.size(2);
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     Tensor scores = mul_scalar(matmul(q, k.transpose(-2, -1)), scale);  // (B, H, Tq, Tk)
@@ -25,7 +59,7 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
         std::vector<uint8_t> mask(Tq * Tk);  // query i sees keys j <= i
         for (int64_t i = 0; i < Tq; ++i)
             for (int64_t j = 0; j < Tk; ++j) mask[i * Tk + j] = j > i;
-        scores = masked_fill(scores, from_vector(mask, {Tq, Tk}), -INFINITY);
+        scores = masked_fill(scores, from_vector(mask, {Tq, Tk}).to(q.device()), -INFINITY);
     }
     Tensor probs = softmax(scores, -1);
     AttentionResult r;
@@ -38,7 +72,11 @@ Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, bool t
     AC_CHECK(p >= 0 && p < 1, "dropout: p = ", p, " must be in [0, 1)");
     if (!training || p == 0) return x;
     const int64_t n = x.numel();
-    Tensor keep_scale = empty(x.shape(), x.dtype());  // 0 where dropped, 1/(1-p) where kept
+    Tensor keep_scale = empty(x.shape(), x.dtype(), x.device());  // 0 where dropped, 1/(1-p) where kept
+    if (x.device() == Device::CUDA) {
+        cuda::dropout_scale(keep_scale, p, seed, offset);
+        return mul(x, keep_scale);
+    }
     dispatch_float(x.dtype(), "dropout", [&](auto tag) {
         using T = typename decltype(tag)::type;
         T* s = keep_scale.data<T>();
@@ -47,6 +85,22 @@ Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, bool t
             s[i] = uniform_from_word(philox_word(seed, offset, i)) >= p ? kept : store_as<T>(0.0);
     });
     return mul(x, keep_scale);
+}
+
+Tensor attention_cls_probs(const Tensor& q, const Tensor& k) {
+    AC_CHECK(q.dim() == 4 && k.dim() == 4 && q.size(0) == k.size(0) && q.size(1) == k.size(1) &&
+                 q.size(3) == k.size(3) && q.size(2) >= 1,
+             "attention_cls_probs: q (B, H, Tq, D) and k (B, H, Tk, D) do not agree: ", q.desc(), ", ",
+             k.desc());
+    NoGradGuard no_grad;
+    if (common_device("attention_cls_probs", {&q, &k}) == Device::CUDA) {
+        Tensor probs = empty({q.size(0), q.size(1), k.size(2)}, q.dtype(), Device::CUDA);
+        cuda::attention_cls_probs(q.contiguous(), k.contiguous(), probs);
+        return probs;
+    }
+    const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+    Tensor scores = mul_scalar(matmul(q.narrow(2, 0, 1), k.transpose(-2, -1)), scale);  // (B, H, 1, Tk)
+    return softmax(scores, -1).squeeze(2);
 }
 
 Tensor l2_normalize(const Tensor& x, int64_t dim, double eps) {

@@ -6,6 +6,7 @@
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -58,9 +59,13 @@ int64_t inner_size(const Shape& s, int64_t d) {
 
 // dst (shape of x) += src placed at rows idx of dim (the backward of index_select).
 Tensor index_add_zeros(const Shape& shape, DType dtype, int64_t dim, const std::vector<int64_t>& idx,
-                       const Tensor& src) {
-    Tensor out = zeros(shape, dtype);
+                       const Tensor& index64, const Tensor& src) {
+    Tensor out = zeros(shape, dtype, src.device());
     Tensor sc = src.contiguous();
+    if (src.device() == Device::CUDA) {
+        cuda::index_add(out, outer_size(shape, dim), shape[dim], inner_size(shape, dim), index64, sc);
+        return out;
+    }
     dispatch_any(dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;
         add_rows<T>(out.data<T>(), sc.data<T>(), idx, outer_size(shape, dim), shape[dim],
@@ -72,7 +77,7 @@ Tensor index_add_zeros(const Shape& shape, DType dtype, int64_t dim, const std::
 }  // namespace
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
-    require_cpu("index_select", {&x, &index});
+    const Device device = common_device("index_select", {&x, &index});
     dim = wrap_dim(dim, x.dim(), "index_select");
     AC_CHECK(index.dim() == 1, "index_select: index must be 1-D, got ", index.desc());
     std::vector<int64_t> idx = index_values(index, "index_select");
@@ -80,16 +85,22 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     Shape out_shape = x.shape();
     out_shape[dim] = static_cast<int64_t>(idx.size());
     Tensor xc = x.contiguous();
-    Tensor out = empty(out_shape, x.dtype());
-    dispatch_any(x.dtype(), [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        select_rows<T>(xc.data<T>(), out.data<T>(), idx, outer_size(x.shape(), dim), x.size(dim),
-                       inner_size(x.shape(), dim));
-    });
+    Tensor out = empty(out_shape, x.dtype(), device);
+    Tensor index64 = index.to(DType::I64).contiguous();
+    if (device == Device::CUDA) {
+        cuda::index_select(xc, outer_size(x.shape(), dim), x.size(dim), inner_size(x.shape(), dim), index64,
+                           out);
+    } else {
+        dispatch_any(x.dtype(), [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            select_rows<T>(xc.data<T>(), out.data<T>(), idx, outer_size(x.shape(), dim), x.size(dim),
+                           inner_size(x.shape(), dim));
+        });
+    }
     Shape in_shape = x.shape();
     DType dt = x.dtype();
     return record("index_select", out, {x, Tensor()}, [=](const Tensor& g) {
-        return std::vector<Tensor>{index_add_zeros(in_shape, dt, dim, idx, g), Tensor()};
+        return std::vector<Tensor>{index_add_zeros(in_shape, dt, dim, idx, index64, g), Tensor()};
     });
 }
 
@@ -130,26 +141,31 @@ void for_each_indexed(const Tensor& x, int64_t dim, const Tensor& index, const s
 }  // namespace
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
-    require_cpu("gather", {&x, &index});
+    const Device device = common_device("gather", {&x, &index});
     dim = wrap_dim(dim, x.dim(), "gather");
     AC_CHECK(index.dim() == x.dim(), "gather: index ", index.desc(), " must have the rank of ", x.desc());
     std::vector<int64_t> idx = index_values(index.contiguous(), "gather");
-    Tensor out = empty(index.shape(), x.dtype());
-    dispatch_any(x.dtype(), [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        const T* px = x.data<T>();
-        T* po = out.data<T>();
-        for_each_indexed(x, dim, index, idx, "gather", [&](int64_t off, int64_t p) { po[p] = px[off]; });
-    });
+    Tensor out = empty(index.shape(), x.dtype(), device);
+    if (device == Device::CUDA) {
+        for_each_indexed(x, dim, index, idx, "gather", [](int64_t, int64_t) {});  // shape and range checks
+        cuda::gather(x, dim, index.to(DType::I64).contiguous(), out);
+    } else {
+        dispatch_any(x.dtype(), [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            const T* px = x.data<T>();
+            T* po = out.data<T>();
+            for_each_indexed(x, dim, index, idx, "gather", [&](int64_t off, int64_t p) { po[p] = px[off]; });
+        });
+    }
     Shape in_shape = x.shape();
     DType dt = x.dtype();
     return record("gather", out, {x, Tensor()}, [=](const Tensor& g) {
-        return std::vector<Tensor>{scatter_add(zeros(in_shape, dt), dim, index, g), Tensor()};
+        return std::vector<Tensor>{scatter_add(zeros(in_shape, dt, g.device()), dim, index, g), Tensor()};
     });
 }
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
-    require_cpu("scatter_add", {&x, &index, &src});
+    const Device device = common_device("scatter_add", {&x, &index, &src});
     dim = wrap_dim(dim, x.dim(), "scatter_add");
     AC_CHECK(index.dim() == x.dim() && src.dim() == x.dim(), "scatter_add: index ", index.desc(), " and src ",
              src.desc(), " must have the rank of ", x.desc());
@@ -162,13 +178,19 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
     // src elements are read at the index's coordinates (src may be larger than index)
     Tensor src_view = as_strided(src, index.shape(), src.strides(), src.offset());
     Tensor sc = src_view.contiguous();
-    dispatch_any(x.dtype(), [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        T* po = out.data<T>();
-        const T* ps = sc.data<T>();
-        for_each_indexed(out, dim, index, idx, "scatter_add",
-                         [&](int64_t off, int64_t p) { po[off] = store_as<T>(load(po[off]) + load(ps[p])); });
-    });
+    if (device == Device::CUDA) {
+        for_each_indexed(out, dim, index, idx, "scatter_add", [](int64_t, int64_t) {});  // checks
+        cuda::scatter_add(out, dim, index.to(DType::I64).contiguous(), sc);
+    } else {
+        dispatch_any(x.dtype(), [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            T* po = out.data<T>();
+            const T* ps = sc.data<T>();
+            for_each_indexed(out, dim, index, idx, "scatter_add", [&](int64_t off, int64_t p) {
+                po[off] = store_as<T>(load(po[off]) + load(ps[p]));
+            });
+        });
+    }
     Shape src_shape = src.shape(), idx_shape = index.shape();
     bool rs = src.requires_grad();
     return record("scatter_add", out, {x, Tensor(), src}, [=](const Tensor& g) {
@@ -176,7 +198,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
         if (rs) {
             gs = gather(g, dim, index);
             if (idx_shape != src_shape) {  // src elements outside the index's extent get no gradient
-                Tensor full_gs = zeros(src_shape, g.dtype());
+                Tensor full_gs = zeros(src_shape, g.dtype(), g.device());
                 as_strided(full_gs, idx_shape, full_gs.strides(), 0).copy_(gs);
                 gs = full_gs;
             }
@@ -193,14 +215,14 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
     out_shape[dim] = 0;
     for (size_t i = 0; i < xs.size(); ++i) {
         const Tensor& t = xs[i];
-        require_cpu("concat", {&t});
+        common_device("concat", {&first, &t});
         bool same = t.dim() == first.dim() && t.dtype() == first.dtype();
         for (int64_t d = 0; same && d < t.dim(); ++d) same = d == dim || t.size(d) == first.size(d);
         AC_CHECK(same, "concat: tensor ", i, " ", t.desc(), " does not match tensor 0 ", first.desc(),
                  " outside dim ", dim);
         out_shape[dim] += t.size(dim);
     }
-    Tensor out = empty(out_shape, first.dtype());
+    Tensor out = empty(out_shape, first.dtype(), first.device());
     std::vector<int64_t> sizes;
     {
         NoGradGuard no_grad;
@@ -239,9 +261,15 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 namespace {
 
 // Per row of the last dim: the order of indices by value (descending or ascending), stable.
-std::vector<int64_t> row_order(const Tensor& x, bool descending, int64_t keep, const char* op) {
-    require_cpu(op, {&x});
+Tensor row_order(const Tensor& x, bool descending, int64_t keep, const char* op) {
     AC_CHECK(x.dim() >= 1, op, ": needs at least one dim, got ", x.desc());
+    Shape out_shape = x.shape();
+    out_shape.back() = keep;
+    if (x.device() == Device::CUDA) {
+        Tensor index = empty(out_shape, DType::I64, Device::CUDA);
+        cuda::sort_rows(x.contiguous(), descending, keep, index);
+        return index;
+    }
     const int64_t D = x.size(-1), R = x.numel() / std::max<int64_t>(D, 1);
     std::vector<double> v = x.to_vector<double>();
     std::vector<int64_t> order(R * keep);
@@ -258,22 +286,20 @@ std::vector<int64_t> row_order(const Tensor& x, bool descending, int64_t keep, c
             std::stable_sort(idx.begin(), idx.end(), before);
         std::copy(idx.begin(), idx.begin() + keep, order.begin() + r * keep);
     });
-    return order;
+    return from_vector(order, out_shape);
 }
 
 }  // namespace
 
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k) {
     AC_CHECK(x.dim() >= 1 && k >= 0 && k <= x.size(-1), "topk: k = ", k, " is out of range for ", x.desc());
-    Shape out_shape = x.shape();
-    out_shape.back() = k;
-    Tensor index = from_vector(row_order(x, true, k, "topk"), out_shape);
+    Tensor index = row_order(x, true, k, "topk");
     NoGradGuard no_grad;
     return {gather(x.detach(), -1, index), index};
 }
 
 Tensor argsort(const Tensor& x, bool descending) {
-    return from_vector(row_order(x, descending, x.dim() ? x.size(-1) : 1, "argsort"), x.shape());
+    return row_order(x, descending, x.dim() ? x.size(-1) : 1, "argsort");
 }
 
 }  // namespace aclip

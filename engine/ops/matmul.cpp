@@ -4,6 +4,7 @@
 #include "engine/autograd/node.h"
 #include "engine/cpu/gemm.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -60,8 +61,52 @@ void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& 
     }
 }
 
+// The one stride between consecutive matrices of the flattened batch, when the batch dims of an operand
+// (broadcast to `batch`) collapse to one; 0 when the operand is one matrix broadcast to all.
+bool single_batch_stride(const Shape& batch, const Strides& strides, int64_t& stride) {
+    int64_t next = -1;  // the innermost non-trivial dim seen so far
+    stride = 0;
+    for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
+        if (batch[d] == 1) continue;
+        if (next < 0)
+            stride = strides[d];
+        else if (strides[d] != strides[next] * batch[next])
+            return false;
+        next = d;
+    }
+    return true;
+}
+
+// The GPU path: one cuBLASLt call for the whole batch. Operands whose layout cuBLASLt cannot take
+// (batch dims that do not collapse, or rows and columns both strided) are copied first.
+Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const Shape& out_shape) {
+    Tensor out = empty(out_shape, a.dtype(), Device::CUDA);
+    auto prepare = [&](const Tensor& t, Tensor& keep, cuda::GemmOperand& op) {
+        Shape rc = batch;
+        rc.push_back(t.size(-2));
+        rc.push_back(t.size(-1));
+        Shape tb(t.shape().begin(), t.shape().end() - 2);
+        Strides bs = broadcast_strides(tb, Strides(t.strides().begin(), t.strides().end() - 2), batch);
+        MatLayout l;
+        int64_t stride = 0;
+        keep = t;
+        if (!gemm_layout(t, l) || !single_batch_stride(batch, bs, stride)) {
+            keep = t.expand(rc).contiguous();
+            gemm_layout(keep, l);
+            stride = shape_numel(batch) > 1 ? t.size(-2) * t.size(-1) : 0;
+        }
+        op = {&keep, l.trans, l.ld, stride};
+    };
+    Tensor ka, kb;
+    cuda::GemmOperand oa{}, ob{};
+    prepare(a, ka, oa);
+    prepare(b, kb, ob);
+    cuda::gemm(oa, ob, out, shape_numel(batch), a.size(-2), b.size(-1), a.size(-1));
+    return out;
+}
+
 Tensor matmul_forward(const Tensor& a, const Tensor& b) {
-    require_cpu("matmul", {&a, &b});
+    const Device device = common_device("matmul", {&a, &b});
     AC_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: needs at least 2 dims, got ", a.desc(), " @ ", b.desc());
     AC_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: ", a.desc(), " @ ", b.desc());
     AC_CHECK(a.size(-1) == b.size(-2), "matmul: inner dims differ: ", a.desc(), " @ ", b.desc());
@@ -70,6 +115,10 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
     Shape out_shape = batch;
     out_shape.push_back(a.size(-2));
     out_shape.push_back(b.size(-1));
+    if (device == Device::CUDA) {
+        NoGradGuard no_grad;
+        return cuda_matmul(a.detach(), b.detach(), batch, out_shape);
+    }
     if (a.dtype() == DType::BF16) {
         NoGradGuard no_grad;
         return matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(DType::BF16);
@@ -108,7 +157,7 @@ void add_bias_rows(Tensor& y, const Tensor& bias) {
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-    require_cpu("linear", {&x, &weight, &bias});
+    common_device("linear", {&x, &weight, &bias});
     AC_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got ", weight.desc());
     AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ", x.desc(),
              " does not match weight ", weight.desc(), " (last dim must equal in_features)");

@@ -5,6 +5,7 @@
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -92,7 +93,7 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
-    require_cpu("layer_norm", {&x, &weight, &bias});
+    const Device device = common_device("layer_norm", {&x, &weight, &bias});
     AC_CHECK(x.dim() >= 1, "layer_norm: input must have at least one dim, got ", x.desc());
     const int64_t D = x.size(-1), R = x.numel() / std::max<int64_t>(D, 1);
     for (const Tensor* p : {&weight, &bias})
@@ -101,14 +102,18 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
                  "] to match ", x.desc());
     Tensor xc = x.contiguous().detach(), wc = weight.defined() ? weight.contiguous().detach() : Tensor(),
            bc = bias.defined() ? bias.contiguous().detach() : Tensor();
-    Tensor y = empty(x.shape(), x.dtype());
-    Tensor mean = empty({R}, DType::F32), rstd = empty({R}, DType::F32);
-    dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        layer_norm_rows<T>(xc.data<T>(), wc.defined() ? wc.data<T>() : nullptr,
-                           bc.defined() ? bc.data<T>() : nullptr, y.data<T>(), mean.data<float>(),
-                           rstd.data<float>(), R, D, eps);
-    });
+    Tensor y = empty(x.shape(), x.dtype(), device);
+    Tensor mean = empty({R}, DType::F32, device), rstd = empty({R}, DType::F32, device);
+    if (device == Device::CUDA) {
+        cuda::layer_norm_forward(xc, wc, bc, eps, y, mean, rstd);
+    } else {
+        dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            layer_norm_rows<T>(xc.data<T>(), wc.defined() ? wc.data<T>() : nullptr,
+                               bc.defined() ? bc.data<T>() : nullptr, y.data<T>(), mean.data<float>(),
+                               rstd.data<float>(), R, D, eps);
+        });
+    }
     if (!needs_grad({x, weight, bias})) return y;
     SavedTensor sx(xc, "layer_norm"), sw = wc.defined() ? SavedTensor(wc, "layer_norm") : SavedTensor();
     bool rx = x.requires_grad(), rw = weight.defined() && weight.requires_grad(),
@@ -116,6 +121,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
     return record("layer_norm", y, {x, weight, bias}, [=](const Tensor& g) {
         const Tensor& xs = sx.get();
         Tensor gc = g.contiguous();
+        if (xs.device() == Device::CUDA) {
+            Tensor dx = rx ? empty(xs.shape(), xs.dtype(), Device::CUDA) : Tensor();
+            Tensor gw = rw ? empty({D}, xs.dtype(), Device::CUDA) : Tensor();
+            Tensor gb = rb ? empty({D}, xs.dtype(), Device::CUDA) : Tensor();
+            cuda::layer_norm_backward(gc, xs, has_w ? sw.get() : Tensor(), mean, rstd, dx, gw, gb);
+            return std::vector<Tensor>{dx, gw, gb};
+        }
         Tensor dx = empty(xs.shape(), xs.dtype());
         std::vector<double> dw(rw ? D : 0, 0.0), db(rb ? D : 0, 0.0);
         dispatch_float(xs.dtype(), "layer_norm_backward", [&](auto tag) {

@@ -123,6 +123,9 @@ struct AttentionResult {
 // q (B, H, Tq, D), k and v (B, H, Tk, D); scale = 1/sqrt(D); causal masks keys after each query.
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                              bool return_probs = false);
+// The softmax attention row of query 0 (the CLS token) of every head: (B, H, Tk). No gradient. On the GPU
+// this is the one row fused attention cannot return; the attentive mask reads it from the EMA model.
+Tensor attention_cls_probs(const Tensor& q, const Tensor& k);
 // Zeroes each element with probability p (from a counter-based stream: seed, offset), scales by 1/(1-p).
 Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, bool training = true);
 Tensor l2_normalize(const Tensor& x, int64_t dim = -1, double eps = 1e-12);

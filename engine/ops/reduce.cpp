@@ -9,6 +9,7 @@
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -66,9 +67,16 @@ ReduceView reduce_view(const Tensor& a, std::vector<int64_t> dims, const char* o
 }  // namespace
 
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
-    require_cpu("sum", {&a});
     ReduceView v = reduce_view(a, dims, "sum");
-    Tensor out = empty(keepdim ? v.kept : v.dropped, a.dtype());
+    Tensor out = empty(keepdim ? v.kept : v.dropped, a.dtype(), a.device());
+    Shape in_shape = a.shape(), kept = v.kept;
+    auto backward = [in_shape, kept](const Tensor& g) {
+        return std::vector<Tensor>{g.reshape(kept).expand(in_shape)};
+    };
+    if (a.device() == Device::CUDA) {
+        cuda::sum(v.x, v.O, v.R, v.I, out);
+        return record("sum", out, {a}, backward);
+    }
     // Work is split over (O, R-block) pairs: over O when there are enough outputs, otherwise R is cut
     // into blocks whose partial sums are added at the end (a sum of everything still uses all threads).
     const int64_t blocks = v.O >= 16 ? 1 : std::clamp<int64_t>(v.R * v.I / kParallelGrain, 1, 32);
@@ -101,10 +109,7 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
                 o[oi * v.I + i] = store_as<T>(s);
             }
     });
-    Shape in_shape = a.shape(), kept = v.kept;
-    return record("sum", out, {a}, [in_shape, kept](const Tensor& g) {
-        return std::vector<Tensor>{g.reshape(kept).expand(in_shape)};
-    });
+    return record("sum", out, {a}, backward);
 }
 
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
@@ -127,13 +132,16 @@ namespace {
 
 // Values and first indices of the maximum along one dim; NaN wins, as in PyTorch.
 std::pair<Tensor, Tensor> max_with_index(const Tensor& a, int64_t dim, bool keepdim, const char* op) {
-    require_cpu(op, {&a});
     dim = wrap_dim(dim, a.dim(), op);
     AC_CHECK(a.shape()[dim] > 0, op, ": empty dim ", dim, " of ", a.desc());
     ReduceView v = reduce_view(a, {dim}, op);
     Shape out_shape = keepdim ? v.kept : v.dropped;
-    Tensor values = empty(out_shape, a.dtype());
-    Tensor index = empty(out_shape, DType::I64);
+    Tensor values = empty(out_shape, a.dtype(), a.device());
+    Tensor index = empty(out_shape, DType::I64, a.device());
+    if (a.device() == Device::CUDA) {
+        cuda::max_with_index(v.x, v.O, v.R, v.I, values, index);
+        return {values, index};
+    }
     dispatch_float(a.dtype(), op, [&](auto tag) {
         using T = typename decltype(tag)::type;
         const T* x = v.x.template data<T>();
@@ -167,7 +175,7 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
     return record("max", values, {a}, [in_shape, index, d, keepdim](const Tensor& g) {
         Tensor gk = keepdim ? g : g.unsqueeze(d);
         Tensor ik = keepdim ? index : index.unsqueeze(d);
-        return std::vector<Tensor>{scatter_add(zeros(in_shape, g.dtype()), d, ik, gk)};
+        return std::vector<Tensor>{scatter_add(zeros(in_shape, g.dtype(), g.device()), d, ik, gk)};
     });
 }
 

@@ -5,6 +5,7 @@
 
 #include "engine/autograd/node.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -87,7 +88,6 @@ void pool_planes(const T* src, T* dst, int64_t P, int64_t H, int64_t W, int64_t 
 }
 
 void check_maps(const Tensor& x, const char* op) {
-    require_cpu(op, {&x});
     AC_CHECK(x.dim() == 4, op, ": input must be (N, C, H, W), got ", x.desc());
 }
 
@@ -99,14 +99,22 @@ Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w) {
     const int64_t P = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
     AC_CHECK(H > 0 && W > 0, "resize_bilinear: empty input map ", x.desc());
     Tensor xc = x.contiguous();
-    Tensor out = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
-    dispatch_float(x.dtype(), "resize_bilinear", [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        bilinear_planes<T>(xc.data<T>(), out.data<T>(), P, H, W, out_h, out_w, false);
-    });
+    Tensor out = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype(), x.device());
+    if (x.device() == Device::CUDA) {
+        cuda::resize_bilinear(xc, out, false);
+    } else {
+        dispatch_float(x.dtype(), "resize_bilinear", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            bilinear_planes<T>(xc.data<T>(), out.data<T>(), P, H, W, out_h, out_w, false);
+        });
+    }
     Shape in_shape = x.shape();
     return record("resize_bilinear", out, {x}, [=](const Tensor& g) {
-        Tensor gc = g.contiguous(), gx = empty(in_shape, g.dtype());
+        Tensor gc = g.contiguous(), gx = empty(in_shape, g.dtype(), g.device());
+        if (g.device() == Device::CUDA) {
+            cuda::resize_bilinear(gc, gx, true);
+            return std::vector<Tensor>{gx};
+        }
         dispatch_float(g.dtype(), "resize_bilinear_backward", [&](auto tag) {
             using T = typename decltype(tag)::type;
             bilinear_planes<T>(gc.data<T>(), gx.data<T>(), P, H, W, out_h, out_w, true);
@@ -121,14 +129,22 @@ Tensor avg_pool2d(const Tensor& x, int64_t k) {
     AC_CHECK(k >= 1 && H % k == 0 && W % k == 0, "avg_pool2d: kernel ", k, " must divide the map size ", H,
              "x", W, " of ", x.desc());
     Tensor xc = x.contiguous();
-    Tensor out = empty({x.size(0), x.size(1), H / k, W / k}, x.dtype());
-    dispatch_float(x.dtype(), "avg_pool2d", [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        pool_planes<T>(xc.data<T>(), out.data<T>(), P, H, W, k, false);
-    });
+    Tensor out = empty({x.size(0), x.size(1), H / k, W / k}, x.dtype(), x.device());
+    if (x.device() == Device::CUDA) {
+        cuda::avg_pool2d(xc, out, k, false);
+    } else {
+        dispatch_float(x.dtype(), "avg_pool2d", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            pool_planes<T>(xc.data<T>(), out.data<T>(), P, H, W, k, false);
+        });
+    }
     Shape in_shape = x.shape();
     return record("avg_pool2d", out, {x}, [=](const Tensor& g) {
-        Tensor gc = g.contiguous(), gx = empty(in_shape, g.dtype());
+        Tensor gc = g.contiguous(), gx = empty(in_shape, g.dtype(), g.device());
+        if (g.device() == Device::CUDA) {
+            cuda::avg_pool2d(gc, gx, k, true);
+            return std::vector<Tensor>{gx};
+        }
         dispatch_float(g.dtype(), "avg_pool2d_backward", [&](auto tag) {
             using T = typename decltype(tag)::type;
             pool_planes<T>(gc.data<T>(), gx.data<T>(), P, H, W, k, true);

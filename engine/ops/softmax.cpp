@@ -7,6 +7,7 @@
 #include "engine/autograd/node.h"
 #include "engine/cpu/map.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/math/fast_exp.h"
 #include "engine/ops/ops.h"
 
@@ -69,27 +70,34 @@ void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t R, int64_t D, 
 }
 
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
-    require_cpu(op, {&x});
     dim = wrap_dim(dim, std::max<int64_t>(x.dim(), 1), op);
     if (x.dim() > 0 && dim != x.dim() - 1)  // move the dim last, and back
         return softmax_impl(x.transpose(dim, -1), -1, log, op).transpose(dim, -1);
     const int64_t D = x.dim() ? x.size(-1) : 1, R = x.numel() / std::max<int64_t>(D, 1);
     Tensor xc = x.contiguous();
-    Tensor y = empty(x.shape(), x.dtype());
-    dispatch_float(x.dtype(), op, [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        softmax_rows<T>(xc.data<T>(), y.data<T>(), R, D, log);
-    });
+    Tensor y = empty(x.shape(), x.dtype(), x.device());
+    if (x.device() == Device::CUDA) {
+        cuda::softmax_rows(xc, y, log);
+    } else {
+        dispatch_float(x.dtype(), op, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            softmax_rows<T>(xc.data<T>(), y.data<T>(), R, D, log);
+        });
+    }
     if (!needs_grad({x})) return y;
     SavedTensor sy(y, op);
     return record(op, y, {x}, [sy, R, D, log, op](const Tensor& g) {
         const Tensor& ys = sy.get();
         Tensor gc = g.contiguous();
-        Tensor dx = empty(ys.shape(), ys.dtype());
-        dispatch_float(ys.dtype(), op, [&](auto tag) {
-            using T = typename decltype(tag)::type;
-            softmax_backward_rows<T>(gc.data<T>(), ys.data<T>(), dx.data<T>(), R, D, log);
-        });
+        Tensor dx = empty(ys.shape(), ys.dtype(), ys.device());
+        if (ys.device() == Device::CUDA) {
+            cuda::softmax_backward_rows(gc, ys, dx, log);
+        } else {
+            dispatch_float(ys.dtype(), op, [&](auto tag) {
+                using T = typename decltype(tag)::type;
+                softmax_backward_rows<T>(gc.data<T>(), ys.data<T>(), dx.data<T>(), R, D, log);
+            });
+        }
         return std::vector<Tensor>{dx};
     });
 }
@@ -104,34 +112,45 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
-    require_cpu("cross_entropy", {&logits, &target});
+    const Device device = common_device("cross_entropy", {&logits, &target});
     AC_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, C), got ", logits.desc());
     AC_CHECK(target.dim() == 1 && target.size(0) == logits.size(0) && is_integral(target.dtype()),
              "cross_entropy: target must be an integer (N) tensor matching ", logits.desc(), ", got ",
              target.desc());
     const int64_t N = logits.size(0), C = logits.size(1);
-    std::vector<int64_t> t = target.to_vector<int64_t>();
+    std::vector<int64_t> t = target.to_vector<int64_t>();  // checked on the host (a sync on the GPU)
     for (int64_t i = 0; i < N; ++i)
         AC_CHECK(t[i] >= 0 && t[i] < C, "cross_entropy: target[", i, "] = ", t[i], " is outside [0, ", C,
                  ")");
+    Tensor target64 = target.to(DType::I64).contiguous();
     Tensor logp;  // (N, C) log-probabilities, kept for backward
     {
         NoGradGuard no_grad;
         logp = log_softmax(logits, -1);
     }
-    double loss = 0;
-    dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        const T* lp = logp.data<T>();
-        for (int64_t i = 0; i < N; ++i) loss -= load(lp[i * C + t[i]]);
-    });
-    Tensor out = full({}, N ? loss / N : 0.0, logits.dtype());
+    Tensor out = empty({}, logits.dtype(), device);
+    if (device == Device::CUDA) {
+        cuda::nll_sum(logp, target64, out);
+        out = mul_scalar(out, N ? 1.0 / N : 0.0);
+    } else {
+        double loss = 0;
+        dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            const T* lp = logp.data<T>();
+            for (int64_t i = 0; i < N; ++i) loss -= load(lp[i * C + t[i]]);
+        });
+        out.fill_(N ? loss / N : 0.0);
+    }
     if (!needs_grad({logits})) return out;
-    return record("cross_entropy", out, {logits, Tensor()}, [logp, t, N, C](const Tensor& g) {
+    return record("cross_entropy", out, {logits, Tensor()}, [logp, target64, t, N, C](const Tensor& g) {
         // d loss / d logits = (softmax - onehot(target)) * g / N
         double scale = g.item() / static_cast<double>(N);
-        Tensor dx = map1("cross_entropy_backward", logp,
-                         [scale](auto v) { return std::exp(v) * decltype(v)(scale); });
+        if (logp.device() == Device::CUDA) {
+            Tensor dx = empty(logp.shape(), logp.dtype(), Device::CUDA);
+            cuda::cross_entropy_backward(logp, target64, scale, dx);
+            return std::vector<Tensor>{dx, Tensor()};
+        }
+        Tensor dx = map1<PW::ExpScale>(logp, scale);
         dispatch_float(dx.dtype(), "cross_entropy_backward", [&](auto tag) {
             using T = typename decltype(tag)::type;
             T* d = dx.data<T>();

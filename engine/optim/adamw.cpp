@@ -5,6 +5,7 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/math/adamw.h"
 #include "engine/ops/ops.h"
 
@@ -14,10 +15,10 @@ AdamW::AdamW(std::vector<ParamGroup> groups, double beta1, double beta2, double 
     : groups_(std::move(groups)), beta1_(beta1), beta2_(beta2), eps_(eps) {
     for (const ParamGroup& g : groups_)
         for (const Tensor& p : g.params) {
-            AC_CHECK(p.dtype() == DType::F32 && p.is_contiguous() && p.device() == Device::CPU,
-                     "AdamW: parameters must be contiguous f32 CPU tensors (master weights), got ", p.desc());
-            m_.push_back(zeros(p.shape()));
-            v_.push_back(zeros(p.shape()));
+            AC_CHECK(p.dtype() == DType::F32 && p.is_contiguous(),
+                     "AdamW: parameters must be contiguous f32 tensors (master weights), got ", p.desc());
+            m_.push_back(zeros(p.shape(), DType::F32, p.device()));
+            v_.push_back(zeros(p.shape(), DType::F32, p.device()));
         }
 }
 
@@ -32,6 +33,9 @@ void AdamW::step(double lr) {
     s.bias_correction2_sqrt =
         static_cast<float>(std::sqrt(1.0 - std::pow(beta2_, static_cast<double>(step_))));
     size_t k = 0;
+    // CUDA parameters are gathered and updated by one multi-tensor launch after the loop.
+    std::vector<Tensor> gpu_p, gpu_g, gpu_m, gpu_v;
+    std::vector<float> gpu_wd;
     for (const ParamGroup& group : groups_) {
         s.weight_decay = static_cast<float>(group.weight_decay);
         for (const Tensor& p : group.params) {
@@ -41,6 +45,14 @@ void AdamW::step(double lr) {
             Tensor g = p.grad().contiguous();
             AC_CHECK(g.dtype() == DType::F32, "AdamW: gradient of ", p.desc(), " is ", g.desc());
             p.impl().storage->version++;
+            if (p.device() == Device::CUDA) {
+                gpu_p.push_back(p);
+                gpu_g.push_back(g);
+                gpu_m.push_back(m);
+                gpu_v.push_back(v);
+                gpu_wd.push_back(s.weight_decay);
+                continue;
+            }
             float* pp = p.data<float>();
             float* pm = m.data<float>();
             float* pv = v.data<float>();
@@ -48,6 +60,7 @@ void AdamW::step(double lr) {
             parallel_for(p.numel(), 16, [&](int64_t i) { adamw_element(pp[i], pm[i], pv[i], pg[i], s); });
         }
     }
+    if (!gpu_p.empty()) cuda::adamw_step(gpu_p, gpu_g, gpu_m, gpu_v, gpu_wd, s);
 }
 
 void AdamW::zero_grad() {
@@ -57,10 +70,16 @@ void AdamW::zero_grad() {
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     double total = 0;
+    std::vector<Tensor> gpu_grads;
     for (const Tensor& p : params) {
         if (!p.grad().defined()) continue;
+        if (p.grad().device() == Device::CUDA) {
+            gpu_grads.push_back(p.grad().contiguous());
+            continue;
+        }
         for (double v : p.grad().to_vector<double>()) total += v * v;
     }
+    if (!gpu_grads.empty()) total += cuda::sum_of_squares(gpu_grads);
     double norm = std::sqrt(total);
     double scale = max_norm / (norm + 1e-6);  // PyTorch's clip_grad_norm_ formula
     if (scale < 1.0) {
@@ -75,12 +94,21 @@ void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& so
     AC_CHECK(target.size() == source.size(), "ema_update: ", target.size(), " targets for ", source.size(),
              " sources");
     NoGradGuard no_grad;
+    std::vector<Tensor> gpu_target, gpu_source;
     for (size_t i = 0; i < target.size(); ++i) {
         AC_CHECK(target[i].shape() == source[i].shape(), "ema_update: tensor ", i, " target ",
                  target[i].desc(), " vs source ", source[i].desc());
         Tensor t = target[i];
+        if (t.device() == Device::CUDA && t.dtype() == DType::F32 && source[i].dtype() == DType::F32) {
+            common_device("ema_update", {&t, &source[i]});
+            t.impl().storage->version++;
+            gpu_target.push_back(t);
+            gpu_source.push_back(source[i].contiguous());
+            continue;
+        }
         t.mul_(momentum).add_(source[i], 1.0 - momentum);
     }
+    if (!gpu_target.empty()) cuda::ema_update(gpu_target, gpu_source, momentum);
 }
 
 }  // namespace aclip

@@ -1,0 +1,103 @@
+// cuda_ops.h: the CUDA backend as the engine's ops see it. Each function runs one kernel (or one library
+// call) on tensors that already live on the GPU; the op in engine/ops validates shapes and dtypes, makes
+// inputs contiguous where the kernel needs it, allocates outputs on the device and records autograd,
+// exactly as for its CPU kernel, so an op's CPU and CUDA paths differ only in the line that computes.
+// Device math shared with the CPU (bf16 rounding, activations, the AdamW element, Philox) comes from
+// engine/math. In a build without the CUDA backend these functions exist but fail (cuda_ops_none.cpp);
+// they cannot be reached there, since no tensor can be allocated on a GPU.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/core/tensor.h"
+#include "engine/cuda/caching_allocator.h"
+#include "engine/math/adamw.h"
+#include "engine/math/pointwise.h"
+
+namespace aclip::cuda {
+
+// ---- memory (engine/cuda/device.cu) ----
+void* allocate(size_t bytes);  // from the caching allocator, on the current stream
+void free(void* ptr);
+enum class Copy { HostToDevice, DeviceToHost, DeviceToDevice };
+void memcpy(void* dst, const void* src, size_t bytes, Copy kind);  // synchronous for device-to-host
+void synchronize();
+AllocatorStats memory_stats();
+void reset_peak_memory();
+void release_cached_memory();
+std::string device_name();  // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"
+
+// ---- elementwise (pointwise.cu) ----
+// out = op(a, b; s0, s1) with a and b broadcast to out's shape; b undefined for unary ops. out may be a
+// itself (same layout) for in-place updates.
+void pointwise(PW op, double s0, double s1, const Tensor& out, const Tensor& a, const Tensor& b);
+void where(const Tensor& out, const Tensor& mask, const Tensor& a, const Tensor& b);
+void strided_copy(const Tensor& dst, const Tensor& src);  // src broadcasts to dst; any dtypes
+void fill(const Tensor& t, double value);
+void dropout_scale(const Tensor& out, double p, uint64_t seed, uint64_t offset);  // 0 or 1/(1-p)
+
+// ---- reductions (reduce.cu); x contiguous, seen as (O, R, I) ----
+void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out);
+void max_with_index(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& values,
+                    const Tensor& index);
+double sum_of_squares(const std::vector<Tensor>& tensors);  // f32 tensors, accumulated in f64
+
+// ---- softmax and losses (softmax.cu); rows of the last dim, contiguous ----
+void softmax_rows(const Tensor& x, const Tensor& y, bool log);
+void softmax_backward_rows(const Tensor& g, const Tensor& y, const Tensor& dx, bool log);
+void nll_sum(const Tensor& logp, const Tensor& target, const Tensor& out);  // out [] = -sum logp[i, t_i]
+void cross_entropy_backward(const Tensor& logp, const Tensor& target, double scale, const Tensor& dx);
+
+// ---- layer_norm (layer_norm.cu); x (R, D) contiguous; w, b (D) or undefined ----
+void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
+                        const Tensor& mean, const Tensor& rstd);
+void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
+                         const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db);
+
+// ---- matrix products (matmul.cu, cuBLASLt) ----
+// out (batch, M, N) = a (batch, M, K) @ b (batch, K, N); each operand row-major or transposed, batch
+// strides in elements (0 broadcasts). f32 or bf16 inputs, f32 accumulation.
+struct GemmOperand {
+    const Tensor* t;
+    bool trans;  // the (rows, cols) matrix is stored column-major
+    int64_t ld;  // leading dimension of the stored layout
+    int64_t batch_stride;
+};
+void gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
+          int64_t K);
+
+// ---- indexing (index.cu); index tensors are i64, contiguous, already range-checked ----
+void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor& index, const Tensor& out);
+void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor& index, const Tensor& src);
+// out[p] = x[offset of p with coordinate dim replaced by index[p]] (gather), or x[...] += src[p].
+void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+void scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+// Per row of the last dim, the order of indices (stable; ties keep the lower index first); first k kept.
+void sort_rows(const Tensor& x, bool descending, int64_t k, const Tensor& index);
+
+// ---- 2-D maps (resize.cu); contiguous (N, C, H, W) ----
+void resize_bilinear(const Tensor& x, const Tensor& out, bool adjoint);  // adjoint: out is the gradient
+void avg_pool2d(const Tensor& x, const Tensor& out, int64_t k, bool adjoint);
+
+// ---- attention (attention.cu); q (B, H, Tq, D), k, v (B, H, Tk, D) contiguous, D in {32, 64} ----
+void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                             const Tensor& out, const Tensor& lse);
+void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                              const Tensor& lse, const Tensor& g, bool causal, const Tensor& dq,
+                              const Tensor& dk, const Tensor& dv);
+// probs (B, H, Tk): the softmax row of query 0 (the CLS token) of every head.
+void attention_cls_probs(const Tensor& q, const Tensor& k, const Tensor& probs);
+bool flash_attention_supports(int64_t head_dim);
+
+// ---- optimizer (optim.cu) ----
+void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq,
+                const std::vector<float>& weight_decay, const AdamWScalars& scalars);
+void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& source, double momentum);
+
+// ---- the kernel registry: every kernel above registers its name; the parity harness covers each ----
+const std::vector<std::string>& kernel_names();
+
+}  // namespace aclip::cuda

@@ -1,0 +1,49 @@
+// launch.h: host-only launch arithmetic of the CUDA kernels (grid sizes, vector widths, operand
+// layouts), in plain C++ so that the unit tests check it on machines without a GPU.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "engine/core/error.h"
+#include "engine/core/shape.h"
+
+namespace aclip::cuda {
+
+constexpr int kMaxDims = 8;  // tensors of higher rank are refused by the CUDA kernels
+
+// Blocks for a grid-stride loop over n items with `threads` per block: enough to fill the GPU a few
+// times over (132 SMs x 16 blocks), never more than the items need, at least one.
+inline int64_t grid_for(int64_t n, int threads, int64_t max_blocks = 132 * 16) {
+    int64_t need = (n + threads - 1) / threads;
+    return std::max<int64_t>(1, std::min(need, max_blocks));
+}
+
+// Shape and strides with dims of size 1 dropped and neighbouring dims merged wherever every operand
+// is contiguous across them, so most broadcasts become 1-D or 2-D loops. strides[k] holds operand k.
+struct CollapsedDims {
+    int ndim = 0;
+    int64_t shape[kMaxDims] = {};
+    int64_t strides[4][kMaxDims] = {};
+};
+inline CollapsedDims collapse_dims(const Shape& shape, const Strides* const* strides, int operands) {
+    AC_CHECK(static_cast<int>(shape.size()) <= kMaxDims, "CUDA kernels take tensors of at most ", kMaxDims,
+             " dims, got ", shape_str(shape));
+    CollapsedDims c;
+    for (size_t d = 0; d < shape.size(); ++d) {
+        if (shape[d] == 1) continue;
+        bool merge = c.ndim > 0;
+        for (int k = 0; merge && k < operands; ++k)
+            merge = c.strides[k][c.ndim - 1] == (*strides[k])[d] * shape[d];
+        if (merge) {
+            c.shape[c.ndim - 1] *= shape[d];
+            for (int k = 0; k < operands; ++k) c.strides[k][c.ndim - 1] = (*strides[k])[d];
+        } else {
+            c.shape[c.ndim] = shape[d];
+            for (int k = 0; k < operands; ++k) c.strides[k][c.ndim] = (*strides[k])[d];
+            ++c.ndim;
+        }
+    }
+    return c;
+}
+
+}  // namespace aclip::cuda

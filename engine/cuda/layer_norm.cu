@@ -1,0 +1,155 @@
+// layer_norm.cu: fused LayerNorm over the last dim. Forward: a warp per row computes the mean, the
+// variance of the centred values (two passes, as the CPU does, so no cancellation) and the normalised,
+// scaled output, and saves mean and 1/std for backward. Backward: a warp per row for the input gradient;
+// the weight and bias gradients are column sums over rows, cut into row chunks whose f32 partial sums
+// are added in a fixed order (deterministic).
+#include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/device_util.cuh"
+
+namespace aclip::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kRowsPerBlock = kThreads / 32;
+
+template <class T>
+__global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T* y, float* mean_out,
+                                          float* rstd_out, int64_t R, int64_t D, float eps) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= R) return;
+    const T* xr = x + row * D;
+    float s = 0.0f;
+    for (int64_t i = lane; i < D; i += 32) s += ld(xr[i]);
+    const float m = warp_sum(s) / static_cast<float>(D);
+    float ss = 0.0f;
+    for (int64_t i = lane; i < D; i += 32) {
+        float d = ld(xr[i]) - m;
+        ss += d * d;
+    }
+    const float rs = rsqrtf(warp_sum(ss) / static_cast<float>(D) + eps);
+    T* yr = y + row * D;
+    for (int64_t i = lane; i < D; i += 32) {
+        float v = (ld(xr[i]) - m) * rs;
+        if (w) v *= ld(w[i]);
+        if (b) v += ld(b[i]);
+        yr[i] = st<T>(v);
+    }
+    if (lane == 0) {
+        mean_out[row] = m;
+        rstd_out[row] = rs;
+    }
+}
+
+template <class T>
+__global__ void layer_norm_dx_kernel(const T* g, const T* x, const T* w, const float* mean, const float* rstd,
+                                     T* dx, int64_t R, int64_t D) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= R) return;
+    const T* gr = g + row * D;
+    const T* xr = x + row * D;
+    const float m = mean[row], rs = rstd[row];
+    float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
+    for (int64_t i = lane; i < D; i += 32) {
+        float xhat = (ld(xr[i]) - m) * rs;
+        float dxhat = ld(gr[i]) * (w ? ld(w[i]) : 1.0f);
+        sum_dxhat += dxhat;
+        sum_dxhat_xhat += dxhat * xhat;
+    }
+    const float a = warp_sum(sum_dxhat) / static_cast<float>(D);
+    const float c = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
+    T* dr = dx + row * D;
+    for (int64_t i = lane; i < D; i += 32) {
+        float xhat = (ld(xr[i]) - m) * rs;
+        float dxhat = ld(gr[i]) * (w ? ld(w[i]) : 1.0f);
+        dr[i] = st<T>(rs * (dxhat - a - xhat * c));
+    }
+}
+
+// partial (2, chunks, D): sums of g * xhat (weight) and g (bias) over the rows of chunk blockIdx.y.
+template <class T>
+__global__ void layer_norm_param_partial(const T* g, const T* x, const float* mean, const float* rstd,
+                                         float* partial, int64_t R, int64_t D, int64_t chunks) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t c = blockIdx.y;
+    if (i >= D) return;
+    float sw = 0.0f, sb = 0.0f;
+    for (int64_t r = c * R / chunks; r < (c + 1) * R / chunks; ++r) {
+        float gv = ld(g[r * D + i]);
+        sw += gv * (ld(x[r * D + i]) - mean[r]) * rstd[r];
+        sb += gv;
+    }
+    partial[c * D + i] = sw;
+    partial[(chunks + c) * D + i] = sb;
+}
+
+template <class T>
+__global__ void layer_norm_param_finish(const float* partial, T* dw, T* db, int64_t D, int64_t chunks) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= D) return;
+    float sw = 0.0f, sb = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) {
+        sw += partial[c * D + i];
+        sb += partial[(chunks + c) * D + i];
+    }
+    if (dw) dw[i] = st<T>(sw);
+    if (db) db[i] = st<T>(sb);
+}
+
+AC_REGISTER_KERNEL("layer_norm_forward");
+AC_REGISTER_KERNEL("layer_norm_backward");
+
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+    return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
+}
+
+}  // namespace
+
+void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
+                        const Tensor& mean, const Tensor& rstd) {
+    const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
+    if (R == 0) return;
+    dispatch_gpu_float(x.dtype(), "layer_norm", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        layer_norm_forward_kernel<T><<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
+            static_cast<const T*>(x.raw_data()), ptr_or_null<T>(w), ptr_or_null<T>(b),
+            static_cast<T*>(y.raw_data()), static_cast<float*>(mean.raw_data()),
+            static_cast<float*>(rstd.raw_data()), R, D, static_cast<float>(eps));
+    });
+    AC_CUDA_LAUNCH_CHECK("layer_norm_forward");
+}
+
+void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
+                         const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db) {
+    const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
+    if (R == 0) return;
+    dispatch_gpu_float(x.dtype(), "layer_norm_backward", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const T* pg = static_cast<const T*>(g.raw_data());
+        const T* px = static_cast<const T*>(x.raw_data());
+        const float* pm = static_cast<const float*>(mean.raw_data());
+        const float* pr = static_cast<const float*>(rstd.raw_data());
+        if (dx.defined()) {
+            layer_norm_dx_kernel<T><<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
+                pg, px, ptr_or_null<T>(w), pm, pr, static_cast<T*>(dx.raw_data()), R, D);
+            AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+        }
+        if (!dw.defined() && !db.defined()) return;
+        const int64_t chunks = std::clamp<int64_t>(R / 32, 1, 256);
+        Tensor partial = empty({2, chunks, D}, DType::F32, Device::CUDA);
+        dim3 grid((D + kThreads - 1) / kThreads, chunks);
+        layer_norm_param_partial<T>
+            <<<grid, kThreads>>>(pg, px, pm, pr, static_cast<float*>(partial.raw_data()), R, D, chunks);
+        AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+        layer_norm_param_finish<T><<<(D + kThreads - 1) / kThreads, kThreads>>>(
+            static_cast<const float*>(partial.raw_data()),
+            dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr,
+            db.defined() ? static_cast<T*>(db.raw_data()) : nullptr, D, chunks);
+        AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+    });
+}
+
+}  // namespace aclip::cuda

@@ -1,0 +1,227 @@
+// pointwise.cu: the elementwise kernels. One kernel template runs every formula of
+// engine/math/pointwise.h: a vectorised path (16-byte loads and stores) when all operands are contiguous
+// with the output's shape, and a strided path over up to 8 collapsed dims for broadcasts and views.
+// Also here: where, strided copies between any dtypes (contiguous, clone, casts, copy_), fill, and the
+// dropout scale drawn from Philox exactly as the CPU draws it.
+#include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/device_util.cuh"
+#include "engine/math/philox.h"
+
+namespace aclip::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// Elements per thread in the vectorised path: 16 bytes of the input type.
+template <class T>
+constexpr int vec_width() {
+    return 16 / static_cast<int>(sizeof(T));
+}
+
+template <PW op, class T, class O>
+__global__ void pointwise_vectorized(O* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b,
+                                     int64_t n, compute_t<T> s0, compute_t<T> s1) {
+    using C = compute_t<T>;
+    constexpr int V = vec_width<T>();
+    struct alignas(16) In {
+        T v[V];
+    };
+    struct alignas(sizeof(O) * V) Out {
+        O v[V];
+    };
+    const int64_t vectors = n / V;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
+        In x = reinterpret_cast<const In*>(a)[i];
+        In y = reinterpret_cast<const In*>(b)[i];
+        Out o;
+#pragma unroll
+        for (int k = 0; k < V; ++k) o.v[k] = st<O>(pointwise_apply<op, C>(ld(x.v[k]), ld(y.v[k]), s0, s1));
+        reinterpret_cast<Out*>(out)[i] = o;
+    }
+    for (int64_t i = vectors * V + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        out[i] = st<O>(pointwise_apply<op, C>(ld(a[i]), ld(b[i]), s0, s1));
+}
+
+template <PW op, class T, class O>
+__global__ void pointwise_strided(O* out, const T* a, const T* b, CollapsedDims dims, int64_t n,
+                                  compute_t<T> s0, compute_t<T> s1) {
+    using C = compute_t<T>;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        C x = ld(a[offset_of<1>(dims, i)]);
+        C y = ld(b[offset_of<2>(dims, i)]);
+        out[offset_of<0>(dims, i)] = st<O>(pointwise_apply<op, C>(x, y, s0, s1));
+    }
+}
+
+bool aligned16(const void* p) {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+template <PW op>
+void launch_pointwise(double s0, double s1, const Tensor& out, const Tensor& a, const Tensor& b) {
+    const Tensor& bb = b.defined() ? b : a;  // unary ops read a second operand they ignore
+    const int64_t n = out.numel();
+    if (n == 0) return;
+    dispatch_gpu_float(a.dtype(), pointwise_name(op), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        using C = compute_t<T>;
+        using O = std::conditional_t<pointwise_writes_mask(op), uint8_t, T>;
+        O* po = static_cast<O*>(out.raw_data());
+        const T* pa = static_cast<const T*>(a.raw_data());
+        const T* pb = static_cast<const T*>(bb.raw_data());
+        const bool dense = out.is_contiguous() && a.is_contiguous() && bb.is_contiguous() &&
+                           a.shape() == out.shape() && bb.shape() == out.shape();
+        if (dense && aligned16(po) && aligned16(pa) && aligned16(pb)) {
+            const int64_t blocks = grid_for(n / vec_width<T>() + 1, kThreads);
+            pointwise_vectorized<op, T, O><<<blocks, kThreads>>>(po, pa, pb, n, C(s0), C(s1));
+        } else {
+            Strides so = out.strides();
+            Strides sa = broadcast_strides(a.shape(), a.strides(), out.shape());
+            Strides sb = broadcast_strides(bb.shape(), bb.strides(), out.shape());
+            const Strides* all[3] = {&so, &sa, &sb};
+            CollapsedDims dims = collapse_dims(out.shape(), all, 3);
+            pointwise_strided<op, T, O>
+                <<<grid_for(n, kThreads), kThreads>>>(po, pa, pb, dims, n, C(s0), C(s1));
+        }
+        AC_CUDA_LAUNCH_CHECK(pointwise_name(op));
+    });
+}
+
+#define AC_PW_REGISTER(id, name, arity) AC_REGISTER_KERNEL_NAMED(pointwise_##id, "pointwise." #id);
+AC_POINTWISE_OPS(AC_PW_REGISTER)
+#undef AC_PW_REGISTER
+
+}  // namespace
+
+void pointwise(PW op, double s0, double s1, const Tensor& out, const Tensor& a, const Tensor& b) {
+    switch (op) {
+#define AC_PW_CASE(id, name, arity)                  \
+    case PW::id:                                     \
+        launch_pointwise<PW::id>(s0, s1, out, a, b); \
+        return;
+        AC_POINTWISE_OPS(AC_PW_CASE)
+#undef AC_PW_CASE
+    }
+}
+
+// ---- where ------------------------------------------------------------------------------------------
+
+namespace {
+template <class T>
+__global__ void where_kernel(T* out, const uint8_t* mask, const T* a, const T* b, CollapsedDims dims,
+                             int64_t n) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        out[offset_of<0>(dims, i)] =
+            mask[offset_of<1>(dims, i)] ? a[offset_of<2>(dims, i)] : b[offset_of<3>(dims, i)];
+}
+AC_REGISTER_KERNEL("where");
+}  // namespace
+
+void where(const Tensor& out, const Tensor& mask, const Tensor& a, const Tensor& b) {
+    const int64_t n = out.numel();
+    if (n == 0) return;
+    dispatch_gpu_float(a.dtype(), "where", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        Strides so = out.strides(), sm = broadcast_strides(mask.shape(), mask.strides(), out.shape()),
+                sa = broadcast_strides(a.shape(), a.strides(), out.shape()),
+                sb = broadcast_strides(b.shape(), b.strides(), out.shape());
+        const Strides* all[4] = {&so, &sm, &sa, &sb};
+        CollapsedDims dims = collapse_dims(out.shape(), all, 4);
+        where_kernel<T><<<grid_for(n, kThreads), kThreads>>>(
+            static_cast<T*>(out.raw_data()), static_cast<const uint8_t*>(mask.raw_data()),
+            static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()), dims, n);
+        AC_CUDA_LAUNCH_CHECK("where");
+    });
+}
+
+// ---- copies, casts and fill ---------------------------------------------------------------------------
+
+namespace {
+template <class D, class S>
+__global__ void copy_kernel(D* dst, const S* src, CollapsedDims dims, int64_t n) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        S v = src[offset_of<1>(dims, i)];
+        if constexpr (std::is_same_v<D, S>)
+            dst[offset_of<0>(dims, i)] = v;
+        else if constexpr (std::is_same_v<S, bf16>)
+            dst[offset_of<0>(dims, i)] = st<D>(ld(v));
+        else
+            dst[offset_of<0>(dims, i)] = st<D>(v);
+    }
+}
+
+template <class T>
+__global__ void fill_kernel(T* dst, T value, CollapsedDims dims, int64_t n) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        dst[offset_of<0>(dims, i)] = value;
+}
+AC_REGISTER_KERNEL("strided_copy");
+AC_REGISTER_KERNEL("fill");
+}  // namespace
+
+void strided_copy(const Tensor& dst, const Tensor& src) {
+    const int64_t n = dst.numel();
+    if (n == 0) return;
+    const bool dense = dst.is_contiguous() && src.is_contiguous() && dst.shape() == src.shape();
+    if (dense && dst.dtype() == src.dtype()) {
+        memcpy(dst.raw_data(), src.raw_data(), n * dtype_size(dst.dtype()), Copy::DeviceToDevice);
+        return;
+    }
+    Strides sd = dst.strides(), ss = broadcast_strides(src.shape(), src.strides(), dst.shape());
+    const Strides* all[2] = {&sd, &ss};
+    CollapsedDims dims = collapse_dims(dst.shape(), all, 2);
+    dispatch_any(dst.dtype(), [&](auto dtag) {
+        using D = typename decltype(dtag)::type;
+        dispatch_any(src.dtype(), [&](auto stag) {
+            using S = typename decltype(stag)::type;
+            copy_kernel<D, S><<<grid_for(n, kThreads), kThreads>>>(
+                static_cast<D*>(dst.raw_data()), static_cast<const S*>(src.raw_data()), dims, n);
+        });
+    });
+    AC_CUDA_LAUNCH_CHECK("strided_copy");
+}
+
+void fill(const Tensor& t, double value) {
+    const int64_t n = t.numel();
+    if (n == 0) return;
+    Strides s = t.strides();
+    const Strides* all[1] = {&s};
+    CollapsedDims dims = collapse_dims(t.shape(), all, 1);
+    dispatch_any(t.dtype(), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        fill_kernel<T>
+            <<<grid_for(n, kThreads), kThreads>>>(static_cast<T*>(t.raw_data()), store_as<T>(value), dims, n);
+    });
+    AC_CUDA_LAUNCH_CHECK("fill");
+}
+
+// ---- dropout ------------------------------------------------------------------------------------------
+
+namespace {
+template <class T>
+__global__ void dropout_scale_kernel(T* out, int64_t n, double p, T kept, uint64_t seed, uint64_t offset) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        out[i] = uniform_from_word(philox_word(seed, offset, i)) >= p ? kept : st<T>(0.0f);
+}
+AC_REGISTER_KERNEL("dropout_scale");
+}  // namespace
+
+void dropout_scale(const Tensor& out, double p, uint64_t seed, uint64_t offset) {
+    const int64_t n = out.numel();
+    if (n == 0) return;
+    dispatch_gpu_float(out.dtype(), "dropout", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        dropout_scale_kernel<T><<<grid_for(n, kThreads), kThreads>>>(
+            static_cast<T*>(out.raw_data()), n, p, store_as<T>(1.0 / (1.0 - p)), seed, offset);
+    });
+    AC_CUDA_LAUNCH_CHECK("dropout_scale");
+}
+
+}  // namespace aclip::cuda

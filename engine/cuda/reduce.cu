@@ -1,0 +1,144 @@
+// reduce.cu: sums and arg-maxima over the middle dim of a contiguous (O, R, I) view, and the sum of
+// squares of many tensors (gradient clipping). Accumulation is f32 in a fixed order: the same inputs
+// give the same bits on every run.
+#include <vector>
+
+#include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/device_util.cuh"
+
+namespace aclip::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// I == 1: one warp per output row, lanes stride over R.
+template <class T>
+__global__ void sum_rows_kernel(const T* x, T* out, int64_t O, int64_t R) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= O) return;
+    const T* xr = x + row * R;
+    float s = 0.0f;
+    for (int64_t r = lane; r < R; r += 32) s += ld(xr[r]);
+    s = warp_sum(s);
+    if (lane == 0) out[row] = st<T>(s);
+}
+
+// I > 1: the R axis is cut into `chunks`; thread (o, i) of chunk c sums its slice into partial.
+template <class T>
+__global__ void sum_columns_partial(const T* x, float* partial, int64_t O, int64_t R, int64_t I,
+                                    int64_t chunks) {
+    const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;  // over O * I
+    const int64_t c = blockIdx.y;
+    if (p >= O * I) return;
+    const int64_t o = p / I, i = p % I;
+    const int64_t r0 = c * R / chunks, r1 = (c + 1) * R / chunks;
+    float s = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) s += ld(x[(o * R + r) * I + i]);
+    partial[c * O * I + p] = s;
+}
+
+template <class T>
+__global__ void sum_chunks(const float* partial, T* out, int64_t n, int64_t chunks) {
+    const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (p >= n) return;
+    float s = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) s += partial[c * n + p];
+    out[p] = st<T>(s);
+}
+
+template <class T>
+__global__ void max_kernel(const T* x, T* values, int64_t* index, int64_t O, int64_t R, int64_t I) {
+    const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (p >= O * I) return;
+    const int64_t o = p / I, i = p % I;
+    float best = ld(x[o * R * I + i]);
+    int64_t best_r = 0;
+    for (int64_t r = 1; r < R; ++r) {
+        if (best != best) break;  // NaN wins, as on the CPU and in PyTorch
+        float v = ld(x[(o * R + r) * I + i]);
+        if (v > best || v != v) {
+            best = v;
+            best_r = r;
+        }
+    }
+    values[p] = st<T>(best);
+    index[p] = best_r;
+}
+
+__global__ void sum_squares_kernel(const float* x, int64_t n, double* partial) {
+    __shared__ float shared[32];
+    float s = 0.0f;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        s += x[i] * x[i];
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+AC_REGISTER_KERNEL("sum");
+AC_REGISTER_KERNEL("max_with_index");
+AC_REGISTER_KERNEL("sum_of_squares");
+
+}  // namespace
+
+void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out) {
+    const int64_t n = O * I;
+    if (n == 0) return;
+    dispatch_gpu_float(x.dtype(), "sum", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const T* px = static_cast<const T*>(x.raw_data());
+        T* po = static_cast<T*>(out.raw_data());
+        if (I == 1) {
+            const int rows_per_block = kThreads / 32;
+            sum_rows_kernel<T><<<(O + rows_per_block - 1) / rows_per_block, kThreads>>>(px, po, O, R);
+            AC_CUDA_LAUNCH_CHECK("sum");
+            return;
+        }
+        // Enough chunks along R that the GPU has ~64k threads of work, each summing >= 64 rows.
+        const int64_t chunks =
+            std::clamp<int64_t>(std::min(65536 / std::max<int64_t>(n, 1), R / 64), 1, 1024);
+        Tensor partial = empty({chunks, n}, DType::F32, Device::CUDA);
+        dim3 grid((n + kThreads - 1) / kThreads, chunks);
+        sum_columns_partial<T>
+            <<<grid, kThreads>>>(px, static_cast<float*>(partial.raw_data()), O, R, I, chunks);
+        AC_CUDA_LAUNCH_CHECK("sum");
+        sum_chunks<T><<<(n + kThreads - 1) / kThreads, kThreads>>>(
+            static_cast<const float*>(partial.raw_data()), po, n, chunks);
+        AC_CUDA_LAUNCH_CHECK("sum");
+    });
+}
+
+void max_with_index(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& values,
+                    const Tensor& index) {
+    const int64_t n = O * I;
+    if (n == 0) return;
+    dispatch_gpu_float(x.dtype(), "max", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        max_kernel<T><<<(n + kThreads - 1) / kThreads, kThreads>>>(
+            static_cast<const T*>(x.raw_data()), static_cast<T*>(values.raw_data()),
+            static_cast<int64_t*>(index.raw_data()), O, R, I);
+        AC_CUDA_LAUNCH_CHECK("max_with_index");
+    });
+}
+
+double sum_of_squares(const std::vector<Tensor>& tensors) {
+    constexpr int kBlocks = 264;  // two per SM of an H100
+    if (tensors.empty()) return 0.0;
+    Tensor partial = empty({static_cast<int64_t>(tensors.size()), kBlocks}, DType::F64, Device::CUDA);
+    double* pp = static_cast<double*>(partial.raw_data());
+    for (size_t k = 0; k < tensors.size(); ++k) {
+        const Tensor& t = tensors[k];
+        AC_CHECK(t.dtype() == DType::F32 && t.is_contiguous(),
+                 "sum_of_squares: expected contiguous f32, got ", t.desc());
+        sum_squares_kernel<<<kBlocks, kThreads>>>(static_cast<const float*>(t.raw_data()), t.numel(),
+                                                  pp + k * kBlocks);
+        AC_CUDA_LAUNCH_CHECK("sum_of_squares");
+    }
+    double total = 0.0;
+    for (double v : partial.to_vector<double>()) total += v;
+    return total;
+}
+
+}  // namespace aclip::cuda

@@ -1,0 +1,164 @@
+// bench_cuda.cpp: times the CUDA backend's kernels on ViT-B/16 A-CLIP shapes (batch 256, 197 tokens,
+// width 768): the bf16 GEMMs of a block, the memory-bound kernels (LayerNorm forward and backward,
+// residual add, GELU, softmax, AdamW and EMA over 86M parameters) and fused attention forward + backward.
+// A large device-to-device copy measures the memory ceiling in the same run. Each case prints
+// "name milliseconds flops bytes" (the work it must do: flops for GEMMs and attention, bytes read plus
+// written for the rest); tools/bench/bench_cuda_torch.py prints the same cases for PyTorch and
+// tools/bench/compare_cuda.sh joins them. Timing: 3 warm-ups, then the median of --iters runs, each
+// bracketed by device synchronisations. Inputs are random (never zeros).
+// Usage: aclip_bench_cuda [--iters N] [--quick]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/autograd/grad_mode.h"
+#include "engine/core/storage.h"
+#include "engine/cuda/cuda_ops.h"
+#include "engine/ops/ops.h"
+
+using namespace aclip;
+
+namespace {
+
+// Random values in [-1, 1) from a xorshift stream (fast enough for 86M elements), on the GPU.
+Tensor random_gpu(const Shape& s, DType dtype, uint64_t seed) {
+    Tensor t = empty(s, DType::F32);
+    float* p = t.data<float>();
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = static_cast<float>(x >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f;
+    }
+    return t.to(dtype).to(Device::CUDA);
+}
+
+double time_ms(int iters, const std::function<void()>& fn) {
+    for (int i = 0; i < 3; ++i) fn();
+    cuda::synchronize();
+    std::vector<double> ms;
+    for (int i = 0; i < iters; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        fn();
+        cuda::synchronize();
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+
+void report(const char* name, double ms, double flops, double bytes) {
+    std::printf("%-24s %10.4f %14.6g %14.6g\n", name, ms, flops, bytes);
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int iters = 20;
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--iters") && i + 1 < argc)
+            iters = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--quick"))
+            quick = true;
+        else {
+            std::fprintf(stderr, "usage: aclip_bench_cuda [--iters N] [--quick]\n");
+            return 2;
+        }
+    }
+    if (cuda_device_count() == 0) {
+        std::fprintf(stderr, "aclip_bench_cuda: no CUDA device\n");
+        return 1;
+    }
+    NoGradGuard no_grad;
+    std::printf("# device %s\n", cuda::device_name().c_str());
+    const int64_t B = quick ? 32 : 256, T = 197, C = 768, N = B * T, H = 12, D = 64;
+    const int64_t P = quick ? 8'000'000 : 86'192'640;  // ViT-B/16 CLIP parameters
+    const double bf = 2.0, f4 = 4.0;
+
+    {  // the memory ceiling: 1 GiB device-to-device
+        Tensor a = random_gpu({1 << 28}, DType::F32, 1), b = empty({1 << 28}, DType::F32, Device::CUDA);
+        double ms = time_ms(iters, [&] { b.copy_(a); });
+        report("copy_1GiB", ms, 0, 2.0 * a.numel() * f4);
+    }
+    {  // GEMMs of one ViT-B/16 block at batch B (bf16 in and out, f32 accumulation)
+        struct G {
+            const char* name;
+            int64_t M, K, Nn;
+            DType dt;
+        };
+        for (G g :
+             {G{"gemm_bf16_qkv", N, C, 3 * C, DType::BF16}, G{"gemm_bf16_fc1", N, C, 4 * C, DType::BF16},
+              G{"gemm_bf16_fc2", N, 4 * C, C, DType::BF16},
+              G{"gemm_bf16_8192", 8192, 8192, 8192, DType::BF16},
+              G{"gemm_f32_fc1", N, C, 4 * C, DType::F32}}) {
+            Tensor x = random_gpu({g.M, g.K}, g.dt, 2), w = random_gpu({g.K, g.Nn}, g.dt, 3);
+            double ms = time_ms(iters, [&] { (void)matmul(x, w); });
+            report(g.name, ms, 2.0 * g.M * g.K * g.Nn, 0);
+        }
+    }
+    {  // memory-bound kernels on (N, C) bf16 activations
+        Tensor x = random_gpu({N, C}, DType::BF16, 4), r = random_gpu({N, C}, DType::BF16, 5);
+        Tensor w = random_gpu({C}, DType::BF16, 6), bias = random_gpu({C}, DType::BF16, 7);
+        Tensor y = empty({N, C}, DType::BF16, Device::CUDA), mean = empty({N}, DType::F32, Device::CUDA),
+               rstd = empty({N}, DType::F32, Device::CUDA);
+        const double act = static_cast<double>(N) * C * bf;
+        report("layer_norm_fwd",
+               time_ms(iters, [&] { cuda::layer_norm_forward(x, w, bias, 1e-5, y, mean, rstd); }), 0,
+               2 * act);
+        Tensor dx = empty({N, C}, DType::BF16, Device::CUDA), dw = empty({C}, DType::BF16, Device::CUDA),
+               db = empty({C}, DType::BF16, Device::CUDA);
+        report("layer_norm_bwd",
+               time_ms(iters, [&] { cuda::layer_norm_backward(r, x, w, mean, rstd, dx, dw, db); }), 0,
+               3 * act);
+        report("residual_add", time_ms(iters, [&] { (void)add(x, r); }), 0, 3 * act);
+        Tensor h = random_gpu({N, 4 * C}, DType::BF16, 8);
+        report("gelu_fwd", time_ms(iters, [&] { (void)gelu(h); }), 0, 2 * 4 * act);
+    }
+    {  // softmax over attention rows (B, H, T, T) bf16
+        Tensor s = random_gpu({B * H * T, T}, DType::BF16, 9),
+               y = empty({B * H * T, T}, DType::BF16, Device::CUDA);
+        report("softmax_fwd", time_ms(iters, [&] { cuda::softmax_rows(s, y, false); }), 0,
+               2.0 * s.numel() * bf);
+    }
+    {  // optimizer over all parameters (f32 master weights and moments)
+        Tensor p = random_gpu({P}, DType::F32, 10), g = random_gpu({P}, DType::F32, 11);
+        Tensor m = zeros({P}, DType::F32, Device::CUDA), v = zeros({P}, DType::F32, Device::CUDA);
+        AdamWScalars s{1e-4f, 0.9f, 0.98f, 1e-8f, 0.1f, 0.1f, 0.2f};
+        report("adamw_step", time_ms(iters, [&] { cuda::adamw_step({p}, {g}, {m}, {v}, {0.1f}, s); }), 0,
+               7.0 * P * f4);
+        Tensor t = random_gpu({P}, DType::F32, 12);
+        report("ema_update", time_ms(iters, [&] { cuda::ema_update({t}, {p}, 0.999); }), 0, 3.0 * P * f4);
+    }
+    {  // attention forward + backward, bf16, (32, 12, 197, 64)
+        const int64_t AB = 32;
+        Tensor q = random_gpu({AB, H, T, D}, DType::BF16, 13), k = random_gpu({AB, H, T, D}, DType::BF16, 14),
+               v = random_gpu({AB, H, T, D}, DType::BF16, 15), g = random_gpu({AB, H, T, D}, DType::BF16, 16);
+        Tensor out = empty({AB, H, T, D}, DType::BF16, Device::CUDA),
+               lse = empty({AB, H, T}, DType::F32, Device::CUDA);
+        Tensor dq = empty(q.shape(), DType::BF16, Device::CUDA),
+               dk = empty(q.shape(), DType::BF16, Device::CUDA),
+               dv = empty(q.shape(), DType::BF16, Device::CUDA);
+        const double fwd = 4.0 * AB * H * T * T * D;
+        report("attention_fwd",
+               time_ms(iters, [&] { cuda::flash_attention_forward(q, k, v, false, out, lse); }), fwd, 0);
+        report("attention_fwd_bwd",
+               time_ms(iters,
+                       [&] {
+                           cuda::flash_attention_forward(q, k, v, false, out, lse);
+                           cuda::flash_attention_backward(q, k, v, out, lse, g, false, dq, dk, dv);
+                       }),
+               3.5 * fwd, 0);
+    }
+    AllocatorStats st = cuda::memory_stats();
+    std::printf("# peak device memory %.1f MiB (reserved %.1f MiB)\n", st.peak_in_use / 1048576.0,
+                st.peak_reserved / 1048576.0);
+    return 0;
+}

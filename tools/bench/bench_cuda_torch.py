@@ -1,0 +1,90 @@
+"""bench_cuda_torch.py: the PyTorch twin of aclip_bench_cuda: the same cases, shapes and dtypes on the same
+GPU, timed the same way (3 warm-ups, median of --iters runs bracketed by synchronisations). Prints
+"name milliseconds flops bytes" lines; tools/bench/compare_cuda.sh joins the two outputs."""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def time_ms(iters, fn):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    ms = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    ms.sort()
+    return ms[len(ms) // 2]
+
+
+def report(name, ms, flops, bytes_):
+    print(f"{name:<24} {ms:10.4f} {flops:14.6g} {bytes_:14.6g}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    it = args.iters
+    dev = "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = False  # the f32 case is true f32, as in aclip
+    print(f"# device {torch.cuda.get_device_name()} torch {torch.__version__}")
+    B = 32 if args.quick else 256
+    T, C, H, D = 197, 768, 12, 64
+    N = B * T
+    P = 8_000_000 if args.quick else 86_192_640
+    rnd = lambda *s, dt=torch.float32: (torch.rand(*s, device=dev) * 2 - 1).to(dt)
+
+    a = rnd(1 << 28)
+    b = torch.empty_like(a)
+    report("copy_1GiB", time_ms(it, lambda: b.copy_(a)), 0, 2.0 * a.numel() * 4)
+    del a, b
+    for name, M, K, Nn, dt in [("gemm_bf16_qkv", N, C, 3 * C, torch.bfloat16),
+                               ("gemm_bf16_fc1", N, C, 4 * C, torch.bfloat16),
+                               ("gemm_bf16_fc2", N, 4 * C, C, torch.bfloat16),
+                               ("gemm_bf16_8192", 8192, 8192, 8192, torch.bfloat16),
+                               ("gemm_f32_fc1", N, C, 4 * C, torch.float32)]:
+        x, w = rnd(M, K, dt=dt), rnd(K, Nn, dt=dt)
+        report(name, time_ms(it, lambda: x @ w), 2.0 * M * K * Nn, 0)
+    bf = torch.bfloat16
+    x, r = rnd(N, C, dt=bf), rnd(N, C, dt=bf)
+    w, bias = rnd(C, dt=bf), rnd(C, dt=bf)
+    act = N * C * 2.0
+    report("layer_norm_fwd", time_ms(it, lambda: F.layer_norm(x, (C,), w, bias, 1e-5)), 0, 2 * act)
+    xg = x.clone().requires_grad_()
+    wg, bg = w.clone().requires_grad_(), bias.clone().requires_grad_()
+    y = F.layer_norm(xg, (C,), wg, bg, 1e-5)
+    report("layer_norm_bwd", time_ms(it, lambda: torch.autograd.grad(y, (xg, wg, bg), r, retain_graph=True)), 0, 3 * act)
+    report("residual_add", time_ms(it, lambda: x + r), 0, 3 * act)
+    h = rnd(N, 4 * C, dt=bf)
+    report("gelu_fwd", time_ms(it, lambda: F.gelu(h)), 0, 2 * 4 * act)
+    s = rnd(B * H * T, T, dt=bf)
+    report("softmax_fwd", time_ms(it, lambda: torch.softmax(s, -1)), 0, 2.0 * s.numel() * 2)
+    del x, r, h, s, y
+    p = torch.nn.Parameter(rnd(P))
+    p.grad = rnd(P)
+    opt = torch.optim.AdamW([p], lr=1e-4, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.1, fused=True)
+    report("adamw_step", time_ms(it, opt.step), 0, 7.0 * P * 4)
+    t = rnd(P)
+    report("ema_update", time_ms(it, lambda: t.lerp_(p.detach(), 0.001)), 0, 3.0 * P * 4)
+    AB = 32
+    q, k, v, g = (rnd(AB, H, T, D, dt=bf) for _ in range(4))
+    fwd = 4.0 * AB * H * T * T * D
+    report("attention_fwd", time_ms(it, lambda: F.scaled_dot_product_attention(q, k, v)), fwd, 0)
+    qg, kg, vg = (z.clone().requires_grad_() for z in (q, k, v))
+
+    def fwd_bwd():
+        o = F.scaled_dot_product_attention(qg, kg, vg)
+        torch.autograd.grad(o, (qg, kg, vg), g)
+
+    report("attention_fwd_bwd", time_ms(it, fwd_bwd), 3.5 * fwd, 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# gpu_check.sh: the one prepared check of the CUDA backend on a GPU machine (one H100 or H200 with the CUDA
+# toolkit, CMake, Ninja and PyTorch, but none of Debian's -dev packages and no network). In under six
+# minutes it builds the engine, the models and their tests (ACLIP_ENGINE_ONLY), runs every test with
+# --require-gpu (so a skipped GPU case fails), runs the kernel benchmarks and their PyTorch twin on the
+# same card, and writes one report.
+#
+#   tools/gpu_check.sh --stage         here, before sending the tree: copies the header-only test framework
+#                                      (doctest) and the commit id into .deps/ (ignored; carry it along)
+#   tools/gpu_check.sh [REPORT]        on the GPU machine; REPORT defaults to gpu_report.md
+#   tools/gpu_check.sh --dry-run       here: the same build and tests without a GPU (GPU cases skip),
+#                                      to check the script and the engine-only build before spending GPU time
+#
+# With the device tool: run `tools/gpu_check.sh --stage`, then on the machine, carrying .deps:
+#   tools/gpu_check.sh $OUT/gpu_report.md
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--stage" ]]; then
+    mkdir -p .deps/doctest
+    header=$(find /usr/include -name doctest.h -path '*doctest/doctest.h' | head -1)
+    [[ -n "$header" ]] || { echo "doctest.h not found: run tools/install_deps.sh" >&2; exit 1; }
+    cp "$header" .deps/doctest/doctest.h
+    git rev-parse HEAD > .deps/commit 2>/dev/null || echo unknown > .deps/commit
+    git diff --quiet HEAD 2>/dev/null || echo "(with uncommitted changes)" >> .deps/commit
+    echo "staged .deps/ (doctest, commit $(head -1 .deps/commit))"
+    exit 0
+fi
+
+dry_run=0
+if [[ "${1:-}" == "--dry-run" ]]; then
+    dry_run=1
+    shift
+fi
+report="${1:-gpu_report.md}"
+build=build-gpu
+jobs=$(nproc 2>/dev/null || echo 4)
+start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - start )); }
+[[ -f .deps/doctest/doctest.h ]] || { echo "run tools/gpu_check.sh --stage first (here, not on the GPU machine)" >&2; exit 1; }
+
+log_dir=$(dirname "$report")
+mkdir -p "$log_dir"
+{
+    echo "# aclip GPU check"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- commit: $(tr '\n' ' ' < .deps/commit)"
+    echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
+    echo "- nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo none)"
+} > "$report"
+
+status=0
+echo "== configure and build ($jobs jobs)"
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cuda_flag=ON
+[[ $dry_run -eq 1 ]] && cuda_flag=AUTO
+if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP_ENGINE_ONLY=ON \
+        -DACLIP_CUDA=$cuda_flag -DCMAKE_CUDA_ARCHITECTURES=90 -DDOCTEST_INCLUDE_DIR="$PWD/.deps" \
+        > "$log_dir/gpu_configure.log" 2>&1; then
+    tail -30 "$log_dir/gpu_configure.log"
+    echo "- configure: FAILED (see gpu_configure.log)" >> "$report"
+    exit 1
+fi
+if ! cmake --build "$build" -j "$jobs" > "$log_dir/gpu_build.log" 2>&1; then
+    grep -E "error|Error" "$log_dir/gpu_build.log" | head -30
+    echo "- build: FAILED after $(elapsed) s (see gpu_build.log)" >> "$report"
+    exit 1
+fi
+echo "- build: ok in $(elapsed) s" >> "$report"
+
+echo "== tests (--require-gpu) at $(elapsed) s"
+require=(--require-gpu)
+[[ $dry_run -eq 1 ]] && require=()
+timeout 240 "$build/tests/aclip_tests" "${require[@]}" > "$log_dir/gpu_tests.log" 2>&1
+test_status=$?
+summary=$(grep -E "^\[doctest\] (test cases|assertions)" "$log_dir/gpu_tests.log" | tr -s ' ')
+{
+    echo "- tests (exit $test_status) at $(elapsed) s:"
+    echo '```'
+    echo "$summary"
+    grep -E "GPU test cases skipped" "$log_dir/gpu_tests.log"
+    grep -E "ERROR|FATAL|relative error|differ" "$log_dir/gpu_tests.log" | head -40
+    echo '```'
+} >> "$report"
+[[ $test_status -eq 0 ]] || status=1
+tail -5 "$log_dir/gpu_tests.log"
+
+if [[ $dry_run -eq 0 ]]; then
+    echo "== benchmarks at $(elapsed) s"
+    {
+        echo "- benchmarks (tools/bench/compare_cuda.sh $build, same card, same run):"
+        echo '```'
+        timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
+        echo '```'
+    } >> "$report"
+fi
+echo "- total: $(elapsed) s" >> "$report"
+cat "$report"
+exit $status
