@@ -25,6 +25,19 @@ __global__ void sum_rows_kernel(const T* x, T* out, int64_t O, int64_t R) {
     if (lane == 0) out[row] = st<T>(s);
 }
 
+// I == 1 with few rows: block (c, o) sums slice c of row o into partial[c, o] (then sum_chunks).
+template <class T>
+__global__ void sum_rows_partial(const T* x, float* partial, int64_t O, int64_t R, int64_t chunks) {
+    __shared__ float shared[32];
+    const int64_t c = blockIdx.x, o = blockIdx.y;
+    const int64_t r0 = c * R / chunks, r1 = (c + 1) * R / chunks;
+    const T* xr = x + o * R;
+    float s = 0.0f;
+    for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x) s += ld(xr[r]);
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) partial[c * O + o] = s;
+}
+
 // I > 1: the R axis is cut into `chunks`; thread (o, i) of chunk c sums its slice into partial.
 template <class T>
 __global__ void sum_columns_partial(const T* x, float* partial, int64_t O, int64_t R, int64_t I,
@@ -90,7 +103,18 @@ void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out) {
         using T = typename decltype(tag)::type;
         const T* px = static_cast<const T*>(x.raw_data());
         T* po = static_cast<T*>(out.raw_data());
-        if (I == 1) {
+        if (I == 1 && O < 4096 && R >= 8192) {  // few long rows: many blocks per row
+            const int64_t chunks = std::clamp<int64_t>(R / 8192, 1, std::max<int64_t>(1, 2048 / O));
+            Tensor partial = empty({chunks, O}, DType::F32, Device::CUDA);
+            sum_rows_partial<T>
+                <<<dim3(chunks, O), kThreads>>>(px, static_cast<float*>(partial.raw_data()), O, R, chunks);
+            AC_CUDA_LAUNCH_CHECK("sum");
+            sum_chunks<T><<<(O + kThreads - 1) / kThreads, kThreads>>>(
+                static_cast<const float*>(partial.raw_data()), po, O, chunks);
+            AC_CUDA_LAUNCH_CHECK("sum");
+            return;
+        }
+        if (I == 1) {  // many rows: a warp per row
             const int rows_per_block = kThreads / 32;
             sum_rows_kernel<T><<<(O + rows_per_block - 1) / rows_per_block, kThreads>>>(px, po, O, R);
             AC_CUDA_LAUNCH_CHECK("sum");
