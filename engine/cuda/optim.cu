@@ -20,6 +20,7 @@ struct TensorSlot {
     float* v;        // second moment (AdamW only)
     int64_t n;
     float weight_decay;
+    bool vec4;  // every pointer 16-byte aligned and n a multiple of 4: float4 accesses
 };
 struct Chunk {
     int32_t slot;
@@ -41,15 +42,31 @@ __global__ void ema_kernel(const TensorSlot* slots, const Chunk* chunks, float m
     const Chunk c = chunks[blockIdx.x];
     const TensorSlot t = slots[c.slot];
     const int64_t end = min(c.start + kChunk, t.n);
-    for (int64_t i = c.start + threadIdx.x; i < end; i += blockDim.x)
-        t.p[i] = __fadd_rn(__fmul_rn(t.p[i], momentum), __fmul_rn(one_minus, t.g[i]));
+    auto blend = [&](float p, float s) { return __fadd_rn(__fmul_rn(p, momentum), __fmul_rn(one_minus, s)); };
+    if (t.vec4) {
+        for (int64_t i = c.start / 4 + threadIdx.x; i < end / 4; i += blockDim.x) {
+            float4 p = reinterpret_cast<float4*>(t.p)[i];
+            const float4 s = reinterpret_cast<const float4*>(t.g)[i];
+            reinterpret_cast<float4*>(t.p)[i] =
+                make_float4(blend(p.x, s.x), blend(p.y, s.y), blend(p.z, s.z), blend(p.w, s.w));
+        }
+        return;
+    }
+    for (int64_t i = c.start + threadIdx.x; i < end; i += blockDim.x) t.p[i] = blend(t.p[i], t.g[i]);
 }
 
 AC_REGISTER_KERNEL("adamw_step");
 AC_REGISTER_KERNEL("ema_update");
 
+bool aligned16(const void* p) {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
 // Copies the slot and chunk tables to the device; returns the number of chunks.
-int64_t upload_tables(const std::vector<TensorSlot>& slots, Tensor& slot_buf, Tensor& chunk_buf) {
+int64_t upload_tables(std::vector<TensorSlot>& slots, Tensor& slot_buf, Tensor& chunk_buf) {
+    for (TensorSlot& t : slots)
+        t.vec4 = t.n % 4 == 0 && aligned16(t.p) && aligned16(t.g) && (!t.m || aligned16(t.m)) &&
+                 (!t.v || aligned16(t.v));
     std::vector<Chunk> chunks;
     for (size_t k = 0; k < slots.size(); ++k)
         for (int64_t start = 0; start < slots[k].n; start += kChunk)
@@ -77,7 +94,7 @@ void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gr
     for (size_t k = 0; k < params.size(); ++k)
         slots.push_back({f32_ptr(params[k], "AdamW"), f32_ptr(grads[k], "AdamW"),
                          f32_ptr(exp_avg[k], "AdamW"), f32_ptr(exp_avg_sq[k], "AdamW"), params[k].numel(),
-                         weight_decay[k]});
+                         weight_decay[k], false});
     Tensor slot_buf, chunk_buf;
     const int64_t blocks = upload_tables(slots, slot_buf, chunk_buf);
     if (blocks == 0) return;
@@ -90,7 +107,7 @@ void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& so
     std::vector<TensorSlot> slots;
     for (size_t k = 0; k < target.size(); ++k)
         slots.push_back({f32_ptr(target[k], "ema_update"), f32_ptr(source[k], "ema_update"), nullptr, nullptr,
-                         target[k].numel(), 0.0f});
+                         target[k].numel(), 0.0f, false});
     Tensor slot_buf, chunk_buf;
     const int64_t blocks = upload_tables(slots, slot_buf, chunk_buf);
     if (blocks == 0) return;

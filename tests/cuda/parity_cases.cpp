@@ -235,6 +235,19 @@ std::vector<ParityCase> build() {
     }
     {
         ParityCase c;
+        c.name = "layer_norm, rows wider than the register cache";
+        c.kernels = {"layer_norm_forward", "layer_norm_backward"};
+        c.inputs = [](S s) {
+            Shape x = s == S::One ? Shape{1, 1025} : s == S::Odd ? Shape{5, 1100} : Shape{4096, 2048};
+            return std::vector<In>{In{x}, In{{x[1]}}, In{{x[1]}}};
+        };
+        c.run = [](const Ts& x) { return Ts{layer_norm(x[0], x[1], x[2], 1e-5)}; };
+        c.f32_tol = 1e-4;
+        c.tol_reason = "the weight gradient sums up to 4,096 rows of products";
+        v.push_back(c);
+    }
+    {
+        ParityCase c;
         c.name = "batch_norm (composed)";
         c.kernels = {"sum", "pointwise.Sub", "pointwise.Rsqrt", "pointwise.Mul", "pointwise.Add"};
         c.inputs = [](S s) {

@@ -156,6 +156,19 @@ int main(int argc, char** argv) {
                            cuda::flash_attention_backward(q, k, v, out, lse, g, false, dq, dk, dv);
                        }),
                3.5 * fwd, 0);
+        // The composed path (batched cuBLASLt products and the softmax kernels, through autograd), which
+        // materialises the (T, T) scores: what the GPU runs when the probabilities are asked for.
+        set_grad_enabled(true);
+        Tensor qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_(),
+               vg = v.detach().requires_grad_();
+        report("attention_composed",
+               time_ms(iters,
+                       [&] {
+                           Tensor o = scaled_dot_product_attention(qg, kg, vg, false, true).out;
+                           sum(mul(o, g)).backward();
+                       }),
+               3.5 * fwd, 0);
+        set_grad_enabled(false);
     }
     AllocatorStats st = cuda::memory_stats();
     std::printf("# peak device memory %.1f MiB (reserved %.1f MiB)\n", st.peak_in_use / 1048576.0,
