@@ -1,7 +1,11 @@
-// attention.cpp: scaled dot-product attention, dropout and l2_normalize. On the CPU they are composed
-// from engine ops, so autograd derives their backward, and they are the specification the fused CUDA
-// kernels (engine/cuda/attention.cu) are tested against. On the GPU attention runs fused, forward and
-// backward, whenever the probabilities are not asked for.
+// attention.cpp: scaled dot-product attention, dropout and l2_normalize. They are composed from engine
+// ops, so autograd derives their backward, and the composed attention is the specification the fused
+// CUDA kernels (engine/cuda/attention.cu) are tested against.
+// Which attention the GPU runs: the composed one (two batched cuBLASLt products around the softmax
+// kernel) when there are at most kComposedMaxKeys keys, the fused kernels beyond. Measured on an H200
+// at (32, 12, 197, 64) bf16, forward + backward: composed 0.60 ms, fused 2.62 ms (docs/GPU_STATUS.md);
+// the fused kernels use no tensor cores yet, and their memory advantage (no (T, T) scores) matters only
+// for long sequences. fused_attention() runs the fused kernels whatever the length.
 #include <cmath>
 
 #include "engine/autograd/grad_mode.h"
@@ -14,17 +18,22 @@ namespace aclip {
 
 namespace {
 
-AttentionResult fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+constexpr int64_t kComposedMaxKeys = 1024;
+
+}  // namespace
+
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+    if (common_device("fused_attention", {&q, &k, &v}) != Device::CUDA ||
+        !cuda::flash_attention_supports(q.size(3)))
+        return scaled_dot_product_attention(q, k, v, causal).out;
     const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2);
     Tensor qc = q.contiguous().detach(), kc = k.contiguous().detach(), vc = v.contiguous().detach();
     Tensor out = empty(q.shape(), q.dtype(), Device::CUDA);
     Tensor lse = empty({B, H, Tq}, DType::F32, Device::CUDA);
     cuda::flash_attention_forward(qc, kc, vc, causal, out, lse);
-    AttentionResult r;
-    r.out = out;
-    if (!needs_grad({q, k, v})) return r;
+    if (!needs_grad({q, k, v})) return out;
     SavedTensor sq(qc, "attention"), sk(kc, "attention"), sv(vc, "attention"), so(out, "attention");
-    r.out = record("scaled_dot_product_attention", out, {q, k, v}, [=](const Tensor& g) {
+    return record("fused_attention", out, {q, k, v}, [=](const Tensor& g) {
         const Tensor &qs = sq.get(), &ks = sk.get(), &vs = sv.get();
         Tensor dq = empty(qs.shape(), qs.dtype(), Device::CUDA),
                dk = empty(ks.shape(), ks.dtype(), Device::CUDA),
@@ -32,10 +41,7 @@ AttentionResult fused_attention(const Tensor& q, const Tensor& k, const Tensor& 
         cuda::flash_attention_backward(qs, ks, vs, so.get(), lse, g.contiguous(), causal, dq, dk, dv);
         return std::vector<Tensor>{dq, dk, dv};
     });
-    return r;
 }
-
-}  // namespace
 
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                              bool return_probs) {
@@ -49,12 +55,13 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
         v.desc());
     AC_CHECK(q.dtype() == k.dtype() && k.dtype() == v.dtype(),
              "scaled_dot_product_attention: dtypes differ: ", q.desc(), ", ", k.desc(), ", ", v.desc());
-    if (common_device("scaled_dot_product_attention", {&q, &k, &v}) == Device::CUDA && !return_probs &&
-        cuda::flash_attention_supports(q.size(3)))
-        return fused_attention(q, k, v, causal);
     const int64_t Tq = q.size(2), Tk = k.size(2);
+    if (common_device("scaled_dot_product_attention", {&q, &k, &v}) == Device::CUDA && !return_probs &&
+        cuda::flash_attention_supports(q.size(3)) && Tk > kComposedMaxKeys)
+        return AttentionResult{fused_attention(q, k, v, causal), Tensor()};
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
-    Tensor scores = mul_scalar(matmul(q, k.transpose(-2, -1)), scale);  // (B, H, Tq, Tk)
+    // q is scaled before the product: a (Tq, D) pass instead of a (Tq, Tk) one, forward and backward.
+    Tensor scores = matmul(mul_scalar(q, scale), k.transpose(-2, -1));  // (B, H, Tq, Tk)
     if (causal) {
         std::vector<uint8_t> mask(Tq * Tk);  // query i sees keys j <= i
         for (int64_t i = 0; i < Tq; ++i)

@@ -123,6 +123,9 @@ struct AttentionResult {
 // q (B, H, Tq, D), k and v (B, H, Tk, D); scale = 1/sqrt(D); causal masks keys after each query.
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                              bool return_probs = false);
+// The same attention through the fused CUDA kernels (head dims 32 and 64; the scores never reach memory),
+// whatever the length; on the CPU, or for other head dims, the composed op above.
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal);
 // The softmax attention row of query 0 (the CLS token) of every head: (B, H, Tk). No gradient. On the GPU
 // this is the one row fused attention cannot return; the attentive mask reads it from the EMA model.
 Tensor attention_cls_probs(const Tensor& q, const Tensor& k);

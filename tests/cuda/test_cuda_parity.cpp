@@ -221,7 +221,7 @@ TEST_SUITE("cuda") {
                 ++passed;
             } catch (const std::exception& e) {
                 ++failed;
-                FAIL_CHECK("case '" << c.name << "' threw: " << e.what());
+                FAIL_CHECK("case '" << c.name << "' threw: " << std::string(e.what()));
             }
         }
         MESSAGE("parity cases run without an exception: " << passed << ", threw: " << failed);
