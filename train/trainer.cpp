@@ -16,6 +16,7 @@
 #include "engine/autograd/grad_mode.h"
 #include "engine/dist/comm.h"
 #include "engine/io/json_lite.h"
+#include "engine/ops/autocast.h"
 #include "engine/optim/schedule.h"
 #include "models/checkpoint.h"
 #include "models/presets.h"
@@ -271,6 +272,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     const int64_t accumulate = cfg.integer("train.accumulate"), log_every = cfg.integer("train.log_every");
     const int64_t ckpt_every = cfg.integer("checkpoint.every"), eval_every = cfg.integer("eval.every");
     const bool skip_nonfinite = cfg.str("train.on_nonfinite") == "skip";
+    const bool mixed_precision = cfg.str("train.precision") == "bf16";
     auto run_start = std::chrono::steady_clock::now();
     const int64_t first_step = step;
     const bool progress_bar = isatty(fileno(stderr)) != 0;
@@ -313,7 +315,10 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
                           b.text,
                           seed,
                           static_cast<uint64_t>(step * accumulate + micro) << 24};
-            out = model.forward(ab, m);
+            {
+                AutocastGuard autocast(mixed_precision);  // train.precision = bf16
+                out = model.forward(ab, m);
+            }
             std::string bad;  // the first non-finite term of this rank
             for (auto [name, term] : {std::pair{"loss", out.loss},
                                       {"clip1", out.clip1},

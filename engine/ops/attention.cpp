@@ -12,6 +12,7 @@
 #include "engine/autograd/node.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/math/philox.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -110,7 +111,8 @@ Tensor attention_cls_probs(const Tensor& q, const Tensor& k) {
     return softmax(scores, -1).squeeze(2);
 }
 
-Tensor l2_normalize(const Tensor& x, int64_t dim, double eps) {
+Tensor l2_normalize(const Tensor& x_in, int64_t dim, double eps) {
+    const Tensor x = autocast_to_f32(x_in);
     // x / max(||x||, eps), with the clamp before the sqrt so a zero vector has a finite gradient.
     Tensor sq = sum(mul(x, x), {dim}, true);
     return div(x, sqrt(clamp(sq, eps * eps, std::nullopt)));

@@ -6,6 +6,7 @@
 #include "engine/autograd/node.h"
 #include "engine/cpu/map.h"
 #include "engine/math/activations.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -14,7 +15,8 @@ namespace {
 using Grads = std::vector<Tensor>;
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) {
+Tensor add(const Tensor& a_in, const Tensor& b_in) {
+    auto [a, b] = autocast_promote(a_in, b_in);
     Tensor out = map_pointwise<PW::Add>(a, b);
     Shape sa = a.shape(), sb = b.shape();
     bool ra = a.requires_grad(), rb = b.requires_grad();
@@ -23,7 +25,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
     });
 }
 
-Tensor sub(const Tensor& a, const Tensor& b) {
+Tensor sub(const Tensor& a_in, const Tensor& b_in) {
+    auto [a, b] = autocast_promote(a_in, b_in);
     Tensor out = map_pointwise<PW::Sub>(a, b);
     Shape sa = a.shape(), sb = b.shape();
     bool ra = a.requires_grad(), rb = b.requires_grad();
@@ -32,7 +35,8 @@ Tensor sub(const Tensor& a, const Tensor& b) {
     });
 }
 
-Tensor mul(const Tensor& a, const Tensor& b) {
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+    auto [a, b] = autocast_promote(a_in, b_in);
     Tensor out = map_pointwise<PW::Mul>(a, b);
     if (!needs_grad({a, b})) return out;
     SavedTensor sa(a, "mul"), sb(b, "mul");
@@ -44,7 +48,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
     });
 }
 
-Tensor div(const Tensor& a, const Tensor& b) {
+Tensor div(const Tensor& a_in, const Tensor& b_in) {
+    auto [a, b] = autocast_promote(a_in, b_in);
     Tensor out = map_pointwise<PW::Div>(a, b);
     if (!needs_grad({a, b})) return out;
     SavedTensor sa(a, "div"), sb(b, "div");
@@ -58,7 +63,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
     });
 }
 
-Tensor maximum(const Tensor& a, const Tensor& b) {
+Tensor maximum(const Tensor& a_in, const Tensor& b_in) {
+    auto [a, b] = autocast_promote(a_in, b_in);
     Tensor out = map_pointwise<PW::Maximum>(a, b);
     if (!needs_grad({a, b})) return out;
     Tensor a_wins = map_pointwise<PW::MaximumMask>(a, b);
@@ -145,7 +151,8 @@ Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi
     return unary_op<PW::Clamp, PW::ClampBackward>("clamp", a, DerivOf::Input, l, h);
 }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
+    auto [a, b] = autocast_promote(a_in, b_in);
     Tensor out = map_where("where", cond, a, b);
     if (!needs_grad({a, b})) return out;
     Shape sa = a.shape(), sb = b.shape();

@@ -5,6 +5,7 @@
 #include "engine/cpu/gemm.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -133,7 +134,8 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+    const Tensor a = autocast_to_low(a_in), b = autocast_to_low(b_in);
     Tensor out = matmul_forward(a, b);
     if (!needs_grad({a, b})) return out;
     SavedTensor sa(a, "matmul"), sb(b, "matmul");
@@ -156,7 +158,9 @@ void add_bias_rows(Tensor& y, const Tensor& bias) {
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
+    const Tensor x = autocast_to_low(x_in), weight = autocast_to_low(weight_in),
+                 bias = autocast_to_low(bias_in);
     common_device("linear", {&x, &weight, &bias});
     AC_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got ", weight.desc());
     AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ", x.desc(),

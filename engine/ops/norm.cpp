@@ -6,6 +6,7 @@
 #include "engine/autograd/node.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -92,7 +93,9 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
 
 }  // namespace
 
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, double eps) {
+    // Under autocast the normalisation runs in the dtype of its (f32) parameters.
+    const Tensor x = autocast_enabled() && weight.defined() ? x_in.to(weight.dtype()) : autocast_to_f32(x_in);
     const Device device = common_device("layer_norm", {&x, &weight, &bias});
     AC_CHECK(x.dim() >= 1, "layer_norm: input must have at least one dim, got ", x.desc());
     const int64_t D = x.size(-1), R = x.numel() / std::max<int64_t>(D, 1);
@@ -142,8 +145,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
     });
 }
 
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                   Tensor running_var, bool training, double momentum, double eps) {
+    const Tensor x = autocast_enabled() && weight.defined() ? x_in.to(weight.dtype()) : autocast_to_f32(x_in);
     AC_CHECK(x.dim() == 2, "batch_norm: input must be (N, C), got ", x.desc());
     const int64_t N = x.size(0), C = x.size(1);
     for (const Tensor* p : std::initializer_list<const Tensor*>{&weight, &bias, &running_mean, &running_var})

@@ -9,6 +9,7 @@
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/math/fast_exp.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -111,7 +112,8 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
     return softmax_impl(x, dim, true, "log_softmax");
 }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& target) {
+    const Tensor logits = autocast_to_f32(logits_in);  // losses in f32 under autocast
     const Device device = common_device("cross_entropy", {&logits, &target});
     AC_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, C), got ", logits.desc());
     AC_CHECK(target.dim() == 1 && target.size(0) == logits.size(0) && is_integral(target.dtype()),

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "engine/autograd/grad_mode.h"
+#include "engine/ops/autocast.h"
 #include "models/checkpoint.h"
 #include "models/losses.h"
 #include "models/presets.h"
@@ -218,6 +219,42 @@ TEST_SUITE("model") {
             CHECK(simclr_loss(z, z, 0.1).item() <
                   simclr_loss(z, random_tensor({4, 8}, 6, -1, 1, DType::F64), 0.1).item());
         }
+    }
+
+    TEST_CASE("mixed precision: the A-CLIP step under autocast stays close to f32, gradients f32") {
+        AclipConfig c = model_preset("tiny");
+        // Random masks from the same stream keep the same patches in both runs; the attentive mask ranks
+        // an EMA score whose near-ties bf16 may reorder, which would compare different crops.
+        c.mask = MaskMode::Random;
+        AclipBatch batch = random_batch(c, 4, 40);
+        auto run = [&](bool mixed) {
+            Generator gen(5);
+            Aclip model(c, gen);
+            AclipStep out;
+            {
+                AutocastGuard autocast(mixed);  // forward only, as the trainer does
+                out = model.forward(batch, 0.99);
+            }
+            out.loss.backward();
+            std::vector<Tensor> grads;
+            for (Tensor& p : model.parameters())
+                if (p.requires_grad() && p.grad().defined()) grads.push_back(p.grad().clone());
+            return std::tuple{out, grads, model.clip.logit_scale.dtype()};
+        };
+        auto [f32, g32, dt32] = run(false);
+        auto [mixed, g16, dt16] = run(true);
+        CHECK(dt16 == DType::F32);  // master weights stay f32
+        for (auto [a, b] :
+             {std::pair{mixed.clip1, f32.clip1}, {mixed.simclr, f32.simclr}, {mixed.byol, f32.byol}}) {
+            INFO("mixed " << a.item() << " vs f32 " << b.item());
+            CHECK(std::abs(a.item() - b.item()) / std::abs(b.item()) < 2e-2);  // a few bf16 roundings
+        }
+        REQUIRE(g16.size() == g32.size());
+        for (size_t i = 0; i < g16.size(); ++i) {
+            CHECK(g16[i].dtype() == DType::F32);
+            for (double v : g16[i].to_vector<double>()) REQUIRE(std::isfinite(v));
+        }
+        CHECK_CLOSE(mixed.keep1, f32.keep1, 0.0, 0.0);
     }
 
     TEST_CASE("unknown presets and bad configurations are clear errors") {

@@ -80,6 +80,20 @@ TEST_SUITE("train") {
               std::string::npos);
     }
 
+    TEST_CASE("train.precision = bf16 trains with bf16 products and keeps f32 master weights") {
+        Config c = tiny_run("bf16");
+        c.set_override("train.precision=bf16");
+        c.set_override("train.steps=3");
+        TrainResult r = train(c);
+        CHECK(r.step == 3);
+        CHECK(std::isfinite(r.loss));
+        SafetensorsFile saved = load_safetensors(list_checkpoints(data_dir() + "/bf16").back());
+        for (auto& [name, t] : saved.tensors)
+            if (is_floating(t.dtype())) CHECK_MESSAGE(t.dtype() == DType::F32, name);
+        CHECK(test::error_of([&] { c.set_override("train.precision=f16"); }).find("not one of: f32, bf16") !=
+              std::string::npos);
+    }
+
     TEST_CASE("a non-finite loss stops the run, naming the step and the term") {
         Config c = tiny_run("nan");
         c.set_override("aclip.simclr_tau=0");  // 1/tau = inf: SimCLR's logits overflow at once

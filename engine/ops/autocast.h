@@ -1,0 +1,36 @@
+// autocast.h: mixed precision as a mode of the ops, in the manner of PyTorch's autocast. Inside an
+// AutocastGuard, matrix products (matmul, linear) cast their f32 inputs to bf16 and return bf16: the
+// weights stay f32 masters, their casts are recorded, so gradients arrive in f32; accumulation is f32 on
+// the tensor cores and in the CPU GEMM. Elementwise ops that meet f32 and bf16 compute in f32 (so the
+// residual stream stays f32), and the ops whose precision matters most run in f32 whatever their input:
+// layer_norm and batch_norm (in the dtype of their f32 parameters), l2_normalize and cross_entropy.
+// Softmax keeps its input dtype: its kernels accumulate in f32. Outside a guard nothing changes, and
+// mixing dtypes is an error, as everywhere else in the engine. The switch for debugging is simply not to
+// open a guard (train.precision = f32).
+#pragma once
+#include "engine/core/tensor.h"
+
+namespace aclip {
+
+bool autocast_enabled();  // thread-local, off by default
+
+class AutocastGuard {
+  public:
+    explicit AutocastGuard(bool on = true);
+    ~AutocastGuard();
+    AutocastGuard(const AutocastGuard&) = delete;
+    AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+  private:
+    bool previous_;
+};
+
+// For the ops: t cast to bf16 when autocast is on and t is f32 (recorded by autograd); else t.
+Tensor autocast_to_low(const Tensor& t);
+// t cast to f32 when autocast is on and t is bf16; else t.
+Tensor autocast_to_f32(const Tensor& t);
+// Under autocast, two floating operands of different dtypes are both brought to the wider one; else
+// they are returned unchanged (and the op reports a mismatch).
+std::pair<Tensor, Tensor> autocast_promote(const Tensor& a, const Tensor& b);
+
+}  // namespace aclip
