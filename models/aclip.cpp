@@ -109,9 +109,11 @@ AclipStep Aclip::forward(const AclipBatch& batch, double m) {
         out.keep1 = attentive_keep(out.attn, batch.boxes, 0, mask_cfg);
         if (cfg.views == 2) out.keep2 = attentive_keep(out.attn, batch.boxes, 1, mask_cfg);
     } else if (cfg.mask == MaskMode::Random) {
-        out.keep1 = random_keep(B, N, cfg.keep_ratio, batch.mask_seed, batch.mask_offset);
+        out.keep1 =
+            random_keep(B, N, cfg.keep_ratio, batch.mask_seed, batch.mask_offset).to(batch.view1.device());
         if (cfg.views == 2)
-            out.keep2 = random_keep(B, N, cfg.keep_ratio, batch.mask_seed, batch.mask_offset + B * N);
+            out.keep2 = random_keep(B, N, cfg.keep_ratio, batch.mask_seed, batch.mask_offset + B * N)
+                            .to(batch.view1.device());
     }
 
     // 3. The online towers: both views in one pass.

@@ -22,8 +22,8 @@ int64_t kept_patches(const MaskConfig& c) {
 Tensor view_score_map(const Tensor& score_row, const int64_t* e, const int64_t* o, int64_t G) {
     NoGradGuard no_grad;
     // e, o: (top, left, height, width)
-    Tensor map = resize_bilinear(score_row.reshape({1, 1, G, G}), e[2], e[3]);  // (1, 1, Eh, Ew)
-    Tensor crop = zeros({1, 1, o[2], o[3]}, score_row.dtype());                 // zero outside the EMA box
+    Tensor map = resize_bilinear(score_row.reshape({1, 1, G, G}), e[2], e[3]);       // (1, 1, Eh, Ew)
+    Tensor crop = zeros({1, 1, o[2], o[3]}, score_row.dtype(), score_row.device());  // zero outside the box
     const int64_t top = o[0] - e[0], left = o[1] - e[1];
     const int64_t r0 = std::max<int64_t>(top, 0), r1 = std::min<int64_t>(top + o[2], e[2]);
     const int64_t c0 = std::max<int64_t>(left, 0), c1 = std::min<int64_t>(left + o[3], e[3]);
@@ -63,7 +63,7 @@ Tensor attentive_keep(const Tensor& score, const Tensor& boxes, int view, const 
         std::sort(patches.begin(), patches.end());
         out.insert(out.end(), patches.begin(), patches.end());
     }
-    return from_vector(out, {B, keep * c.block * c.block});
+    return from_vector(out, {B, keep * c.block * c.block}).to(score.device());
 }
 
 Tensor random_keep(int64_t B, int64_t N, double keep_ratio, uint64_t seed, uint64_t offset) {

@@ -14,9 +14,9 @@ Tensor gathered(const Tensor& x, Comm& comm) {
     return comm.world() == 1 ? x : all_gather_with_grad(x, comm);
 }
 
-// Labels of this rank's B rows within the global batch: rank * B + i.
-Tensor global_labels(int64_t B, const Comm& comm) {
-    return add_scalar(arange(B, DType::F32), static_cast<double>(comm.rank() * B)).to(DType::I64);
+// Labels of this rank's B rows within the global batch: rank * B + i, on the features' device.
+Tensor global_labels(int64_t B, const Comm& comm, Device device) {
+    return add_scalar(arange(B, DType::F32), static_cast<double>(comm.rank() * B)).to(DType::I64).to(device);
 }
 
 }  // namespace
@@ -32,7 +32,7 @@ Tensor clip_loss(const Tensor& image_embed, const Tensor& text_embed, const Tens
         mul(scale, matmul(img, gathered(txt, c).transpose(0, 1)));  // (B, G): image i vs all texts
     Tensor per_text =
         mul(scale, matmul(txt, gathered(img, c).transpose(0, 1)));  // (B, G): text i vs all images
-    Tensor labels = global_labels(B, c);
+    Tensor labels = global_labels(B, c, image_embed.device());
     return mul_scalar(add(cross_entropy(per_image, labels), cross_entropy(per_text, labels)), 0.5);
 }
 
@@ -43,10 +43,11 @@ Tensor simclr_loss(const Tensor& a, const Tensor& b, double tau, Comm* comm) {
     const int64_t B = a.size(0);
     Tensor qa = l2_normalize(a, -1), qb = l2_normalize(b, -1);  // (B, D)
     Tensor ka = gathered(qa, c), kb = gathered(qb, c);          // (G, D)
-    Tensor labels = global_labels(B, c);
+    Tensor labels = global_labels(B, c, a.device());
     // 1e9 at (i, label_i): a row is not its own negative
     Tensor self = mul_scalar(
-        equal(labels.to(DType::F32).unsqueeze(1), arange(ka.size(0), DType::F32).unsqueeze(0)).to(a.dtype()),
+        equal(labels.to(DType::F32).unsqueeze(1), arange(ka.size(0), DType::F32).to(a.device()).unsqueeze(0))
+            .to(a.dtype()),
         1e9);
     auto logits = [&](const Tensor& q, const Tensor& k) {
         return mul_scalar(matmul(q, k.transpose(0, 1)), 1.0 / tau);

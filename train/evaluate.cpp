@@ -21,6 +21,7 @@ struct Towers {
     const TextTransformer* text;
     const Transformer* blocks;
     const Tensor* projection;
+    Device device;  // where the towers' weights are: inputs are moved there
 };
 
 // The first list in a JSON object {name: [strings]} (SLIP's labels.json / templates.json layout).
@@ -52,7 +53,7 @@ Tensor encode_images(const Towers& t, const std::vector<std::string>& images, co
             std::vector<float> chw = eval_transform(images[static_cast<size_t>(b + i)], s.transform);
             std::copy(chw.begin(), chw.end(), batch.data<float>() + i * 3 * S * S);
         }
-        parts.push_back(l2_normalize(t.visual->forward(batch).embed, -1));
+        parts.push_back(l2_normalize(t.visual->forward(batch.to(t.device)).embed, -1));
     }
     return concat(parts, 0);
 }
@@ -68,7 +69,8 @@ Tensor encode_texts(const Towers& t, const std::vector<std::string>& texts, cons
         for (int64_t i = 0; i < n; ++i)
             for (int32_t id : tok.tokenize(texts[static_cast<size_t>(b + i)], C, s.truncate))
                 ids.push_back(id);
-        parts.push_back(l2_normalize(t.text->forward(from_vector(ids, {n, C}), t.blocks, t.projection), -1));
+        parts.push_back(
+            l2_normalize(t.text->forward(from_vector(ids, {n, C}).to(t.device), t.blocks, t.projection), -1));
     }
     return concat(parts, 0);
 }
@@ -159,9 +161,10 @@ const std::string& image_of(const Sample& s) {
 EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tok, const EvalSettings& s) {
     AC_CHECK(!use_ema || model.ema, "evaluate: the model has no EMA copy (mask none and no SSL losses)");
     NoGradGuard no_grad;
+    const Device device = model.clip.logit_scale.device();
     Towers t = use_ema ? Towers{&model.ema->visual, &model.clip.text, &model.ema->transformer,
-                                &model.ema->text_projection}
-                       : Towers{&model.clip.visual, &model.clip.text, nullptr, nullptr};
+                                &model.ema->text_projection, device}
+                       : Towers{&model.clip.visual, &model.clip.text, nullptr, nullptr, device};
     EvalResult r;
     if (!s.zeroshot.empty()) {
         std::vector<std::string> classes = first_list(s.classes), templates = first_list(s.templates);

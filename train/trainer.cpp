@@ -187,6 +187,14 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     const uint64_t seed = static_cast<uint64_t>(cfg.integer("train.seed"));
     Generator gen(seed);
     Aclip model(acfg, gen);
+    const Device device = cfg.str("train.device") == "cuda" ? Device::CUDA : Device::CPU;
+    if (device == Device::CUDA) {
+        AC_CHECK_HINT(comm->world() == 1,
+                      "train on the CPU with mpirun, or on one GPU per run until NCCL exists",
+                      "train.device = cuda with ", comm->world(),
+                      " processes: gradients of GPU tensors are not exchanged between processes yet");
+        model.to(Device::CUDA);  // before the optimizer, which holds the parameters
+    }
     model.set_comm(comm.get());
     std::vector<ParamGroup> groups = model.param_groups(cfg.number("optim.weight_decay"));
     AdamW opt(groups, cfg.number("optim.beta1"), cfg.number("optim.beta2"), cfg.number("optim.eps"));
@@ -308,11 +316,12 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
         bool finite = true;
         for (int64_t micro = 0; micro < accumulate; ++micro) {
             Batch b = loader.next();
-            AclipBatch ab{b.view1,
-                          b.view2,
-                          b.ema_view,
-                          b.boxes,
-                          b.text,
+            auto on_device = [device](const Tensor& t) { return t.defined() ? t.to(device) : t; };
+            AclipBatch ab{on_device(b.view1),
+                          on_device(b.view2),
+                          on_device(b.ema_view),
+                          b.boxes,  // read on the host by the attentive mask
+                          on_device(b.text),
                           seed,
                           static_cast<uint64_t>(step * accumulate + micro) << 24};
             {

@@ -219,8 +219,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     for (const auto& [name, t] : tensors) {
         AC_CHECK(name != "__metadata__" && names.insert(name).second, "save_safetensors '", path,
                  "': duplicate or reserved tensor name '", name, "'");
-        require_cpu("save_safetensors", {&t});
-        Tensor c = t.detach().contiguous();
+        Tensor c = t.detach().to(Device::CPU).contiguous();  // GPU tensors are copied to the host first
         uint64_t bytes = static_cast<uint64_t>(c.numel()) * dtype_size(c.dtype());
         if (header.size() > 1) header += ',';
         header += json_quote(name);

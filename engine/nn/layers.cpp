@@ -87,7 +87,10 @@ BatchNorm1d::BatchNorm1d(int64_t channels, double eps_, double momentum_) : eps(
 }
 
 Tensor BatchNorm1d::forward(const Tensor& x) {
-    if (training()) num_batches_tracked.data<int64_t>()[0] += 1;
+    if (training()) {  // one counter, wherever it lives (a read-back on the GPU)
+        NoGradGuard no_grad;
+        num_batches_tracked.copy_(scalar_tensor(num_batches_tracked.item() + 1, DType::I64));
+    }
     if (training() && comm && comm->world() > 1)
         return sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, *comm);
     return batch_norm(x, weight, bias, running_mean, running_var, training(), momentum, eps);

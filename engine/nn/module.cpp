@@ -47,6 +47,18 @@ void Module::set_requires_grad(bool on) {
     for (auto& p : named_parameters()) p.tensor->requires_grad_(on);
 }
 
+void Module::to(Device device) {
+    NoGradGuard no_grad;
+    Visitor v(
+        [device](const std::string&, Tensor& t) {
+            const bool grad = t.requires_grad();
+            t = t.detach().to(device);
+            if (grad) t.requires_grad_();
+        },
+        [device](const std::string&, Tensor& t) { t = t.detach().to(device); });
+    visit(v);
+}
+
 void Module::zero_grad() {
     for (auto& p : named_parameters()) p.tensor->zero_grad();
 }

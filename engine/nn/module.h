@@ -57,6 +57,9 @@ class Module {
     void eval() { train(false); }
     bool training() const { return training_; }
     void set_requires_grad(bool on);  // freeze (false) or unfreeze every parameter
+    // Moves every parameter and buffer to `device` (new storage there; requires_grad kept, gradients
+    // dropped). Do it before building the optimizer, which holds the parameters it updates.
+    void to(Device device);
     void zero_grad();
     int64_t num_parameters();
 

@@ -94,6 +94,15 @@ TEST_SUITE("train") {
               std::string::npos);
     }
 
+    TEST_CASE("train.device = cuda without a GPU is a clear error") {
+        if (cuda_device_count() > 0) return;  // the GPU path is tested by the cuda tier on a GPU
+        Config c = tiny_run("cuda");
+        c.set_override("train.device=cuda");
+        std::string e = test::error_of([&] { train(c); });
+        CHECK(e.find("CUDA tensor") != std::string::npos);
+        CHECK(e.find("HINT") != std::string::npos);
+    }
+
     TEST_CASE("a non-finite loss stops the run, naming the step and the term") {
         Config c = tiny_run("nan");
         c.set_override("aclip.simclr_tau=0");  // 1/tau = inf: SimCLR's logits overflow at once
