@@ -5,11 +5,9 @@
 #include <cstdio>
 #include <string>
 
-#include "data/tokenizer.h"
 #include "engine/core/error.h"
-#include "models/checkpoint.h"
 #include "train/cli.h"
-#include "train/trainer.h"
+#include "train/inference.h"
 
 using namespace aclip;
 
@@ -22,29 +20,14 @@ int main(int argc, char** argv) {
     cli.option("config", &config_path, "an INI config (default: the one stored in the checkpoint)");
     cli.parse(argc, argv);
     try {
-        AC_CHECK(!checkpoint.empty(), "--checkpoint is required");
-        SafetensorsFile file = load_safetensors(checkpoint);
-        Config cfg;
-        if (!config_path.empty()) {
-            cfg.load_file(config_path);
-        } else {
-            auto it = file.metadata.find("aclip.config");
-            AC_CHECK_HINT(it != file.metadata.end() && !it->second.empty(), "pass --config", checkpoint,
-                          ": no config stored in the checkpoint");
-            cfg.load_text(it->second, checkpoint + " (stored config)");
-        }
-        for (const std::string& o : cli.positional) cfg.set_override(o);
-        AclipConfig acfg = config_from_checkpoint(file);
-        Generator gen(0);
-        Aclip model(acfg, gen);
-        load_state(model, file);
-        ClipTokenizer tokenizer(cfg.str("tokenizer.merges"), acfg.clip.text.vocab - 514);
-        EvalSettings es = eval_settings_from(cfg, acfg);
+        LoadedCheckpoint c = load_checkpoint(checkpoint, config_path, cli.positional);
+        Aclip& model = *c.model;
+        const EvalSettings& es = c.settings;
         AC_CHECK_HINT(!es.zeroshot.empty() || !es.retrieval.empty(), "set eval.zeroshot or eval.retrieval",
                       "nothing to evaluate");
         for (bool ema : {false, true}) {
             if (ema && !model.ema) continue;
-            EvalResult r = evaluate(model, ema, tokenizer, es);
+            EvalResult r = evaluate(model, ema, *c.tokenizer, es);
             std::printf(
                 "%-6s | zero-shot top-1 %.2f%% top-5 %.2f%% (%lld images, %lld classes) | retrieval "
                 "image->text R@1 %.2f%% R@5 %.2f%% R@10 %.2f%%, text->image R@1 %.2f%% R@5 %.2f%% R@10 "

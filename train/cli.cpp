@@ -17,6 +17,10 @@ void CommandLine::flag(const std::string& name, bool* target, const std::string&
     options_.push_back({name, help, "flag", target});
 }
 
+void CommandLine::list(const std::string& name, std::vector<std::string>* target, const std::string& help) {
+    options_.push_back({name, help, "list", target});
+}
+
 std::string CommandLine::usage() const {
     std::ostringstream os;
     os << "usage: " << program_ << " [options]\n" << summary_ << "\n\noptions:\n";
@@ -25,6 +29,7 @@ std::string CommandLine::usage() const {
         lhs += o.name;
         if (o.kind == "int") lhs += " N";
         if (o.kind == "string") lhs += " VALUE";
+        if (o.kind == "list") lhs += " VALUES...";
         os << lhs << std::string(lhs.size() < 28 ? 28 - lhs.size() : 1, ' ') << o.help;
         if (o.kind == "string" && !static_cast<std::string*>(o.target)->empty())
             os << " (default: " << *static_cast<std::string*>(o.target) << ")";
@@ -56,6 +61,13 @@ void CommandLine::parse(int argc, char** argv) {
         if (!match) fail("unknown option " + arg);
         if (match->kind == "flag") {
             *static_cast<bool*>(match->target) = true;
+            continue;
+        }
+        if (match->kind == "list") {
+            auto* values = static_cast<std::vector<std::string>*>(match->target);
+            const size_t before = values->size();
+            while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) values->push_back(argv[++i]);
+            if (values->size() == before) fail(arg + " needs at least one value");
             continue;
         }
         if (i + 1 >= argc) fail(arg + " needs a value");

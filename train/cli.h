@@ -15,6 +15,8 @@ class CommandLine {
     void option(const std::string& name, std::string* target, const std::string& help);
     void option(const std::string& name, int64_t* target, const std::string& help);
     void flag(const std::string& name, bool* target, const std::string& help);
+    // --name V1 V2 ...: every following argument up to the next option (repeatable).
+    void list(const std::string& name, std::vector<std::string>* target, const std::string& help);
     // Parses argv; prints help and exits 0 on --help; prints the error and the usage and exits 2 on bad
     // input.
     void parse(int argc, char** argv);

@@ -14,17 +14,8 @@
 
 namespace aclip {
 
-namespace {
+namespace {}  // namespace
 
-struct Towers {
-    const VisionTransformer* visual;
-    const TextTransformer* text;
-    const Transformer* blocks;
-    const Tensor* projection;
-    Device device;  // where the towers' weights are: inputs are moved there
-};
-
-// The first list in a JSON object {name: [strings]} (SLIP's labels.json / templates.json layout).
 std::vector<std::string> first_list(const std::string& path) {
     std::ifstream in(path);
     AC_CHECK_HINT(in.good(), "set eval.classes and eval.templates", "cannot open '", path, "'");
@@ -42,38 +33,7 @@ std::vector<std::string> first_list(const std::string& path) {
     return out;
 }
 
-// (N, E) normalised embeddings of images, in batches.
-Tensor encode_images(const Towers& t, const std::vector<std::string>& images, const EvalSettings& s) {
-    const int64_t S = s.transform.size, N = static_cast<int64_t>(images.size());
-    std::vector<Tensor> parts;
-    for (int64_t b = 0; b < N; b += s.batch_size) {
-        const int64_t n = std::min(s.batch_size, N - b);
-        Tensor batch = empty({n, 3, S, S});
-        for (int64_t i = 0; i < n; ++i) {
-            std::vector<float> chw = eval_transform(images[static_cast<size_t>(b + i)], s.transform);
-            std::copy(chw.begin(), chw.end(), batch.data<float>() + i * 3 * S * S);
-        }
-        parts.push_back(l2_normalize(t.visual->forward(batch.to(t.device)).embed, -1));
-    }
-    return concat(parts, 0);
-}
-
-// (M, E) normalised embeddings of texts, in batches.
-Tensor encode_texts(const Towers& t, const std::vector<std::string>& texts, const ClipTokenizer& tok,
-                    const EvalSettings& s) {
-    const int64_t M = static_cast<int64_t>(texts.size()), C = s.context;
-    std::vector<Tensor> parts;
-    for (int64_t b = 0; b < M; b += s.batch_size) {
-        const int64_t n = std::min(s.batch_size, M - b);
-        std::vector<int64_t> ids;
-        for (int64_t i = 0; i < n; ++i)
-            for (int32_t id : tok.tokenize(texts[static_cast<size_t>(b + i)], C, s.truncate))
-                ids.push_back(id);
-        parts.push_back(
-            l2_normalize(t.text->forward(from_vector(ids, {n, C}).to(t.device), t.blocks, t.projection), -1));
-    }
-    return concat(parts, 0);
-}
+namespace {
 
 // For each row of scores (R, K), whether target (one index, or any of a set) is within the top k.
 double recall_at(const Tensor& scores, const std::vector<std::vector<int64_t>>& targets, int64_t k) {
@@ -158,26 +118,74 @@ const std::string& image_of(const Sample& s) {
 
 }  // namespace
 
-EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tok, const EvalSettings& s) {
-    AC_CHECK(!use_ema || model.ema, "evaluate: the model has no EMA copy (mask none and no SSL losses)");
+Embedder::Embedder(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, const EvalSettings& settings)
+    : visual_(use_ema ? &model.ema->visual : &model.clip.visual),
+      text_(&model.clip.text),
+      blocks_(use_ema ? &model.ema->transformer : nullptr),
+      projection_(use_ema ? &model.ema->text_projection : nullptr),
+      device_(model.clip.logit_scale.device()),
+      tokenizer_(tokenizer),
+      settings_(settings) {
+    AC_CHECK(!use_ema || model.ema, "the model has no EMA copy (mask none and no SSL losses)");
+}
+
+Tensor Embedder::images(const std::vector<std::string>& image_bytes, const ProgressFn& progress) const {
     NoGradGuard no_grad;
-    const Device device = model.clip.logit_scale.device();
-    Towers t = use_ema ? Towers{&model.ema->visual, &model.clip.text, &model.ema->transformer,
-                                &model.ema->text_projection, device}
-                       : Towers{&model.clip.visual, &model.clip.text, nullptr, nullptr, device};
+    const int64_t S = settings_.transform.size, N = static_cast<int64_t>(image_bytes.size());
+    std::vector<Tensor> parts;
+    for (int64_t b = 0; b < N; b += settings_.batch_size) {
+        const int64_t n = std::min(settings_.batch_size, N - b);
+        Tensor batch = empty({n, 3, S, S});  // (n, 3, S, S)
+        for (int64_t i = 0; i < n; ++i) {
+            std::vector<float> chw =
+                eval_transform(image_bytes[static_cast<size_t>(b + i)], settings_.transform);
+            std::copy(chw.begin(), chw.end(), batch.data<float>() + i * 3 * S * S);
+        }
+        parts.push_back(l2_normalize(visual_->forward(batch.to(device_)).embed, -1));
+        if (progress) progress(b + n);
+    }
+    return N ? concat(parts, 0) : empty({0, visual_->cfg.embed_dim});
+}
+
+Tensor Embedder::texts(const std::vector<std::string>& texts, const ProgressFn& progress) const {
+    NoGradGuard no_grad;
+    const int64_t M = static_cast<int64_t>(texts.size()), C = settings_.context;
+    std::vector<Tensor> parts;
+    for (int64_t b = 0; b < M; b += settings_.batch_size) {
+        const int64_t n = std::min(settings_.batch_size, M - b);
+        std::vector<int64_t> ids;
+        for (int64_t i = 0; i < n; ++i)
+            for (int32_t id : tokenizer_.tokenize(texts[static_cast<size_t>(b + i)], C, settings_.truncate))
+                ids.push_back(id);
+        Tensor tokens = from_vector(ids, {n, C}).to(device_);  // (n, C)
+        parts.push_back(l2_normalize(text_->forward(tokens, blocks_, projection_), -1));
+        if (progress) progress(b + n);
+    }
+    return M ? concat(parts, 0) : empty({0, visual_->cfg.embed_dim});
+}
+
+Tensor Embedder::classifier(const std::vector<std::string>& classes,
+                            const std::vector<std::string>& templates) const {
+    NoGradGuard no_grad;
+    std::vector<Tensor> rows;
+    for (const std::string& c : classes) {
+        std::vector<std::string> prompts;
+        for (const std::string& tpl : templates) {
+            size_t at = tpl.find("{}");
+            prompts.push_back(at == std::string::npos ? tpl : tpl.substr(0, at) + c + tpl.substr(at + 2));
+        }
+        rows.push_back(l2_normalize(mean(texts(prompts), {0}), -1));
+    }
+    return stack(rows, 0);
+}
+
+EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tok, const EvalSettings& s) {
+    Embedder embed(model, use_ema, tok, s);
+    NoGradGuard no_grad;
     EvalResult r;
     if (!s.zeroshot.empty()) {
         std::vector<std::string> classes = first_list(s.classes), templates = first_list(s.templates);
-        std::vector<Tensor> class_embeds;
-        for (const std::string& c : classes) {
-            std::vector<std::string> prompts;
-            for (const std::string& tpl : templates) {
-                size_t at = tpl.find("{}");
-                prompts.push_back(at == std::string::npos ? tpl : tpl.substr(0, at) + c + tpl.substr(at + 2));
-            }
-            class_embeds.push_back(l2_normalize(mean(encode_texts(t, prompts, tok, s), {0}), -1));
-        }
-        Tensor text = stack(class_embeds, 0);  // (K, E)
+        Tensor text = embed.classifier(classes, templates);  // (K, E)
         std::vector<Sample> samples = read_samples(s.zeroshot);
         std::vector<std::string> images;
         std::vector<std::vector<int64_t>> labels;
@@ -186,7 +194,7 @@ EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tok, const 
             images.push_back(image_of(smp));
             labels.push_back({std::stoll(smp.files.at("cls"))});
         }
-        Tensor scores = matmul(encode_images(t, images, s), text.transpose(0, 1));  // (N, K)
+        Tensor scores = matmul(embed.images(images), text.transpose(0, 1));  // (N, K)
         r.top1 = recall_at(scores, labels, 1);
         r.top5 = recall_at(scores, labels, 5);
         r.zeroshot_images = static_cast<int64_t>(images.size());
@@ -211,7 +219,7 @@ EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tok, const 
             image_captions.push_back(mine);
             images.push_back(image_of(smp));
         }
-        Tensor img = encode_images(t, images, s), txt = encode_texts(t, captions, tok, s);
+        Tensor img = embed.images(images), txt = embed.texts(captions);
         Tensor i2t = matmul(img, txt.transpose(0, 1)), t2i = matmul(txt, img.transpose(0, 1));
         r.i2t_r1 = recall_at(i2t, image_captions, 1);
         r.i2t_r5 = recall_at(i2t, image_captions, 5);

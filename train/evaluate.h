@@ -4,7 +4,9 @@
 // class (top-1, top-5). Retrieval: recall at 1, 5 and 10 of image->text (any of the image's captions)
 // and text->image.
 #pragma once
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "data/augment.h"
 #include "data/tokenizer.h"
@@ -30,5 +32,33 @@ struct EvalResult {
 };
 
 EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, const EvalSettings& settings);
+
+// L2-normalised embeddings from a model's online towers or its EMA teacher (whose text side is the
+// online text transformer's embedding with the EMA blocks and projection), batched by
+// settings.batch_size, on the model's device. Used by evaluate(), aclip_embed and aclip_predict.
+class Embedder {
+  public:
+    using ProgressFn = std::function<void(int64_t done)>;  // called after each batch
+    Embedder(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, const EvalSettings& settings);
+    Tensor images(const std::vector<std::string>& image_bytes,
+                  const ProgressFn& progress = {}) const;                                        // (N, E)
+    Tensor texts(const std::vector<std::string>& texts, const ProgressFn& progress = {}) const;  // (M, E)
+    // (K, E): per class, its prompts (each template with {} replaced by the class name) embedded,
+    // averaged and normalised again.
+    Tensor classifier(const std::vector<std::string>& classes,
+                      const std::vector<std::string>& templates) const;
+
+  private:
+    const VisionTransformer* visual_;
+    const TextTransformer* text_;
+    const Transformer* blocks_;  // EMA blocks, or null for the online ones
+    const Tensor* projection_;   // EMA text projection, or null
+    Device device_;
+    const ClipTokenizer& tokenizer_;
+    const EvalSettings& settings_;
+};
+
+// The first list of strings in a JSON object {name: [strings]} (SLIP's labels.json and templates.json).
+std::vector<std::string> first_list(const std::string& json_path);
 
 }  // namespace aclip

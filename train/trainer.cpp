@@ -20,6 +20,7 @@
 #include "engine/optim/schedule.h"
 #include "models/checkpoint.h"
 #include "models/presets.h"
+#include "train/progress.h"
 
 namespace aclip {
 
@@ -283,7 +284,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     const bool mixed_precision = cfg.str("train.precision") == "bf16";
     auto run_start = std::chrono::steady_clock::now();
     const int64_t first_step = step;
-    const bool progress_bar = isatty(fileno(stderr)) != 0;
+    ProgressBar bar(total_steps, first_step);
     auto window_start = run_start;
     double window_wait = loader.stats().wait_seconds;
     int64_t window_steps = 0;
@@ -361,18 +362,9 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
         result.step = step;
         result.loss = loss_sum / static_cast<double>(accumulate);
 
-        if (rank0 && progress_bar) {  // a bar with ETA between log lines, when stderr is a terminal
-            const double done =
-                static_cast<double>(step - first_step) / static_cast<double>(total_steps - first_step);
-            const double elapsed =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-            const int width = 30, filled = static_cast<int>(done * width);
-            std::fprintf(stderr, "\r[%s%s] %lld/%lld  eta %.0fs ", std::string(filled, '#').c_str(),
-                         std::string(width - filled, '.').c_str(), static_cast<long long>(step),
-                         static_cast<long long>(total_steps), elapsed / std::max(done, 1e-9) * (1 - done));
-        }
+        if (rank0) bar.update(step);  // between log lines, when stderr is a terminal
         if (rank0 && (step % log_every == 0 || step == total_steps)) {
-            if (progress_bar) std::fprintf(stderr, "\r\033[K");
+            bar.clear();
             auto now = std::chrono::steady_clock::now();
             const double secs = std::chrono::duration<double>(now - window_start).count();
             const double wait = loader.stats().wait_seconds - window_wait;

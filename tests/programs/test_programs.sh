@@ -76,6 +76,30 @@ check "aclip_train evaluates online and EMA at the end" 2 "$(grep -c '^eval step
 "$build/aclip_eval" --checkpoint "$tmp/run/step_00000002.model.safetensors" > "$tmp/eval.log" 2>&1
 check "aclip_eval exit status" 0 $?
 check "aclip_eval reports online and EMA" 2 "$(grep -c 'zero-shot top-1' "$tmp/eval.log")"
+ckpt="$tmp/run/step_00000002.model.safetensors"
+tar -xf "$tmp/syn/train/00000.tar" -C "$tmp" 00000003.jpg 00000004.jpg
+printf 'a red circle\na blue square\n\n' > "$tmp/texts.txt"
+"$build/aclip_embed" --checkpoint "$ckpt" --images "$tmp/00000003.jpg" "$tmp/00000004.jpg" --texts "$tmp/texts.txt" \
+    --out "$tmp/emb.safetensors" --npy > "$tmp/embed.log" 2>&1
+check "aclip_embed exit status" 0 $?
+check "aclip_embed counts" 1 "$(grep -c '2 image and 3 text embeddings' "$tmp/embed.log")"
+check "aclip_embed writes .npy" "NUMPY" "$(head -c 6 "$tmp/emb.image_embeds.npy" | tail -c 5)"
+check "aclip_embed .npy shape" 1 "$(head -c 128 "$tmp/emb.text_embeds.npy" | grep -ac "'shape': (3, ")"
+"$build/aclip_embed" --checkpoint "$ckpt" --weights ema --images "$tmp/00000003.jpg" --out "$tmp/ema.safetensors" \
+    > /dev/null 2>&1
+check "aclip_embed --weights ema" 0 $?
+"$build/aclip_embed" --checkpoint "$ckpt" --images "$tmp/missing.jpg" --out "$tmp/x.safetensors" 2> "$tmp/err.log"
+check "aclip_embed names a missing image" 1 "$(grep -c 'missing.jpg' "$tmp/err.log")"
+"$build/aclip_predict" --checkpoint "$ckpt" --image "$tmp/00000003.jpg" --labels "red circle, blue square,green star" \
+    > "$tmp/predict.log" 2>&1
+check "aclip_predict exit status" 0 $?
+check "aclip_predict prints a row per label" 4 "$(wc -l < "$tmp/predict.log")"
+check "aclip_predict probabilities sum to 100%" 1 \
+    "$(awk 'NR > 1 {s += $NF} END {print (s > 99.9 && s < 100.1) ? 1 : 0}' "$tmp/predict.log")"
+check "aclip_predict sorts by probability" 1 \
+    "$(awk 'NR > 1 {v = $NF + 0; if (NR > 2 && v > prev) bad = 1; prev = v} END {print bad ? 0 : 1}' "$tmp/predict.log")"
+"$build/aclip_predict" --checkpoint "$ckpt" --image "$tmp/00000003.jpg" --labels "cat" 2> "$tmp/err.log"
+check "aclip_predict needs two labels" 1 "$(grep -c 'at least two labels' "$tmp/err.log")"
 "$build/aclip_train" "$tmp/run.ini" train.steps=many > /dev/null 2> "$tmp/err.log"
 check "a bad override is refused" 1 "$(grep -c "train.steps = 'many' is not an integer" "$tmp/err.log")"
 check "aclip_train --help lists every section" 8 "$("$build/aclip_train" --help | grep -c '^\[')"

@@ -63,4 +63,42 @@ TEST_SUITE("train") {
         CHECK(r.i2t_r10 == 1.0);                               // 6 captions: all within the top 10
         CHECK(r.t2i_r5 == 1.0);
     }
+
+    TEST_CASE("Embedder: unit-norm embeddings, batch size does not change them, classes average prompts") {
+        std::string dir = fs::temp_directory_path().string() + "/aclip_embedder_" + std::to_string(getpid());
+        fs::create_directories(dir);
+        write_merges(dir + "/bpe.txt", learn_bpe({"a photo of a cat", "a photo of a dog"}, 40));
+        ClipTokenizer tok(dir + "/bpe.txt", 1000);
+        AclipConfig cfg = model_preset("tiny");
+        cfg.clip.text.vocab = tok.vocab_size();
+        Generator gen(2);
+        Aclip model(cfg, gen);
+        std::vector<std::string> images;
+        for (int i = 0; i < 5; ++i)
+            images.push_back(
+                encode_jpeg(Image{36, 32, std::vector<uint8_t>(36 * 32 * 3, static_cast<uint8_t>(40 * i))}));
+        EvalSettings s;
+        s.context = 16;
+        s.transform.size = 32;
+        s.batch_size = 2;
+        Embedder small(model, false, tok, s);
+        Tensor a = small.images(images), t = small.texts({"a photo of a cat", "a dog", "cat"});
+        CHECK(a.shape() == Shape{5, cfg.clip.vision.embed_dim});
+        for (const Tensor& e : {a, t})
+            for (double n : sum(mul(e, e), {1}).to_vector<double>())
+                CHECK(n == doctest::Approx(1.0).epsilon(1e-5));
+        EvalSettings big = s;
+        big.batch_size = 64;
+        Embedder one_batch(model, false, tok, big);
+        CHECK_CLOSE(one_batch.images(images), a, 1e-6, 0.0);  // batching is invisible (no cross-sample op)
+        Tensor cls = small.classifier({"cat", "dog"}, {"a photo of a {}.", "a {}."});
+        Tensor cat = l2_normalize(mean(small.texts({"a photo of a cat.", "a cat."}), {0}), -1);
+        CHECK_CLOSE(cls.select(0, 0), cat, 1e-6, 0.0);
+        AclipConfig plain = cfg;  // plain CLIP: no EMA teacher to embed with
+        plain.mask = MaskMode::None;
+        plain.ssl_losses = false;
+        Aclip clip_only(plain, gen);
+        CHECK(test::error_of([&] { Embedder(clip_only, true, tok, s); }).find("no EMA copy") !=
+              std::string::npos);
+    }
 }

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "engine/io/json_lite.h"
+#include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
 #include "test_util.h"
 
@@ -146,5 +147,27 @@ TEST_SUITE("io") {
         CHECK(v.string == s);
         CHECK(json_parse(R"("\u00e9\ud83d\ude00")", "test").string == "é😀");
         CHECK(error_of([] { json_parse(R"("\ud83d")", "test"); }).find("surrogate") != std::string::npos);
+    }
+
+    TEST_CASE(".npy: NumPy's version 1.0 layout, 64-byte aligned header, C-order data") {
+        Tensor t = from_vector(std::vector<float>{1.5f, -2.f, 3.f, 0.25f, 5.f, 6.f}, {2, 3});
+        std::string b = npy_bytes(t.transpose(0, 1));  // a non-contiguous view is written in C order
+        CHECK(b.substr(0, 6) == "\x93NUMPY");
+        CHECK(b[6] == 1);
+        CHECK(b[7] == 0);
+        const size_t header_len = static_cast<uint8_t>(b[8]) | (static_cast<uint8_t>(b[9]) << 8);
+        CHECK((10 + header_len) % 64 == 0);
+        const std::string header = b.substr(10, header_len);
+        CHECK(header.find("'descr': '<f4'") != std::string::npos);
+        CHECK(header.find("'fortran_order': False") != std::string::npos);
+        CHECK(header.find("'shape': (3, 2)") != std::string::npos);
+        CHECK(header.back() == '\n');
+        REQUIRE(b.size() == 10 + header_len + 6 * 4);
+        float data[6];
+        std::memcpy(data, b.data() + 10 + header_len, sizeof data);
+        CHECK(std::vector<float>(data, data + 6) == std::vector<float>{1.5f, 0.25f, -2.f, 5.f, 3.f, 6.f});
+        CHECK(npy_bytes(arange(4)).find("'shape': (4,)") != std::string::npos);  // a 1-tuple keeps its comma
+        CHECK(test::error_of([] { npy_bytes(ones({2}).to(DType::BF16)); }).find("no bf16") !=
+              std::string::npos);
     }
 }

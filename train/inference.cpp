@@ -1,0 +1,34 @@
+// inference.cpp: see inference.h.
+#include "train/inference.h"
+
+#include "models/checkpoint.h"
+#include "train/trainer.h"
+
+namespace aclip {
+
+LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& config_path,
+                                 const std::vector<std::string>& overrides) {
+    AC_CHECK_HINT(!path.empty(), "pass --checkpoint NAME.model.safetensors", "no checkpoint given");
+    SafetensorsFile file = load_safetensors(path);
+    LoadedCheckpoint c;
+    if (!config_path.empty()) {
+        c.cfg.load_file(config_path);
+    } else {
+        auto it = file.metadata.find("aclip.config");
+        AC_CHECK_HINT(it != file.metadata.end() && !it->second.empty(), "pass --config", path,
+                      ": no config stored in the checkpoint");
+        c.cfg.load_text(it->second, path + " (stored config)");
+    }
+    for (const std::string& o : overrides) c.cfg.set_override(o);
+    c.acfg = config_from_checkpoint(file);
+    Generator gen(0);
+    c.model = std::make_unique<Aclip>(c.acfg, gen);
+    load_state(*c.model, file);
+    c.model->eval();
+    c.tokenizer =
+        std::make_unique<ClipTokenizer>(c.cfg.str("tokenizer.merges"), c.acfg.clip.text.vocab - 514);
+    c.settings = eval_settings_from(c.cfg, c.acfg);
+    return c;
+}
+
+}  // namespace aclip

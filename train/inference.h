@@ -1,0 +1,29 @@
+// inference.h: a checkpoint opened for use (aclip_eval, aclip_embed, aclip_predict, aclip_mask_viz): the
+// model rebuilt from the file alone, its config (the one stored in the checkpoint, or a given file, with
+// command-line overrides), the tokenizer and the evaluation transform the config names.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+#include "models/aclip.h"
+#include "train/config.h"
+#include "train/evaluate.h"
+
+namespace aclip {
+
+struct LoadedCheckpoint {
+    Config cfg;
+    AclipConfig acfg;
+    std::unique_ptr<Aclip> model;
+    std::unique_ptr<ClipTokenizer> tokenizer;  // from tokenizer.merges
+    EvalSettings settings;                     // batch size, context, image transform
+};
+
+// config_path empty: the config stored in the checkpoint (an error naming the file when there is none).
+// overrides: "section.key=value" strings, applied last.
+LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& config_path,
+                                 const std::vector<std::string>& overrides = {});
+
+}  // namespace aclip
