@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # install_deps.sh: installs the Debian packages that aclip's build and tests need. Idempotent: when
-# everything is present it installs nothing and says so. Usage: tools/install_deps.sh [--with-reference]
+# everything is present it installs nothing and says so (python3-matplotlib is for tools/plot_metrics.py).
+# Usage: tools/install_deps.sh [--with-reference]
 #   --with-reference  also installs python3-torch and python3-numpy, needed only to regenerate the
 #                     PyTorch fixtures (tools/reference/) and for the side-by-side benchmark.
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build ccache libopenblas-openmp-dev doctest-dev clang-format libicu-dev
           zlib1g-dev libjpeg62-turbo-dev libstb-dev libzip-dev pkg-config dataset-fashion-mnist
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin python3-matplotlib)
 if [[ "${1:-}" == "--with-reference" ]]; then
     packages+=(python3-torch python3-numpy python3-torchvision python3-pil)
 fi

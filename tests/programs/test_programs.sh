@@ -100,6 +100,13 @@ check "aclip_predict sorts by probability" 1 \
     "$(awk 'NR > 1 {v = $NF + 0; if (NR > 2 && v > prev) bad = 1; prev = v} END {print bad ? 0 : 1}' "$tmp/predict.log")"
 "$build/aclip_predict" --checkpoint "$ckpt" --image "$tmp/00000003.jpg" --labels "cat" 2> "$tmp/err.log"
 check "aclip_predict needs two labels" 1 "$(grep -c 'at least two labels' "$tmp/err.log")"
+plot=$(dirname "$0")/../../tools/plot_metrics.py
+/usr/bin/python3 "$plot" "$tmp/run/metrics.jsonl" --out "$tmp/metrics.png" > "$tmp/plot.log" 2>&1
+check "plot_metrics exit status" 0 $?
+check "plot_metrics writes a PNG" "PNG" "$(head -c 4 "$tmp/metrics.png" | tail -c 3)"
+echo 'not json' > "$tmp/bad.jsonl"
+/usr/bin/python3 "$plot" "$tmp/bad.jsonl" 2> "$tmp/err.log"
+check "plot_metrics names a bad line" 1 "$(grep -c 'bad.jsonl:1: not JSON' "$tmp/err.log")"
 "$build/aclip_train" "$tmp/run.ini" train.steps=many > /dev/null 2> "$tmp/err.log"
 check "a bad override is refused" 1 "$(grep -c "train.steps = 'many' is not an integer" "$tmp/err.log")"
 check "aclip_train --help lists every section" 8 "$("$build/aclip_train" --help | grep -c '^\[')"
