@@ -100,6 +100,14 @@ check "aclip_predict sorts by probability" 1 \
     "$(awk 'NR > 1 {v = $NF + 0; if (NR > 2 && v > prev) bad = 1; prev = v} END {print bad ? 0 : 1}' "$tmp/predict.log")"
 "$build/aclip_predict" --checkpoint "$ckpt" --image "$tmp/00000003.jpg" --labels "cat" 2> "$tmp/err.log"
 check "aclip_predict needs two labels" 1 "$(grep -c 'at least two labels' "$tmp/err.log")"
+"$build/aclip_mask_viz" --checkpoint "$ckpt" --out "$tmp/masks" --n 3 > "$tmp/viz.log" 2>&1
+check "aclip_mask_viz exit status" 0 $?
+check "aclip_mask_viz writes one PNG per sample" 3 "$(ls "$tmp/masks" | grep -c '^mask_00[0-2].png$')"
+check "aclip_mask_viz PNG" "PNG" "$(head -c 4 "$tmp/masks/mask_000.png" | tail -c 3)"
+check "aclip_mask_viz reports the precision on synthetic masks" 1 \
+    "$(grep -cE 'attentive mask [0-9.]+%, random mask [0-9.]+%; objects cover [0-9.]+%' "$tmp/viz.log")"
+"$build/aclip_mask_viz" --checkpoint "$ckpt" --out "$tmp/masks" --shards "$tmp/none.tar" 2> "$tmp/err.log"
+check "aclip_mask_viz names a missing shard" 1 "$(grep -c 'none.tar' "$tmp/err.log")"
 plot=$(dirname "$0")/../../tools/plot_metrics.py
 /usr/bin/python3 "$plot" "$tmp/run/metrics.jsonl" --out "$tmp/metrics.png" > "$tmp/plot.log" 2>&1
 check "plot_metrics exit status" 0 $?
