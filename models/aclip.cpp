@@ -17,7 +17,8 @@ EmaModules::EmaModules(const AclipConfig& c, Generator& gen)
     : visual(c.clip.vision, gen),
       transformer(c.clip.text.width, c.clip.text.layers, c.clip.text.heads,
                   c.clip.text.mlp_ratio * c.clip.text.width, c.clip.text.act, c.clip.text.ln_eps, gen),
-      ssl(c.clip.vision.width, c.ssl, gen) {
+      ssl(c.clip.vision.width, c.ssl, gen),
+      with_ssl(c.ssl_losses) {
     text_projection = empty({c.clip.text.width, c.clip.text.embed_dim});
 }
 
@@ -25,7 +26,7 @@ void EmaModules::visit(Visitor& v) {
     v.child("visual", visual);
     v.child("transformer", transformer);
     v.param("text_projection", text_projection);
-    v.child("ssl", ssl);
+    if (with_ssl) v.child("ssl", ssl);
 }
 
 namespace {
@@ -47,7 +48,7 @@ Aclip::Aclip(const AclipConfig& c, Generator& gen)
     ema = std::make_unique<EmaModules>(c, scratch);
     copy_state(ema->visual, clip.visual);
     copy_state(ema->transformer, clip.text.transformer);
-    copy_state(ema->ssl.byol_projector, ssl.byol_projector);
+    if (c.ssl_losses) copy_state(ema->ssl.byol_projector, ssl.byol_projector);
     NoGradGuard no_grad;
     ema->text_projection.copy_(clip.text.text_projection);
     ema->set_requires_grad(false);
@@ -55,7 +56,7 @@ Aclip::Aclip(const AclipConfig& c, Generator& gen)
 
 void Aclip::visit(Visitor& v) {
     clip.visit(v);
-    v.child("ssl", ssl);
+    if (cfg.ssl_losses) v.child("ssl", ssl);  // without the SSL losses the heads are not part of the model
     if (ema) v.child("ema", *ema);
 }
 
@@ -72,7 +73,7 @@ void Aclip::update_ema(double m) {
     ema_update(params_of(ema->visual), params_of(clip.visual), m);
     ema_update(params_of(ema->transformer), params_of(clip.text.transformer), m);
     ema_update({ema->text_projection}, {clip.text.text_projection}, m);
-    ema_update(params_of(ema->ssl.byol_projector), params_of(ssl.byol_projector), m);
+    if (cfg.ssl_losses) ema_update(params_of(ema->ssl.byol_projector), params_of(ssl.byol_projector), m);
 }
 
 std::vector<ParamGroup> Aclip::param_groups(double weight_decay) {

@@ -64,6 +64,7 @@ class EmaModules : public Module {
     Transformer transformer;
     Tensor text_projection;  // (T, E)
     EmaSsl ssl;
+    bool with_ssl;  // the SSL losses are on: ema.ssl.* is part of the model
 };
 
 class Aclip : public Module {

@@ -4,12 +4,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "data/bpe_train.h"
 #include "data/image.h"
+#include "engine/io/safetensors.h"
 #include "models/presets.h"
 #include "test_util.h"
 #include "train/evaluate.h"
+#include "train/inference.h"
 
 using namespace aclip;
 namespace fs = std::filesystem;
@@ -100,5 +103,31 @@ TEST_SUITE("train") {
         Aclip clip_only(plain, gen);
         CHECK(test::error_of([&] { Embedder(clip_only, true, tok, s); }).find("no EMA copy") !=
               std::string::npos);
+    }
+
+    TEST_CASE("an OpenAI-layout CLIP converted by tools/convert_openai_clip.py embeds as PyTorch does") {
+        // Fixture: tools/reference/make_openai_fixture.py (PyTorch model with OpenAI's modules, fp16 .pt,
+        // converted; PyTorch's embeddings of three PNGs and three texts).
+        const std::string fix = ACLIP_FIXTURES_DIR;
+        LoadedCheckpoint c = load_checkpoint(fix + "/openai_tiny.model.safetensors", "",
+                                             {"tokenizer.merges=" + fix + "/openai_tiny_merges.txt"});
+        CHECK(c.acfg.clip.vision.ln_pre);
+        CHECK(c.acfg.clip.vision.act == Activation::QuickGELU);
+        CHECK_FALSE(c.model->ema);  // plain CLIP: no teacher, no SSL heads
+        SafetensorsFile ref = load_safetensors(fix + "/openai_tiny_ref.safetensors");
+        std::vector<std::string> texts, images;
+        std::istringstream lines(ref.metadata.at("texts"));
+        for (std::string line; std::getline(lines, line);) texts.push_back(line);
+        for (int i = 0; i < 3; ++i)
+            images.push_back(read_maybe_gzipped(fix + "/openai_tiny_" + std::to_string(i) + ".png"));
+        Embedder embed(*c.model, false, *c.tokenizer, c.settings);
+        // The same token ids as PyTorch was given.
+        std::vector<int64_t> ids;
+        for (const std::string& t : texts)
+            for (int32_t id : c.tokenizer->tokenize(t, 16, Truncate::Eot)) ids.push_back(id);
+        CHECK(ids == ref.get("text_ids").to_vector<int64_t>());
+        // f32 on both sides, sums in different orders: agreement to ~1e-6; 1e-4 leaves room.
+        CHECK_CLOSE(embed.images(images), ref.get("image_embeds"), 1e-4, 0.0);
+        CHECK_CLOSE(embed.texts(texts), ref.get("text_embeds"), 1e-4, 0.0);
     }
 }
