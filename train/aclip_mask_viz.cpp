@@ -72,8 +72,9 @@ void draw_panel(Image& canvas, int64_t x_off, const Image& img, const Box& b, in
                 for (float& v : c) v = 0.25f * v + 0.75f * 0.55f;  // removed: faded to grey
             if (heat) {
                 const float a = (*heat)[patch];
-                const float hot[3] = {std::min(1.f, 2 * a), std::max(0.f, 2 * a - 1), 0.f};
-                for (int k = 0; k < 3; ++k) c[k] = 0.45f * c[k] + 0.55f * hot[k];
+                const float hot[3] = {1.f, std::max(0.f, 2 * a - 1), 0.f};  // red, to yellow at the peak
+                const float alpha = 0.75f * a;                              // unattended patches stay clear
+                for (int k = 0; k < 3; ++k) c[k] = (1 - alpha) * c[k] + alpha * hot[k];
             }
             uint8_t* px = canvas.pixel(y, x_off + x);
             for (int k = 0; k < 3; ++k)
