@@ -2,6 +2,7 @@
 // Karpathy-split JSON (Flickr30K/COCO) for retrieval; recall counts only the test split.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -129,5 +130,28 @@ TEST_SUITE("train") {
         // f32 on both sides, sums in different orders: agreement to ~1e-6; 1e-4 leaves room.
         CHECK_CLOSE(embed.images(images), ref.get("image_embeds"), 1e-4, 0.0);
         CHECK_CLOSE(embed.texts(texts), ref.get("text_embeds"), 1e-4, 0.0);
+
+        // And the program a user runs gives the same embeddings (in builds that have it: the sanitizer
+        // build compiles the test binary alone).
+        const std::string program = std::string(ACLIP_BINARY_DIR) + "/aclip_embed";
+        if (!fs::exists(program)) {
+            MESSAGE("aclip_embed is not built in " << ACLIP_BINARY_DIR
+                                                   << ": its run is checked by the main build");
+            return;
+        }
+        const std::string dir =
+            fs::temp_directory_path().string() + "/aclip_openai_" + std::to_string(getpid());
+        fs::create_directories(dir);
+        std::ofstream(dir + "/texts.txt") << texts[0] << "\n" << texts[1] << "\n" << texts[2] << "\n";
+        std::string cmd = program + " --checkpoint " + fix + "/openai_tiny.model.safetensors --images " +
+                          fix + "/openai_tiny_0.png " + fix + "/openai_tiny_1.png " + fix +
+                          "/openai_tiny_2.png --texts " + dir + "/texts.txt --out " + dir +
+                          "/e.safetensors tokenizer.merges=" + fix + "/openai_tiny_merges.txt > " + dir +
+                          "/log 2>&1";
+        REQUIRE(std::system(cmd.c_str()) == 0);
+        SafetensorsFile out = load_safetensors(dir + "/e.safetensors");
+        CHECK_CLOSE(out.get("image_embeds"), ref.get("image_embeds"), 1e-4, 0.0);
+        CHECK_CLOSE(out.get("text_embeds"), ref.get("text_embeds"), 1e-4, 0.0);
+        fs::remove_all(dir);
     }
 }
