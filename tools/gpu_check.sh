@@ -3,7 +3,7 @@
 # toolkit, CMake, Ninja and PyTorch, but none of Debian's -dev packages and no network). In under six
 # minutes it builds the engine, the models and their tests (ACLIP_ENGINE_ONLY), runs every test with
 # --require-gpu (so a skipped GPU case fails), runs the kernel benchmarks and their PyTorch twin on the
-# same card, and writes one report.
+# same card and the ViT-B/16 A-CLIP training step (samples/s, MFU), and writes one report.
 #
 #   tools/gpu_check.sh --stage         here, before sending the tree: copies the header-only test framework
 #                                      (doctest) and the commit id into .deps/ (ignored; carry it along)
@@ -93,6 +93,10 @@ if [[ $dry_run -eq 0 ]]; then
         echo "- benchmarks (tools/bench/compare_cuda.sh $build, same card, same run):"
         echo '```'
         timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
+        echo '```'
+        echo "- A-CLIP training step on this GPU (aclip_bench_step_cuda, random inputs):"
+        echo '```'
+        timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 2>&1 | tail -3
         echo '```'
     } >> "$report"
 fi
