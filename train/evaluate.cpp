@@ -119,14 +119,14 @@ const std::string& image_of(const Sample& s) {
 }  // namespace
 
 Embedder::Embedder(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, const EvalSettings& settings)
-    : visual_(use_ema ? &model.ema->visual : &model.clip.visual),
-      text_(&model.clip.text),
-      blocks_(use_ema ? &model.ema->transformer : nullptr),
-      projection_(use_ema ? &model.ema->text_projection : nullptr),
+    : text_(&model.clip.text),
       device_(model.clip.logit_scale.device()),
       tokenizer_(tokenizer),
       settings_(settings) {
     AC_CHECK(!use_ema || model.ema, "the model has no EMA copy (mask none and no SSL losses)");
+    visual_ = use_ema ? &model.ema->visual : &model.clip.visual;
+    blocks_ = use_ema ? &model.ema->transformer : nullptr;
+    projection_ = use_ema ? &model.ema->text_projection : nullptr;
 }
 
 Tensor Embedder::images(const std::vector<std::string>& image_bytes, const ProgressFn& progress) const {

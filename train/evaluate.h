@@ -49,13 +49,13 @@ class Embedder {
                       const std::vector<std::string>& templates) const;
 
   private:
-    const VisionTransformer* visual_;
     const TextTransformer* text_;
-    const Transformer* blocks_;  // EMA blocks, or null for the online ones
-    const Tensor* projection_;   // EMA text projection, or null
     Device device_;
     const ClipTokenizer& tokenizer_;
     const EvalSettings& settings_;
+    const VisionTransformer* visual_ = nullptr;
+    const Transformer* blocks_ = nullptr;  // EMA blocks, or null for the online ones
+    const Tensor* projection_ = nullptr;   // EMA text projection, or null
 };
 
 // The first list of strings in a JSON object {name: [strings]} (SLIP's labels.json and templates.json).
