@@ -45,16 +45,22 @@ Tensor attentive_keep(const Tensor& score, const Tensor& boxes, int view, const 
     NoGradGuard no_grad;
     std::vector<int64_t> bx = boxes.to_vector<int64_t>();
     const int64_t keep = kept_blocks(c);
-    std::vector<int64_t> out;
-    out.reserve(B * keep * c.block * c.block);
+    // Each sample's square scores, on the score's device (the boxes differ per sample, so the maps are
+    // resampled one by one); then one top-k over the batch and one read-back, not one per sample.
+    std::vector<Tensor> squares;
     for (int64_t b = 0; b < B; ++b) {
         const int64_t* e = &bx[(b * 3 + 2) * 4];
         const int64_t* o = &bx[(b * 3 + view) * 4];
         AC_CHECK(e[2] > 0 && e[3] > 0 && o[2] > 0 && o[3] > 0, "attentive_keep: sample ", b,
                  " has an empty box");
         Tensor map = view_score_map(score.select(0, b), e, o, G);
-        Tensor squares = avg_pool2d(map.reshape({1, 1, G, G}), c.block).reshape({S * S});
-        std::vector<int64_t> top = topk(squares, keep).second.to_vector<int64_t>();
+        squares.push_back(avg_pool2d(map.reshape({1, 1, G, G}), c.block).reshape({S * S}));
+    }
+    std::vector<int64_t> tops = topk(stack(squares, 0), keep).second.to_vector<int64_t>();  // (B, keep)
+    std::vector<int64_t> out;
+    out.reserve(B * keep * c.block * c.block);
+    for (int64_t b = 0; b < B; ++b) {
+        std::vector<int64_t> top(tops.begin() + b * keep, tops.begin() + (b + 1) * keep);
         std::vector<int64_t> patches;
         for (int64_t sq : top)
             for (int64_t dy = 0; dy < c.block; ++dy)

@@ -43,4 +43,13 @@ inline GemmPlan plan_gemm(const RowMajorOperand& a, const RowMajorOperand& b, in
     return p;
 }
 
+// The largest power of two up to 256 that divides an address: cuBLASLt picks algorithms by the operands'
+// alignment, so it is part of a plan's identity.
+inline uint32_t address_alignment(const void* p) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    uint32_t align = 256;
+    while (align > 1 && a % align != 0) align /= 2;
+    return align;
+}
+
 }  // namespace aclip::cuda

@@ -1,7 +1,13 @@
 // matmul.cu: matrix products through cuBLASLt. f32 runs in true f32 (the debugging path); bf16 inputs
 // and outputs accumulate in f32 on the tensor cores. The layout translation is gemm_plan.h; the
 // algorithm comes from cuBLASLt's heuristic, with a 32 MiB workspace from the caching allocator.
+// Descriptors and the chosen algorithm are cached per plan (shapes, layouts, dtype, operand alignment):
+// a training step repeats the same few dozen products, and asking the heuristic costs tens of
+// microseconds each time.
 #include <cublasLt.h>
+
+#include <mutex>
+#include <unordered_map>
 
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
@@ -57,20 +63,82 @@ Lt& lt() {
     return *instance;
 }
 
-// A cuBLASLt matrix layout, destroyed on scope exit.
-struct Layout {
+cublasLtMatrixLayout_t make_layout(cudaDataType_t type, const LtMatrix& m, int64_t batch) {
     cublasLtMatrixLayout_t desc = nullptr;
-    Layout(cudaDataType_t type, const LtMatrix& m, int64_t batch) {
-        AC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&desc, type, m.rows, m.cols, m.ld));
-        int32_t count = static_cast<int32_t>(batch);
-        AC_CUBLAS_CHECK(
-            cublasLtMatrixLayoutSetAttribute(desc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
-        int64_t stride = m.batch_stride;
-        AC_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(desc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
-                                                         &stride, sizeof stride));
+    AC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&desc, type, m.rows, m.cols, m.ld));
+    int32_t count = static_cast<int32_t>(batch);
+    AC_CUBLAS_CHECK(
+        cublasLtMatrixLayoutSetAttribute(desc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+    int64_t stride = m.batch_stride;
+    AC_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(desc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                     &stride, sizeof stride));
+    return desc;
+}
+
+// What a cached plan depends on.
+struct PlanKey {
+    cudaDataType_t type;
+    bool ta, tb;
+    int64_t m, n, k, batch, lda, ldb, sa, sb;
+    uint32_t align_a, align_b, align_d;
+    bool operator==(const PlanKey& o) const {
+        return type == o.type && ta == o.ta && tb == o.tb && m == o.m && n == o.n && k == o.k &&
+               batch == o.batch && lda == o.lda && ldb == o.ldb && sa == o.sa && sb == o.sb &&
+               align_a == o.align_a && align_b == o.align_b && align_d == o.align_d;
     }
-    ~Layout() { cublasLtMatrixLayoutDestroy(desc); }
 };
+struct PlanKeyHash {
+    size_t operator()(const PlanKey& k) const {
+        size_t h = static_cast<size_t>(k.type) * 1315423911u + (k.ta ? 2 : 0) + (k.tb ? 1 : 0);
+        for (int64_t v : {k.m, k.n, k.k, k.batch, k.lda, k.ldb, k.sa, k.sb})
+            h ^= std::hash<int64_t>()(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+        return h ^ (static_cast<size_t>(k.align_a) << 1) ^ (static_cast<size_t>(k.align_b) << 10) ^
+               (static_cast<size_t>(k.align_d) << 20);
+    }
+};
+struct Plan {  // kept for the life of the process
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+};
+
+const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
+    static std::mutex mutex;
+    static auto* cache = new std::unordered_map<PlanKey, Plan, PlanKeyHash>();
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache->find(key);
+    if (it != cache->end()) return it->second;
+    Plan p;
+    AC_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t ta = g.a.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t tb = g.b.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
+    AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    p.a = make_layout(key.type, g.a, g.batch);
+    p.b = make_layout(key.type, g.b, g.batch);
+    p.d = make_layout(key.type, g.d, g.batch);
+    cublasLtMatmulPreference_t pref = nullptr;
+    AC_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = kWorkspaceBytes;
+    AC_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_a},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_b},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_d},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align_d}};
+    for (const auto& [attr, value] : aligns)
+        AC_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value));
+    cublasLtMatmulHeuristicResult_t heuristic{};
+    int found = 0;
+    AC_CUBLAS_CHECK(
+        cublasLtMatmulAlgoGetHeuristic(lt().handle, p.op, p.a, p.b, p.d, p.d, pref, 1, &heuristic, &found));
+    cublasLtMatmulPreferenceDestroy(pref);
+    AC_CHECK(found > 0, "matmul: cuBLASLt has no algorithm for M ", g.n, ", N ", g.m, ", K ", g.k, ", batch ",
+             g.batch);
+    p.algo = heuristic.algo;
+    return cache->emplace(key, p).first->second;
+}
 
 AC_REGISTER_KERNEL("gemm");
 
@@ -89,32 +157,26 @@ void gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
     const cudaDataType_t type = dt == DType::F32 ? CUDA_R_32F : CUDA_R_16BF;
     GemmPlan plan =
         plan_gemm({a.trans, a.ld, a.batch_stride}, {b.trans, b.ld, b.batch_stride}, batch, M, N, K);
-
-    cublasLtMatmulDesc_t op_desc = nullptr;
-    AC_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasOperation_t ta = plan.a.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasOperation_t tb = plan.b.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
-    AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    Layout la(type, plan.a, batch), lb(type, plan.b, batch), ld(type, plan.d, batch);
-
-    cublasLtMatmulPreference_t pref = nullptr;
-    AC_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    size_t ws = kWorkspaceBytes;
-    AC_CUBLAS_CHECK(
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    cublasLtMatmulHeuristicResult_t heuristic{};
-    int found = 0;
-    AC_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt().handle, op_desc, la.desc, lb.desc, ld.desc, ld.desc,
-                                                   pref, 1, &heuristic, &found));
-    cublasLtMatmulPreferenceDestroy(pref);
-    AC_CHECK(found > 0, "matmul: cuBLASLt has no algorithm for ", out.desc(), " (M ", M, ", N ", N, ", K ", K,
-             ")");
+    // cuBLASLt's A is our b, its B our a (gemm_plan.h).
+    const PlanKey key{type,
+                      plan.a.transpose,
+                      plan.b.transpose,
+                      M,
+                      N,
+                      K,
+                      batch,
+                      a.ld,
+                      b.ld,
+                      a.batch_stride,
+                      b.batch_stride,
+                      address_alignment(b.t->raw_data()),
+                      address_alignment(a.t->raw_data()),
+                      address_alignment(out.raw_data())};
+    const Plan& p = plan_for(key, plan);
     const float alpha = 1.0f, beta = 0.0f;
-    AC_CUBLAS_CHECK(cublasLtMatmul(lt().handle, op_desc, &alpha, b.t->raw_data(), la.desc, a.t->raw_data(),
-                                   lb.desc, &beta, out.raw_data(), ld.desc, out.raw_data(), ld.desc,
-                                   &heuristic.algo, lt().workspace, kWorkspaceBytes, 0));
-    cublasLtMatmulDescDestroy(op_desc);
+    AC_CUBLAS_CHECK(cublasLtMatmul(lt().handle, p.op, &alpha, b.t->raw_data(), p.a, a.t->raw_data(), p.b,
+                                   &beta, out.raw_data(), p.d, out.raw_data(), p.d, &p.algo, lt().workspace,
+                                   kWorkspaceBytes, 0));
 }
 
 }  // namespace aclip::cuda

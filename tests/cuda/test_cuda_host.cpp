@@ -104,6 +104,17 @@ TEST_SUITE("cuda") {
                 }
     }
 
+    TEST_CASE(
+        "gemm plan: operand alignment, part of a cached plan's identity, is the largest power of two <= "
+        "256") {
+        alignas(256) static char buffer[1024];
+        CHECK(cuda::address_alignment(buffer) == 256);
+        CHECK(cuda::address_alignment(buffer + 2) == 2);
+        CHECK(cuda::address_alignment(buffer + 48) == 16);
+        CHECK(cuda::address_alignment(buffer + 512) == 256);
+        CHECK(cuda::address_alignment(buffer + 1) == 1);
+    }
+
     TEST_CASE("a CUDA tensor without a GPU is a clear error, never a crash") {
         if (cuda_device_count() > 0) return;  // this machine has a GPU: the parity suite covers it
         try {
