@@ -1,8 +1,11 @@
 // augment.cpp: see augment.h.
 #include "data/augment.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 
 #include "engine/core/error.h"
 #include "engine/math/philox.h"
@@ -269,6 +272,14 @@ void normalize_to_chw(const std::vector<float>& hwc, int64_t H, int64_t W, const
                       const std::array<float, 3>& std, float* out) {
     for (int c = 0; c < 3; ++c)
         for (int64_t i = 0; i < H * W; ++i) out[c * H * W + i] = (hwc[i * 3 + c] - mean[c]) / std[c];
+}
+
+void reuse_large_buffers() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        mallopt(M_MMAP_THRESHOLD, 64 << 20);  // fixed: also stops glibc's own threshold adjustment
+        mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    });
 }
 
 AclipViews aclip_train_transform(const std::string& bytes, const TransformConfig& cfg, SampleRng& rng) {

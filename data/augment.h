@@ -68,6 +68,13 @@ struct AclipViews {
     int scale_denom = 1;                   // the JPEG DCT downscale used
 };
 
+// Keeps the large buffers of image work (decoded images, crops: 0.1-1 MiB each) in the heap, where freed
+// ones are reused. glibc otherwise maps each allocation over its mmap threshold afresh and unmaps it on
+// free, so every sample paid page faults and zeroing: about 20% of the pipeline's time by perf, and
+// 175 -> 255 samples/s/core once removed (tools/bench/compare_data.sh). Process-wide, idempotent; the
+// loader and the data benchmark call it.
+void reuse_large_buffers();
+
 // The training transform of one encoded image (throws aclip::Error when it cannot be decoded).
 AclipViews aclip_train_transform(const std::string& image_bytes, const TransformConfig& cfg, SampleRng& rng);
 

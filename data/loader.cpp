@@ -51,6 +51,7 @@ std::string basename_of(const std::string& path) {
 
 Loader::Loader(const LoaderConfig& cfg, const ClipTokenizer& tokenizer, LoaderCursor start)
     : cfg_(cfg), tokenizer_(tokenizer), cursor_(start) {
+    reuse_large_buffers();
     AC_CHECK(cfg.batch_size > 0 && cfg.workers > 0 && cfg.shuffle_buffer >= 1,
              "Loader: batch_size, workers and "
              "shuffle_buffer must be positive");

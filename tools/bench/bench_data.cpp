@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     cli.parse(argc, argv);
     try {
         AC_CHECK(!shard.empty(), "--shard is required");
+        reuse_large_buffers();  // as the loader does
         if (make > 0) {
             ShardWriter w(shard);
             for (int64_t i = 0; i < make; ++i) {
