@@ -173,40 +173,33 @@ float gray_of(const float* p) {
     return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
 }
 
+}  // namespace
+
 void shift_hue(std::vector<float>& x, float shift) {
-    for (size_t i = 0; i < x.size(); i += 3) {
-        float r = x[i], g = x[i + 1], b = x[i + 2];
-        float mx = std::max({r, g, b}), mn = std::min({r, g, b}), d = mx - mn;
-        if (d <= 0) continue;  // gray: no hue
-        float h = mx == r ? (g - b) / d : (mx == g ? 2 + (b - r) / d : 4 + (r - g) / d);
-        h = h / 6 + shift;
-        h -= std::floor(h);
-        float s = d / mx, v = mx;
-        float f = h * 6, k = std::floor(f), frac = f - k;
-        float p = v * (1 - s), q = v * (1 - s * frac), t = v * (1 - s * (1 - frac));
-        switch (static_cast<int>(k) % 6) {
-            case 0:
-                r = v, g = t, b = p;
-                break;
-            case 1:
-                r = q, g = v, b = p;
-                break;
-            case 2:
-                r = p, g = v, b = t;
-                break;
-            case 3:
-                r = p, g = q, b = v;
-                break;
-            case 4:
-                r = t, g = p, b = v;
-                break;
-            default:
-                r = v, g = p, b = q;
-                break;
-        }
-        x[i] = r, x[i + 1] = g, x[i + 2] = b;
+    // RGB -> hue (in sixths of a turn), rotate, and back with the branch-free form of HSV -> RGB:
+    // channel n (5: red, 3: green, 1: blue) = V - V S clamp(min(k, 4 - k), 0, 1), k = (n + hue) mod 6, where
+    // V S = max - min. Selects instead of branches let the compiler vectorise the loop.
+    float* p = x.data();
+    const size_t n = x.size() / 3;
+    const float turn = 6.0f * shift;
+    auto channel = [](float mx, float d, float k) {
+        k = k >= 6.0f ? k - 6.0f : k;
+        return mx - d * std::clamp(std::min(k, 4.0f - k), 0.0f, 1.0f);
+    };
+    for (size_t i = 0; i < n; ++i) {
+        const float r = p[3 * i], g = p[3 * i + 1], b = p[3 * i + 2];
+        const float mx = std::max(r, std::max(g, b)), mn = std::min(r, std::min(g, b)), d = mx - mn;
+        const float inv = d > 0.0f ? 1.0f / d : 0.0f;  // gray pixels (d = 0) come back unchanged
+        float h = mx == r ? (g - b) * inv : (mx == g ? 2.0f + (b - r) * inv : 4.0f + (r - g) * inv);
+        h += turn + 12.0f;  // positive, so truncation is floor
+        h -= 6.0f * static_cast<float>(static_cast<int>(h * (1.0f / 6.0f)));  // into [0, 6)
+        p[3 * i] = channel(mx, d, 5.0f + h);
+        p[3 * i + 1] = channel(mx, d, 3.0f + h);
+        p[3 * i + 2] = channel(mx, d, 1.0f + h);
     }
 }
+
+namespace {
 
 void gaussian_blur(std::vector<float>& x, int64_t H, int64_t W, double sigma) {
     const int64_t radius = static_cast<int64_t>(std::ceil(3 * sigma));

@@ -46,6 +46,9 @@ Box ema_crop_box(const Box& v1, const Box& v2, int64_t H, int64_t W, EmaCrop mod
 std::vector<float> crop_resize(const Image& img, double top, double left, double height, double width,
                                int64_t out_h, int64_t out_w);
 
+// Rotates the hue of (H, W, 3) floats in [0, 1] by shift turns (torchvision's adjust_hue), in place.
+void shift_hue(std::vector<float>& hwc, float shift);
+
 struct ColorAugment {
     double p_jitter = 0.8, brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1;
     double p_gray = 0.2, p_blur = 0.1, blur_sigma_lo = 0.1, blur_sigma_hi = 2.0, p_solarize = 0.2;

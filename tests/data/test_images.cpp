@@ -4,6 +4,7 @@
 
 #include "data/augment.h"
 #include "data/image.h"
+#include "engine/math/philox.h"
 #include "test_util.h"
 
 using namespace aclip;
@@ -145,6 +146,33 @@ TEST_SUITE("data") {
         color_augment(j, 24, 32, all, rng);
         CHECK(j != x);
         for (float v : j) CHECK((v >= 0.0f && v <= 1.0f));
+    }
+
+    TEST_CASE("hue rotation equals the HSV round trip computed in f64, and leaves grays alone") {
+        std::vector<float> x;
+        for (int i = 0; i < 4000; ++i) x.push_back(uniform_from_word(philox_word(77, 0, i)));
+        x[0] = x[1] = x[2] = 0.3f;  // a gray pixel
+        for (float shift : {-0.1f, 0.0f, 0.037f, 0.1f, 0.5f}) {
+            std::vector<float> y = x;
+            shift_hue(y, shift);
+            for (size_t i = 0; i + 2 < x.size(); i += 3) {
+                double r = x[i], g = x[i + 1], b = x[i + 2];
+                double mx = std::max({r, g, b}), mn = std::min({r, g, b}), d = mx - mn;
+                double ref[3] = {r, g, b};
+                if (d > 0) {  // the textbook conversion, with branches, in double
+                    double h = mx == r ? (g - b) / d : (mx == g ? 2 + (b - r) / d : 4 + (r - g) / d);
+                    h = h / 6 + shift;
+                    h -= std::floor(h);
+                    double s = d / mx, v = mx, f = h * 6, k = std::floor(f), t = f - k;
+                    double pp = v * (1 - s), q = v * (1 - s * t), u = v * (1 - s * (1 - t));
+                    const double table[6][3] = {{v, u, pp}, {q, v, pp}, {pp, v, u},
+                                                {pp, q, v}, {u, pp, v}, {v, pp, q}};
+                    for (int c = 0; c < 3; ++c) ref[c] = table[static_cast<int>(k) % 6][c];
+                }
+                for (int c = 0; c < 3; ++c) REQUIRE(std::abs(y[i + c] - ref[c]) < 1e-5);  // f32 rounding
+            }
+            CHECK(y[0] == 0.3f);
+        }
     }
 
     TEST_CASE("the A-CLIP training transform: three views, their boxes, DCT scaling, determinism") {
