@@ -118,6 +118,48 @@ Taps resample_taps(double start, double length, int64_t in_size, int64_t out_siz
     return t;
 }
 
+// The horizontal pass: out (out_h, out_w, 3) in [0, 1] from rows (out_h, span) of 0..255 values. TAPS
+// is the tap count when known at compile time (the loop is then unrolled), else 0 (tx.taps at run time).
+// Weights past a window's end are zero and the rows are padded, so every window reads TAPS pixels.
+template <int TAPS>
+void horizontal_rows(const float* rows, int64_t span, int64_t col_lo, const Taps& tx, float* out,
+                     int64_t out_h, int64_t out_w) {
+    const int64_t taps = TAPS ? TAPS : tx.taps;
+    for (int64_t y = 0; y < out_h; ++y) {
+        const float* src = rows + y * span;
+        float* dst = out + y * out_w * 3;
+        for (int64_t x = 0; x < out_w; ++x) {
+            const float* p = src + (tx.first[static_cast<size_t>(x)] - col_lo) * 3;
+            const float* w = tx.w.data() + x * taps;
+            float r = 0, g = 0, b = 0;
+            for (int64_t k = 0; k < taps; ++k) {
+                r += w[k] * p[3 * k];
+                g += w[k] * p[3 * k + 1];
+                b += w[k] * p[3 * k + 2];
+            }
+            dst[3 * x] = std::clamp(r * (1.0f / 255.0f), 0.0f, 1.0f);
+            dst[3 * x + 1] = std::clamp(g * (1.0f / 255.0f), 0.0f, 1.0f);
+            dst[3 * x + 2] = std::clamp(b * (1.0f / 255.0f), 0.0f, 1.0f);
+        }
+    }
+}
+
+void horizontal_pass(const float* rows, int64_t span, int64_t col_lo, const Taps& tx, float* out,
+                     int64_t out_h, int64_t out_w) {
+    switch (tx.taps) {  // the common shrink factors of training crops (taps = ceil(2 support) + 2)
+        case 4:
+            return horizontal_rows<4>(rows, span, col_lo, tx, out, out_h, out_w);
+        case 5:
+            return horizontal_rows<5>(rows, span, col_lo, tx, out, out_h, out_w);
+        case 6:
+            return horizontal_rows<6>(rows, span, col_lo, tx, out, out_h, out_w);
+        case 7:
+            return horizontal_rows<7>(rows, span, col_lo, tx, out, out_h, out_w);
+        default:
+            return horizontal_rows<0>(rows, span, col_lo, tx, out, out_h, out_w);
+    }
+}
+
 }  // namespace
 
 std::vector<float> crop_resize(const Image& img, double top, double left, double height, double width,
@@ -131,7 +173,8 @@ std::vector<float> crop_resize(const Image& img, double top, double left, double
     const int64_t col_lo = tx.first.front();
     const int64_t col_hi = std::min(img.width, tx.first.back() + tx.taps);
     const int64_t cols = col_hi - col_lo, span = cols * 3;
-    std::vector<float> rows(static_cast<size_t>(out_h * span), 0.0f);
+    // Each row is padded by the widest tap window, so the horizontal pass always reads `taps` pixels.
+    std::vector<float> rows(static_cast<size_t>(out_h * span + tx.taps * 3), 0.0f);
     for (int64_t y = 0; y < out_h; ++y) {
         float* dst = rows.data() + y * span;
         const float* w = ty.w.data() + y * ty.taps;
@@ -145,25 +188,7 @@ std::vector<float> crop_resize(const Image& img, double top, double left, double
         }
     }
     std::vector<float> out(static_cast<size_t>(out_h * out_w * 3));
-    for (int64_t y = 0; y < out_h; ++y) {
-        const float* src = rows.data() + y * span;
-        float* dst = out.data() + y * out_w * 3;
-        for (int64_t x = 0; x < out_w; ++x) {
-            const int64_t first = tx.first[static_cast<size_t>(x)];
-            const float* p = src + (first - col_lo) * 3;
-            const float* w = tx.w.data() + x * tx.taps;
-            const int64_t n = std::min(tx.taps, col_hi - first);
-            float r = 0, g = 0, b = 0;
-            for (int64_t k = 0; k < n; ++k) {
-                r += w[k] * p[3 * k];
-                g += w[k] * p[3 * k + 1];
-                b += w[k] * p[3 * k + 2];
-            }
-            dst[3 * x] = std::clamp(r * (1.0f / 255.0f), 0.0f, 1.0f);
-            dst[3 * x + 1] = std::clamp(g * (1.0f / 255.0f), 0.0f, 1.0f);
-            dst[3 * x + 2] = std::clamp(b * (1.0f / 255.0f), 0.0f, 1.0f);
-        }
-    }
+    horizontal_pass(rows.data(), span, col_lo, tx, out.data(), out_h, out_w);
     return out;
 }
 
