@@ -25,6 +25,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& con
     c.model = std::make_unique<Aclip>(c.acfg, gen);
     load_state(*c.model, file);
     c.model->eval();
+    if (c.cfg.str("train.device") == "cuda")
+        c.model->to(Device::CUDA);  // train.device=cuda on the command line
     c.tokenizer =
         std::make_unique<ClipTokenizer>(c.cfg.str("tokenizer.merges"), c.acfg.clip.text.vocab - 514);
     c.settings = eval_settings_from(c.cfg, c.acfg);

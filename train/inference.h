@@ -22,7 +22,7 @@ struct LoadedCheckpoint {
 };
 
 // config_path empty: the config stored in the checkpoint (an error naming the file when there is none).
-// overrides: "section.key=value" strings, applied last.
+// overrides: "section.key=value" strings, applied last. train.device = cuda puts the model on the GPU.
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& config_path,
                                  const std::vector<std::string>& overrides = {});
 

@@ -98,6 +98,10 @@ check "aclip_predict probabilities sum to 100%" 1 \
     "$(awk 'NR > 1 {s += $NF} END {print (s > 99.9 && s < 100.1) ? 1 : 0}' "$tmp/predict.log")"
 check "aclip_predict sorts by probability" 1 \
     "$(awk 'NR > 1 {v = $NF + 0; if (NR > 2 && v > prev) bad = 1; prev = v} END {print bad ? 0 : 1}' "$tmp/predict.log")"
+if ! nvidia-smi > /dev/null 2>&1; then
+    "$build/aclip_eval" --checkpoint "$ckpt" train.device=cuda > /dev/null 2> "$tmp/err.log"
+    check "aclip_eval train.device=cuda without a GPU is a clear error" 1 "$(grep -c 'CUDA' "$tmp/err.log")"
+fi
 "$build/aclip_predict" --checkpoint "$ckpt" --image "$tmp/00000003.jpg" --labels "cat" 2> "$tmp/err.log"
 check "aclip_predict needs two labels" 1 "$(grep -c 'at least two labels' "$tmp/err.log")"
 "$build/aclip_mask_viz" --checkpoint "$ckpt" --out "$tmp/masks" --n 3 > "$tmp/viz.log" 2>&1
