@@ -56,6 +56,11 @@ generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cuda_flag=ON
 [[ $dry_run -eq 1 ]] && cuda_flag=AUTO
+# NCCL: beside the toolkit, or in pip's nvidia-nccl package of the machine's PyTorch
+if [[ -z "${NCCL_ROOT:-}" ]]; then
+    NCCL_ROOT=$(python3 -c "import nvidia.nccl as n; print(list(n.__path__)[0])" 2>/dev/null || true)
+    export NCCL_ROOT
+fi
 if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP_ENGINE_ONLY=ON \
         -DACLIP_CUDA=$cuda_flag -DCMAKE_CUDA_ARCHITECTURES=90 -DDOCTEST_INCLUDE_DIR="$PWD/.deps" \
         > "$log_dir/gpu_configure.log" 2>&1; then

@@ -121,7 +121,9 @@ const std::vector<ConfigKey>& Config::keys() {
         {"train",
          "device",
          "cpu",
-         "where the model trains: cpu, or cuda (one GPU per process; several GPUs need NCCL, not built yet)",
+         "where the model trains: cpu, or cuda (one GPU per process; several through NCCL under mpirun or "
+         "torchrun-style "
+         "RANK/WORLD_SIZE/LOCAL_RANK with ACLIP_RENDEZVOUS_FILE)",
          "string",
          {"cpu", "cuda"}},
         {"train",

@@ -172,7 +172,8 @@ EvalSettings eval_settings_from(const Config& cfg, const AclipConfig& acfg) {
 
 TrainResult train(const Config& cfg, const std::string& resume, bool force_schedule) {
     const std::string dir = cfg.str("checkpoint.dir");
-    std::unique_ptr<Comm> comm = make_comm_from_environment();
+    const Device device = cfg.str("train.device") == "cuda" ? Device::CUDA : Device::CPU;
+    std::unique_ptr<Comm> comm = make_comm_from_environment(device);  // NCCL between GPUs
     const bool rank0 = comm->rank() == 0;
     if (rank0) std::printf("# resolved config (%s)\n%s\n", cfg.source().c_str(), cfg.text().c_str());
     AC_CHECK_HINT(!cfg.str("data.train").empty(), "set data.train to a shard list", "data.train is empty");
@@ -188,14 +189,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     const uint64_t seed = static_cast<uint64_t>(cfg.integer("train.seed"));
     Generator gen(seed);
     Aclip model(acfg, gen);
-    const Device device = cfg.str("train.device") == "cuda" ? Device::CUDA : Device::CPU;
-    if (device == Device::CUDA) {
-        AC_CHECK_HINT(comm->world() == 1,
-                      "train on the CPU with mpirun, or on one GPU per run until NCCL exists",
-                      "train.device = cuda with ", comm->world(),
-                      " processes: gradients of GPU tensors are not exchanged between processes yet");
-        model.to(Device::CUDA);  // before the optimizer, which holds the parameters
-    }
+    if (device == Device::CUDA) model.to(Device::CUDA);  // before the optimizer, which holds the parameters
     model.set_comm(comm.get());
     std::vector<ParamGroup> groups = model.param_groups(cfg.number("optim.weight_decay"));
     AdamW opt(groups, cfg.number("optim.beta1"), cfg.number("optim.beta2"), cfg.number("optim.eps"));

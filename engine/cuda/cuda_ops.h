@@ -24,6 +24,7 @@ void free(void* ptr);
 enum class Copy { HostToDevice, DeviceToHost, DeviceToDevice };
 void memcpy(void* dst, const void* src, size_t bytes, Copy kind);  // synchronous for device-to-host
 void synchronize();
+void set_device(int index);  // before the first CUDA tensor: one GPU per process (data parallel)
 AllocatorStats memory_stats();
 void reset_peak_memory();
 void release_cached_memory();

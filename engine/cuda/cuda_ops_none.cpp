@@ -24,6 +24,9 @@ void memcpy(void*, const void*, size_t, Copy) {
 void synchronize() {
     no_backend("cuda::synchronize");
 }
+void set_device(int) {
+    no_backend("cuda::set_device");
+}
 AllocatorStats memory_stats() {
     return {};
 }

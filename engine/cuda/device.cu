@@ -57,6 +57,10 @@ void synchronize() {
     AC_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+void set_device(int index) {
+    AC_CUDA_CHECK(cudaSetDevice(index));
+}
+
 AllocatorStats memory_stats() {
     return allocator().stats();
 }

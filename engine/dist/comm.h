@@ -1,10 +1,12 @@
 // comm.h: the communicator between data-parallel ranks, and the collective ops built on it.
-// Comm is the small interface the trainer needs: rank, world size, a sum all-reduce, an all-gather and
-// a barrier. LocalComm is the world of one. ThreadComm runs N ranks as threads of one process, so the
-// data-parallel logic (gradient averaging, the contrastive losses' gather with gradient) is tested on
-// any CPU; the MPI and NCCL communicators of the trainer implement the same interface.
+// Comm is the small interface the trainer needs: rank, world size, a sum all-reduce, an all-gather, a
+// barrier, and a broadcast of bytes (how NCCL's unique id reaches every rank). LocalComm is the world of one.
+// ThreadComm runs N ranks as threads of one process, so the data-parallel logic (gradient averaging, the
+// contrastive losses' gather with gradient) is tested on any CPU; the MPI and NCCL communicators of the
+// trainer implement the same interface.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/core/tensor.h"
@@ -19,6 +21,7 @@ class Comm {
     virtual void all_reduce_sum(Tensor& t) = 0;      // in place, over every rank
     virtual Tensor all_gather(const Tensor& t) = 0;  // every rank's t concatenated along dim 0, rank order
     virtual void barrier() = 0;
+    virtual void broadcast_bytes(std::string& data, int root) = 0;  // data of root replaces everyone's
 };
 
 class LocalComm : public Comm {
@@ -28,14 +31,29 @@ class LocalComm : public Comm {
     void all_reduce_sum(Tensor&) override {}
     Tensor all_gather(const Tensor& t) override { return t.detach().contiguous(); }
     void barrier() override {}
+    void broadcast_bytes(std::string&, int) override {}
 };
 
 // The MPI communicator (one process per rank, under mpirun); an error when the build has no MPI.
 bool mpi_available();
 std::unique_ptr<Comm> make_mpi_comm();
 
-// MPI when this process was started by mpirun (OMPI_COMM_WORLD_SIZE or PMI_SIZE above 1), else LocalComm.
-std::unique_ptr<Comm> make_comm_from_environment();
+// The NCCL communicator between GPUs (engine/dist/nccl_comm.cpp): rank r of world, its GPU chosen by
+// local_rank, the unique id (NCCL's 128 bytes, from nccl_unique_id() on rank 0) already shared by every
+// rank. CPU tensors given to it travel through the GPU. An error when the build has no NCCL.
+bool nccl_available();
+std::string nccl_unique_id();
+std::unique_ptr<Comm> make_nccl_comm(int rank, int world, int local_rank, const std::string& unique_id);
+
+// Shares `payload` of rank 0 through a file (torchrun-style start without MPI): rank 0 writes it
+// atomically, the others wait for it (up to timeout_s, then an error naming the file).
+std::string file_rendezvous(const std::string& path, int rank, const std::string& payload, double timeout_s);
+
+// The communicator for this process. CPU (device CPU): MPI when started by mpirun (OMPI_COMM_WORLD_SIZE
+// or PMI_SIZE above 1), else LocalComm. GPU (device CUDA) with several ranks: NCCL, its id broadcast by
+// MPI under mpirun, or shared through the file ACLIP_RENDEZVOUS_FILE when started with the environment
+// variables RANK, WORLD_SIZE and LOCAL_RANK (torchrun's); a world of one is LocalComm either way.
+std::unique_ptr<Comm> make_comm_from_environment(Device device = Device::CPU);
 
 // N communicators for N threads of one process; communicator i is rank i.
 std::vector<std::unique_ptr<Comm>> make_thread_comms(int world);

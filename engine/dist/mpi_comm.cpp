@@ -51,6 +51,14 @@ class MpiComm : public Comm {
     int world() const override { return world_; }
     void barrier() override { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
+    void broadcast_bytes(std::string& data, int root) override {
+        unsigned long long size = data.size();
+        check_mpi(MPI_Bcast(&size, 1, MPI_UNSIGNED_LONG_LONG, root, MPI_COMM_WORLD), "MPI_Bcast");
+        data.resize(static_cast<size_t>(size));
+        check_mpi(MPI_Bcast(data.data(), static_cast<int>(size), MPI_BYTE, root, MPI_COMM_WORLD),
+                  "MPI_Bcast");
+    }
+
     void all_reduce_sum(Tensor& t) override {
         AC_CHECK(t.is_contiguous() && t.device() == Device::CPU,
                  "MpiComm::all_reduce_sum: needs a contiguous CPU "

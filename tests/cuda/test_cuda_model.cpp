@@ -2,6 +2,7 @@
 // A-CLIP step (teacher, masks, both views, text, every loss, backward) as it does on the CPU, in f32 and
 // under bf16 autocast; moving back gives the same values. GPU cases are skipped and counted without a GPU.
 #include "engine/autograd/grad_mode.h"
+#include "engine/dist/comm.h"
 #include "engine/ops/autocast.h"
 #include "models/presets.h"
 #include "test_util.h"
@@ -99,5 +100,29 @@ TEST_SUITE("cuda") {
             CHECK(sa[i].tensor->to_vector<double>() == sb[i].tensor->to_vector<double>());
             CHECK(sa[i].tensor->requires_grad() == sb[i].tensor->requires_grad());
         }
+    }
+
+    TEST_CASE("GPU: the NCCL communicator, a world of one: collectives keep values, CPU tensors travel") {
+        if (!test::gpu_available("NCCL communicator")) return;
+        if (!nccl_available()) {
+            MESSAGE("this build has no NCCL");
+            return;
+        }
+        std::unique_ptr<Comm> c = make_nccl_comm(0, 1, 0, nccl_unique_id());
+        Tensor x = random_tensor({3, 5}, 81, -1, 1, DType::F32);
+        Tensor g = x.to(Device::CUDA);
+        c->all_reduce_sum(g);
+        CHECK_CLOSE(g, x, 0.0, 0.0);
+        CHECK_CLOSE(c->all_gather(g), x, 0.0, 0.0);
+        Tensor cpu = x.clone();
+        c->all_reduce_sum(cpu);  // through the GPU and back
+        CHECK(cpu.device() == Device::CPU);
+        CHECK_CLOSE(cpu, x, 0.0, 0.0);
+        CHECK(c->all_gather(from_vector<int64_t>({4, 7}, {1, 2})).to_vector<int64_t>() ==
+              std::vector<int64_t>{4, 7});
+        std::string bytes = std::string("abc\0def", 7);
+        c->broadcast_bytes(bytes, 0);
+        CHECK(bytes == std::string("abc\0def", 7));
+        c->barrier();
     }
 }
