@@ -1,8 +1,6 @@
 // trainer.cpp: see trainer.h.
 #include "train/trainer.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cmath>

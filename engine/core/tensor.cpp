@@ -107,14 +107,6 @@ Tensor as_strided(const Tensor& base, const Shape& shape, const Strides& strides
     return make_view(base, shape, strides, offset);
 }
 
-void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
-    for (const Tensor* t : tensors)
-        if (t->defined())
-            AC_CHECK_HINT(t->device() == Device::CPU,
-                          "move the tensors to the CPU, or build the CUDA backend", op,
-                          ": no CUDA kernel for this op (input ", t->desc(), ")");
-}
-
 Device common_device(const char* op, std::initializer_list<const Tensor*> tensors) {
     const Tensor* first = nullptr;
     for (const Tensor* t : tensors) {

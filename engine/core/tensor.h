@@ -124,8 +124,6 @@ template <class T>
 [[nodiscard]] Tensor as_strided(const Tensor& base, const Shape& shape, const Strides& strides,
                                 int64_t offset);
 
-// Throws when any tensor is not on the CPU (ops that have no CUDA kernel: safetensors I/O, ...).
-void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors);
 // The device all defined tensors share; throws naming op and the tensors when they differ.
 Device common_device(const char* op, std::initializer_list<const Tensor*> tensors);
 

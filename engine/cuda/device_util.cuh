@@ -86,8 +86,4 @@ void dispatch_gpu_float(DType t, const char* op, F&& fn) {
     }
 }
 
-inline void check_cuda_tensor(const Tensor& t, const char* op) {
-    AC_CHECK(t.device() == Device::CUDA, op, ": expected a CUDA tensor, got ", t.desc());
-}
-
 }  // namespace aclip::cuda

@@ -90,7 +90,7 @@ void launch_pointwise(double s0, double s1, const Tensor& out, const Tensor& a, 
     });
 }
 
-#define AC_PW_REGISTER(id, name, arity) AC_REGISTER_KERNEL_NAMED(pointwise_##id, "pointwise." #id);
+#define AC_PW_REGISTER(id, name) AC_REGISTER_KERNEL_NAMED(pointwise_##id, "pointwise." #id);
 AC_POINTWISE_OPS(AC_PW_REGISTER)
 #undef AC_PW_REGISTER
 
@@ -98,7 +98,7 @@ AC_POINTWISE_OPS(AC_PW_REGISTER)
 
 void pointwise(PW op, double s0, double s1, const Tensor& out, const Tensor& a, const Tensor& b) {
     switch (op) {
-#define AC_PW_CASE(id, name, arity)                  \
+#define AC_PW_CASE(id, name)                         \
     case PW::id:                                     \
         launch_pointwise<PW::id>(s0, s1, out, a, b); \
         return;

@@ -14,60 +14,60 @@
 
 namespace aclip {
 
-// X(Enum, "name in messages", arity)
+// X(Enum, "name in messages")
 // clang-format off
 #define AC_POINTWISE_OPS(X) \
-    X(Neg, "neg", 1) \
-    X(Exp, "exp", 1) \
-    X(Log, "log", 1) \
-    X(Sqrt, "sqrt", 1) \
-    X(Rsqrt, "rsqrt", 1) \
-    X(Abs, "abs", 1) \
-    X(Relu, "relu", 1) \
-    X(Gelu, "gelu", 1) \
-    X(QuickGelu, "quick_gelu", 1) \
-    X(Sigmoid, "sigmoid", 1) \
-    X(Tanh, "tanh", 1) \
-    X(AddScalar, "add_scalar", 1) \
-    X(MulScalar, "mul_scalar", 1) \
-    X(PowScalar, "pow_scalar", 1) \
-    X(Clamp, "clamp", 1) \
-    X(ExpScale, "exp_scale", 1) \
-    X(Add, "add", 2) \
-    X(Sub, "sub", 2) \
-    X(Mul, "mul", 2) \
-    X(Div, "div", 2) \
-    X(Axpy, "axpy", 2) \
-    X(Maximum, "maximum", 2) \
-    X(MaximumMask, "maximum_mask", 2) \
-    X(Greater, "greater", 2) \
-    X(Equal, "equal", 2) \
-    X(NegMul, "neg_mul", 2) \
-    X(DivBySquare, "div_by_square", 2) \
-    X(ExpBackward, "exp_backward", 2) \
-    X(LogBackward, "log_backward", 2) \
-    X(SqrtBackward, "sqrt_backward", 2) \
-    X(RsqrtBackward, "rsqrt_backward", 2) \
-    X(AbsBackward, "abs_backward", 2) \
-    X(ReluBackward, "relu_backward", 2) \
-    X(GeluBackward, "gelu_backward", 2) \
-    X(QuickGeluBackward, "quick_gelu_backward", 2) \
-    X(SigmoidBackward, "sigmoid_backward", 2) \
-    X(TanhBackward, "tanh_backward", 2) \
-    X(PowBackward, "pow_backward", 2) \
-    X(ClampBackward, "clamp_backward", 2)
+    X(Neg, "neg") \
+    X(Exp, "exp") \
+    X(Log, "log") \
+    X(Sqrt, "sqrt") \
+    X(Rsqrt, "rsqrt") \
+    X(Abs, "abs") \
+    X(Relu, "relu") \
+    X(Gelu, "gelu") \
+    X(QuickGelu, "quick_gelu") \
+    X(Sigmoid, "sigmoid") \
+    X(Tanh, "tanh") \
+    X(AddScalar, "add_scalar") \
+    X(MulScalar, "mul_scalar") \
+    X(PowScalar, "pow_scalar") \
+    X(Clamp, "clamp") \
+    X(ExpScale, "exp_scale") \
+    X(Add, "add") \
+    X(Sub, "sub") \
+    X(Mul, "mul") \
+    X(Div, "div") \
+    X(Axpy, "axpy") \
+    X(Maximum, "maximum") \
+    X(MaximumMask, "maximum_mask") \
+    X(Greater, "greater") \
+    X(Equal, "equal") \
+    X(NegMul, "neg_mul") \
+    X(DivBySquare, "div_by_square") \
+    X(ExpBackward, "exp_backward") \
+    X(LogBackward, "log_backward") \
+    X(SqrtBackward, "sqrt_backward") \
+    X(RsqrtBackward, "rsqrt_backward") \
+    X(AbsBackward, "abs_backward") \
+    X(ReluBackward, "relu_backward") \
+    X(GeluBackward, "gelu_backward") \
+    X(QuickGeluBackward, "quick_gelu_backward") \
+    X(SigmoidBackward, "sigmoid_backward") \
+    X(TanhBackward, "tanh_backward") \
+    X(PowBackward, "pow_backward") \
+    X(ClampBackward, "clamp_backward")
 // clang-format on
 
 enum class PW : uint8_t {
-#define AC_PW_ENUM(id, name, arity) id,
+#define AC_PW_ENUM(id, name) id,
     AC_POINTWISE_OPS(AC_PW_ENUM)
 #undef AC_PW_ENUM
 };
 
 inline const char* pointwise_name(PW op) {
     switch (op) {
-#define AC_PW_NAME(id, name, arity) \
-    case PW::id:                    \
+#define AC_PW_NAME(id, name) \
+    case PW::id:             \
         return name;
         AC_POINTWISE_OPS(AC_PW_NAME)
 #undef AC_PW_NAME
