@@ -3,6 +3,7 @@
 #pragma once
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -47,6 +48,17 @@ inline Closeness compare(const Tensor& actual, const Tensor& expected, double at
         INFO("max |diff| = " << _c.max_abs << "; first mismatch: " << _c.first_bad); \
         CHECK(_c.ok);                                                                \
     } while (0)
+
+// ||a - b|| / ||b||, in f64 (the norm-relative error of METHOD-style comparisons).
+inline double relative_error(const Tensor& a, const Tensor& b) {
+    std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+    double d = 0, n = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+        d += (x[i] - y[i]) * (x[i] - y[i]);
+        n += y[i] * y[i];
+    }
+    return std::sqrt(d / std::max(n, 1e-300));
+}
 
 // Uniform in [lo, hi), from the Philox stream with this seed.
 inline Tensor random_tensor(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1,

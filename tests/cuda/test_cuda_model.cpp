@@ -10,6 +10,7 @@
 
 using namespace aclip;
 using aclip::test::random_tensor;
+using aclip::test::relative_error;
 
 namespace {
 
@@ -31,16 +32,6 @@ AclipBatch batch_on(const AclipConfig& c, int64_t B, Device device) {
     }
     b.text = from_vector(ids, {B, C}).to(device);
     return b;
-}
-
-double relative_error(const Tensor& a, const Tensor& b) {
-    std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-    double d = 0, n = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-        d += (x[i] - y[i]) * (x[i] - y[i]);
-        n += y[i] * y[i];
-    }
-    return std::sqrt(d / std::max(n, 1e-300));
 }
 
 }  // namespace

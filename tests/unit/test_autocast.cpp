@@ -11,21 +11,7 @@
 using namespace aclip;
 using aclip::test::error_of;
 using aclip::test::random_tensor;
-
-namespace {
-
-// ||a - b|| / ||b|| in f64.
-double relative_error(const Tensor& a, const Tensor& b) {
-    std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-    double d = 0, n = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-        d += (x[i] - y[i]) * (x[i] - y[i]);
-        n += y[i] * y[i];
-    }
-    return std::sqrt(d / std::max(n, 1e-300));
-}
-
-}  // namespace
+using aclip::test::relative_error;
 
 TEST_SUITE("unit") {
     TEST_CASE("autocast: linear runs in bf16, f32 masters get f32 gradients") {
