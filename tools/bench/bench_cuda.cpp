@@ -20,24 +20,11 @@
 #include "engine/core/storage.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/ops/ops.h"
+#include "tools/bench/random_gpu.h"
 
 using namespace aclip;
 
 namespace {
-
-// Random values in [-1, 1) from a xorshift stream (fast enough for 86M elements), on the GPU.
-Tensor random_gpu(const Shape& s, DType dtype, uint64_t seed) {
-    Tensor t = empty(s, DType::F32);
-    float* p = t.data<float>();
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int64_t i = 0; i < t.numel(); ++i) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        p[i] = static_cast<float>(x >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f;
-    }
-    return t.to(dtype).to(Device::CUDA);
-}
 
 double time_ms(int iters, const std::function<void()>& fn) {
     for (int i = 0; i < 3; ++i) fn();

@@ -18,25 +18,9 @@
 #include "engine/optim/adamw.h"
 #include "models/aclip.h"
 #include "models/presets.h"
+#include "tools/bench/random_gpu.h"
 
 using namespace aclip;
-
-namespace {
-
-Tensor random_images(int64_t B, int64_t S, uint64_t seed) {
-    Tensor t = empty({B, 3, S, S});
-    float* p = t.data<float>();
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int64_t i = 0; i < t.numel(); ++i) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        p[i] = static_cast<float>(x >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f;
-    }
-    return t.to(Device::CUDA);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     std::string preset = "vit_b16", precision = "bf16";
@@ -70,9 +54,9 @@ int main(int argc, char** argv) {
         model.to(Device::CUDA);
         AdamW opt(model.param_groups(0.5), 0.9, 0.98, 1e-8);
         AclipBatch batch;
-        batch.view1 = random_images(B, S, 1);
-        batch.view2 = random_images(B, S, 2);
-        batch.ema_view = random_images(B, S, 3);
+        batch.view1 = random_gpu({B, 3, S, S}, DType::F32, 1);
+        batch.view2 = random_gpu({B, 3, S, S}, DType::F32, 2);
+        batch.ema_view = random_gpu({B, 3, S, S}, DType::F32, 3);
         std::vector<int64_t> boxes, ids(static_cast<size_t>(B * C), 0);
         for (int64_t i = 0; i < B; ++i) {  // view boxes inside the EMA crop, as the transform makes them
             for (int64_t v :
