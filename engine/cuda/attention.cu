@@ -16,6 +16,18 @@ namespace {
 constexpr int kRows = 64;  // query (or key) rows per block, one per thread
 constexpr int kTile = 32;  // key (or query) rows per shared-memory tile
 
+// Rows row0 .. row0 + kTile - 1 of two (rows, D) matrices into shared tiles, as f32; zeros past `rows`.
+template <int D, class T>
+__device__ __forceinline__ void load_tile_pair(float (*ta)[D], float (*tb)[D], const T* a, const T* b,
+                                               int64_t row0, int64_t rows) {
+    for (int e = threadIdx.x; e < kTile * D; e += blockDim.x) {
+        const int r = e / D, d = e % D;
+        const bool in = row0 + r < rows;
+        ta[r][d] = in ? ld(a[(row0 + r) * D + d]) : 0.0f;
+        tb[r][d] = in ? ld(b[(row0 + r) * D + d]) : 0.0f;
+    }
+}
+
 template <int D, class T>
 __global__ void flash_forward_kernel(const T* q, const T* k, const T* v, T* out, float* lse, int64_t Tq,
                                      int64_t Tk, float scale, bool causal) {
@@ -37,12 +49,7 @@ __global__ void flash_forward_kernel(const T* q, const T* k, const T* v, T* out,
     const int64_t last_key = causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kRows) : Tk;
     for (int64_t j0 = 0; j0 < last_key; j0 += kTile) {
         __syncthreads();
-        for (int e = threadIdx.x; e < kTile * D; e += blockDim.x) {
-            const int r = e / D, d = e % D;
-            const bool in = j0 + r < Tk;
-            ks[r][d] = in ? ld(kb[(j0 + r) * D + d]) : 0.0f;
-            vs[r][d] = in ? ld(vb[(j0 + r) * D + d]) : 0.0f;
-        }
+        load_tile_pair<D>(ks, vs, kb, vb, j0, Tk);
         __syncthreads();
         if (!active) continue;
         for (int r = 0; r < kTile; ++r) {
@@ -99,12 +106,7 @@ __global__ void flash_backward_kv_kernel(const T* q, const T* k, const T* v, con
     const int64_t first_query = causal ? static_cast<int64_t>(blockIdx.x) * kRows : 0;
     for (int64_t i0 = first_query / kTile * kTile; i0 < Tq; i0 += kTile) {
         __syncthreads();
-        for (int e = threadIdx.x; e < kTile * D; e += blockDim.x) {
-            const int r = e / D, d = e % D;
-            const bool in = i0 + r < Tq;
-            qs[r][d] = in ? ld(q[(bh * Tq + i0 + r) * D + d]) : 0.0f;
-            gs[r][d] = in ? ld(g[(bh * Tq + i0 + r) * D + d]) : 0.0f;
-        }
+        load_tile_pair<D>(qs, gs, q + bh * Tq * D, g + bh * Tq * D, i0, Tq);
         for (int r = threadIdx.x; r < kTile; r += blockDim.x) {
             const bool in = i0 + r < Tq;
             ls[r] = in ? lse[bh * Tq + i0 + r] : 0.0f;
@@ -160,12 +162,7 @@ __global__ void flash_backward_q_kernel(const T* q, const T* k, const T* v, cons
     const int64_t last_key = causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kRows) : Tk;
     for (int64_t j0 = 0; j0 < last_key; j0 += kTile) {
         __syncthreads();
-        for (int e = threadIdx.x; e < kTile * D; e += blockDim.x) {
-            const int r = e / D, d = e % D;
-            const bool in = j0 + r < Tk;
-            ks[r][d] = in ? ld(k[(bh * Tk + j0 + r) * D + d]) : 0.0f;
-            vs[r][d] = in ? ld(v[(bh * Tk + j0 + r) * D + d]) : 0.0f;
-        }
+        load_tile_pair<D>(ks, vs, k + bh * Tk * D, v + bh * Tk * D, j0, Tk);
         __syncthreads();
         if (!active || li == -INFINITY) continue;
         for (int r = 0; r < kTile; ++r) {
