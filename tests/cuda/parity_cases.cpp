@@ -48,6 +48,16 @@ ParityCase binary(const std::string& name, std::vector<std::string> kernels,
     return c;
 }
 
+// Two f32 master weights for the optimizer cases: one large enough for the vectorised path (its size
+// a multiple of 4), one with an odd size; drawn as inputs, then made leaves of their own.
+std::vector<In> two_parameters(S s) {
+    Shape a = s == S::Odd ? Shape{37, 5} : s == S::One ? Shape{1} : Shape{4096, 1025};
+    return {In{a}, In{{3, 11}}};
+}
+Tensor as_parameter(const Tensor& x) {
+    return x.detach().to(DType::F32).contiguous().clone().requires_grad_();
+}
+
 std::vector<ParityCase> build() {
     std::vector<ParityCase> v;
     // ---- pointwise formulas, forward and backward ----
@@ -177,13 +187,9 @@ std::vector<ParityCase> build() {
         ParityCase c;
         c.name = "clip_grad_norm";
         c.kernels = {"sum_of_squares", "pointwise.MulScalar"};
-        c.inputs = [](S s) {
-            Shape a = s == S::Odd ? Shape{37, 5} : s == S::One ? Shape{1} : Shape{4096, 1025};
-            return std::vector<In>{In{a}, In{{3, 11}}};
-        };
+        c.inputs = two_parameters;
         c.run = [](const Ts& x) {
-            Tensor p = x[0].detach().to(DType::F32).contiguous().clone().requires_grad_();
-            Tensor q = x[1].detach().to(DType::F32).contiguous().clone().requires_grad_();
+            Tensor p = as_parameter(x[0]), q = as_parameter(x[1]);
             add(sum(mul(p, p)), sum(mul_scalar(q, 3.0))).backward();
             double norm = clip_grad_norm({p, q}, 0.5);
             return Ts{full({}, norm), p.grad(), q.grad()};
@@ -385,13 +391,9 @@ std::vector<ParityCase> build() {
         ParityCase c;
         c.name = "AdamW and EMA";
         c.kernels = {"adamw_step", "ema_update"};
-        c.inputs = [](S s) {
-            Shape a = s == S::Odd ? Shape{37, 5} : s == S::One ? Shape{1} : Shape{4096, 1025};
-            return std::vector<In>{In{a}, In{{3, 11}}};
-        };
+        c.inputs = two_parameters;
         c.run = [](const Ts& x) {
-            Tensor p = x[0].detach().to(DType::F32).contiguous().clone().requires_grad_();
-            Tensor q = x[1].detach().to(DType::F32).contiguous().clone().requires_grad_();
+            Tensor p = as_parameter(x[0]), q = as_parameter(x[1]);
             Tensor ema_p = p.detach().clone(), ema_q = q.detach().clone();
             AdamW opt({ParamGroup{{p}, 0.1}, ParamGroup{{q}, 0.0}});
             for (int step = 0; step < 3; ++step) {
