@@ -36,7 +36,7 @@ Tensor TextTransformer::forward(const Tensor& ids, const Transformer* blocks,
     x = (blocks ? *blocks : transformer).forward(x, true);
     x = ln_final.forward(x);
     Tensor eot = argmax(ids.to(DType::F32), -1);  // (B): the end-of-text token has the largest id
-    Tensor pooled = gather(x, 1, eot.reshape({B, 1, 1}).expand({B, 1, T})).reshape({B, T});
+    Tensor pooled = gather_rows(x, eot.reshape({B, 1})).reshape({B, T});
     return matmul(pooled, projection ? *projection : text_projection);  // (B, E)
 }
 

@@ -66,7 +66,7 @@ VisionOutput VisionTransformer::forward(const Tensor& images, const Tensor& keep
     if (keep.defined()) {
         AC_CHECK(keep.dim() == 2 && keep.size(0) == B, "VisionTransformer: keep must be (B, K) indices, got ",
                  keep.desc());
-        x = gather(x, 1, keep.unsqueeze(-1).expand({B, keep.size(1), W}));  // (B, K, W)
+        x = gather_rows(x, keep);  // (B, K, W)
     }
     Tensor cls = add(class_embedding, positional_embedding.select(0, 0)).reshape({1, 1, W}).expand({B, 1, W});
     x = concat({cls, x}, 1);  // (B, 1 + K, W)

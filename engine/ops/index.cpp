@@ -207,6 +207,22 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
     });
 }
 
+Tensor gather_rows(const Tensor& x, const Tensor& index) {
+    AC_CHECK(x.dim() >= 2 && index.dim() == 2 && index.size(0) == x.size(0), "gather_rows: x ", x.desc(),
+             " must be (B, N, ...) and index ", index.desc(), " (B, K)");
+    const int64_t B = x.size(0), N = x.size(1), K = index.size(1);
+    std::vector<int64_t> idx = index_values(index, "gather_rows");
+    check_range(idx, N, "gather_rows", x, 1);
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < K; ++k) idx[b * K + k] += b * N;  // a row of the flattened (B * N, ...)
+    Shape flat = x.shape(), out_shape = x.shape();
+    flat.erase(flat.begin());
+    flat[0] = B * N;
+    out_shape[1] = K;
+    Tensor rows = from_vector(idx, {B * K}).to(x.device());
+    return index_select(x.reshape(flat), 0, rows).reshape(out_shape);
+}
+
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
     AC_CHECK(!xs.empty(), "concat: no tensors");
     const Tensor& first = xs[0];

@@ -7,7 +7,7 @@
 //   matmul.cpp       matmul, batched matmul, linear
 //   norm.cpp         layer_norm, batch_norm
 //   softmax.cpp      softmax, log_softmax, cross_entropy
-//   index.cpp        embedding, index_select, gather, scatter_add, concat, stack, split, topk, argsort
+//   index.cpp        embedding, index_select, gather, gather_rows, scatter_add, concat, stack, split, topk, argsort
 //   attention.cpp    scaled_dot_product_attention, dropout, l2_normalize
 //   resize.cpp       bilinear resize and average pooling of 2-D maps
 #pragma once
@@ -108,6 +108,10 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);  // weight (V, D), id
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // index 1-D
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);        // index same rank as x
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+// x (B, N, ...), index (B, K): out (B, K, ...) with out[b, k] = x[b, index[b, k]], rows of each sample
+// (kept patches, end-of-text tokens). One index_select over (B * N, ...): the index holds B * K values,
+// not one per element as gather's would.
+Tensor gather_rows(const Tensor& x, const Tensor& index);
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);

@@ -57,6 +57,7 @@ const std::map<std::string, OpFn>& op_cases() {
         {"embedding", [](const Inputs& x) { return embedding(x[0], x[1]); }},
         {"index_select", [](const Inputs& x) { return index_select(x[0], 1, x[1]); }},
         {"gather", [](const Inputs& x) { return gather(x[0], 1, x[1]); }},
+        {"gather_rows", [](const Inputs& x) { return gather_rows(x[0], x[1]); }},
         {"scatter_add", [](const Inputs& x) { return scatter_add(x[0], 1, x[1], x[2]); }},
         {"concat",
          [](const Inputs& x) {

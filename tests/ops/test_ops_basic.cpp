@@ -11,6 +11,25 @@ using aclip::test::error_of;
 using aclip::test::random_tensor;
 
 TEST_SUITE("ops") {
+    TEST_CASE("gather_rows: each sample's rows, as gather with an expanded index, forward and backward") {
+        Tensor x = random_tensor({3, 5, 4}, 31).requires_grad_();
+        Tensor rows =
+            from_vector(std::vector<int64_t>{4, 0, 2, 1, 1, 3}, {3, 2});  // a repeated row in sample 1
+        Tensor w = random_tensor({3, 2, 4}, 32);
+        Tensor a = gather_rows(x, rows);
+        sum(mul(a, w)).backward();
+        Tensor ga = x.grad().clone();
+        x.zero_grad();
+        Tensor b = gather(x, 1, rows.unsqueeze(-1).expand({3, 2, 4}));
+        sum(mul(b, w)).backward();
+        CHECK_CLOSE(a, b, 0.0, 0.0);
+        CHECK_CLOSE(ga, x.grad(), 1e-15, 0.0);  // the repeated row's two contributions, summed
+        CHECK(error_of([&] {
+                  gather_rows(x, from_vector(std::vector<int64_t>{0, 5, 0, 0, 0, 0}, {3, 2}));
+              }).find("out of range") != std::string::npos);
+        CHECK(error_of([&] { gather_rows(x, rows.reshape({6})); }).find("(B, K)") != std::string::npos);
+    }
+
     TEST_CASE("dropout: keeps about 1-p, scales by 1/(1-p), same seed same mask, eval is identity") {
         Tensor x = ones({100000});
         Tensor y = dropout(x, 0.25, 9, 0);

@@ -104,6 +104,8 @@ CASES = {
     "resize_bilinear_down": (lambda x: F.interpolate(x, size=(3, 2), mode="bilinear", align_corners=False),
                              [rnd(1, 2, 7, 6)]),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 2), [rnd(2, 3, 6, 4)]),
+    "gather_rows": (lambda x, i: x[torch.arange(x.shape[0]).unsqueeze(1), i],
+                    [rnd(3, 5, 4), torch.tensor([[4, 0], [2, 2], [1, 3]])]),
 }
 
 
