@@ -49,15 +49,15 @@ inline Closeness compare(const Tensor& actual, const Tensor& expected, double at
         CHECK(_c.ok);                                                                \
     } while (0)
 
-// ||a - b|| / ||b||, in f64 (the norm-relative error of METHOD-style comparisons).
-inline double relative_error(const Tensor& a, const Tensor& b) {
+// ||a - b|| / ||b||: the relative error of a whole tensor, meaningful for gradients with tiny entries.
+inline double norm_rel_error(const Tensor& a, const Tensor& b) {
     std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-    double d = 0, n = 0;
+    double num = 0, den = 0;
     for (size_t i = 0; i < x.size(); ++i) {
-        d += (x[i] - y[i]) * (x[i] - y[i]);
-        n += y[i] * y[i];
+        num += (x[i] - y[i]) * (x[i] - y[i]);
+        den += y[i] * y[i];
     }
-    return std::sqrt(d / std::max(n, 1e-300));
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
 // Uniform in [lo, hi), from the Philox stream with this seed.

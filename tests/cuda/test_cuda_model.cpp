@@ -9,8 +9,8 @@
 #include "tests/gpu_skip.h"
 
 using namespace aclip;
+using aclip::test::norm_rel_error;
 using aclip::test::random_tensor;
-using aclip::test::relative_error;
 
 namespace {
 
@@ -69,7 +69,7 @@ TEST_SUITE("cuda") {
                 if (!pc[i].tensor->grad().defined()) continue;
                 REQUIRE(pg[i].tensor->grad().defined());
                 CHECK(pg[i].tensor->grad().device() == Device::CUDA);
-                double e = relative_error(pg[i].tensor->grad(), pc[i].tensor->grad());
+                double e = norm_rel_error(pg[i].tensor->grad(), pc[i].tensor->grad());
                 if (e > worst) worst = e, worst_name = pc[i].name;
             }
             INFO("worst gradient: " << worst_name << " " << worst);

@@ -7,19 +7,9 @@
 #include <utility>
 
 #include "engine/ops/ops.h"
+#include "test_util.h"  // norm_rel_error
 
 namespace aclip::test {
-
-// ||a - b|| / ||b||: the relative error of a whole tensor, meaningful for gradients with tiny entries.
-inline double norm_rel_error(const Tensor& a, const Tensor& b) {
-    std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-    double num = 0, den = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-        num += (x[i] - y[i]) * (x[i] - y[i]);
-        den += y[i] * y[i];
-    }
-    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
 
 // Elements [begin, end) of a tensor whose gradient is zero in exact arithmetic, so that both sides see
 // only f32 rounding noise there (and Adam, which normalises the gradient, then moves them by up to about

@@ -10,8 +10,8 @@
 
 using namespace aclip;
 using aclip::test::error_of;
+using aclip::test::norm_rel_error;
 using aclip::test::random_tensor;
-using aclip::test::relative_error;
 
 TEST_SUITE("unit") {
     TEST_CASE("autocast: linear runs in bf16, f32 masters get f32 gradients") {
@@ -29,7 +29,7 @@ TEST_SUITE("unit") {
         CHECK(x.grad().dtype() == DType::F32);
         CHECK(b.grad().dtype() == DType::F32);
         Tensor ref = linear(x.detach(), w.detach(), b.detach());
-        CHECK(relative_error(y, ref) < 1e-2);  // bf16 inputs and output: 2^-8 relative per rounding
+        CHECK(norm_rel_error(y, ref) < 1e-2);  // bf16 inputs and output: 2^-8 relative per rounding
     }
 
     TEST_CASE("autocast: mixed elementwise operands compute in f32; without a guard they are an error") {
@@ -78,7 +78,7 @@ TEST_SUITE("unit") {
         double worst = 0;
         for (size_t i = 0; i < grads32.size(); ++i) {
             CHECK(grads16[i].dtype() == DType::F32);
-            worst = std::max(worst, relative_error(grads16[i], grads32[i]));
+            worst = std::max(worst, norm_rel_error(grads16[i], grads32[i]));
         }
         INFO("worst parameter-gradient relative error " << worst);
         // bf16 keeps 8 mantissa bits (2^-8 = 3.9e-3 per rounding, half that on average); two layers
