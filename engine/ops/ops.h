@@ -1,14 +1,17 @@
 // ops.h: every differentiable (and a few non-differentiable) tensor op of the engine, as free functions.
-// Each op validates its inputs (errors name the op, shapes, dtypes and device), runs the CPU kernel,
-// and records its backward rule when an input requires grad. Backward rules are written with these
+// Each op validates its inputs (errors name the op, shapes, dtypes and device), runs the CPU or the CUDA
+// kernel (by the inputs' device; engine/cuda/cuda_ops.h), and records its backward rule when an input requires grad. Backward rules are written with these
 // same ops, so they run wherever the forward ops run. The implementations are grouped by family:
 //   elementwise.cpp  unary and broadcasting binary maths, where, masked_fill, casts
 //   reduce.cpp       sum, mean, var, max, argmax, sum_to_shape
 //   matmul.cpp       matmul, batched matmul, linear
 //   norm.cpp         layer_norm, batch_norm
 //   softmax.cpp      softmax, log_softmax, cross_entropy
-//   index.cpp        embedding, index_select, gather, gather_rows, scatter_add, concat, stack, split, topk, argsort
-//   attention.cpp    scaled_dot_product_attention, dropout, l2_normalize
+//   index.cpp        embedding, index_select, gather, gather_rows, scatter_add, concat, stack, split,
+//                    topk, argsort
+//   attention.cpp    scaled_dot_product_attention, fused_attention, attention_cls_probs, dropout,
+//                    l2_normalize
+//   autocast.h       mixed precision: which dtype products, norms and losses run in
 //   resize.cpp       bilinear resize and average pooling of 2-D maps
 #pragma once
 #include <cstdint>
