@@ -1,7 +1,8 @@
 // ops.h: every differentiable (and a few non-differentiable) tensor op of the engine, as free functions.
 // Each op validates its inputs (errors name the op, shapes, dtypes and device), runs the CPU or the CUDA
-// kernel (by the inputs' device; engine/cuda/cuda_ops.h), and records its backward rule when an input requires grad. Backward rules are written with these
-// same ops, so they run wherever the forward ops run. The implementations are grouped by family:
+// kernel (by the inputs' device; engine/cuda/cuda_ops.h), and records its backward rule when an input
+// requires grad. Backward rules are written with these same ops, so they run wherever the forward ops
+// run. The implementations are grouped by family:
 //   elementwise.cpp  unary and broadcasting binary maths, where, masked_fill, casts
 //   reduce.cpp       sum, mean, var, max, argmax, sum_to_shape
 //   matmul.cpp       matmul, batched matmul, linear
