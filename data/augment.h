@@ -3,32 +3,22 @@
 // covers both, each with its box in original-image pixels; colour jitter, grayscale, Gaussian blur and
 // solarize on the two views only; antialiased bilinear resize; normalisation. Evaluation: resize of the
 // short side and a centre crop. All randomness comes from a per-sample Philox stream, so the same seed
-// and sample give the same crops on any machine and thread.
+// and sample give the same crops on any thread. The pieces live in resize.h and color.h.
 #pragma once
 #include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "data/color.h"
 #include "data/image.h"
+#include "data/resize.h"
+#include "data/sample_rng.h"
 
 namespace aclip {
 
 struct Box {
     int64_t top = 0, left = 0, height = 0, width = 0;  // in original-image pixels
-};
-
-// Uniform draws for one sample: Philox keyed by the seed, counting from the sample's index.
-class SampleRng {
-  public:
-    SampleRng(uint64_t seed, uint64_t sample) : seed_(seed), base_(sample << 20) {}
-    double uniform();  // [0, 1)
-    double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-    int64_t randint(int64_t lo, int64_t hi);  // inclusive
-    bool coin(double p) { return uniform() < p; }
-
-  private:
-    uint64_t seed_, base_, next_ = 0;
 };
 
 // torchvision's RandomResizedCrop.get_params: 10 tries of area and log-aspect, then a centre fallback.
@@ -40,21 +30,6 @@ EmaCrop ema_crop_from_name(const std::string& name);  // "union" or "official"
 // The EMA crop: Union (default) encloses both views and grows at random; Official reproduces the
 // official code, which takes view 2's height for its left edge and may not enclose the views.
 Box ema_crop_box(const Box& v1, const Box& v2, int64_t H, int64_t W, EmaCrop mode, SampleRng& rng);
-
-// The region (top, left, height, width), in img pixels (fractions allowed), resized to out_h x out_w with
-// PIL's antialiased bilinear filter. Output: (out_h, out_w, 3) floats in [0, 1].
-std::vector<float> crop_resize(const Image& img, double top, double left, double height, double width,
-                               int64_t out_h, int64_t out_w);
-
-// Rotates the hue of (H, W, 3) floats in [0, 1] by shift turns (torchvision's adjust_hue), in place.
-void shift_hue(std::vector<float>& hwc, float shift);
-
-struct ColorAugment {
-    double p_jitter = 0.8, brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1;
-    double p_gray = 0.2, p_blur = 0.1, blur_sigma_lo = 0.1, blur_sigma_hi = 2.0, p_solarize = 0.2;
-};
-// In place on (H, W, 3) floats in [0, 1]: jitter (its four parts in random order), grayscale, blur, solarize.
-void color_augment(std::vector<float>& hwc, int64_t H, int64_t W, const ColorAugment& cfg, SampleRng& rng);
 
 struct TransformConfig {
     int64_t size = 224;
@@ -84,9 +59,5 @@ AclipViews aclip_train_transform(const std::string& image_bytes, const Transform
 // The evaluation transform: resize the short side to size (antialiased bilinear), centre-crop size x size,
 // normalise. Output (3, size, size).
 std::vector<float> eval_transform(const std::string& image_bytes, const TransformConfig& cfg);
-
-// (H, W, 3) in [0, 1] -> (3, H, W) normalised by mean and std, written to out.
-void normalize_to_chw(const std::vector<float>& hwc, int64_t H, int64_t W, const std::array<float, 3>& mean,
-                      const std::array<float, 3>& std, float* out);
 
 }  // namespace aclip

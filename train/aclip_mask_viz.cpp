@@ -60,14 +60,15 @@ void count(Counts& c, const Image& mask, const Box& b, int64_t G, const std::vec
 // `heat` (G * G values in [0, 1]) blended in.
 void draw_panel(Image& canvas, int64_t x_off, const Image& img, const Box& b, int64_t S, int64_t G,
                 const std::vector<bool>* kept, const std::vector<float>* heat) {
-    std::vector<float> rgb = crop_resize(img, static_cast<double>(b.top), static_cast<double>(b.left),
-                                         static_cast<double>(b.height), static_cast<double>(b.width), S, S);
+    std::vector<float> planes =
+        crop_resize(img, static_cast<double>(b.top), static_cast<double>(b.left),
+                    static_cast<double>(b.height), static_cast<double>(b.width), S, S);
     const int64_t P = S / G;
     for (int64_t y = 0; y < S * kZoom; ++y)
         for (int64_t x = 0; x < S * kZoom; ++x) {
             const int64_t sy = y / kZoom, sx = x / kZoom, patch = (sy / P) * G + sx / P;
             float c[3];
-            for (int k = 0; k < 3; ++k) c[k] = rgb[(sy * S + sx) * 3 + k];
+            for (int k = 0; k < 3; ++k) c[k] = planes[(k * S + sy) * S + sx];  // (3, S, S)
             if (kept && !(*kept)[patch])
                 for (float& v : c) v = 0.25f * v + 0.75f * 0.55f;  // removed: faded to grey
             if (heat) {

@@ -119,9 +119,12 @@ TEST_SUITE("data") {
         for (float v : crop_resize(flat, 3.5, 2.25, 20, 30, 7, 9))
             CHECK(v == doctest::Approx(100.0 / 255).epsilon(1e-6));
         Image src = test_image(16, 12);
-        std::vector<float> same = crop_resize(src, 0, 0, 12, 16, 12, 16);
-        for (size_t i = 0; i < same.size(); ++i)
-            CHECK(same[i] == doctest::Approx(src.rgb[i] / 255.0).epsilon(1e-6));
+        std::vector<float> same = crop_resize(src, 0, 0, 12, 16, 12, 16);  // (3, 12, 16)
+        for (int c = 0; c < 3; ++c)
+            for (int64_t y = 0; y < 12; ++y)
+                for (int64_t x = 0; x < 16; ++x)
+                    CHECK(same[static_cast<size_t>((c * 12 + y) * 16 + x)] ==
+                          doctest::Approx(src.pixel(y, x)[c] / 255.0).epsilon(1e-6));
         // shrinking by 4 averages: a one-pixel checkerboard becomes mid gray
         Image checker{32, 32, std::vector<uint8_t>(32 * 32 * 3)};
         for (int64_t y = 0; y < 32; ++y)
@@ -136,7 +139,8 @@ TEST_SUITE("data") {
         std::vector<float> g = x;
         SampleRng rng(1, 1);
         color_augment(g, 24, 32, gray_only, rng);
-        for (size_t i = 0; i < g.size(); i += 3) CHECK((g[i] == g[i + 1] && g[i + 1] == g[i + 2]));
+        const size_t n = g.size() / 3;  // planes
+        for (size_t i = 0; i < n; ++i) CHECK((g[i] == g[n + i] && g[n + i] == g[2 * n + i]));
         ColorAugment solarize_only{0, 0, 0, 0, 0, 0, 0, 0.1, 2.0, 1.0};
         std::vector<float> s = x;
         color_augment(s, 24, 32, solarize_only, rng);
@@ -151,12 +155,14 @@ TEST_SUITE("data") {
     TEST_CASE("hue rotation equals the HSV round trip computed in f64, and leaves grays alone") {
         std::vector<float> x;
         for (int i = 0; i < 4000; ++i) x.push_back(uniform_from_word(philox_word(77, 0, i)));
-        x[0] = x[1] = x[2] = 0.3f;  // a gray pixel
+        const size_t n = 4000 / 3;  // pixels; planes (3, n)
+        x.resize(3 * n);
+        x[0] = x[n] = x[2 * n] = 0.3f;  // a gray pixel
         for (float shift : {-0.1f, 0.0f, 0.037f, 0.1f, 0.5f}) {
             std::vector<float> y = x;
             shift_hue(y, shift);
-            for (size_t i = 0; i + 2 < x.size(); i += 3) {
-                double r = x[i], g = x[i + 1], b = x[i + 2];
+            for (size_t i = 0; i < n; ++i) {
+                double r = x[i], g = x[n + i], b = x[2 * n + i];
                 double mx = std::max({r, g, b}), mn = std::min({r, g, b}), d = mx - mn;
                 double ref[3] = {r, g, b};
                 if (d > 0) {  // the textbook conversion, with branches, in double
@@ -169,7 +175,7 @@ TEST_SUITE("data") {
                                                 {pp, q, v}, {u, pp, v}, {v, pp, q}};
                     for (int c = 0; c < 3; ++c) ref[c] = table[static_cast<int>(k) % 6][c];
                 }
-                for (int c = 0; c < 3; ++c) REQUIRE(std::abs(y[i + c] - ref[c]) < 1e-5);  // f32 rounding
+                for (int c = 0; c < 3; ++c) REQUIRE(std::abs(y[c * n + i] - ref[c]) < 1e-5);  // f32 rounding
             }
             CHECK(y[0] == 0.3f);
         }

@@ -1,0 +1,164 @@
+// resize.cpp: see resize.h. Two separable passes, one output row at a time. The vertical pass reads the
+// uint8 rows the crop needs (contiguous, so it vectorises) into one interleaved float row; the horizontal
+// pass reads each output pixel's window of that row as 4-float vectors (r, g, b and the next pixel's red,
+// which gets weight but is never stored) and writes the three planes.
+#include "data/resize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/core/error.h"
+
+namespace aclip {
+
+namespace {
+
+// PIL's bilinear ("triangle") resampling weights for one axis, antialiased when shrinking: output o
+// covers [start + o * scale, start + (o + 1) * scale) of the input, and the filter widens by the scale.
+// Stored flat: output o reads inputs first[o] .. first[o] + taps - 1 with weights w[o * taps ...]
+// (zero-padded), so the inner loops have a fixed length. The weights sum to `gain`.
+struct Taps {
+    int64_t taps = 0;
+    std::vector<int64_t> first;
+    std::vector<float> w;
+};
+
+Taps resample_taps(double start, double length, int64_t in_size, int64_t out_size, double gain) {
+    const double scale = length / static_cast<double>(out_size);
+    const double support = std::max(scale, 1.0);  // the triangle's half-width, in input pixels
+    Taps t;
+    t.taps = static_cast<int64_t>(std::ceil(2 * support)) + 2;
+    t.first.resize(static_cast<size_t>(out_size));
+    t.w.assign(static_cast<size_t>(out_size * t.taps), 0.0f);
+    std::vector<double> v(static_cast<size_t>(t.taps));
+    for (int64_t o = 0; o < out_size; ++o) {
+        const double center = start + (static_cast<double>(o) + 0.5) * scale;
+        int64_t lo = std::max<int64_t>(static_cast<int64_t>(std::floor(center - support)), 0);
+        int64_t hi = std::min<int64_t>(static_cast<int64_t>(std::ceil(center + support)), in_size);
+        std::fill(v.begin(), v.end(), 0.0);
+        double total = 0;
+        for (int64_t i = lo; i < std::min(hi, lo + t.taps); ++i) {
+            double x = (static_cast<double>(i) + 0.5 - center) / support;
+            total += v[static_cast<size_t>(i - lo)] = std::max(0.0, 1.0 - std::abs(x));
+        }
+        if (total <= 0) {  // the centre fell between samples at the border: take the nearest pixel
+            lo = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
+            v[0] = total = 1;
+        }
+        for (int64_t k = 0; k < t.taps; ++k)
+            t.w[static_cast<size_t>(o * t.taps + k)] =
+                static_cast<float>(v[static_cast<size_t>(k)] * gain / total);
+        t.first[static_cast<size_t>(o)] = lo;
+    }
+    return t;
+}
+
+using Pixel4 = float __attribute__((vector_size(16)));  // r, g, b and a lane that is never stored
+
+Pixel4 load_pixel4(const float* p) {
+    Pixel4 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+void store4(float* p, Pixel4 v) {
+    const Pixel4 one = {1, 1, 1, 1};
+    v = v > one ? one : v;  // weights are >= 0 and sum to 1: only rounding can overshoot, and only upward
+    std::memcpy(p, &v, sizeof v);
+}
+
+// One output row of the vertical pass: row (cols * 3 interleaved) = sum over taps of w * input rows.
+void vertical_row(const Image& img, const Taps& ty, int64_t y, int64_t col_lo, int64_t span, float* row) {
+    const float* w = ty.w.data() + y * ty.taps;
+    const int64_t first = ty.first[static_cast<size_t>(y)];
+    const int64_t n = std::min(ty.taps, img.height - first);
+    const uint8_t* src = img.pixel(first, col_lo);
+    for (int64_t i = 0; i < span; ++i) row[i] = w[0] * static_cast<float>(src[i]);
+    for (int64_t k = 1; k < n; ++k) {
+        if (w[k] == 0.0f) continue;
+        src = img.pixel(first + k, col_lo);
+        const float wk = w[k];
+        for (int64_t i = 0; i < span; ++i) row[i] += wk * static_cast<float>(src[i]);
+    }
+}
+
+// The horizontal pass of one row: out_w pixels into the planes r, g, b from the row's interleaved
+// values (whose weights already scale 0..255 to 0..1). Each output pixel is one vector sum over its
+// window; four of them are transposed into three plane stores. TAPS is the tap count when known at
+// compile time (the loop is then unrolled), else 0 (tx.taps at run time).
+template <int TAPS>
+void horizontal_row(const float* row, int64_t col_lo, const Taps& tx, int64_t out_w, float* r, float* g,
+                    float* b) {
+    const int64_t taps = TAPS ? TAPS : tx.taps;
+    auto pixel = [&](int64_t x) {
+        const float* p = row + (tx.first[static_cast<size_t>(x)] - col_lo) * 3;
+        const float* w = tx.w.data() + x * taps;
+        Pixel4 acc = {0, 0, 0, 0};
+        for (int64_t k = 0; k < taps; ++k) acc += w[k] * load_pixel4(p + 3 * k);
+        return acc;
+    };
+    int64_t x = 0;
+    for (; x + 4 <= out_w; x += 4) {
+        const Pixel4 a0 = pixel(x), a1 = pixel(x + 1), a2 = pixel(x + 2), a3 = pixel(x + 3);
+        const Pixel4 rg01 = __builtin_shufflevector(a0, a1, 0, 4, 1, 5);  // r0 r1 g0 g1
+        const Pixel4 rg23 = __builtin_shufflevector(a2, a3, 0, 4, 1, 5);
+        const Pixel4 b01 = __builtin_shufflevector(a0, a1, 2, 6, 3, 7);  // b0 b1 . .
+        const Pixel4 b23 = __builtin_shufflevector(a2, a3, 2, 6, 3, 7);
+        store4(r + x, __builtin_shufflevector(rg01, rg23, 0, 1, 4, 5));
+        store4(g + x, __builtin_shufflevector(rg01, rg23, 2, 3, 6, 7));
+        store4(b + x, __builtin_shufflevector(b01, b23, 0, 1, 4, 5));
+    }
+    for (; x < out_w; ++x) {
+        const Pixel4 a = pixel(x);
+        r[x] = std::min(a[0], 1.0f);
+        g[x] = std::min(a[1], 1.0f);
+        b[x] = std::min(a[2], 1.0f);
+    }
+}
+
+// Both passes, one output row at a time, so the intermediate row stays in the L1 cache.
+template <int TAPS>
+void resize_rows(const Image& img, const Taps& ty, const Taps& tx, int64_t out_h, int64_t out_w, float* out) {
+    const int64_t col_lo = tx.first.front();
+    const int64_t col_hi = std::min(img.width, tx.first.back() + tx.taps);
+    const int64_t span = (col_hi - col_lo) * 3, plane = out_h * out_w;
+    // Padded by the widest tap window and one float (zero weights, zero values), so a window never
+    // reads past the end.
+    std::vector<float> row(static_cast<size_t>(span + tx.taps * 3 + 1), 0.0f);
+    for (int64_t y = 0; y < out_h; ++y) {
+        vertical_row(img, ty, y, col_lo, span, row.data());
+        float* r = out + y * out_w;
+        horizontal_row<TAPS>(row.data(), col_lo, tx, out_w, r, r + plane, r + 2 * plane);
+    }
+}
+
+}  // namespace
+
+std::vector<float> crop_resize(const Image& img, double top, double left, double height, double width,
+                               int64_t out_h, int64_t out_w) {
+    AC_CHECK(height > 0 && width > 0 && out_h > 0 && out_w > 0, "crop_resize: empty crop ", height, "x",
+             width, " or output ", out_h, "x", out_w);
+    Taps ty = resample_taps(top, height, img.height, out_h, 1.0),
+         tx = resample_taps(left, width, img.width, out_w, 1.0 / 255.0);
+    std::vector<float> out(static_cast<size_t>(3 * out_h * out_w));
+    switch (tx.taps) {  // the common shrink factors of training crops (taps = ceil(2 support) + 2)
+        case 4:
+            resize_rows<4>(img, ty, tx, out_h, out_w, out.data());
+            break;
+        case 5:
+            resize_rows<5>(img, ty, tx, out_h, out_w, out.data());
+            break;
+        case 6:
+            resize_rows<6>(img, ty, tx, out_h, out_w, out.data());
+            break;
+        case 7:
+            resize_rows<7>(img, ty, tx, out_h, out_w, out.data());
+            break;
+        default:
+            resize_rows<0>(img, ty, tx, out_h, out_w, out.data());
+    }
+    return out;
+}
+
+}  // namespace aclip
