@@ -10,6 +10,22 @@ namespace aclip {
 
 namespace {
 
+struct Planes {  // the three planes of (3, H, W) values
+    float* __restrict r;
+    float* __restrict g;
+    float* __restrict b;
+    int64_t n;
+    explicit Planes(std::vector<float>& chw)
+        : r(chw.data()),
+          g(r + chw.size() / 3),
+          b(g + chw.size() / 3),
+          n(static_cast<int64_t>(chw.size() / 3)) {}
+};
+
+float clamp01(float v) {
+    return std::clamp(v, 0.0f, 1.0f);
+}
+
 float gray_of(float r, float g, float b) {  // ITU-R 601-2 luma, as PIL and torchvision use
     return 0.299f * r + 0.587f * g + 0.114f * b;
 }
@@ -75,10 +91,11 @@ void shift_hue(std::vector<float>& chw, float shift) {
     // RGB -> hue (in sixths of a turn), rotate, and back with the branch-free form of HSV -> RGB:
     // channel n (5: red, 3: green, 1: blue) = V - V S clamp(min(k, 4 - k), 0, 1), k = (n + hue) mod 6, where
     // V S = max - min. Selects instead of branches let the compiler vectorise the loop.
-    const int64_t n = static_cast<int64_t>(chw.size() / 3);
-    float* __restrict r = chw.data();
-    float* __restrict g = r + n;
-    float* __restrict b = g + n;
+    Planes p(chw);
+    float* __restrict r = p.r;
+    float* __restrict g = p.g;
+    float* __restrict b = p.b;
+    const int64_t n = p.n;
     const float turn = 6.0f * shift;
     auto channel = [](float mx, float d, float k) {
         k = k >= 6.0f ? k - 6.0f : k;
@@ -97,12 +114,36 @@ void shift_hue(std::vector<float>& chw, float shift) {
     }
 }
 
+void adjust_brightness(std::vector<float>& chw, float factor) {
+    for (float& v : chw) v = clamp01(v * factor);
+}
+
+void adjust_contrast(std::vector<float>& chw, float factor) {
+    Planes p(chw);
+    const float m = static_cast<float>(mean_gray(p.r, p.g, p.b, p.n)) * (1 - factor);
+    for (float& v : chw) v = clamp01(factor * v + m);
+}
+
+void adjust_saturation(std::vector<float>& chw, float factor) {
+    Planes p(chw);
+    for (int64_t i = 0; i < p.n; ++i) {
+        const float gray = gray_of(p.r[i], p.g[i], p.b[i]) * (1 - factor);
+        p.r[i] = clamp01(factor * p.r[i] + gray);
+        p.g[i] = clamp01(factor * p.g[i] + gray);
+        p.b[i] = clamp01(factor * p.b[i] + gray);
+    }
+}
+
+void to_grayscale(std::vector<float>& chw) {
+    Planes p(chw);
+    for (int64_t i = 0; i < p.n; ++i) p.r[i] = p.g[i] = p.b[i] = gray_of(p.r[i], p.g[i], p.b[i]);
+}
+
+void solarize(std::vector<float>& chw, float threshold) {
+    for (float& v : chw) v = v >= threshold ? 1.0f - v : v;
+}
+
 void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAugment& cfg, SampleRng& rng) {
-    const int64_t n = H * W;
-    float* __restrict r = chw.data();
-    float* __restrict g = r + n;
-    float* __restrict b = g + n;
-    auto clamp01 = [](float v) { return std::clamp(v, 0.0f, 1.0f); };
     if (rng.coin(cfg.p_jitter)) {
         float bright = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.brightness), 1 + cfg.brightness));
         float c = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.contrast), 1 + cfg.contrast));
@@ -111,28 +152,15 @@ void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAug
         int order[4] = {0, 1, 2, 3};
         for (int i = 3; i > 0; --i) std::swap(order[i], order[rng.randint(0, i)]);  // a random permutation
         for (int op : order) {
-            if (op == 0) {
-                for (float& v : chw) v = clamp01(v * bright);
-            } else if (op == 1) {  // contrast: towards the mean gray level
-                const float m = static_cast<float>(mean_gray(r, g, b, n)) * (1 - c);
-                for (float& v : chw) v = clamp01(c * v + m);
-            } else if (op == 2) {  // saturation: towards each pixel's gray level
-                for (int64_t i = 0; i < n; ++i) {
-                    const float gray = gray_of(r[i], g[i], b[i]) * (1 - s);
-                    r[i] = clamp01(s * r[i] + gray);
-                    g[i] = clamp01(s * g[i] + gray);
-                    b[i] = clamp01(s * b[i] + gray);
-                }
-            } else {
-                shift_hue(chw, h);
-            }
+            if (op == 0) adjust_brightness(chw, bright);
+            if (op == 1) adjust_contrast(chw, c);
+            if (op == 2) adjust_saturation(chw, s);
+            if (op == 3) shift_hue(chw, h);
         }
     }
-    if (rng.coin(cfg.p_gray))
-        for (int64_t i = 0; i < n; ++i) r[i] = g[i] = b[i] = gray_of(r[i], g[i], b[i]);
+    if (rng.coin(cfg.p_gray)) to_grayscale(chw);
     if (rng.coin(cfg.p_blur)) gaussian_blur(chw, H, W, rng.uniform(cfg.blur_sigma_lo, cfg.blur_sigma_hi));
-    if (rng.coin(cfg.p_solarize))
-        for (float& v : chw) v = v >= 128.0f / 255.0f ? 1.0f - v : v;  // PIL's threshold 128
+    if (rng.coin(cfg.p_solarize)) solarize(chw, 128.0f / 255.0f);  // PIL's threshold 128
 }
 
 void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,

@@ -10,8 +10,14 @@
 
 namespace aclip {
 
-// Rotates the hue of (3, H, W) floats in [0, 1] by shift turns (torchvision's adjust_hue), in place.
-void shift_hue(std::vector<float>& chw, float shift);
+// The colour operations, each in place on (3, H, W) floats in [0, 1], as torchvision's functional ops
+// compute them on float tensors (tests/data compares them with fixtures made by torchvision).
+void adjust_brightness(std::vector<float>& chw, float factor);  // x * factor
+void adjust_contrast(std::vector<float>& chw, float factor);    // towards the mean gray level
+void adjust_saturation(std::vector<float>& chw, float factor);  // towards each pixel's gray level
+void shift_hue(std::vector<float>& chw, float shift);           // rotate the hue by shift turns
+void to_grayscale(std::vector<float>& chw);                     // every channel = ITU-R 601-2 luma
+void solarize(std::vector<float>& chw, float threshold);        // x >= threshold -> 1 - x
 
 struct ColorAugment {
     double p_jitter = 0.8, brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1;
