@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "engine/core/error.h"
 
@@ -27,30 +28,43 @@ struct Taps {
 Taps resample_taps(double start, double length, int64_t in_size, int64_t out_size, double gain) {
     const double scale = length / static_cast<double>(out_size);
     const double support = std::max(scale, 1.0);  // the triangle's half-width, in input pixels
-    Taps t;
-    t.taps = static_cast<int64_t>(std::ceil(2 * support)) + 2;
-    t.first.resize(static_cast<size_t>(out_size));
-    t.w.assign(static_cast<size_t>(out_size * t.taps), 0.0f);
-    std::vector<double> v(static_cast<size_t>(t.taps));
+    // Each output's window, trimmed to its nonzero weights; the widest one sets the tap count (3 for
+    // shrinking by up to 1.5, 4 up to 2, 2 when enlarging).
+    const int64_t widest = static_cast<int64_t>(std::ceil(2 * support)) + 2;
+    std::vector<double> v(static_cast<size_t>(out_size * widest), 0.0);
+    std::vector<int64_t> first(static_cast<size_t>(out_size)), count(static_cast<size_t>(out_size));
     for (int64_t o = 0; o < out_size; ++o) {
         const double center = start + (static_cast<double>(o) + 0.5) * scale;
-        int64_t lo = std::max<int64_t>(static_cast<int64_t>(std::floor(center - support)), 0);
-        int64_t hi = std::min<int64_t>(static_cast<int64_t>(std::ceil(center + support)), in_size);
-        std::fill(v.begin(), v.end(), 0.0);
+        const int64_t lo = std::max<int64_t>(static_cast<int64_t>(std::floor(center - support)), 0);
+        const int64_t hi = std::min<int64_t>(static_cast<int64_t>(std::ceil(center + support)), in_size);
+        double* vo = v.data() + o * widest;
         double total = 0;
-        for (int64_t i = lo; i < std::min(hi, lo + t.taps); ++i) {
-            double x = (static_cast<double>(i) + 0.5 - center) / support;
-            total += v[static_cast<size_t>(i - lo)] = std::max(0.0, 1.0 - std::abs(x));
+        int64_t nonzero_lo = -1, nonzero_hi = -1;
+        for (int64_t i = lo; i < std::min(hi, lo + widest); ++i) {
+            const double x = (static_cast<double>(i) + 0.5 - center) / support;
+            const double wi = std::max(0.0, 1.0 - std::abs(x));
+            if (wi <= 0) continue;
+            if (nonzero_lo < 0) nonzero_lo = i;
+            nonzero_hi = i;
+            vo[i - nonzero_lo] = wi;
+            total += wi;
         }
         if (total <= 0) {  // the centre fell between samples at the border: take the nearest pixel
-            lo = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
-            v[0] = total = 1;
+            nonzero_lo = nonzero_hi = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
+            vo[0] = total = 1;
         }
-        for (int64_t k = 0; k < t.taps; ++k)
-            t.w[static_cast<size_t>(o * t.taps + k)] =
-                static_cast<float>(v[static_cast<size_t>(k)] * gain / total);
-        t.first[static_cast<size_t>(o)] = lo;
+        for (int64_t k = 0; k <= nonzero_hi - nonzero_lo; ++k) vo[k] *= gain / total;
+        first[static_cast<size_t>(o)] = nonzero_lo;
+        count[static_cast<size_t>(o)] = nonzero_hi - nonzero_lo + 1;
     }
+    Taps t;
+    t.taps = *std::max_element(count.begin(), count.end());
+    t.first = std::move(first);
+    t.w.assign(static_cast<size_t>(out_size * t.taps), 0.0f);
+    for (int64_t o = 0; o < out_size; ++o)
+        for (int64_t k = 0; k < count[static_cast<size_t>(o)]; ++k)
+            t.w[static_cast<size_t>(o * t.taps + k)] =
+                static_cast<float>(v[static_cast<size_t>(o * widest + k)]);
     return t;
 }
 
@@ -142,18 +156,18 @@ std::vector<float> crop_resize(const Image& img, double top, double left, double
     Taps ty = resample_taps(top, height, img.height, out_h, 1.0),
          tx = resample_taps(left, width, img.width, out_w, 1.0 / 255.0);
     std::vector<float> out(static_cast<size_t>(3 * out_h * out_w));
-    switch (tx.taps) {  // the common shrink factors of training crops (taps = ceil(2 support) + 2)
+    switch (tx.taps) {  // enlarging (2), shrinking by up to 1.5 (3), 2 (4), 2.5 (5)
+        case 2:
+            resize_rows<2>(img, ty, tx, out_h, out_w, out.data());
+            break;
+        case 3:
+            resize_rows<3>(img, ty, tx, out_h, out_w, out.data());
+            break;
         case 4:
             resize_rows<4>(img, ty, tx, out_h, out_w, out.data());
             break;
         case 5:
             resize_rows<5>(img, ty, tx, out_h, out_w, out.data());
-            break;
-        case 6:
-            resize_rows<6>(img, ty, tx, out_h, out_w, out.data());
-            break;
-        case 7:
-            resize_rows<7>(img, ty, tx, out_h, out_w, out.data());
             break;
         default:
             resize_rows<0>(img, ty, tx, out_h, out_w, out.data());
