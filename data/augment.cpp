@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "engine/core/error.h"
+#include "engine/ops/ops.h"
 
 namespace aclip {
 
@@ -91,8 +92,7 @@ AclipViews aclip_train_transform(const std::string& bytes, const TransformConfig
     auto view = [&](const Box& b, bool augment) {
         std::vector<float> chw = crop_resize(img, b.top * sy, b.left * sx, b.height * sy, b.width * sx, S, S);
         if (augment) color_augment(chw, S, S, cfg.color, rng);
-        normalize_planes(chw, cfg.mean, cfg.std);
-        return chw;
+        return quantize_to_u8(chw);
     };
     v.view1 = view(v.boxes[0], true);
     v.view2 = view(v.boxes[1], true);
@@ -108,8 +108,23 @@ std::vector<float> eval_transform(const std::string& bytes, const TransformConfi
     const double side = S * scale;
     std::vector<float> chw = crop_resize(img, (static_cast<double>(img.height) - side) / 2,
                                          (static_cast<double>(img.width) - side) / 2, side, side, S, S);
+    for (float& v : chw) v = std::nearbyint(v * 255.0f) * (1.0f / 255.0f);  // as the training views
     normalize_planes(chw, cfg.mean, cfg.std);
     return chw;
+}
+
+Tensor normalize_images(const Tensor& images, const std::array<float, 3>& mean,
+                        const std::array<float, 3>& std) {
+    AC_CHECK(images.dtype() == DType::U8 && images.dim() == 4 && images.size(1) == 3,
+             "normalize_images: expected (B, 3, H, W) u8 images, got ", images.desc());
+    std::vector<float> scale(3), shift(3);
+    for (size_t c = 0; c < 3; ++c) {
+        scale[c] = 1.0f / (255.0f * std[c]);
+        shift[c] = -mean[c] / std[c];
+    }
+    const Device d = images.device();
+    return add(mul(images.to(DType::F32), from_vector(scale, {1, 3, 1, 1}).to(d)),
+               from_vector(shift, {1, 3, 1, 1}).to(d));  // (B, 3, H, W)
 }
 
 }  // namespace aclip

@@ -173,4 +173,15 @@ void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,
     }
 }
 
+std::vector<uint8_t> quantize_to_u8(const std::vector<float>& chw) {
+    std::vector<uint8_t> out(chw.size());
+    // Plain pointers: a store through uint8_t* may alias anything, vectors' own fields included, which
+    // would keep the compiler from vectorising a loop over chw[i] and out[i].
+    const float* __restrict src = chw.data();
+    uint8_t* __restrict dst = out.data();
+    const size_t n = chw.size();
+    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<uint8_t>(src[i] * 255.0f + 0.5f);  // src in [0, 1]
+    return out;
+}
+
 }  // namespace aclip

@@ -31,4 +31,7 @@ void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAug
 void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,
                       const std::array<float, 3>& std);
 
+// (3, H, W) floats in [0, 1] -> 0..255, rounded to nearest.
+std::vector<uint8_t> quantize_to_u8(const std::vector<float>& chw);
+
 }  // namespace aclip

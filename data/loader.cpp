@@ -264,16 +264,16 @@ Batch Loader::next() {
                                    std::make_move_iterator(rows.begin() + (cfg_.rank + 1) * B));
     Batch b;
     b.epoch = rows.front().epoch;
-    b.view1 = empty({B, 3, S, S});
-    b.view2 = empty({B, 3, S, S});
-    b.ema_view = empty({B, 3, S, S});
+    b.view1 = empty({B, 3, S, S}, DType::U8);
+    b.view2 = empty({B, 3, S, S}, DType::U8);
+    b.ema_view = empty({B, 3, S, S}, DType::U8);
     b.boxes = empty({B, 3, 4}, DType::I64);
     b.text = empty({B, C}, DType::I64);
     for (int64_t i = 0; i < B; ++i) {
         const Result& r = rows[static_cast<size_t>(i)];
-        std::memcpy(b.view1.data<float>() + i * 3 * S * S, r.views.view1.data(), 3 * S * S * sizeof(float));
-        std::memcpy(b.view2.data<float>() + i * 3 * S * S, r.views.view2.data(), 3 * S * S * sizeof(float));
-        std::memcpy(b.ema_view.data<float>() + i * 3 * S * S, r.views.ema.data(), 3 * S * S * sizeof(float));
+        std::memcpy(b.view1.data<uint8_t>() + i * 3 * S * S, r.views.view1.data(), 3 * S * S);
+        std::memcpy(b.view2.data<uint8_t>() + i * 3 * S * S, r.views.view2.data(), 3 * S * S);
+        std::memcpy(b.ema_view.data<uint8_t>() + i * 3 * S * S, r.views.ema.data(), 3 * S * S);
         int64_t* box = b.boxes.data<int64_t>() + i * 12;
         for (int v = 0; v < 3; ++v) {
             const Box& x = r.views.boxes[static_cast<size_t>(v)];

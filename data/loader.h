@@ -45,7 +45,7 @@ struct LoaderConfig {
 };
 
 struct Batch {
-    Tensor view1, view2, ema_view;  // (B, 3, S, S) f32 each
+    Tensor view1, view2, ema_view;  // (B, 3, S, S) u8 each: normalize_images makes the model's input
     Tensor boxes;                   // (B, 3, 4) i64: view 1, view 2, EMA crop in original pixels
     Tensor text;                    // (B, C) i64
     std::vector<std::string> keys;  // "shard.tar:key" of each row

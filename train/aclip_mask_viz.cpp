@@ -124,7 +124,8 @@ int main(int argc, char** argv) {
         // The batch A-CLIP trains on, built by its own transform, and the teacher's masks for it.
         std::vector<Image> originals, masks;
         std::vector<AclipViews> views;
-        Tensor v1 = empty({B, 3, S, S}), v2 = empty({B, 3, S, S}), ve = empty({B, 3, S, S});
+        Tensor v1 = empty({B, 3, S, S}, DType::U8), v2 = empty({B, 3, S, S}, DType::U8),
+               ve = empty({B, 3, S, S}, DType::U8);
         std::vector<int64_t> boxes;
         for (int64_t i = 0; i < B; ++i) {
             const Sample& s = samples[static_cast<size_t>(i)];
@@ -134,16 +135,16 @@ int main(int argc, char** argv) {
             originals.push_back(decode_image(bytes));
             masks.push_back(s.files.count("mask.png") ? decode_image(s.files.at("mask.png")) : Image{});
             const AclipViews& v = views.back();
-            std::copy(v.view1.begin(), v.view1.end(), v1.data<float>() + i * 3 * S * S);
-            std::copy(v.view2.begin(), v.view2.end(), v2.data<float>() + i * 3 * S * S);
-            std::copy(v.ema.begin(), v.ema.end(), ve.data<float>() + i * 3 * S * S);
+            std::copy(v.view1.begin(), v.view1.end(), v1.data<uint8_t>() + i * 3 * S * S);
+            std::copy(v.view2.begin(), v.view2.end(), v2.data<uint8_t>() + i * 3 * S * S);
+            std::copy(v.ema.begin(), v.ema.end(), ve.data<uint8_t>() + i * 3 * S * S);
             for (const Box& b : v.boxes)
                 for (int64_t x : {b.top, b.left, b.height, b.width}) boxes.push_back(x);
         }
         std::vector<int64_t> ids(static_cast<size_t>(B * c.acfg.clip.text.context), 0);  // text is not used
-        AclipBatch batch{v1,
-                         v2,
-                         ve,
+        AclipBatch batch{normalize_images(v1, tc.mean, tc.std),
+                         normalize_images(v2, tc.mean, tc.std),
+                         normalize_images(ve, tc.mean, tc.std),
                          from_vector(boxes, {B, 3, 4}),
                          from_vector(ids, {B, c.acfg.clip.text.context}),
                          static_cast<uint64_t>(seed),

@@ -310,9 +310,13 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
         for (int64_t micro = 0; micro < accumulate; ++micro) {
             Batch b = loader.next();
             auto on_device = [device](const Tensor& t) { return t.defined() ? t.to(device) : t; };
-            AclipBatch ab{on_device(b.view1),
-                          on_device(b.view2),
-                          on_device(b.ema_view),
+            // 8-bit pixels cross to the device, normalised floats are made there
+            auto images = [&](const Tensor& t) {
+                return normalize_images(on_device(t), lc.transform.mean, lc.transform.std);
+            };
+            AclipBatch ab{images(b.view1),
+                          images(b.view2),
+                          images(b.ema_view),
                           b.boxes,  // read on the host by the attentive mask
                           on_device(b.text),
                           seed,

@@ -181,6 +181,22 @@ TEST_SUITE("data") {
         }
     }
 
+    TEST_CASE("8-bit views: rounded to nearest, normalised per channel by normalize_images") {
+        CHECK(quantize_to_u8({0.0f, 0.5f / 255, 0.49f / 255, 1.0f, 128.4f / 255}) ==
+              std::vector<uint8_t>{0, 1, 0, 255, 128});
+        std::vector<uint8_t> pixels(2 * 3 * 2 * 2);
+        for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 11);
+        const std::array<float, 3> mean = {0.5f, 0.25f, 0.125f}, std = {0.5f, 0.25f, 2.0f};
+        Tensor x = normalize_images(from_vector(pixels, {2, 3, 2, 2}), mean, std);  // (2, 3, 2, 2)
+        CHECK(x.dtype() == DType::F32);
+        std::vector<float> v = x.to_vector<float>();
+        for (size_t i = 0; i < pixels.size(); ++i) {
+            const size_t c = (i / 4) % 3;
+            CHECK(v[i] == doctest::Approx((pixels[i] / 255.0 - mean[c]) / std[c]).epsilon(1e-6));  // f32
+        }
+        CHECK(error_of([&] { normalize_images(x, mean, std); }).find("u8 images") != std::string::npos);
+    }
+
     TEST_CASE("the A-CLIP training transform: three views, their boxes, DCT scaling, determinism") {
         std::string jpg = encode_jpeg(test_image(1600, 1200), 90);
         TransformConfig cfg;

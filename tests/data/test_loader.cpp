@@ -109,7 +109,7 @@ TEST_SUITE("data") {
         for (int i = 0; i < 5; ++i) {
             Batch a = one.next(), b = many.next();
             CHECK(a.keys == b.keys);
-            CHECK(a.view1.to_vector<float>() == b.view1.to_vector<float>());
+            CHECK(a.view1.to_vector<uint8_t>() == b.view1.to_vector<uint8_t>());
             CHECK(a.text.to_vector<int64_t>() == b.text.to_vector<int64_t>());
         }
         Loader other_seed(config(2, 6), tokenizer());
@@ -132,7 +132,7 @@ TEST_SUITE("data") {
             Batch b = resumed.next();
             CHECK(b.keys == seen[static_cast<size_t>(i)].keys);
             CHECK(b.epoch == seen[static_cast<size_t>(i)].epoch);
-            CHECK(b.view2.to_vector<float>() == seen[static_cast<size_t>(i)].view2.to_vector<float>());
+            CHECK(b.view2.to_vector<uint8_t>() == seen[static_cast<size_t>(i)].view2.to_vector<uint8_t>());
             CHECK(b.boxes.to_vector<int64_t>() == seen[static_cast<size_t>(i)].boxes.to_vector<int64_t>());
         }
     }
@@ -173,7 +173,7 @@ TEST_SUITE("data") {
             std::vector<std::string> joined = x.keys;
             joined.insert(joined.end(), y.keys.begin(), y.keys.end());
             CHECK(joined == g.keys);
-            CHECK(concat({x.view1, y.view1}, 0).to_vector<float>() == g.view1.to_vector<float>());
+            CHECK(concat({x.view1, y.view1}, 0).to_vector<uint8_t>() == g.view1.to_vector<uint8_t>());
         }
     }
 }
