@@ -151,8 +151,10 @@ std::vector<ParityCase> build() {
             Tensor other = x[0].to(x[0].dtype() == DType::F32 ? DType::BF16 : DType::F32);
             Tensor back = other.to(x[0].dtype());
             Tensor ints = x[0].detach().clone().fill_(3.0).to(DType::I64);  // fill a fresh copy; cast to ints
+            // 8-bit pixels to floats, as normalize_images does on the device (a constant: NaN has no u8)
+            Tensor pixels = x[0].detach().clone().fill_(201.0).to(DType::U8).to(x[0].dtype());
             Tensor cat = concat({x[0], x[0]}, 1);
-            return Ts{t, back, ints, cat, stack({x[0], x[0]}, 0)};
+            return Ts{t, back, ints, pixels, cat, stack({x[0], x[0]}, 0)};
         };
         v.push_back(c);
     }
