@@ -86,11 +86,28 @@ AclipViews aclip_train_transform(const std::string& bytes, const TransformConfig
                 v.scale_denom = d;
                 break;
             }
-    Image img = decode_image(bytes, v.scale_denom, cfg.max_pixels);
-    const double sy = static_cast<double>(img.height) / static_cast<double>(H);
-    const double sx = static_cast<double>(img.width) / static_cast<double>(W);
+    JpegPlanes planes;
+    const bool from_planes =
+        cfg.jpeg_planes && v.scale_denom == 1 && decode_jpeg_planes(bytes, cfg.max_pixels, planes);
+    Image img;
+    if (!from_planes) img = decode_image(bytes, v.scale_denom, cfg.max_pixels);
+    const double sy = from_planes ? 1.0 : static_cast<double>(img.height) / static_cast<double>(H);
+    const double sx = from_planes ? 1.0 : static_cast<double>(img.width) / static_cast<double>(W);
+    auto resample = [&](const Box& b) {  // (3, S, S) RGB in [0, 1]
+        if (!from_planes) return crop_resize(img, b.top * sy, b.left * sx, b.height * sy, b.width * sx, S, S);
+        std::vector<float> chw(static_cast<size_t>(3 * S * S));
+        for (size_t c = 0; c < 3; ++c) {
+            const double fy = planes.step_y[c],
+                         fx = planes.step_x[c];  // chroma sample i covers [f i, f (i + 1))
+            resize_plane(planes.planes[c], static_cast<double>(b.top) / fy, static_cast<double>(b.left) / fx,
+                         static_cast<double>(b.height) / fy, static_cast<double>(b.width) / fx, S, S,
+                         chw.data() + c * S * S);
+        }
+        ycbcr_to_rgb(chw);
+        return chw;
+    };
     auto view = [&](const Box& b, bool augment) {
-        std::vector<float> chw = crop_resize(img, b.top * sy, b.left * sx, b.height * sy, b.width * sx, S, S);
+        std::vector<float> chw = resample(b);
         if (augment) color_augment(chw, S, S, cfg.color, rng);
         return quantize_to_u8(chw);
     };

@@ -114,6 +114,17 @@ void shift_hue(std::vector<float>& chw, float shift) {
     }
 }
 
+void ycbcr_to_rgb(std::vector<float>& chw) {
+    Planes p(chw);
+    constexpr float kScale = 1.0f / 255.0f;
+    for (int64_t i = 0; i < p.n; ++i) {
+        const float y = p.r[i], cb = p.g[i] - 128.0f, cr = p.b[i] - 128.0f;
+        p.r[i] = clamp01((y + 1.402f * cr) * kScale);
+        p.g[i] = clamp01((y - 0.344136f * cb - 0.714136f * cr) * kScale);
+        p.b[i] = clamp01((y + 1.772f * cb) * kScale);
+    }
+}
+
 void adjust_brightness(std::vector<float>& chw, float factor) {
     for (float& v : chw) v = clamp01(v * factor);
 }

@@ -31,6 +31,10 @@ void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAug
 void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,
                       const std::array<float, 3>& std);
 
+// (3, H, W) planes of Y, Cb, Cr in 0..255 (JFIF's full-range YCbCr, as JPEG stores it) -> R, G, B in
+// [0, 1], clamped, in place.
+void ycbcr_to_rgb(std::vector<float>& chw);
+
 // (3, H, W) floats in [0, 1] -> 0..255, rounded to nearest.
 std::vector<uint8_t> quantize_to_u8(const std::vector<float>& chw);
 

@@ -61,9 +61,29 @@ void check_pixels(int64_t w, int64_t h, int64_t max_pixels) {
 
 namespace {
 
-// Reads a JPEG's header and, when out is given, its pixels (shrunk 1/scale_denom in the DCT). One
-// function, because libjpeg's error exit must longjmp back into the frame that owns the decoder.
-ImageInfo read_jpeg(const std::string& bytes, int scale_denom, int64_t max_pixels, Image* out) {
+// Whether raw output suits this file: three components in YCbCr, chroma subsampled by 1 or 2 per axis
+// and luma not (jpeg_read_header has run).
+bool planes_supported(const jpeg_decompress_struct& c) {
+    if (c.num_components != 3 || c.jpeg_color_space != JCS_YCbCr) return false;
+    const jpeg_component_info* comp = c.comp_info;
+    if (comp[0].h_samp_factor != c.max_h_samp_factor || comp[0].v_samp_factor != c.max_v_samp_factor)
+        return false;
+    for (int i = 1; i < 3; ++i) {
+        const int fx = c.max_h_samp_factor / comp[i].h_samp_factor,
+                  fy = c.max_v_samp_factor / comp[i].v_samp_factor;
+        if (c.max_h_samp_factor % comp[i].h_samp_factor || c.max_v_samp_factor % comp[i].v_samp_factor ||
+            fx > 2 || fy > 2)
+            return false;
+    }
+    return true;
+}
+
+// Reads a JPEG's header and, when an output is given, its pixels: as RGB (shrunk 1/scale_denom in the
+// DCT) into rgb, or as the stored Y, Cb and Cr planes into planes (left empty when the file's layout is
+// not one planes_supported accepts). One function, because libjpeg's error exit must longjmp back into
+// the frame that owns the decoder.
+ImageInfo read_jpeg(const std::string& bytes, int scale_denom, int64_t max_pixels, Image* rgb,
+                    JpegPlanes* planes) {
     jpeg_decompress_struct cinfo;
     JpegError err;
     cinfo.err = jpeg_std_error(&err.mgr);
@@ -77,26 +97,60 @@ ImageInfo read_jpeg(const std::string& bytes, int scale_denom, int64_t max_pixel
     jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
     jpeg_read_header(&cinfo, TRUE);
     ImageInfo info{cinfo.image_width, cinfo.image_height, true};
-    if (!out || info.width * info.height > max_pixels) {  // header only, or a bomb refused before decoding
+    if ((!rgb && !planes) || info.width * info.height > max_pixels) {  // header only, or a bomb refused
         jpeg_destroy_decompress(&cinfo);
         check_pixels(info.width, info.height, max_pixels);
         return info;
     }
-    cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr both come out as RGB; CMYK is refused below
-    cinfo.scale_num = 1;
-    cinfo.scale_denom = static_cast<unsigned>(scale_denom);
-    jpeg_start_decompress(&cinfo);
-    if (cinfo.output_components != 3) {
+    if (planes && !planes_supported(cinfo)) {
         jpeg_destroy_decompress(&cinfo);
-        AC_FAIL("jpeg: ", cinfo.output_components, " output components (CMYK?) are not supported");
+        *planes = JpegPlanes{};
+        return info;
     }
-    out->width = cinfo.output_width;
-    out->height = cinfo.output_height;
-    out->rgb.resize(static_cast<size_t>(out->width * out->height * 3));
-    while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = out->rgb.data() + static_cast<size_t>(cinfo.output_scanline) * out->width * 3;
-        jpeg_read_scanlines(&cinfo, &row, 1);
-        if (err.truncated) break;
+    if (planes) {
+        cinfo.raw_data_out = TRUE;
+        jpeg_start_decompress(&cinfo);
+        // Each call returns one iMCU row: v_samp_factor * 8 rows of each component, padded to whole
+        // blocks (libjpeg.txt, "raw data").
+        const int64_t imcu_rows =
+            (info.height + cinfo.max_v_samp_factor * DCTSIZE - 1) / (cinfo.max_v_samp_factor * DCTSIZE);
+        planes->width = info.width;
+        planes->height = info.height;
+        std::vector<JSAMPROW> row_pointers[3];
+        for (int c = 0; c < 3; ++c) {
+            const jpeg_component_info& comp = cinfo.comp_info[c];
+            Plane& p = planes->planes[static_cast<size_t>(c)];
+            p.width = comp.downsampled_width;
+            p.height = comp.downsampled_height;
+            p.stride = comp.width_in_blocks * DCTSIZE;
+            planes->step_x[static_cast<size_t>(c)] = cinfo.max_h_samp_factor / comp.h_samp_factor;
+            planes->step_y[static_cast<size_t>(c)] = cinfo.max_v_samp_factor / comp.v_samp_factor;
+            p.data.resize(static_cast<size_t>(p.stride * imcu_rows * comp.v_samp_factor * DCTSIZE));
+            for (int64_t y = 0; y < imcu_rows * comp.v_samp_factor * DCTSIZE; ++y)
+                row_pointers[c].push_back(p.data.data() + y * p.stride);
+        }
+        for (int64_t r = 0; r < imcu_rows && !err.truncated; ++r) {
+            JSAMPARRAY rows[3];
+            for (int c = 0; c < 3; ++c)
+                rows[c] = row_pointers[c].data() + r * cinfo.comp_info[c].v_samp_factor * DCTSIZE;
+            jpeg_read_raw_data(&cinfo, rows, static_cast<JDIMENSION>(cinfo.max_v_samp_factor * DCTSIZE));
+        }
+    } else {
+        cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr both come out as RGB; CMYK is refused below
+        cinfo.scale_num = 1;
+        cinfo.scale_denom = static_cast<unsigned>(scale_denom);
+        jpeg_start_decompress(&cinfo);
+        if (cinfo.output_components != 3) {
+            jpeg_destroy_decompress(&cinfo);
+            AC_FAIL("jpeg: ", cinfo.output_components, " output components (CMYK?) are not supported");
+        }
+        rgb->width = cinfo.output_width;
+        rgb->height = cinfo.output_height;
+        rgb->rgb.resize(static_cast<size_t>(rgb->width * rgb->height * 3));
+        while (cinfo.output_scanline < cinfo.output_height && !err.truncated) {
+            JSAMPROW row = rgb->rgb.data() + static_cast<size_t>(cinfo.output_scanline) * rgb->width * 3;
+            jpeg_read_scanlines(&cinfo, &row, 1);
+        }
     }
     if (err.truncated) {
         jpeg_destroy_decompress(&cinfo);
@@ -110,7 +164,7 @@ ImageInfo read_jpeg(const std::string& bytes, int scale_denom, int64_t max_pixel
 }  // namespace
 
 ImageInfo probe_image(const std::string& bytes, int64_t max_pixels) {
-    if (is_jpeg(bytes)) return read_jpeg(bytes, 1, max_pixels, nullptr);
+    if (is_jpeg(bytes)) return read_jpeg(bytes, 1, max_pixels, nullptr, nullptr);
     int w = 0, h = 0, c = 0;
     AC_CHECK(stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
                                    static_cast<int>(bytes.size()), &w, &h, &c),
@@ -124,7 +178,7 @@ Image decode_image(const std::string& bytes, int scale_denom, int64_t max_pixels
              "decode_image: scale 1/", scale_denom, " is not one of 1/1, 1/2, 1/4, 1/8");
     Image img;
     if (is_jpeg(bytes)) {
-        read_jpeg(bytes, scale_denom, max_pixels, &img);
+        read_jpeg(bytes, scale_denom, max_pixels, &img, nullptr);
         return img;
     }
     probe_image(bytes, max_pixels);  // refuses bombs before any pixel is allocated
@@ -139,7 +193,13 @@ Image decode_image(const std::string& bytes, int scale_denom, int64_t max_pixels
     return img;
 }
 
-std::string encode_jpeg(const Image& img, int quality) {
+bool decode_jpeg_planes(const std::string& bytes, int64_t max_pixels, JpegPlanes& out) {
+    if (!is_jpeg(bytes)) return false;
+    read_jpeg(bytes, 1, max_pixels, nullptr, &out);
+    return out.width > 0;
+}
+
+std::string encode_jpeg(const Image& img, int quality, bool subsample_chroma) {
     AC_CHECK(
         img.width > 0 && img.height > 0 && img.rgb.size() == static_cast<size_t>(img.width * img.height * 3),
         "encode_jpeg: bad image ", img.width, "x", img.height);
@@ -162,6 +222,7 @@ std::string encode_jpeg(const Image& img, int quality) {
     cinfo.in_color_space = JCS_RGB;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality, TRUE);
+    if (!subsample_chroma) cinfo.comp_info[0].h_samp_factor = cinfo.comp_info[0].v_samp_factor = 1;  // 4:4:4
     jpeg_start_compress(&cinfo, TRUE);
     while (cinfo.next_scanline < cinfo.image_height) {
         JSAMPROW row =

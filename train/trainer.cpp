@@ -246,6 +246,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     lc.transform.ema_crop = ema_crop_from_name(cfg.str("aclip.ema_crop"));
     lc.transform.mean = three_floats(cfg.str("data.mean"), "data.mean");
     lc.transform.std = three_floats(cfg.str("data.std"), "data.std");
+    lc.transform.jpeg_planes = cfg.boolean("data.jpeg_planes");
     Loader loader(lc, tokenizer, cursor);
 
     EvalSettings es = eval_settings_from(cfg, acfg);
