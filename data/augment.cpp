@@ -93,23 +93,26 @@ AclipViews aclip_train_transform(const std::string& bytes, const TransformConfig
     if (!from_planes) img = decode_image(bytes, v.scale_denom, cfg.max_pixels);
     const double sy = from_planes ? 1.0 : static_cast<double>(img.height) / static_cast<double>(H);
     const double sx = from_planes ? 1.0 : static_cast<double>(img.width) / static_cast<double>(W);
-    auto resample = [&](const Box& b) {  // (3, S, S) RGB in [0, 1]
-        if (!from_planes) return crop_resize(img, b.top * sy, b.left * sx, b.height * sy, b.width * sx, S, S);
-        std::vector<float> chw(static_cast<size_t>(3 * S * S));
-        for (size_t c = 0; c < 3; ++c) {
-            const double fy = planes.step_y[c],
-                         fx = planes.step_x[c];  // chroma sample i covers [f i, f (i + 1))
-            resize_plane(planes.planes[c], static_cast<double>(b.top) / fy, static_cast<double>(b.left) / fx,
-                         static_cast<double>(b.height) / fy, static_cast<double>(b.width) / fx, S, S,
-                         chw.data() + c * S * S);
+    std::vector<float> chw;              // (3, S, S), reused by the three views
+    auto resample = [&](const Box& b) {  // into chw: RGB in [0, 1], or Y, Cb, Cr in 0..255 from the planes
+        if (!from_planes) {
+            chw = crop_resize(img, b.top * sy, b.left * sx, b.height * sy, b.width * sx, S, S);
+            return;
         }
-        ycbcr_to_rgb(chw);
-        return chw;
+        chw.resize(static_cast<size_t>(3 * S * S));
+        for (size_t c : {0, 1}) {  // luma, then both chroma planes (one size, one geometry)
+            const double fy = planes.step_y[c],
+                         fx = planes.step_x[c];  // plane sample i covers [f i, f (i + 1))
+            std::vector<const Plane*> which = {&planes.planes[c]};
+            if (c == 1) which.push_back(&planes.planes[2]);
+            resize_planes(which, static_cast<double>(b.top) / fy, static_cast<double>(b.left) / fx,
+                          static_cast<double>(b.height) / fy, static_cast<double>(b.width) / fx, S, S,
+                          chw.data() + c * S * S);
+        }
     };
     auto view = [&](const Box& b, bool augment) {
-        std::vector<float> chw = resample(b);
-        if (augment) color_augment(chw, S, S, cfg.color, rng);
-        return quantize_to_u8(chw);
+        resample(b);
+        return finish_view(chw, S, S, from_planes, augment ? &cfg.color : nullptr, rng);
     };
     v.view1 = view(v.boxes[0], true);
     v.view2 = view(v.boxes[1], true);

@@ -1,5 +1,7 @@
-// color.cpp: see color.h. Each operation is one loop over the pixels of the three planes, written so the
-// compiler vectorises it: selects instead of branches, partial sums in lanes.
+// color.cpp: see color.h. Every per-pixel operation is a kernel over a span of the three planes, written
+// so the compiler vectorises it (selects instead of branches, partial sums in lanes). The public
+// operations run one kernel over the whole image; a view's pipeline (finish_view) runs its kernels block
+// by block, so each block stays in the L1 cache through all of them.
 #include "data/color.h"
 
 #include <algorithm>
@@ -10,96 +12,76 @@ namespace aclip {
 
 namespace {
 
-struct Planes {  // the three planes of (3, H, W) values
-    float* __restrict r;
-    float* __restrict g;
-    float* __restrict b;
-    int64_t n;
-    explicit Planes(std::vector<float>& chw)
-        : r(chw.data()),
-          g(r + chw.size() / 3),
-          b(g + chw.size() / 3),
-          n(static_cast<int64_t>(chw.size() / 3)) {}
-};
+// ---- per-pixel kernels on n pixels of the planes r, g, b ----
 
-float clamp01(float v) {
-    return std::clamp(v, 0.0f, 1.0f);
+float clamp01(float v) {  // min and max, not std::clamp: these map to single vector instructions
+    return std::min(std::max(v, 0.0f), 1.0f);
 }
 
 float gray_of(float r, float g, float b) {  // ITU-R 601-2 luma, as PIL and torchvision use
     return 0.299f * r + 0.587f * g + 0.114f * b;
 }
 
-// The mean gray level: blocks summed in float lanes (vectorised), blocks added in double.
-double mean_gray(const float* r, const float* g, const float* b, int64_t n) {
-    constexpr int64_t kLanes = 16, kBlock = 1024;
+// The sum of the gray levels: float lanes (vectorised), returned in double.
+double gray_sum(const float* __restrict r, const float* __restrict g, const float* __restrict b, int64_t n) {
+    constexpr int64_t kLanes = 16;
+    float lanes[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int64_t j = 0; j < kLanes; ++j) lanes[j] += gray_of(r[i + j], g[i + j], b[i + j]);
     double total = 0;
-    for (int64_t start = 0; start < n; start += kBlock) {
-        const int64_t end = std::min(n, start + kBlock);
-        float lanes[kLanes] = {};
-        int64_t i = start;
-        for (; i + kLanes <= end; i += kLanes)
-            for (int64_t j = 0; j < kLanes; ++j) lanes[j] += gray_of(r[i + j], g[i + j], b[i + j]);
-        for (; i < end; ++i) lanes[0] += gray_of(r[i], g[i], b[i]);
-        for (float v : lanes) total += v;
-    }
-    return total / static_cast<double>(n);
+    for (; i < n; ++i) total += gray_of(r[i], g[i], b[i]);
+    for (float v : lanes) total += v;
+    return total;
 }
 
-// Separable Gaussian blur of one (H, W) plane, edges replicated; tmp holds (H, W) and a padded row.
-void blur_plane(float* p, int64_t H, int64_t W, const std::vector<float>& k, std::vector<float>& tmp) {
-    const int64_t radius = static_cast<int64_t>(k.size() / 2);
-    float* mid = tmp.data();
-    float* padded = tmp.data() + H * W;  // (W + 2 radius)
-    for (int64_t y = 0; y < H; ++y) {    // horizontal, from a row padded with copies of its ends
-        const float* row = p + y * W;
-        std::fill(padded, padded + radius, row[0]);
-        std::copy(row, row + W, padded + radius);
-        std::fill(padded + radius + W, padded + 2 * radius + W, row[W - 1]);
-        float* dst = mid + y * W;
-        std::fill(dst, dst + W, 0.0f);
-        for (int64_t i = 0; i <= 2 * radius; ++i)
-            for (int64_t x = 0; x < W; ++x) dst[x] += k[static_cast<size_t>(i)] * padded[x + i];
-    }
-    for (int64_t y = 0; y < H; ++y) {  // vertical: whole rows, the nearest row past an edge
-        float* dst = p + y * W;
-        std::fill(dst, dst + W, 0.0f);
-        for (int64_t i = -radius; i <= radius; ++i) {
-            const float* src = mid + std::clamp<int64_t>(y + i, 0, H - 1) * W;
-            const float w = k[static_cast<size_t>(i + radius)];
-            for (int64_t x = 0; x < W; ++x) dst[x] += w * src[x];
-        }
+void ycbcr_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n) {
+    constexpr float kScale = 1.0f / 255.0f;
+    for (int64_t i = 0; i < n; ++i) {  // planes hold Y, Cb, Cr in 0..255 on the way in
+        const float y = r[i], cb = g[i] - 128.0f, cr = b[i] - 128.0f;
+        r[i] = clamp01((y + 1.402f * cr) * kScale);
+        g[i] = clamp01((y - 0.344136f * cb - 0.714136f * cr) * kScale);
+        b[i] = clamp01((y + 1.772f * cb) * kScale);
     }
 }
 
-void gaussian_blur(std::vector<float>& chw, int64_t H, int64_t W, double sigma) {
-    const int64_t radius = static_cast<int64_t>(std::ceil(3 * sigma));
-    std::vector<float> k(static_cast<size_t>(2 * radius + 1));
-    double total = 0;
-    for (int64_t i = -radius; i <= radius; ++i)
-        total += std::exp(-0.5 * static_cast<double>(i * i) / (sigma * sigma));
-    for (int64_t i = -radius; i <= radius; ++i)
-        k[static_cast<size_t>(i + radius)] =
-            static_cast<float>(std::exp(-0.5 * static_cast<double>(i * i) / (sigma * sigma)) / total);
-    std::vector<float> tmp(static_cast<size_t>(H * W + W + 2 * radius));
-    for (int c = 0; c < 3; ++c) blur_plane(chw.data() + c * H * W, H, W, k, tmp);
+void scale_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float factor) {
+    for (int64_t i = 0; i < n; ++i) {
+        r[i] = clamp01(r[i] * factor);
+        g[i] = clamp01(g[i] * factor);
+        b[i] = clamp01(b[i] * factor);
+    }
 }
 
-}  // namespace
+// Contrast: towards `mean` (the image's mean gray level).
+void blend_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float factor,
+                  float mean) {
+    const float m = mean * (1 - factor);
+    for (int64_t i = 0; i < n; ++i) {
+        r[i] = clamp01(factor * r[i] + m);
+        g[i] = clamp01(factor * g[i] + m);
+        b[i] = clamp01(factor * b[i] + m);
+    }
+}
 
-void shift_hue(std::vector<float>& chw, float shift) {
-    // RGB -> hue (in sixths of a turn), rotate, and back with the branch-free form of HSV -> RGB:
-    // channel n (5: red, 3: green, 1: blue) = V - V S clamp(min(k, 4 - k), 0, 1), k = (n + hue) mod 6, where
-    // V S = max - min. Selects instead of branches let the compiler vectorise the loop.
-    Planes p(chw);
-    float* __restrict r = p.r;
-    float* __restrict g = p.g;
-    float* __restrict b = p.b;
-    const int64_t n = p.n;
+void saturation_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n,
+                       float factor) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float gray = gray_of(r[i], g[i], b[i]) * (1 - factor);
+        r[i] = clamp01(factor * r[i] + gray);
+        g[i] = clamp01(factor * g[i] + gray);
+        b[i] = clamp01(factor * b[i] + gray);
+    }
+}
+
+// RGB -> hue (in sixths of a turn), rotate, and back with the branch-free form of HSV -> RGB: channel n
+// (5: red, 3: green, 1: blue) = V - V S clamp(min(k, 4 - k), 0, 1), k = (n + hue) mod 6, where V S = max -
+// min.
+void hue_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float shift) {
     const float turn = 6.0f * shift;
     auto channel = [](float mx, float d, float k) {
         k = k >= 6.0f ? k - 6.0f : k;
-        return mx - d * std::clamp(std::min(k, 4.0f - k), 0.0f, 1.0f);
+        return mx - d * clamp01(std::min(k, 4.0f - k));
     };
     for (int64_t i = 0; i < n; ++i) {
         const float R = r[i], G = g[i], B = b[i];
@@ -114,64 +96,210 @@ void shift_hue(std::vector<float>& chw, float shift) {
     }
 }
 
-void ycbcr_to_rgb(std::vector<float>& chw) {
-    Planes p(chw);
-    constexpr float kScale = 1.0f / 255.0f;
-    for (int64_t i = 0; i < p.n; ++i) {
-        const float y = p.r[i], cb = p.g[i] - 128.0f, cr = p.b[i] - 128.0f;
-        p.r[i] = clamp01((y + 1.402f * cr) * kScale);
-        p.g[i] = clamp01((y - 0.344136f * cb - 0.714136f * cr) * kScale);
-        p.b[i] = clamp01((y + 1.772f * cb) * kScale);
+void gray_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) r[i] = g[i] = b[i] = gray_of(r[i], g[i], b[i]);
+}
+
+void solarize_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n,
+                     float threshold) {
+    for (int64_t i = 0; i < n; ++i) {
+        r[i] = r[i] >= threshold ? 1.0f - r[i] : r[i];
+        g[i] = g[i] >= threshold ? 1.0f - g[i] : g[i];
+        b[i] = b[i] >= threshold ? 1.0f - b[i] : b[i];
     }
 }
 
+// Values in [0, 1] -> 0..255, rounded to nearest. Plain restrict pointers: a store through uint8_t* may
+// alias anything, which would otherwise keep the compiler from vectorising.
+void quantize_kernel(const float* __restrict src, uint8_t* __restrict dst, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<uint8_t>(src[i] * 255.0f + 0.5f);
+}
+
+// ---- Gaussian blur: the only step that needs neighbours ----
+
+// dst[x] = sum over i of k[i] * src[x + i * step], x < n: one tap row at a time over whole rows (vectorised).
+void blur_taps(const float* __restrict src, int64_t step, const std::vector<float>& k, int64_t n,
+               float* __restrict dst) {
+    std::fill(dst, dst + n, 0.0f);
+    for (size_t i = 0; i < k.size(); ++i) {
+        const float w = k[i];
+        const float* __restrict s = src + static_cast<int64_t>(i) * step;
+        for (int64_t x = 0; x < n; ++x) dst[x] += w * s[x];
+    }
+}
+
+// Separable blur of one (H, W) plane, edges replicated (by padding rows and columns with copies of the
+// edge); tmp holds the padded column pass, (H + 2 radius, W), and one padded row.
+void blur_plane(float* p, int64_t H, int64_t W, const std::vector<float>& k, std::vector<float>& tmp) {
+    const int64_t radius = static_cast<int64_t>(k.size() / 2);
+    float* rows = tmp.data();                     // (H + 2 radius, W): rows blurred horizontally
+    float* padded = rows + (H + 2 * radius) * W;  // (W + 2 radius)
+    for (int64_t y = 0; y < H; ++y) {
+        const float* row = p + y * W;
+        std::fill(padded, padded + radius, row[0]);
+        std::copy(row, row + W, padded + radius);
+        std::fill(padded + radius + W, padded + 2 * radius + W, row[W - 1]);
+        blur_taps(padded, 1, k, W, rows + (y + radius) * W);
+    }
+    for (int64_t y = 0; y < radius; ++y) {  // the first and last rows, repeated past the edges
+        std::copy(rows + radius * W, rows + (radius + 1) * W, rows + y * W);
+        std::copy(rows + (radius + H - 1) * W, rows + (radius + H) * W, rows + (radius + H + y) * W);
+    }
+    for (int64_t y = 0; y < H; ++y) blur_taps(rows + y * W, W, k, W, p + y * W);
+}
+
+void gaussian_blur(std::vector<float>& chw, int64_t H, int64_t W, double sigma) {
+    const int64_t radius = static_cast<int64_t>(std::ceil(3 * sigma));
+    std::vector<float> k(static_cast<size_t>(2 * radius + 1));
+    double total = 0;
+    for (int64_t i = -radius; i <= radius; ++i)
+        total += std::exp(-0.5 * static_cast<double>(i * i) / (sigma * sigma));
+    for (int64_t i = -radius; i <= radius; ++i)
+        k[static_cast<size_t>(i + radius)] =
+            static_cast<float>(std::exp(-0.5 * static_cast<double>(i * i) / (sigma * sigma)) / total);
+    std::vector<float> tmp(static_cast<size_t>((H + 2 * radius) * W + W + 2 * radius));
+    for (int c = 0; c < 3; ++c) blur_plane(chw.data() + c * H * W, H, W, k, tmp);
+}
+
+// ---- steps and their fused runs ----
+
+enum class Step { YCbCr, Brightness, Contrast, Saturation, Hue, Gray, Blur, Solarize };
+
+struct StepArg {
+    Step step;
+    float value = 0;  // the factor, shift, sigma or threshold
+};
+
+// The steps of color_augment, drawn from rng in its order: jitter (its four parts in random order),
+// grayscale, blur, solarize.
+void draw_steps(const ColorAugment& cfg, SampleRng& rng, std::vector<StepArg>& steps) {
+    if (rng.coin(cfg.p_jitter)) {
+        const float bright =
+            static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.brightness), 1 + cfg.brightness));
+        const float c = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.contrast), 1 + cfg.contrast));
+        const float s =
+            static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.saturation), 1 + cfg.saturation));
+        const float h = static_cast<float>(rng.uniform(-cfg.hue, cfg.hue));
+        StepArg jitter[4] = {
+            {Step::Brightness, bright}, {Step::Contrast, c}, {Step::Saturation, s}, {Step::Hue, h}};
+        for (int i = 3; i > 0; --i) std::swap(jitter[i], jitter[rng.randint(0, i)]);  // a random permutation
+        steps.insert(steps.end(), jitter, jitter + 4);
+    }
+    if (rng.coin(cfg.p_gray)) steps.push_back({Step::Gray});
+    if (rng.coin(cfg.p_blur))
+        steps.push_back({Step::Blur, static_cast<float>(rng.uniform(cfg.blur_sigma_lo, cfg.blur_sigma_hi))});
+    if (rng.coin(cfg.p_solarize)) steps.push_back({Step::Solarize, 128.0f / 255.0f});  // PIL's threshold 128
+}
+
+void run_step(const StepArg& s, float* r, float* g, float* b, int64_t n, float mean_gray) {
+    switch (s.step) {
+        case Step::YCbCr:
+            return ycbcr_kernel(r, g, b, n);
+        case Step::Brightness:
+            return scale_kernel(r, g, b, n, s.value);
+        case Step::Contrast:
+            return blend_kernel(r, g, b, n, s.value, mean_gray);
+        case Step::Saturation:
+            return saturation_kernel(r, g, b, n, s.value);
+        case Step::Hue:
+            return hue_kernel(r, g, b, n, s.value);
+        case Step::Gray:
+            return gray_kernel(r, g, b, n);
+        case Step::Solarize:
+            return solarize_kernel(r, g, b, n, s.value);
+        case Step::Blur:
+            break;  // not per pixel: run_steps handles it
+    }
+}
+
+// Runs steps over (3, H, W) planes in place and, when out is given, rounds the result into out. Per-pixel
+// steps run on blocks of kBlockPixels (12 KiB of floats) one after another; a pass over the blocks ends
+// before a contrast step, whose mean gray level the pass measures (a pass may only measure), and at a blur.
+void run_steps(std::vector<float>& chw, int64_t H, int64_t W, const std::vector<StepArg>& steps,
+               uint8_t* out) {
+    constexpr int64_t kBlockPixels = 1024;
+    const int64_t n = H * W;
+    float* r = chw.data();
+    float* g = r + n;
+    float* b = g + n;
+    float mean_gray = 0;     // of the image as the steps before a contrast step leave it
+    bool have_mean = false;  // mean_gray is measured for the contrast step at `first`
+    size_t first = 0;
+    while (true) {
+        size_t end = first;  // the pass runs steps [first, end): a measured contrast step may open it
+        if (have_mean && steps[end].step == Step::Contrast) ++end, have_mean = false;
+        while (end < steps.size() && steps[end].step != Step::Contrast && steps[end].step != Step::Blur)
+            ++end;
+        const bool last = end == steps.size(), measure = !last && steps[end].step == Step::Contrast;
+        double sum = 0;
+        for (int64_t at = 0; at < n; at += kBlockPixels) {
+            const int64_t len = std::min(kBlockPixels, n - at);
+            for (size_t i = first; i < end; ++i) run_step(steps[i], r + at, g + at, b + at, len, mean_gray);
+            if (measure) sum += gray_sum(r + at, g + at, b + at, len);
+            if (last && out)
+                for (int64_t c = 0; c < 3; ++c) quantize_kernel(r + c * n + at, out + c * n + at, len);
+        }
+        if (last) return;
+        if (measure) {
+            mean_gray = static_cast<float>(sum / static_cast<double>(n));
+            have_mean = true;
+            first = end;
+        } else {
+            gaussian_blur(chw, H, W, steps[end].value);
+            first = end + 1;
+        }
+    }
+}
+
+void run_one(std::vector<float>& chw, StepArg s) {
+    const int64_t n = static_cast<int64_t>(chw.size() / 3);
+    run_steps(chw, 1, n, {s}, nullptr);
+}
+
+}  // namespace
+
 void adjust_brightness(std::vector<float>& chw, float factor) {
-    for (float& v : chw) v = clamp01(v * factor);
+    run_one(chw, {Step::Brightness, factor});
 }
 
 void adjust_contrast(std::vector<float>& chw, float factor) {
-    Planes p(chw);
-    const float m = static_cast<float>(mean_gray(p.r, p.g, p.b, p.n)) * (1 - factor);
-    for (float& v : chw) v = clamp01(factor * v + m);
+    run_one(chw, {Step::Contrast, factor});
 }
 
 void adjust_saturation(std::vector<float>& chw, float factor) {
-    Planes p(chw);
-    for (int64_t i = 0; i < p.n; ++i) {
-        const float gray = gray_of(p.r[i], p.g[i], p.b[i]) * (1 - factor);
-        p.r[i] = clamp01(factor * p.r[i] + gray);
-        p.g[i] = clamp01(factor * p.g[i] + gray);
-        p.b[i] = clamp01(factor * p.b[i] + gray);
-    }
+    run_one(chw, {Step::Saturation, factor});
+}
+
+void shift_hue(std::vector<float>& chw, float shift) {
+    run_one(chw, {Step::Hue, shift});
 }
 
 void to_grayscale(std::vector<float>& chw) {
-    Planes p(chw);
-    for (int64_t i = 0; i < p.n; ++i) p.r[i] = p.g[i] = p.b[i] = gray_of(p.r[i], p.g[i], p.b[i]);
+    run_one(chw, {Step::Gray});
 }
 
 void solarize(std::vector<float>& chw, float threshold) {
-    for (float& v : chw) v = v >= threshold ? 1.0f - v : v;
+    run_one(chw, {Step::Solarize, threshold});
+}
+
+void ycbcr_to_rgb(std::vector<float>& chw) {
+    run_one(chw, {Step::YCbCr});
 }
 
 void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAugment& cfg, SampleRng& rng) {
-    if (rng.coin(cfg.p_jitter)) {
-        float bright = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.brightness), 1 + cfg.brightness));
-        float c = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.contrast), 1 + cfg.contrast));
-        float s = static_cast<float>(rng.uniform(std::max(0.0, 1 - cfg.saturation), 1 + cfg.saturation));
-        float h = static_cast<float>(rng.uniform(-cfg.hue, cfg.hue));
-        int order[4] = {0, 1, 2, 3};
-        for (int i = 3; i > 0; --i) std::swap(order[i], order[rng.randint(0, i)]);  // a random permutation
-        for (int op : order) {
-            if (op == 0) adjust_brightness(chw, bright);
-            if (op == 1) adjust_contrast(chw, c);
-            if (op == 2) adjust_saturation(chw, s);
-            if (op == 3) shift_hue(chw, h);
-        }
-    }
-    if (rng.coin(cfg.p_gray)) to_grayscale(chw);
-    if (rng.coin(cfg.p_blur)) gaussian_blur(chw, H, W, rng.uniform(cfg.blur_sigma_lo, cfg.blur_sigma_hi));
-    if (rng.coin(cfg.p_solarize)) solarize(chw, 128.0f / 255.0f);  // PIL's threshold 128
+    std::vector<StepArg> steps;
+    draw_steps(cfg, rng, steps);
+    run_steps(chw, H, W, steps, nullptr);
+}
+
+std::vector<uint8_t> finish_view(std::vector<float>& chw, int64_t H, int64_t W, bool ycbcr,
+                                 const ColorAugment* augment, SampleRng& rng) {
+    std::vector<StepArg> steps;
+    if (ycbcr) steps.push_back({Step::YCbCr});
+    if (augment) draw_steps(*augment, rng, steps);
+    std::vector<uint8_t> out(chw.size());
+    run_steps(chw, H, W, steps, out.data());
+    return out;
 }
 
 void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,
@@ -186,12 +314,7 @@ void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,
 
 std::vector<uint8_t> quantize_to_u8(const std::vector<float>& chw) {
     std::vector<uint8_t> out(chw.size());
-    // Plain pointers: a store through uint8_t* may alias anything, vectors' own fields included, which
-    // would keep the compiler from vectorising a loop over chw[i] and out[i].
-    const float* __restrict src = chw.data();
-    uint8_t* __restrict dst = out.data();
-    const size_t n = chw.size();
-    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<uint8_t>(src[i] * 255.0f + 0.5f);  // src in [0, 1]
+    quantize_kernel(chw.data(), out.data(), static_cast<int64_t>(chw.size()));
     return out;
 }
 

@@ -27,6 +27,12 @@ struct ColorAugment {
 // solarize.
 void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAugment& cfg, SampleRng& rng);
 
+// One training view's colour work, fused: YCbCr -> RGB when ycbcr (planes from resize_planes), the
+// augmentation when given (the same draws as color_augment), then rounding to 8 bits. Per-pixel steps
+// run block by block, so each block stays in the L1 cache through all of them. chw is used as scratch.
+std::vector<uint8_t> finish_view(std::vector<float>& chw, int64_t H, int64_t W, bool ycbcr,
+                                 const ColorAugment* augment, SampleRng& rng);
+
 // (3, H, W) in [0, 1] -> (x - mean[c]) / std[c], in place.
 void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,
                       const std::array<float, 3>& std);

@@ -61,13 +61,15 @@ void check_pixels(int64_t w, int64_t h, int64_t max_pixels) {
 
 namespace {
 
-// Whether raw output suits this file: three components in YCbCr, chroma subsampled by 1 or 2 per axis
-// and luma not (jpeg_read_header has run).
+// Whether raw output suits this file: three components in YCbCr, both chroma components subsampled alike
+// by 1 or 2 per axis and luma not (jpeg_read_header has run).
 bool planes_supported(const jpeg_decompress_struct& c) {
     if (c.num_components != 3 || c.jpeg_color_space != JCS_YCbCr) return false;
     const jpeg_component_info* comp = c.comp_info;
     if (comp[0].h_samp_factor != c.max_h_samp_factor || comp[0].v_samp_factor != c.max_v_samp_factor)
         return false;
+    if (comp[1].h_samp_factor != comp[2].h_samp_factor || comp[1].v_samp_factor != comp[2].v_samp_factor)
+        return false;  // Cb and Cr sampled alike, as every common layout has them
     for (int i = 1; i < 3; ++i) {
         const int fx = c.max_h_samp_factor / comp[i].h_samp_factor,
                   fy = c.max_v_samp_factor / comp[i].v_samp_factor;

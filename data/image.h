@@ -48,10 +48,10 @@ struct JpegPlanes {
     std::array<int, 3> step_x{}, step_y{};  // image pixels per plane sample: 1, or 2 for subsampled chroma
 };
 
-// Decodes the planes of a JPEG with three YCbCr components whose chroma is subsampled by 1 or 2 per
-// axis (nearly every photograph); returns false for other images (grayscale or CMYK JPEGs, unusual
-// sampling, other formats), which decode_image handles. Corrupt, truncated or oversized files throw as
-// in decode_image.
+// Decodes the planes of a JPEG with three YCbCr components whose chroma (Cb and Cr alike) is subsampled
+// by 1 or 2 per axis (nearly every photograph); returns false for other images (grayscale or CMYK JPEGs,
+// unusual sampling, other formats), which decode_image handles. Corrupt, truncated or oversized files throw
+// as in decode_image.
 bool decode_jpeg_planes(const std::string& bytes, int64_t max_pixels, JpegPlanes& out);
 
 // Baseline JPEG of an RGB image (for datasets and tests); chroma 4:2:0 (libjpeg's default) or 4:4:4.

@@ -33,44 +33,40 @@ struct Taps {
 
 Taps resample_taps(double start, double length, int64_t in_size, int64_t out_size, double gain) {
     const double scale = length / static_cast<double>(out_size);
-    const double support = std::max(scale, 1.0);  // the triangle's half-width, in input pixels
-    // Each output's window, trimmed to its nonzero weights; the widest one sets the tap count (3 for
-    // shrinking by up to 1.5, 4 up to 2, 2 when enlarging).
-    const int64_t widest = static_cast<int64_t>(std::ceil(2 * support)) + 2;
-    std::vector<double> v(static_cast<size_t>(out_size * widest), 0.0);
-    std::vector<int64_t> first(static_cast<size_t>(out_size)), count(static_cast<size_t>(out_size));
+    const double support = std::max(scale, 1.0), inv_support = 1.0 / support;  // the triangle's half-width
+    // A window holds the samples whose centres (i + 0.5) lie strictly inside (center - support, center +
+    // support): at most ceil(2 support) + 1. The widest window sets the tap count (3 for shrinking by up to
+    // 1.5, 4 up to 2, 2 when enlarging).
+    const int64_t widest = static_cast<int64_t>(std::ceil(2 * support)) + 1;
+    std::vector<float> w(static_cast<size_t>(out_size * widest), 0.0f);
+    std::vector<double> v(static_cast<size_t>(widest));
+    Taps t;
+    t.first.resize(static_cast<size_t>(out_size));
+    t.taps = 1;
     for (int64_t o = 0; o < out_size; ++o) {
         const double center = start + (static_cast<double>(o) + 0.5) * scale;
-        const int64_t lo = std::max<int64_t>(static_cast<int64_t>(std::floor(center - support)), 0);
-        const int64_t hi = std::min<int64_t>(static_cast<int64_t>(std::ceil(center + support)), in_size);
-        double* vo = v.data() + o * widest;
-        double total = 0;
-        int64_t nonzero_lo = -1, nonzero_hi = -1;
-        for (int64_t i = lo; i < std::min(hi, lo + widest); ++i) {
-            const double x = (static_cast<double>(i) + 0.5 - center) / support;
-            const double wi = std::max(0.0, 1.0 - std::abs(x));
-            if (wi <= 0) continue;
-            if (nonzero_lo < 0) nonzero_lo = i;
-            nonzero_hi = i;
-            vo[i - nonzero_lo] = wi;
-            total += wi;
+        int64_t lo = std::max<int64_t>(static_cast<int64_t>(std::floor(center - support - 0.5)) + 1, 0);
+        int64_t hi =
+            std::min<int64_t>(static_cast<int64_t>(std::ceil(center + support - 0.5)) - 1, in_size - 1);
+        float* wo = w.data() + o * widest;
+        double v[64], total = 0;  // support <= 31 samples each side: shrinking by up to 31x (larger: checked)
+        AC_CHECK(hi - lo < 64, "crop_resize: shrinking ", length, " pixels to ", out_size,
+                 " is more than 31x");
+        for (int64_t i = lo; i <= hi; ++i)
+            total += v[static_cast<size_t>(i - lo)] =
+                1.0 - std::abs((static_cast<double>(i) + 0.5 - center) * inv_support);
+        if (hi < lo || total <= 0) {  // the centre fell between samples at the border: the nearest pixel
+            lo = hi = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
+            v[0] = total = 1;
         }
-        if (total <= 0) {  // the centre fell between samples at the border: take the nearest pixel
-            nonzero_lo = nonzero_hi = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
-            vo[0] = total = 1;
-        }
-        for (int64_t k = 0; k <= nonzero_hi - nonzero_lo; ++k) vo[k] *= gain / total;
-        first[static_cast<size_t>(o)] = nonzero_lo;
-        count[static_cast<size_t>(o)] = nonzero_hi - nonzero_lo + 1;
+        for (int64_t k = 0; k <= hi - lo; ++k)
+            wo[k] = static_cast<float>(v[static_cast<size_t>(k)] * gain / total);
+        t.first[static_cast<size_t>(o)] = lo;
+        t.taps = std::max(t.taps, hi - lo + 1);
     }
-    Taps t;
-    t.taps = *std::max_element(count.begin(), count.end());
-    t.first = std::move(first);
-    t.w.assign(static_cast<size_t>(out_size * t.taps), 0.0f);
+    t.w.resize(static_cast<size_t>(out_size * t.taps));  // compact: stride widest -> taps
     for (int64_t o = 0; o < out_size; ++o)
-        for (int64_t k = 0; k < count[static_cast<size_t>(o)]; ++k)
-            t.w[static_cast<size_t>(o * t.taps + k)] =
-                static_cast<float>(v[static_cast<size_t>(o * widest + k)]);
+        std::copy(w.begin() + o * widest, w.begin() + o * widest + t.taps, t.w.begin() + o * t.taps);
     return t;
 }
 
@@ -257,20 +253,26 @@ void plane_horizontal_row(const float* row, int64_t col_lo, const Taps& tx, cons
 
 }  // namespace
 
-void resize_plane(const Plane& plane, double top, double left, double height, double width, int64_t out_h,
-                  int64_t out_w, float* out) {
-    AC_CHECK(height > 0 && width > 0 && out_h > 0 && out_w > 0, "resize_plane: empty crop ", height, "x",
+void resize_planes(const std::vector<const Plane*>& planes, double top, double left, double height,
+                   double width, int64_t out_h, int64_t out_w, float* out) {
+    AC_CHECK(height > 0 && width > 0 && out_h > 0 && out_w > 0, "resize_planes: empty crop ", height, "x",
              width, " or output ", out_h, "x", out_w);
-    const Taps ty = resample_taps(top, height, plane.height, out_h, 1.0),
-               tx = resample_taps(left, width, plane.width, out_w, 1.0);
+    const Plane& first = *planes.front();
+    const Taps ty = resample_taps(top, height, first.height, out_h, 1.0),
+               tx = resample_taps(left, width, first.width, out_w, 1.0);
     const int64_t col_lo = tx.first.front();
-    const int64_t cols = std::min(plane.width, tx.first.back() + tx.taps) - col_lo;
+    const int64_t cols = std::min(first.width, tx.first.back() + tx.taps) - col_lo;
     const BlockPlan plan = plan_blocks(tx, col_lo, out_w);
     // Padded by a window of zeros: a block's window or a window's zero-weight taps may reach past the end.
     std::vector<float> row(static_cast<size_t>(cols + tx.taps + kWindow), 0.0f);
-    for (int64_t y = 0; y < out_h; ++y) {
-        plane_vertical_row(plane, ty, y, col_lo, cols, row.data());
-        plane_horizontal_row(row.data(), col_lo, tx, plan, out_w, out + y * out_w);
+    for (const Plane* p : planes) {
+        AC_CHECK(p->width == first.width && p->height == first.height, "resize_planes: planes of ", p->width,
+                 "x", p->height, " and ", first.width, "x", first.height);
+        for (int64_t y = 0; y < out_h; ++y) {
+            plane_vertical_row(*p, ty, y, col_lo, cols, row.data());
+            plane_horizontal_row(row.data(), col_lo, tx, plan, out_w, out + y * out_w);
+        }
+        out += out_h * out_w;
     }
 }
 

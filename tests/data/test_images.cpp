@@ -152,6 +152,35 @@ TEST_SUITE("data") {
         for (float v : j) CHECK((v >= 0.0f && v <= 1.0f));
     }
 
+    TEST_CASE("Gaussian blur equals the textbook separable sum with replicated edges") {
+        const int64_t H = 13, W = 17;
+        std::vector<float> x(static_cast<size_t>(3 * H * W));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = uniform_from_word(philox_word(5, 1, i));
+        ColorAugment blur_only{0, 0, 0, 0, 0, 0, 1.0, 1.3, 1.3, 0};  // sigma 1.3: radius 4
+        std::vector<float> y = x;
+        SampleRng rng(2, 2);
+        color_augment(y, H, W, blur_only, rng);
+        const double sigma = 1.3;
+        const int64_t radius = 4;
+        double total = 0;
+        for (int64_t i = -radius; i <= radius; ++i) total += std::exp(-0.5 * i * i / (sigma * sigma));
+        auto at = [&](int64_t c, int64_t r, int64_t q) {
+            return double(x[static_cast<size_t>((c * H + std::clamp<int64_t>(r, 0, H - 1)) * W +
+                                                std::clamp<int64_t>(q, 0, W - 1))]);
+        };
+        for (int64_t c = 0; c < 3; ++c)
+            for (int64_t r = 0; r < H; ++r)
+                for (int64_t q = 0; q < W; ++q) {
+                    double ref = 0;  // the two passes' edge replication is the clamp of both coordinates
+                    for (int64_t i = -radius; i <= radius; ++i)
+                        for (int64_t j = -radius; j <= radius; ++j)
+                            ref += std::exp(-0.5 * (i * i + j * j) / (sigma * sigma)) / (total * total) *
+                                   at(c, r + i, q + j);
+                    REQUIRE(y[static_cast<size_t>((c * H + r) * W + q)] ==
+                            doctest::Approx(ref).epsilon(1e-5));
+                }
+    }
+
     TEST_CASE("hue rotation equals the HSV round trip computed in f64, and leaves grays alone") {
         std::vector<float> x;
         for (int i = 0; i < 4000; ++i) x.push_back(uniform_from_word(philox_word(77, 0, i)));
@@ -197,7 +226,7 @@ TEST_SUITE("data") {
         CHECK(error_of([&] { normalize_images(x, mean, std); }).find("u8 images") != std::string::npos);
     }
 
-    TEST_CASE("JPEG planes: resize_plane equals crop_resize per channel; YCbCr -> RGB equals libjpeg's") {
+    TEST_CASE("JPEG planes: resize_planes equals crop_resize per channel; YCbCr -> RGB equals libjpeg's") {
         // 4:4:4, so libjpeg's RGB output involves no chroma upsampling: converting our planes at full size
         // must give its pixels, to within its fixed-point rounding (one level)
         const Image src = test_image(67, 45);
@@ -207,8 +236,7 @@ TEST_SUITE("data") {
         CHECK(jp.step_x == std::array<int, 3>{1, 1, 1});
         const Image rgb = decode_image(jpg);
         std::vector<float> chw(3 * 45 * 67);
-        for (size_t c = 0; c < 3; ++c)
-            resize_plane(jp.planes[c], 0, 0, 45, 67, 45, 67, chw.data() + c * 45 * 67);
+        resize_planes({&jp.planes[0], &jp.planes[1], &jp.planes[2]}, 0, 0, 45, 67, 45, 67, chw.data());
         ycbcr_to_rgb(chw);
         double worst = 0;
         for (int64_t y = 0; y < 45; ++y)
@@ -217,7 +245,7 @@ TEST_SUITE("data") {
                     worst = std::max(worst, std::abs(chw[static_cast<size_t>((c * 45 + y) * 67 + x)] * 255.0 -
                                                      rgb.pixel(y, x)[c]));
         CHECK(worst <= 1.0);
-        // resize_plane is crop_resize on one channel (a gray image has three equal ones)
+        // resize_planes is crop_resize on one channel (a gray image has three equal ones)
         Plane luma = jp.planes[0];
         Image gray{luma.width, luma.height, {}};
         for (int64_t y = 0; y < luma.height; ++y)
@@ -229,7 +257,7 @@ TEST_SUITE("data") {
                                           {0, 0, 45, 67, 6, 40}}) {
             const auto H = static_cast<int64_t>(oh), W = static_cast<int64_t>(ow);
             std::vector<float> ours(static_cast<size_t>(H * W));
-            resize_plane(luma, t, l, h, w, H, W, ours.data());
+            resize_planes({&luma}, t, l, h, w, H, W, ours.data());
             const std::vector<float> ref = crop_resize(gray, t, l, h, w, H, W);  // (3, H, W) in [0, 1]
             for (int64_t i = 0; i < H * W; ++i)
                 REQUIRE(ours[static_cast<size_t>(i)] ==
