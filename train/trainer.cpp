@@ -100,6 +100,24 @@ std::string fmt(double v, int precision = 4) {
     return buf;
 }
 
+// The run's metrics file, opened for appending from `step`: rows of later steps, left by an earlier run in
+// this directory or by the interrupted part of this one, are dropped first (rewritten atomically), so the
+// file always describes the run whose checkpoints sit beside it.
+std::ofstream open_metrics(const std::string& path, int64_t step) {
+    std::string kept, line;
+    std::ifstream old(path);
+    while (std::getline(old, line)) {
+        const size_t at = line.find("\"step\": ");
+        if (at != std::string::npos && std::stoll(line.substr(at + 8)) <= step && step > 0)
+            kept += line + "\n";
+    }
+    old.close();
+    if (std::filesystem::exists(path)) write_file_atomic(path, kept);
+    std::ofstream out(path, std::ios::app);
+    AC_CHECK_HINT(out.good(), "check the checkpoint directory's permissions", "cannot write ", path);
+    return out;
+}
+
 }  // namespace
 
 std::vector<std::string> list_checkpoints(const std::string& dir) {
@@ -258,7 +276,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
                     static_cast<long long>(total_steps), static_cast<long long>(lc.batch_size),
                     comm->world());
     std::ofstream metrics;
-    if (rank0) metrics.open(dir + "/metrics.jsonl", std::ios::app);
+    if (rank0) metrics = open_metrics(dir + "/metrics.jsonl", step);
     std::vector<Tensor> trainable;
     for (const ParamGroup& g : groups) trainable.insert(trainable.end(), g.params.begin(), g.params.end());
     // every rank takes part in these decisions, or a rank would wait forever in a collective

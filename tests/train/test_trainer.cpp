@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "data/bpe_train.h"
 #include "data/shards.h"
@@ -74,6 +75,17 @@ TEST_SUITE("train") {
             CHECK(a.tensors[i].first == b.tensors[i].first);
             CHECK(a.tensors[i].second.to_vector<double>() == b.tensors[i].second.to_vector<double>());
         }
+        // the metrics file describes the run beside it: the resumed run's rows replace the forgotten half's
+        auto steps_logged = [](const std::string& run) {
+            std::vector<std::string> steps;
+            std::ifstream in(data_dir() + "/" + run + "/metrics.jsonl");
+            for (std::string line; std::getline(in, line);) steps.push_back(line.substr(0, line.find(',')));
+            return steps;
+        };
+        CHECK(!steps_logged("full").empty());
+        CHECK(steps_logged("parted") == steps_logged("full"));
+        train(tiny_run("full"));  // a fresh run in the same directory replaces the old run's rows
+        CHECK(steps_logged("parted") == steps_logged("full"));
         Config longer = tiny_run("parted");
         longer.set_override("train.steps=12");
         CHECK(test::error_of([&] { train(longer, "latest"); }).find("written for train.steps = 6") !=
