@@ -264,9 +264,12 @@ Batch Loader::next() {
                                    std::make_move_iterator(rows.begin() + (cfg_.rank + 1) * B));
     Batch b;
     b.epoch = rows.front().epoch;
-    b.view1 = empty({B, 3, S, S}, DType::U8);
-    b.view2 = empty({B, 3, S, S}, DType::U8);
-    b.ema_view = empty({B, 3, S, S}, DType::U8);
+    auto images = [&] {
+        return cfg_.pin_memory ? empty_pinned({B, 3, S, S}, DType::U8) : empty({B, 3, S, S}, DType::U8);
+    };
+    b.view1 = images();
+    b.view2 = images();
+    b.ema_view = images();
     b.boxes = empty({B, 3, 4}, DType::I64);
     b.text = empty({B, C}, DType::I64);
     for (int64_t i = 0; i < B; ++i) {

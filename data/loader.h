@@ -42,6 +42,7 @@ struct LoaderConfig {
     int64_t context = 77;
     Truncate truncate = Truncate::Eot;
     TransformConfig transform;
+    bool pin_memory = false;  // batches in page-locked memory (when a GPU is present): for GPU training
 };
 
 struct Batch {

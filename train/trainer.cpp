@@ -265,6 +265,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     lc.transform.mean = three_floats(cfg.str("data.mean"), "data.mean");
     lc.transform.std = three_floats(cfg.str("data.std"), "data.std");
     lc.transform.jpeg_planes = cfg.boolean("data.jpeg_planes");
+    lc.pin_memory = device == Device::CUDA;  // the views' copies to the GPU go at the link's full speed
     Loader loader(lc, tokenizer, cursor);
 
     EvalSettings es = eval_settings_from(cfg, acfg);

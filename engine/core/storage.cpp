@@ -1,5 +1,6 @@
-// storage.cpp: aligned CPU allocation with byte accounting; CUDA storage comes from the CUDA backend's
-// caching allocator (engine/cuda), after clear errors when there is no backend or no device.
+// storage.cpp: aligned CPU allocation with byte accounting; CUDA storage, and page-locked CPU storage,
+// come from the CUDA backend's caching allocators (engine/cuda), after clear errors when there is no
+// backend or no device.
 #include "engine/core/storage.h"
 
 #include <atomic>
@@ -15,7 +16,7 @@ std::atomic<size_t> g_cpu_in_use{0};
 std::atomic<size_t> g_cpu_peak{0};
 }  // namespace
 
-Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
+Storage::Storage(size_t nbytes, Device dev, bool pin) : bytes(nbytes), device(dev) {
     if (dev == Device::CUDA) {
         AC_CHECK_HINT(cuda_backend_built(),
                       "configure with -DACLIP_CUDA=ON on a machine with nvcc, or keep tensors on the CPU",
@@ -25,9 +26,10 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
         data = cuda::allocate(nbytes);
         return;
     }
+    pinned = pin && cuda_backend_built() && cuda_device_count() > 0;
     size_t rounded = (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     if (rounded == 0) rounded = kCpuAlignment;
-    data = std::aligned_alloc(kCpuAlignment, rounded);
+    data = pinned ? cuda::allocate_pinned(rounded) : std::aligned_alloc(kCpuAlignment, rounded);
     AC_CHECK_HINT(data != nullptr, "reduce the batch size or model size", "out of CPU memory allocating ",
                   nbytes, " bytes");
     size_t now = g_cpu_in_use.fetch_add(nbytes) + nbytes;
@@ -42,7 +44,10 @@ Storage::~Storage() {
         cuda::free(data);
         return;
     }
-    std::free(data);
+    if (pinned)
+        cuda::free_pinned(data);
+    else
+        std::free(data);
     g_cpu_in_use.fetch_sub(bytes);
 }
 

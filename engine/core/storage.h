@@ -14,9 +14,11 @@ struct Storage {
     void* data = nullptr;
     size_t bytes = 0;
     Device device = Device::CPU;
+    bool pinned = false;  // CPU memory that is page-locked (only when a GPU is present)
     uint64_t version = 0;
 
-    Storage(size_t bytes, Device device);
+    // pin: for CPU storage bound for a GPU, page-locked memory when a GPU is present (else ordinary).
+    Storage(size_t bytes, Device device, bool pin = false);
     ~Storage();
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;

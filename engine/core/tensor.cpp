@@ -19,14 +19,26 @@ namespace aclip {
 // ---------------------------------------------------------------------------------------------------
 // construction
 
-Tensor empty(const Shape& shape, DType dtype, Device device) {
+namespace {
+
+Tensor empty_on(const Shape& shape, DType dtype, Device device, bool pin) {
     for (int64_t d : shape) AC_CHECK(d >= 0, "empty: negative size in shape ", shape_str(shape));
     auto impl = std::make_shared<TensorImpl>();
-    impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device);
+    impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device, pin);
     impl->shape = shape;
     impl->strides = contiguous_strides(shape);
     impl->dtype = dtype;
     return Tensor(std::move(impl));
+}
+
+}  // namespace
+
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+    return empty_on(shape, dtype, device, false);
+}
+
+Tensor empty_pinned(const Shape& shape, DType dtype) {
+    return empty_on(shape, dtype, Device::CPU, true);
 }
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {

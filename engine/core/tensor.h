@@ -45,6 +45,7 @@ class Tensor {
     int64_t numel() const { return shape_numel(impl().shape); }
     DType dtype() const { return impl().dtype; }
     Device device() const { return impl().storage->device; }
+    bool is_pinned() const { return impl().storage->pinned; }  // page-locked CPU memory
     bool is_contiguous() const;
     std::string desc() const;  // "f32[2, 3] cpu" for error messages
 
@@ -110,6 +111,9 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 // ---- factories ----
 [[nodiscard]] Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+// A CPU tensor in page-locked memory when a GPU is present (its copy to the GPU is then a direct DMA),
+// else an ordinary one: for batches on their way to the device.
+[[nodiscard]] Tensor empty_pinned(const Shape& shape, DType dtype = DType::F32);
 [[nodiscard]] Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
 [[nodiscard]] Tensor ones(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
 [[nodiscard]] Tensor full(const Shape& shape, double value, DType dtype = DType::F32,

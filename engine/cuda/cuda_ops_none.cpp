@@ -18,6 +18,12 @@ void* allocate(size_t) {
 void free(void*) {
     no_backend("cuda::free");
 }
+void* allocate_pinned(size_t) {
+    no_backend("cuda::allocate_pinned");
+}
+void free_pinned(void*) {
+    no_backend("cuda::free_pinned");
+}
 void memcpy(void*, const void*, size_t, Copy) {
     no_backend("cuda::memcpy");
 }

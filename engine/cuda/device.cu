@@ -1,4 +1,5 @@
-// device.cu: device memory for CUDA tensors (cudaMalloc behind the caching allocator), copies between
+// device.cu: device memory for CUDA tensors (cudaMalloc behind the caching allocator), page-locked host
+// memory for batches on their way to the GPU (cudaHostAlloc behind a second one), copies between
 // host and device, the device's description, and the registry of kernel names.
 #include <cuda_runtime.h>
 
@@ -26,10 +27,31 @@ class CudaDeviceMemory : public DeviceMemory {
     void release(void* ptr) override { AC_CUDA_CHECK(cudaFree(ptr)); }
 };
 
+class PinnedHostMemory : public DeviceMemory {
+  public:
+    void* allocate(size_t bytes) override {
+        void* p = nullptr;
+        cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+        if (err == cudaErrorMemoryAllocation) {
+            cudaGetLastError();
+            return nullptr;
+        }
+        AC_CUDA_CHECK(err);
+        return p;
+    }
+    void release(void* ptr) override { AC_CUDA_CHECK(cudaFreeHost(ptr)); }
+};
+
 CachingAllocator& allocator() {
     // Never destroyed: tensors held in static objects may be freed after main returns.
     static CudaDeviceMemory* device = new CudaDeviceMemory();
     static CachingAllocator* cache = new CachingAllocator(*device);
+    return *cache;
+}
+
+CachingAllocator& pinned_allocator() {
+    static PinnedHostMemory* host = new PinnedHostMemory();
+    static CachingAllocator* cache = new CachingAllocator(*host);
     return *cache;
 }
 
@@ -40,6 +62,12 @@ void* allocate(size_t bytes) {
 }
 void free(void* ptr) {
     allocator().free(ptr);
+}
+void* allocate_pinned(size_t bytes) {
+    return pinned_allocator().allocate(bytes, 0);
+}
+void free_pinned(void* ptr) {
+    pinned_allocator().free(ptr);
 }
 
 void memcpy(void* dst, const void* src, size_t bytes, Copy kind) {

@@ -127,6 +127,15 @@ TEST_SUITE("cuda") {
         }
         CHECK_THROWS_AS(ones({2}).to(Device::CUDA), Error);
     }
+
+    TEST_CASE("empty_pinned without a GPU is an ordinary CPU tensor") {
+        if (cuda_device_count() > 0) return;  // with a GPU: the cuda tier's pinned test
+        Tensor t = empty_pinned({4, 5}, DType::U8);
+        CHECK(t.device() == Device::CPU);
+        CHECK_FALSE(t.is_pinned());
+        t.fill_(7.0);
+        CHECK(t.to_vector<uint8_t>() == std::vector<uint8_t>(20, 7));
+    }
 }
 
 }  // namespace aclip

@@ -93,6 +93,21 @@ TEST_SUITE("cuda") {
         }
     }
 
+    TEST_CASE("GPU: pinned batches: page-locked, reused after free, and copied to the GPU unchanged") {
+        if (!test::gpu_available("empty_pinned")) return;
+        const size_t before = cpu_bytes_in_use();
+        for (int round = 0; round < 3; ++round) {  // freed blocks go back to the pinned cache
+            Tensor t = empty_pinned({3, 224, 224}, DType::U8);
+            CHECK(t.is_pinned());
+            uint8_t* p = t.data<uint8_t>();
+            for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<uint8_t>(i * 7 + round);
+            Tensor back = t.to(Device::CUDA).to(DType::F32).to(Device::CPU);
+            std::vector<float> v = back.to_vector<float>();
+            for (int64_t i = 0; i < t.numel(); i += 997) REQUIRE(v[static_cast<size_t>(i)] == p[i]);
+        }
+        CHECK(cpu_bytes_in_use() == before);
+    }
+
     TEST_CASE("GPU: the NCCL communicator, a world of one: collectives keep values, CPU tensors travel") {
         if (!test::gpu_available("NCCL communicator")) return;
         if (!nccl_available()) {
