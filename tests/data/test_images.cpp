@@ -254,7 +254,8 @@ TEST_SUITE("data") {
         for (auto [t, l, h, w, oh, ow] : {std::array<double, 6>{3.5, 2.25, 30, 41.5, 13, 17},
                                           {0, 0, 45, 67, 20, 33},
                                           {5, 7, 12, 10, 30, 25},
-                                          {0, 0, 45, 67, 6, 40}}) {
+                                          {0, 0, 45, 67, 6, 40},
+                                          {2, 1, 40, 66, 9, 12}}) {  // 5.5x: beyond the AVX-512 windows
             const auto H = static_cast<int64_t>(oh), W = static_cast<int64_t>(ow);
             std::vector<float> ours(static_cast<size_t>(H * W));
             resize_planes({&luma}, t, l, h, w, H, W, ours.data());
