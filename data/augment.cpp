@@ -101,8 +101,8 @@ AclipViews aclip_train_transform(const std::string& bytes, const TransformConfig
         }
         chw.resize(static_cast<size_t>(3 * S * S));
         for (size_t c : {0, 1}) {  // luma, then both chroma planes (one size, one geometry)
-            const double fy = planes.step_y[c],
-                         fx = planes.step_x[c];  // plane sample i covers [f i, f (i + 1))
+            // plane sample i covers image pixels [f i, f (i + 1))
+            const double fy = planes.step_y[c], fx = planes.step_x[c];
             std::vector<const Plane*> which = {&planes.planes[c]};
             if (c == 1) which.push_back(&planes.planes[2]);
             resize_planes(which, static_cast<double>(b.top) / fy, static_cast<double>(b.left) / fx,

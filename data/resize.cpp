@@ -1,9 +1,10 @@
-// resize.cpp: see resize.h. Two separable passes, one output row at a time. For RGB images: The vertical pass
-// reads the uint8 rows the crop needs (contiguous, so it vectorises) into one interleaved float row; the
-// horizontal pass reads each output pixel's window of that row as 4-float vectors (r, g, b and the next
-// pixel's red, which gets weight but is never stored) and writes the three planes. For one plane: the
-// vertical pass likewise, and the horizontal pass, with AVX-512, sixteen outputs at a time: their inputs lie
-// in a window of 32 or 64 floats held in registers, so each tap is a permute and an FMA.
+// resize.cpp: see resize.h. Two separable passes, one output row at a time, so the intermediate row stays
+// in the L1 cache. RGB images: the vertical pass reads the uint8 rows the crop needs (contiguous, so it
+// vectorises) into one interleaved float row; the horizontal pass reads each output pixel's window of
+// that row as 4-float vectors (r, g, b and the next pixel's red, which gets weight but is never stored)
+// and writes the three planes. One plane: the same vertical pass; the horizontal pass, with AVX-512,
+// takes sixteen outputs at a time, whose inputs lie in a window of 32 or 64 floats held in registers,
+// so each tap is a permute and an FMA.
 #include "data/resize.h"
 
 #include <algorithm>
