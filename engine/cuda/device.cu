@@ -3,6 +3,7 @@
 // host and device, the device's description, and the registry of kernel names.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <mutex>
 
 #include "engine/cuda/cuda_check.cuh"
@@ -27,11 +28,17 @@ class CudaDeviceMemory : public DeviceMemory {
     void release(void* ptr) override { AC_CUDA_CHECK(cudaFree(ptr)); }
 };
 
+std::atomic<int> g_device{0};  // this process's GPU (set_device); CUDA's current device is per thread
+
+// Called from loader threads too: each first makes the process's GPU its current device, or CUDA would
+// open a context on GPU 0 for it (hundreds of MB there, from every rank of a node). Portable: page-locked
+// for every device.
 class PinnedHostMemory : public DeviceMemory {
   public:
     void* allocate(size_t bytes) override {
+        AC_CUDA_CHECK(cudaSetDevice(g_device.load()));
         void* p = nullptr;
-        cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+        cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
         if (err == cudaErrorMemoryAllocation) {
             cudaGetLastError();
             return nullptr;
@@ -39,7 +46,10 @@ class PinnedHostMemory : public DeviceMemory {
         AC_CUDA_CHECK(err);
         return p;
     }
-    void release(void* ptr) override { AC_CUDA_CHECK(cudaFreeHost(ptr)); }
+    void release(void* ptr) override {
+        AC_CUDA_CHECK(cudaSetDevice(g_device.load()));
+        AC_CUDA_CHECK(cudaFreeHost(ptr));
+    }
 };
 
 CachingAllocator& allocator() {
@@ -87,6 +97,7 @@ void synchronize() {
 
 void set_device(int index) {
     AC_CUDA_CHECK(cudaSetDevice(index));
+    g_device.store(index);
 }
 
 AllocatorStats memory_stats() {
