@@ -284,22 +284,13 @@ std::vector<float> crop_resize(const Image& img, double top, double left, double
     Taps ty = resample_taps(top, height, img.height, out_h, 1.0),
          tx = resample_taps(left, width, img.width, out_w, 1.0 / 255.0);
     std::vector<float> out(static_cast<size_t>(3 * out_h * out_w));
-    switch (tx.taps) {  // enlarging (2), shrinking by up to 1.5 (3), 2 (4), 2.5 (5)
-        case 2:
-            resize_rows<2>(img, ty, tx, out_h, out_w, out.data());
-            break;
-        case 3:
-            resize_rows<3>(img, ty, tx, out_h, out_w, out.data());
-            break;
-        case 4:
-            resize_rows<4>(img, ty, tx, out_h, out_w, out.data());
-            break;
-        case 5:
-            resize_rows<5>(img, ty, tx, out_h, out_w, out.data());
-            break;
-        default:
-            resize_rows<0>(img, ty, tx, out_h, out_w, out.data());
-    }
+    // The horizontal loop unrolled for the common tap counts: enlarging (2), shrinking by up to 1.5 (3),
+    // 2 (4), 2.5 (5); others run with the count read at run time.
+    using Rows = void (*)(const Image&, const Taps&, const Taps&, int64_t, int64_t, float*);
+    constexpr Rows kByTaps[] = {resize_rows<0>, resize_rows<0>, resize_rows<2>,
+                                resize_rows<3>, resize_rows<4>, resize_rows<5>};
+    const Rows rows = tx.taps < 6 ? kByTaps[tx.taps] : resize_rows<0>;
+    rows(img, ty, tx, out_h, out_w, out.data());
     return out;
 }
 
