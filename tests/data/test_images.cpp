@@ -152,6 +152,37 @@ TEST_SUITE("data") {
         for (float v : j) CHECK((v >= 0.0f && v <= 1.0f));
     }
 
+    TEST_CASE("a fused colour chain equals its operations applied one by one, in the drawn order") {
+        const int64_t H = 7, W = 9;  // 63 pixels: three full register chunks and a partial one
+        std::vector<float> x(static_cast<size_t>(3 * H * W));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = uniform_from_word(philox_word(9, 3, i));
+        const ColorAugment cfg{1.0, 0.4, 0.4, 0.2, 0.1, 0.5, 0.0, 0.1, 2.0, 0.5};  // jitter always
+        for (uint64_t sample = 0; sample < 24; ++sample) {  // the contrast step lands in every position
+            CAPTURE(sample);
+            std::vector<float> fused = x, ref = x;
+            SampleRng a(4, sample), b(4, sample);
+            color_augment(fused, H, W, cfg, a);
+            // the same draws as color_augment makes, then each operation on the whole image
+            REQUIRE(b.coin(cfg.p_jitter));
+            const float bright = static_cast<float>(b.uniform(0.6, 1.4)),
+                        c = static_cast<float>(b.uniform(0.6, 1.4));
+            const float sat = static_cast<float>(b.uniform(0.8, 1.2)),
+                        hue = static_cast<float>(b.uniform(-0.1, 0.1));
+            int order[4] = {0, 1, 2, 3};
+            for (int i = 3; i > 0; --i) std::swap(order[i], order[b.randint(0, i)]);
+            for (int op : order) {
+                if (op == 0) adjust_brightness(ref, bright);
+                if (op == 1) adjust_contrast(ref, c);
+                if (op == 2) adjust_saturation(ref, sat);
+                if (op == 3) shift_hue(ref, hue);
+            }
+            if (b.coin(cfg.p_gray)) to_grayscale(ref);
+            b.coin(cfg.p_blur);  // never
+            if (b.coin(cfg.p_solarize)) solarize(ref, 128.0f / 255.0f);
+            for (size_t i = 0; i < x.size(); ++i) REQUIRE(fused[i] == doctest::Approx(ref[i]).epsilon(1e-6));
+        }
+    }
+
     TEST_CASE("Gaussian blur equals the textbook separable sum with replicated edges") {
         const int64_t H = 13, W = 17;
         std::vector<float> x(static_cast<size_t>(3 * H * W));
