@@ -1,84 +1,113 @@
-// color.cpp: see color.h. Every per-pixel operation is a step on sixteen pixels held in registers
-// (GCC/Clang vector extensions: AVX-512 registers with ACLIP_NATIVE, narrower ones otherwise), so a view's
-// whole chain (finish_view) loads and stores each pixel once per pass; the public operations are chains
-// of one step.
+// color.cpp: see color.h. Every per-pixel operation is a kernel over a span of the three planes, written
+// so the compiler vectorises it (selects instead of branches, partial sums in lanes). The public
+// operations run one kernel over the whole image; a view's pipeline (finish_view) runs its kernels block
+// by block, so each block stays in the L1 cache through all of them.
 #include "data/color.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 #include <utility>
 
 namespace aclip {
 
 namespace {
 
-// ---- per-pixel steps on sixteen pixels held in registers ----
+// ---- per-pixel kernels on n pixels of the planes r, g, b ----
 
-using Lanes = float __attribute__((vector_size(64)));  // one channel of sixteen pixels
-using IntLanes = int32_t __attribute__((vector_size(64)));
-using ByteLanes = uint8_t __attribute__((vector_size(16)));
-constexpr int64_t kLanes = 16;
-
-struct Pixels {
-    Lanes r, g, b;
-};
-
-Lanes lanes_min(Lanes a, Lanes b) {
-    return a < b ? a : b;
-}
-Lanes lanes_max(Lanes a, Lanes b) {
-    return a > b ? a : b;
-}
-Lanes clamp01(Lanes v) {
-    return lanes_min(lanes_max(v, Lanes{}), Lanes{} + 1.0f);
-}
-Lanes gray_of(const Pixels& p) {  // ITU-R 601-2 luma, as PIL and torchvision use
-    return 0.299f * p.r + 0.587f * p.g + 0.114f * p.b;
+float clamp01(float v) {  // min and max, not std::clamp: these map to single vector instructions
+    return std::min(std::max(v, 0.0f), 1.0f);
 }
 
-void ycbcr_to_rgb_step(Pixels& p) {  // planes hold Y, Cb, Cr in 0..255 on the way in
+float gray_of(float r, float g, float b) {  // ITU-R 601-2 luma, as PIL and torchvision use
+    return 0.299f * r + 0.587f * g + 0.114f * b;
+}
+
+// The sum of the gray levels: float lanes (vectorised), returned in double.
+double gray_sum(const float* __restrict r, const float* __restrict g, const float* __restrict b, int64_t n) {
+    constexpr int64_t kLanes = 16;
+    float lanes[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int64_t j = 0; j < kLanes; ++j) lanes[j] += gray_of(r[i + j], g[i + j], b[i + j]);
+    double total = 0;
+    for (; i < n; ++i) total += gray_of(r[i], g[i], b[i]);
+    for (float v : lanes) total += v;
+    return total;
+}
+
+void ycbcr_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n) {
     constexpr float kScale = 1.0f / 255.0f;
-    const Lanes y = p.r, cb = p.g - 128.0f, cr = p.b - 128.0f;
-    p.r = clamp01((y + 1.402f * cr) * kScale);
-    p.g = clamp01((y - 0.344136f * cb - 0.714136f * cr) * kScale);
-    p.b = clamp01((y + 1.772f * cb) * kScale);
+    for (int64_t i = 0; i < n; ++i) {  // planes hold Y, Cb, Cr in 0..255 on the way in
+        const float y = r[i], cb = g[i] - 128.0f, cr = b[i] - 128.0f;
+        r[i] = clamp01((y + 1.402f * cr) * kScale);
+        g[i] = clamp01((y - 0.344136f * cb - 0.714136f * cr) * kScale);
+        b[i] = clamp01((y + 1.772f * cb) * kScale);
+    }
 }
 
-// Towards `target` by factor (brightness: target 0; contrast: the image's mean gray; saturation: each
-// pixel's gray), as torchvision's _blend.
-void blend_step(Pixels& p, float factor, Lanes target) {
-    const Lanes t = target * (1.0f - factor);
-    p.r = clamp01(factor * p.r + t);
-    p.g = clamp01(factor * p.g + t);
-    p.b = clamp01(factor * p.b + t);
+void scale_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float factor) {
+    for (int64_t i = 0; i < n; ++i) {
+        r[i] = clamp01(r[i] * factor);
+        g[i] = clamp01(g[i] * factor);
+        b[i] = clamp01(b[i] * factor);
+    }
+}
+
+// Contrast: towards `mean` (the image's mean gray level).
+void blend_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float factor,
+                  float mean) {
+    const float m = mean * (1 - factor);
+    for (int64_t i = 0; i < n; ++i) {
+        r[i] = clamp01(factor * r[i] + m);
+        g[i] = clamp01(factor * g[i] + m);
+        b[i] = clamp01(factor * b[i] + m);
+    }
+}
+
+void saturation_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n,
+                       float factor) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float gray = gray_of(r[i], g[i], b[i]) * (1 - factor);
+        r[i] = clamp01(factor * r[i] + gray);
+        g[i] = clamp01(factor * g[i] + gray);
+        b[i] = clamp01(factor * b[i] + gray);
+    }
 }
 
 // RGB -> hue (in sixths of a turn), rotate, and back with the branch-free form of HSV -> RGB: channel n
 // (5: red, 3: green, 1: blue) = V - V S clamp(min(k, 4 - k), 0, 1), k = (n + hue) mod 6, where V S = max -
 // min.
-void hue_step(Pixels& p, float shift) {
-    const Lanes R = p.r, G = p.g, B = p.b;
-    const Lanes mx = lanes_max(R, lanes_max(G, B)), d = mx - lanes_min(R, lanes_min(G, B));
-    const Lanes inv = d > 0.0f ? 1.0f / d : Lanes{};  // gray pixels (d = 0) come back unchanged
-    Lanes h = mx == R ? (G - B) * inv : (mx == G ? 2.0f + (B - R) * inv : 4.0f + (R - G) * inv);
-    h += 6.0f * shift + 12.0f;  // positive, so truncation is floor
-    h -= 6.0f * __builtin_convertvector(__builtin_convertvector(h * (1.0f / 6.0f), IntLanes), Lanes);
-    auto channel = [&](float offset) {
-        Lanes k = offset + h;
+void hue_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float shift) {
+    const float turn = 6.0f * shift;
+    auto channel = [](float mx, float d, float k) {
         k = k >= 6.0f ? k - 6.0f : k;
-        return mx - d * clamp01(lanes_min(k, 4.0f - k));
+        return mx - d * clamp01(std::min(k, 4.0f - k));
     };
-    p.r = channel(5.0f);
-    p.g = channel(3.0f);
-    p.b = channel(1.0f);
+    for (int64_t i = 0; i < n; ++i) {
+        const float R = r[i], G = g[i], B = b[i];
+        const float mx = std::max(R, std::max(G, B)), mn = std::min(R, std::min(G, B)), d = mx - mn;
+        const float inv = d > 0.0f ? 1.0f / d : 0.0f;  // gray pixels (d = 0) come back unchanged
+        float h = mx == R ? (G - B) * inv : (mx == G ? 2.0f + (B - R) * inv : 4.0f + (R - G) * inv);
+        h += turn + 12.0f;  // positive, so truncation is floor
+        h -= 6.0f * static_cast<float>(static_cast<int>(h * (1.0f / 6.0f)));  // into [0, 6)
+        r[i] = channel(mx, d, 5.0f + h);
+        g[i] = channel(mx, d, 3.0f + h);
+        b[i] = channel(mx, d, 1.0f + h);
+    }
 }
 
-void solarize_step(Pixels& p, float threshold) {
-    p.r = p.r >= threshold ? 1.0f - p.r : p.r;
-    p.g = p.g >= threshold ? 1.0f - p.g : p.g;
-    p.b = p.b >= threshold ? 1.0f - p.b : p.b;
+void gray_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) r[i] = g[i] = b[i] = gray_of(r[i], g[i], b[i]);
+}
+
+void solarize_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n,
+                     float threshold) {
+    for (int64_t i = 0; i < n; ++i) {
+        r[i] = r[i] >= threshold ? 1.0f - r[i] : r[i];
+        g[i] = g[i] >= threshold ? 1.0f - g[i] : g[i];
+        b[i] = b[i] >= threshold ? 1.0f - b[i] : b[i];
+    }
 }
 
 // Values in [0, 1] -> 0..255, rounded to nearest. Plain restrict pointers: a store through uint8_t* may
@@ -176,36 +205,37 @@ void draw_steps(const ColorAugment& cfg, SampleRng& rng, std::vector<StepArg>& s
     if (rng.coin(cfg.p_solarize)) steps.push_back({Step::Solarize, 128.0f / 255.0f});  // PIL's threshold 128
 }
 
-void apply(const StepArg& s, Pixels& p, float mean_gray) {
+void run_step(const StepArg& s, float* r, float* g, float* b, int64_t n, float mean_gray) {
     switch (s.step) {
         case Step::YCbCr:
-            return ycbcr_to_rgb_step(p);
+            return ycbcr_kernel(r, g, b, n);
         case Step::Brightness:
-            return blend_step(p, s.value, Lanes{});
+            return scale_kernel(r, g, b, n, s.value);
         case Step::Contrast:
-            return blend_step(p, s.value, Lanes{} + mean_gray);
+            return blend_kernel(r, g, b, n, s.value, mean_gray);
         case Step::Saturation:
-            return blend_step(p, s.value, gray_of(p));
+            return saturation_kernel(r, g, b, n, s.value);
         case Step::Hue:
-            return hue_step(p, s.value);
+            return hue_kernel(r, g, b, n, s.value);
         case Step::Gray:
-            p.r = p.g = p.b = gray_of(p);
-            return;
+            return gray_kernel(r, g, b, n);
         case Step::Solarize:
-            return solarize_step(p, s.value);
+            return solarize_kernel(r, g, b, n, s.value);
         case Step::Blur:
-            return;  // not per pixel: run_steps handles it
+            break;  // not per pixel: run_steps handles it
     }
 }
 
-// Runs steps over (3, H, W) planes in place and, when out is given, rounds the result into out. A pass
-// loads sixteen pixels, applies its per-pixel steps to them in registers and stores them once (a store per
-// step made these steps store-bound); a pass ends before a contrast step, whose mean gray level it
-// measures (a pass may only measure), and at a blur.
+// Runs steps over (3, H, W) planes in place and, when out is given, rounds the result into out. Per-pixel
+// steps run on blocks of kBlockPixels (12 KiB of floats) one after another; a pass over the blocks ends
+// before a contrast step, whose mean gray level the pass measures (a pass may only measure), and at a blur.
 void run_steps(std::vector<float>& chw, int64_t H, int64_t W, const std::vector<StepArg>& steps,
                uint8_t* out) {
+    constexpr int64_t kBlockPixels = 1024;
     const int64_t n = H * W;
-    float* planes[3] = {chw.data(), chw.data() + n, chw.data() + 2 * n};
+    float* r = chw.data();
+    float* g = r + n;
+    float* b = g + n;
     float mean_gray = 0;     // of the image as the steps before a contrast step leave it
     bool have_mean = false;  // mean_gray is measured for the contrast step at `first`
     size_t first = 0;
@@ -215,44 +245,14 @@ void run_steps(std::vector<float>& chw, int64_t H, int64_t W, const std::vector<
         while (end < steps.size() && steps[end].step != Step::Contrast && steps[end].step != Step::Blur)
             ++end;
         const bool last = end == steps.size(), measure = !last && steps[end].step == Step::Contrast;
-        Lanes sums{};  // gray levels summed per lane; a partial chunk's padding lanes are zero
         double sum = 0;
-        // One chunk of len pixels (kLanes but for the last): constant-size copies for full chunks
-        auto chunk = [&](int64_t at, auto full) {
-            constexpr bool kFull = decltype(full)::value;
-            const size_t bytes = kFull ? sizeof(Lanes) : static_cast<size_t>(n - at) * sizeof(float);
-            Pixels p{};
-            std::memcpy(&p.r, planes[0] + at, bytes);
-            std::memcpy(&p.g, planes[1] + at, bytes);
-            std::memcpy(&p.b, planes[2] + at, bytes);
-            for (size_t i = first; i < end; ++i) apply(steps[i], p, mean_gray);
-            if (measure) {
-                Lanes gray = gray_of(p);
-                if (!kFull)
-                    for (int64_t j = n - at; j < kLanes; ++j) gray[j] = 0;
-                sums += gray;
-            }
-            if (last && out) {
-                const Lanes* channel[3] = {&p.r, &p.g, &p.b};
-                for (int c = 0; c < 3; ++c) {
-                    const ByteLanes q = __builtin_convertvector(
-                        __builtin_convertvector(*channel[c] * 255.0f + 0.5f, IntLanes), ByteLanes);
-                    std::memcpy(out + c * n + at, &q, bytes / sizeof(float));
-                }
-            } else if (end > first) {  // (a pass that only measures changes nothing)
-                std::memcpy(planes[0] + at, &p.r, bytes);
-                std::memcpy(planes[1] + at, &p.g, bytes);
-                std::memcpy(planes[2] + at, &p.b, bytes);
-            }
-        };
-        int64_t at = 0;
-        for (; at + kLanes <= n; at += kLanes) {
-            chunk(at, std::true_type{});
-            if ((at / kLanes) % 64 == 63)  // lanes hold at most 64 chunks' sums: f32 stays exact enough
-                for (int64_t j = 0; j < kLanes; ++j) sum += sums[j], sums[j] = 0;
+        for (int64_t at = 0; at < n; at += kBlockPixels) {
+            const int64_t len = std::min(kBlockPixels, n - at);
+            for (size_t i = first; i < end; ++i) run_step(steps[i], r + at, g + at, b + at, len, mean_gray);
+            if (measure) sum += gray_sum(r + at, g + at, b + at, len);
+            if (last && out)
+                for (int64_t c = 0; c < 3; ++c) quantize_kernel(r + c * n + at, out + c * n + at, len);
         }
-        if (at < n) chunk(at, std::false_type{});
-        for (int64_t j = 0; j < kLanes; ++j) sum += sums[j];
         if (last) return;
         if (measure) {
             mean_gray = static_cast<float>(sum / static_cast<double>(n));
