@@ -168,12 +168,14 @@ void plane_vertical_row(const Plane& p, const Taps& ty, int64_t y, int64_t col_l
     }
 }
 
-// The horizontal pass in blocks of 16 outputs: block b reads the row from base[b], and its tap k takes
-// lane j from window position idx[(b * taps + k) * 16 + j] with weight w[same]. A window of 32 floats
-// (two registers) holds the inputs of 16 outputs when shrinking by up to about 1.8, 64 (four) up to
-// about 3.8; beyond that the plan is not usable and the pass runs one output at a time.
+// The horizontal pass in blocks of up to 16 outputs (the lanes of a 512-bit register): block b reads
+// the row from base[b], and its tap k takes lane j from window position idx[(b * taps + k) * 16 + j] with
+// weight w[same]. A window of 32 floats (two registers) holds the inputs of 16 outputs when shrinking by
+// up to about 1.8, of 9 up to about 3; 64 floats (four) hold 16 outputs' up to about 3.8; beyond that the
+// plan is not usable and the pass runs one output at a time.
 struct BlockPlan {
-    bool usable = false, wide = false;  // wide: some block needs the 64-float window
+    bool usable = false, wide = false;  // wide: blocks need the 64-float window
+    int64_t lanes = 16;                 // outputs per block (16 register lanes; fewer keep a window narrow)
     int64_t blocks = 0, taps = 0;
     std::vector<int64_t> base;
     std::vector<int32_t> idx;
@@ -182,21 +184,21 @@ struct BlockPlan {
 
 constexpr int64_t kBlock = 16, kWindow = 64;
 
-BlockPlan plan_blocks(const Taps& tx, int64_t col_lo, int64_t out_w) {
-    BlockPlan p;
+// Fills p for blocks of `lanes` outputs whose inputs fit `window` floats; false when some do not.
+bool fill_blocks(const Taps& tx, int64_t col_lo, int64_t out_w, int64_t lanes, int64_t window, BlockPlan& p) {
+    p.lanes = lanes;
     p.taps = tx.taps;
-    p.blocks = (out_w + kBlock - 1) / kBlock;
-    p.base.resize(static_cast<size_t>(p.blocks));
+    p.blocks = (out_w + lanes - 1) / lanes;
+    p.base.assign(static_cast<size_t>(p.blocks), 0);
     p.idx.assign(static_cast<size_t>(p.blocks * p.taps * kBlock), 0);
     p.w.assign(p.idx.size(), 0.0f);
     for (int64_t b = 0; b < p.blocks; ++b) {
-        const int64_t base = tx.first[static_cast<size_t>(b * kBlock)] - col_lo;
+        const int64_t base = tx.first[static_cast<size_t>(b * lanes)] - col_lo;
         p.base[static_cast<size_t>(b)] = base;
-        for (int64_t j = 0; j < kBlock && b * kBlock + j < out_w; ++j) {
-            const int64_t x = b * kBlock + j;
+        for (int64_t j = 0; j < lanes && b * lanes + j < out_w; ++j) {
+            const int64_t x = b * lanes + j;
             const int64_t offset = tx.first[static_cast<size_t>(x)] - col_lo - base;
-            if (offset + p.taps > kWindow) return p;  // shrinking too much for the window
-            p.wide = p.wide || offset + p.taps > kWindow / 2;
+            if (offset + p.taps > window) return false;
             for (int64_t k = 0; k < p.taps; ++k) {
                 const size_t at = static_cast<size_t>((b * p.taps + k) * kBlock + j);
                 p.idx[at] = static_cast<int32_t>(offset + k);
@@ -204,7 +206,20 @@ BlockPlan plan_blocks(const Taps& tx, int64_t col_lo, int64_t out_w) {
             }
         }
     }
-    p.usable = true;
+    return true;
+}
+
+// The cheapest plan: a 32-float window (one permute per tap) with as many outputs per block as fit, down
+// to 9; else 16 outputs with the 64-float window (two permutes per tap, as 512-bit permutes cost two
+// cycles on some cores); else not usable.
+BlockPlan plan_blocks(const Taps& tx, int64_t col_lo, int64_t out_w) {
+    BlockPlan p;
+    for (int64_t lanes = kBlock; lanes > kBlock / 2; --lanes)
+        if (fill_blocks(tx, col_lo, out_w, lanes, kWindow / 2, p)) {
+            p.usable = true;
+            return p;
+        }
+    p.usable = p.wide = fill_blocks(tx, col_lo, out_w, kBlock, kWindow, p);
     return p;
 }
 
@@ -230,8 +245,8 @@ void plane_horizontal_blocks(const float* row, const BlockPlan& plan, int64_t ou
             else
                 even = _mm512_fmadd_ps(_mm512_loadu_ps(w + k * kBlock), v, even);
         }
-        const int64_t n = std::min(kBlock, out_w - b * kBlock);
-        _mm512_mask_storeu_ps(out + b * kBlock, static_cast<__mmask16>((1u << n) - 1), even + odd);
+        const int64_t n = std::min(plan.lanes, out_w - b * plan.lanes);
+        _mm512_mask_storeu_ps(out + b * plan.lanes, static_cast<__mmask16>((1u << n) - 1), even + odd);
     }
 }
 #endif

@@ -286,6 +286,7 @@ TEST_SUITE("data") {
                                           {0, 0, 45, 67, 20, 33},
                                           {5, 7, 12, 10, 30, 25},
                                           {0, 0, 45, 67, 6, 40},
+                                          {0, 0, 45, 67, 15, 20},    // 3.35x: the 64-float windows
                                           {2, 1, 40, 66, 9, 12}}) {  // 5.5x: beyond the AVX-512 windows
             const auto H = static_cast<int64_t>(oh), W = static_cast<int64_t>(ow);
             std::vector<float> ours(static_cast<size_t>(H * W));
