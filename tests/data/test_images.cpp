@@ -131,6 +131,12 @@ TEST_SUITE("data") {
             for (int64_t x = 0; x < 32; ++x)
                 for (int c = 0; c < 3; ++c) checker.pixel(y, x)[c] = ((x + y) % 2) ? 255 : 0;
         for (float v : crop_resize(checker, 4, 4, 24, 24, 6, 6)) CHECK(std::abs(v - 0.5) < 0.05);
+        // a large shrink (an eval resize of a big photo): 2000 columns to 20, every output the mean
+        Image wide{2000, 3, std::vector<uint8_t>(2000 * 3 * 3)};
+        for (int64_t x = 0; x < 2000; ++x)
+            for (int c = 0; c < 3; ++c) wide.pixel(1, x)[c] = x % 2 ? 200 : 100;
+        for (float v : crop_resize(wide, 1, 0, 1, 2000, 1, 20))
+            CHECK(v == doctest::Approx(150.0 / 255).epsilon(1e-3));
     }
 
     TEST_CASE("colour operations: grayscale, solarize, jitter bounds") {
