@@ -120,17 +120,14 @@ AclipViews aclip_train_transform(const std::string& bytes, const TransformConfig
     return v;
 }
 
-std::vector<float> eval_transform(const std::string& bytes, const TransformConfig& cfg) {
+std::vector<uint8_t> eval_transform(const std::string& bytes, const TransformConfig& cfg) {
     Image img = decode_image(bytes, 1, cfg.max_pixels);
     const int64_t S = cfg.size;
     // resize so the short side is S (torchvision Resize(S)), then take the centre S x S
     const double scale = static_cast<double>(std::min(img.height, img.width)) / static_cast<double>(S);
     const double side = S * scale;
-    std::vector<float> chw = crop_resize(img, (static_cast<double>(img.height) - side) / 2,
-                                         (static_cast<double>(img.width) - side) / 2, side, side, S, S);
-    for (float& v : chw) v = std::nearbyint(v * 255.0f) * (1.0f / 255.0f);  // as the training views
-    normalize_planes(chw, cfg.mean, cfg.std);
-    return chw;
+    return quantize_to_u8(crop_resize(img, (static_cast<double>(img.height) - side) / 2,
+                                      (static_cast<double>(img.width) - side) / 2, side, side, S, S));
 }
 
 Tensor normalize_images(const Tensor& images, const std::array<float, 3>& mean,

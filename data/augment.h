@@ -64,8 +64,9 @@ void reuse_large_buffers();
 AclipViews aclip_train_transform(const std::string& image_bytes, const TransformConfig& cfg, SampleRng& rng);
 
 // The evaluation transform: resize the short side to size (antialiased bilinear), centre-crop size x size,
-// round to 8 bits as the training views are, normalise. Output (3, size, size).
-std::vector<float> eval_transform(const std::string& image_bytes, const TransformConfig& cfg);
+// round to 8 bits as the training views are. Output (3, size, size); normalize_images makes the model's
+// input.
+std::vector<uint8_t> eval_transform(const std::string& image_bytes, const TransformConfig& cfg);
 
 // A batch of 8-bit images (B, 3, H, W) u8 -> (x / 255 - mean[c]) / std[c] as f32, on the batch's device.
 Tensor normalize_images(const Tensor& images, const std::array<float, 3>& mean,

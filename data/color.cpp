@@ -46,18 +46,11 @@ void ycbcr_kernel(float* __restrict r, float* __restrict g, float* __restrict b,
     }
 }
 
-void scale_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float factor) {
-    for (int64_t i = 0; i < n; ++i) {
-        r[i] = clamp01(r[i] * factor);
-        g[i] = clamp01(g[i] * factor);
-        b[i] = clamp01(b[i] * factor);
-    }
-}
-
-// Contrast: towards `mean` (the image's mean gray level).
+// Towards `target` by factor, as torchvision's _blend: brightness (target 0), contrast (the image's
+// mean gray level).
 void blend_kernel(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float factor,
-                  float mean) {
-    const float m = mean * (1 - factor);
+                  float target) {
+    const float m = target * (1 - factor);
     for (int64_t i = 0; i < n; ++i) {
         r[i] = clamp01(factor * r[i] + m);
         g[i] = clamp01(factor * g[i] + m);
@@ -210,7 +203,7 @@ void run_step(const StepArg& s, float* r, float* g, float* b, int64_t n, float m
         case Step::YCbCr:
             return ycbcr_kernel(r, g, b, n);
         case Step::Brightness:
-            return scale_kernel(r, g, b, n, s.value);
+            return blend_kernel(r, g, b, n, s.value, 0.0f);
         case Step::Contrast:
             return blend_kernel(r, g, b, n, s.value, mean_gray);
         case Step::Saturation:
@@ -296,10 +289,6 @@ void solarize(std::vector<float>& chw, float threshold) {
     run_one(chw, {Step::Solarize, threshold});
 }
 
-void ycbcr_to_rgb(std::vector<float>& chw) {
-    run_one(chw, {Step::YCbCr});
-}
-
 void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAugment& cfg, SampleRng& rng) {
     std::vector<StepArg> steps;
     draw_steps(cfg, rng, steps);
@@ -314,16 +303,6 @@ std::vector<uint8_t> finish_view(std::vector<float>& chw, int64_t H, int64_t W, 
     std::vector<uint8_t> out(chw.size());
     run_steps(chw, H, W, steps, out.data());
     return out;
-}
-
-void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,
-                      const std::array<float, 3>& std) {
-    const size_t n = chw.size() / 3;
-    for (size_t c = 0; c < 3; ++c) {
-        const float scale = 1.0f / std[c], shift = -mean[c] / std[c];
-        float* p = chw.data() + c * n;
-        for (size_t i = 0; i < n; ++i) p[i] = p[i] * scale + shift;
-    }
 }
 
 std::vector<uint8_t> quantize_to_u8(const std::vector<float>& chw) {

@@ -1,8 +1,7 @@
-// color.h: A-CLIP's colour augmentation (aclip-method.md 2.2) and the normalisation of the model's input,
-// on planar images: (3, H, W) floats in [0, 1], one contiguous plane per channel, so every operation is
-// a vectorisable loop over pixels.
+// color.h: A-CLIP's colour augmentation (aclip-method.md 2.2), the conversion of JPEG's YCbCr and the
+// rounding of views to 8 bits, on planar images: (3, H, W) floats in [0, 1], one contiguous plane per
+// channel, so every operation is a vectorisable loop over pixels.
 #pragma once
-#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -32,14 +31,6 @@ void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAug
 // run block by block, so each block stays in the L1 cache through all of them. chw is used as scratch.
 std::vector<uint8_t> finish_view(std::vector<float>& chw, int64_t H, int64_t W, bool ycbcr,
                                  const ColorAugment* augment, SampleRng& rng);
-
-// (3, H, W) in [0, 1] -> (x - mean[c]) / std[c], in place.
-void normalize_planes(std::vector<float>& chw, const std::array<float, 3>& mean,
-                      const std::array<float, 3>& std);
-
-// (3, H, W) planes of Y, Cb, Cr in 0..255 (JFIF's full-range YCbCr, as JPEG stores it) -> R, G, B in
-// [0, 1], clamped, in place.
-void ycbcr_to_rgb(std::vector<float>& chw);
 
 // (3, H, W) floats in [0, 1] -> 0..255, rounded to nearest.
 std::vector<uint8_t> quantize_to_u8(const std::vector<float>& chw);

@@ -135,13 +135,15 @@ Tensor Embedder::images(const std::vector<std::string>& image_bytes, const Progr
     std::vector<Tensor> parts;
     for (int64_t b = 0; b < N; b += settings_.batch_size) {
         const int64_t n = std::min(settings_.batch_size, N - b);
-        Tensor batch = empty({n, 3, S, S});  // (n, 3, S, S)
+        Tensor batch = empty({n, 3, S, S}, DType::U8);  // (n, 3, S, S)
         for (int64_t i = 0; i < n; ++i) {
-            std::vector<float> chw =
+            std::vector<uint8_t> chw =
                 eval_transform(image_bytes[static_cast<size_t>(b + i)], settings_.transform);
-            std::copy(chw.begin(), chw.end(), batch.data<float>() + i * 3 * S * S);
+            std::copy(chw.begin(), chw.end(), batch.data<uint8_t>() + i * 3 * S * S);
         }
-        parts.push_back(l2_normalize(visual_->forward(batch.to(device_)).embed, -1));
+        const Tensor input =
+            normalize_images(batch.to(device_), settings_.transform.mean, settings_.transform.std);
+        parts.push_back(l2_normalize(visual_->forward(input).embed, -1));
         if (progress) progress(b + n);
     }
     return N ? concat(parts, 0) : empty({0, visual_->cfg.embed_dim});
