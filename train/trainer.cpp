@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -106,10 +107,13 @@ std::string fmt(double v, int precision = 4) {
 std::ofstream open_metrics(const std::string& path, int64_t step) {
     std::string kept, line;
     std::ifstream old(path);
-    while (std::getline(old, line)) {
+    while (step > 0 && std::getline(old, line)) {
+        // a line torn by a crash (no closing brace, or no step) is dropped with the rest
         const size_t at = line.find("\"step\": ");
-        if (at != std::string::npos && std::stoll(line.substr(at + 8)) <= step && step > 0)
-            kept += line + "\n";
+        if (at == std::string::npos || line.empty() || line.back() != '}') continue;
+        char* end = nullptr;
+        const long long row_step = std::strtoll(line.c_str() + at + 8, &end, 10);
+        if (end != line.c_str() + at + 8 && row_step <= step) kept += line + "\n";
     }
     old.close();
     if (std::filesystem::exists(path)) write_file_atomic(path, kept);

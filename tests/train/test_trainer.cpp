@@ -64,6 +64,10 @@ TEST_SUITE("train") {
         REQUIRE(ckpts.size() == 2);  // steps 3 and 6
         fs::remove(ckpts.back());    // forget the second half
         fs::remove(ckpts.back().substr(0, ckpts.back().size() - 18) + ".state.safetensors");
+        {  // a crash mid-write leaves a torn last row
+            std::ofstream torn(data_dir() + "/parted/metrics.jsonl", std::ios::app);
+            torn << "{\"step\": 2, \"lr\": 0.0";
+        }
         TrainResult resumed = train(parted, "latest");
         CHECK(resumed.step == 6);
         CHECK(resumed.loss == full.loss);
@@ -76,6 +80,7 @@ TEST_SUITE("train") {
             CHECK(a.tensors[i].second.to_vector<double>() == b.tensors[i].second.to_vector<double>());
         }
         // the metrics file describes the run beside it: the resumed run's rows replace the forgotten half's
+        // (and the torn row)
         auto steps_logged = [](const std::string& run) {
             std::vector<std::string> steps;
             std::ifstream in(data_dir() + "/" + run + "/metrics.jsonl");
