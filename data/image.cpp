@@ -70,14 +70,9 @@ bool planes_supported(const jpeg_decompress_struct& c) {
         return false;
     if (comp[1].h_samp_factor != comp[2].h_samp_factor || comp[1].v_samp_factor != comp[2].v_samp_factor)
         return false;  // Cb and Cr sampled alike, as every common layout has them
-    for (int i = 1; i < 3; ++i) {
-        const int fx = c.max_h_samp_factor / comp[i].h_samp_factor,
-                  fy = c.max_v_samp_factor / comp[i].v_samp_factor;
-        if (c.max_h_samp_factor % comp[i].h_samp_factor || c.max_v_samp_factor % comp[i].v_samp_factor ||
-            fx > 2 || fy > 2)
-            return false;
-    }
-    return true;
+    const int hx = c.max_h_samp_factor, hy = c.max_v_samp_factor, cx = comp[1].h_samp_factor,
+              cy = comp[1].v_samp_factor;
+    return hx % cx == 0 && hy % cy == 0 && hx / cx <= 2 && hy / cy <= 2;
 }
 
 // Reads a JPEG's header and, when an output is given, its pixels: as RGB (shrunk 1/scale_denom in the
