@@ -40,7 +40,7 @@ struct TransformConfig {
     std::array<float, 3> mean = {0.485f, 0.456f, 0.406f}, std = {0.229f, 0.224f, 0.225f};  // ImageNet
     int64_t max_pixels = kMaxImagePixels;
     // Training views of a YCbCr JPEG are resampled from its stored planes (chroma at its own resolution)
-    // and converted to RGB at the view's size: 1.3x faster than decoding to RGB first, as PIL does, and
+    // and converted to RGB at the view's size: 1.14x faster than decoding to RGB first, as PIL does, and
     // equal to within a few levels at sharp colour edges (tests/data/test_images.cpp).
     bool jpeg_planes = true;
 };
