@@ -120,7 +120,7 @@ AclipViews aclip_train_transform(const std::string& bytes, const TransformConfig
     return v;
 }
 
-std::vector<uint8_t> eval_transform(const std::string& bytes, const TransformConfig& cfg) {
+Bytes eval_transform(const std::string& bytes, const TransformConfig& cfg) {
     Image img = decode_image(bytes, 1, cfg.max_pixels);
     const int64_t S = cfg.size;
     // resize so the short side is S (torchvision Resize(S)), then take the centre S x S

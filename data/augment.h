@@ -48,9 +48,9 @@ struct TransformConfig {
 // The views leave the CPU as 8-bit pixels, as PIL images are: a quarter of the bytes of floats to queue,
 // batch and copy to the GPU. normalize_images turns a batch of them into the model's input there.
 struct AclipViews {
-    std::vector<uint8_t> view1, view2, ema;  // (3, size, size) each, 0..255
-    std::array<Box, 3> boxes;                // view 1, view 2, EMA crop, in original pixels
-    int scale_denom = 1;                     // the JPEG DCT downscale used
+    Bytes view1, view2, ema;   // (3, size, size) each, 0..255
+    std::array<Box, 3> boxes;  // view 1, view 2, EMA crop, in original pixels
+    int scale_denom = 1;       // the JPEG DCT downscale used
 };
 
 // Keeps the large buffers of image work (decoded images, crops: 0.1-1 MiB each) in the heap, where freed
@@ -66,7 +66,7 @@ AclipViews aclip_train_transform(const std::string& image_bytes, const Transform
 // The evaluation transform: resize the short side to size (antialiased bilinear), centre-crop size x size,
 // round to 8 bits as the training views are. Output (3, size, size); normalize_images makes the model's
 // input.
-std::vector<uint8_t> eval_transform(const std::string& image_bytes, const TransformConfig& cfg);
+Bytes eval_transform(const std::string& image_bytes, const TransformConfig& cfg);
 
 // A batch of 8-bit images (B, 3, H, W) u8 -> (x / 255 - mean[c]) / std[c] as f32, on the batch's device.
 Tensor normalize_images(const Tensor& images, const std::array<float, 3>& mean,

@@ -295,18 +295,18 @@ void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAug
     run_steps(chw, H, W, steps, nullptr);
 }
 
-std::vector<uint8_t> finish_view(std::vector<float>& chw, int64_t H, int64_t W, bool ycbcr,
-                                 const ColorAugment* augment, SampleRng& rng) {
+Bytes finish_view(std::vector<float>& chw, int64_t H, int64_t W, bool ycbcr, const ColorAugment* augment,
+                  SampleRng& rng) {
     std::vector<StepArg> steps;
     if (ycbcr) steps.push_back({Step::YCbCr});
     if (augment) draw_steps(*augment, rng, steps);
-    std::vector<uint8_t> out(chw.size());
+    Bytes out(chw.size());
     run_steps(chw, H, W, steps, out.data());
     return out;
 }
 
-std::vector<uint8_t> quantize_to_u8(const std::vector<float>& chw) {
-    std::vector<uint8_t> out(chw.size());
+Bytes quantize_to_u8(const std::vector<float>& chw) {
+    Bytes out(chw.size());
     quantize_kernel(chw.data(), out.data(), static_cast<int64_t>(chw.size()));
     return out;
 }

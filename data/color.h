@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "data/bytes.h"
 #include "data/sample_rng.h"
 
 namespace aclip {
@@ -29,10 +30,10 @@ void color_augment(std::vector<float>& chw, int64_t H, int64_t W, const ColorAug
 // One training view's colour work, fused: YCbCr -> RGB when ycbcr (planes from resize_planes), the
 // augmentation when given (the same draws as color_augment), then rounding to 8 bits. Per-pixel steps
 // run block by block, so each block stays in the L1 cache through all of them. chw is used as scratch.
-std::vector<uint8_t> finish_view(std::vector<float>& chw, int64_t H, int64_t W, bool ycbcr,
-                                 const ColorAugment* augment, SampleRng& rng);
+Bytes finish_view(std::vector<float>& chw, int64_t H, int64_t W, bool ycbcr, const ColorAugment* augment,
+                  SampleRng& rng);
 
 // (3, H, W) floats in [0, 1] -> 0..255, rounded to nearest.
-std::vector<uint8_t> quantize_to_u8(const std::vector<float>& chw);
+Bytes quantize_to_u8(const std::vector<float>& chw);
 
 }  // namespace aclip

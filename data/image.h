@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "data/bytes.h"
+
 namespace aclip {
 
 struct Image {
@@ -35,7 +37,7 @@ Image decode_image(const std::string& bytes, int scale_denom = 1, int64_t max_pi
 // One channel of an image: (height, width) bytes, rows stride bytes apart.
 struct Plane {
     int64_t width = 0, height = 0, stride = 0;
-    std::vector<uint8_t> data;
+    Bytes data;
     const uint8_t* row(int64_t y) const { return data.data() + y * stride; }
 };
 

@@ -36,36 +36,43 @@ Taps resample_taps(double start, double length, int64_t in_size, int64_t out_siz
     const double scale = length / static_cast<double>(out_size);
     const double support = std::max(scale, 1.0), inv_support = 1.0 / support;  // the triangle's half-width
     // A window holds the samples whose centres (i + 0.5) lie strictly inside (center - support, center +
-    // support): at most ceil(2 support) + 1. The widest window sets the tap count (3 for shrinking by up to
-    // 1.5, 4 up to 2, 2 when enlarging).
-    const int64_t widest = static_cast<int64_t>(std::ceil(2 * support)) + 1;
-    std::vector<float> w(static_cast<size_t>(out_size * widest), 0.0f);
-    std::vector<double> v(static_cast<size_t>(widest));
+    // support), clipped to the image; the widest window sets the tap count (3 for shrinking by up to 1.5,
+    // 4 up to 2, 2 when enlarging). A window that is empty (the centre fell between samples at the border)
+    // takes the nearest pixel.
     Taps t;
     t.first.resize(static_cast<size_t>(out_size));
+    std::vector<int64_t> count(static_cast<size_t>(out_size));
     t.taps = 1;
+    auto center_of = [&](int64_t o) { return start + (static_cast<double>(o) + 0.5) * scale; };
     for (int64_t o = 0; o < out_size; ++o) {
-        const double center = start + (static_cast<double>(o) + 0.5) * scale;
-        int64_t lo = std::max<int64_t>(static_cast<int64_t>(std::floor(center - support - 0.5)) + 1, 0);
-        int64_t hi =
+        const double center = center_of(o);
+        const int64_t lo = std::max<int64_t>(static_cast<int64_t>(std::floor(center - support - 0.5)) + 1, 0);
+        const int64_t hi =
             std::min<int64_t>(static_cast<int64_t>(std::ceil(center + support - 0.5)) - 1, in_size - 1);
-        float* wo = w.data() + o * widest;
-        double total = 0;
-        for (int64_t i = lo; i <= hi; ++i)
-            total += v[static_cast<size_t>(i - lo)] =
-                1.0 - std::abs((static_cast<double>(i) + 0.5 - center) * inv_support);
-        if (hi < lo || total <= 0) {  // the centre fell between samples at the border: the nearest pixel
-            lo = hi = std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
-            v[0] = total = 1;
-        }
-        for (int64_t k = 0; k <= hi - lo; ++k)
-            wo[k] = static_cast<float>(v[static_cast<size_t>(k)] * gain / total);
+        const int64_t n = std::max<int64_t>(hi - lo + 1, 0);
         t.first[static_cast<size_t>(o)] = lo;
-        t.taps = std::max(t.taps, hi - lo + 1);
+        count[static_cast<size_t>(o)] = n;
+        t.taps = std::max(t.taps, n);
     }
-    t.w.resize(static_cast<size_t>(out_size * t.taps));  // compact: stride widest -> taps
-    for (int64_t o = 0; o < out_size; ++o)
-        std::copy(w.begin() + o * widest, w.begin() + o * widest + t.taps, t.w.begin() + o * t.taps);
+    t.w.assign(static_cast<size_t>(out_size * t.taps), 0.0f);
+    std::vector<double> v(static_cast<size_t>(t.taps));
+    for (int64_t o = 0; o < out_size; ++o) {
+        const double center = center_of(o);
+        const int64_t lo = t.first[static_cast<size_t>(o)], n = count[static_cast<size_t>(o)];
+        double total = 0;
+        for (int64_t k = 0; k < n; ++k)
+            total += v[static_cast<size_t>(k)] =
+                1.0 - std::abs((static_cast<double>(lo + k) + 0.5 - center) * inv_support);
+        float* w = t.w.data() + o * t.taps;
+        if (total <= 0) {  // no window, or (rounding at its edge) only zero weights: the nearest pixel
+            t.first[static_cast<size_t>(o)] =
+                std::clamp<int64_t>(static_cast<int64_t>(center), 0, in_size - 1);
+            w[0] = static_cast<float>(gain);
+            continue;
+        }
+        const double norm = gain / total;
+        for (int64_t k = 0; k < n; ++k) w[k] = static_cast<float>(v[static_cast<size_t>(k)] * norm);
+    }
     return t;
 }
 
@@ -169,8 +176,18 @@ struct BlockPlan {
 
 constexpr int64_t kBlock = 16, kWindow = 64;
 
-// Fills p for blocks of `lanes` outputs whose inputs fit `window` floats; false when some do not.
-bool fill_blocks(const Taps& tx, int64_t col_lo, int64_t out_w, int64_t lanes, int64_t window, BlockPlan& p) {
+// Whether every block of `lanes` outputs reads inside a window of `window` floats from its first input.
+bool blocks_fit(const Taps& tx, int64_t out_w, int64_t lanes, int64_t window) {
+    for (int64_t x = 0; x < out_w; x += lanes) {
+        const int64_t last = std::min(x + lanes, out_w) - 1;
+        if (tx.first[static_cast<size_t>(last)] - tx.first[static_cast<size_t>(x)] + tx.taps > window)
+            return false;
+    }
+    return true;
+}
+
+// Fills p for blocks of `lanes` outputs whose inputs fit `window` floats (blocks_fit).
+void fill_blocks(const Taps& tx, int64_t col_lo, int64_t out_w, int64_t lanes, BlockPlan& p) {
     p.lanes = lanes;
     p.taps = tx.taps;
     p.blocks = (out_w + lanes - 1) / lanes;
@@ -183,7 +200,6 @@ bool fill_blocks(const Taps& tx, int64_t col_lo, int64_t out_w, int64_t lanes, i
         for (int64_t j = 0; j < lanes && b * lanes + j < out_w; ++j) {
             const int64_t x = b * lanes + j;
             const int64_t offset = tx.first[static_cast<size_t>(x)] - col_lo - base;
-            if (offset + p.taps > window) return false;
             for (int64_t k = 0; k < p.taps; ++k) {
                 const size_t at = static_cast<size_t>((b * p.taps + k) * kBlock + j);
                 p.idx[at] = static_cast<int32_t>(offset + k);
@@ -191,7 +207,6 @@ bool fill_blocks(const Taps& tx, int64_t col_lo, int64_t out_w, int64_t lanes, i
             }
         }
     }
-    return true;
 }
 
 // The cheapest plan: a 32-float window (one permute per tap) with as many outputs per block as fit, down
@@ -200,11 +215,15 @@ bool fill_blocks(const Taps& tx, int64_t col_lo, int64_t out_w, int64_t lanes, i
 BlockPlan plan_blocks(const Taps& tx, int64_t col_lo, int64_t out_w) {
     BlockPlan p;
     for (int64_t lanes = kBlock; lanes > kBlock / 2; --lanes)
-        if (fill_blocks(tx, col_lo, out_w, lanes, kWindow / 2, p)) {
+        if (blocks_fit(tx, out_w, lanes, kWindow / 2)) {
+            fill_blocks(tx, col_lo, out_w, lanes, p);
             p.usable = true;
             return p;
         }
-    p.usable = p.wide = fill_blocks(tx, col_lo, out_w, kBlock, kWindow, p);
+    if (blocks_fit(tx, out_w, kBlock, kWindow)) {
+        fill_blocks(tx, col_lo, out_w, kBlock, p);
+        p.usable = p.wide = true;
+    }
     return p;
 }
 

@@ -137,8 +137,7 @@ Tensor Embedder::images(const std::vector<std::string>& image_bytes, const Progr
         const int64_t n = std::min(settings_.batch_size, N - b);
         Tensor batch = empty({n, 3, S, S}, DType::U8);  // (n, 3, S, S)
         for (int64_t i = 0; i < n; ++i) {
-            std::vector<uint8_t> chw =
-                eval_transform(image_bytes[static_cast<size_t>(b + i)], settings_.transform);
+            const Bytes chw = eval_transform(image_bytes[static_cast<size_t>(b + i)], settings_.transform);
             std::copy(chw.begin(), chw.end(), batch.data<uint8_t>() + i * 3 * S * S);
         }
         const Tensor input =

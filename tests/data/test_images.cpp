@@ -249,7 +249,7 @@ TEST_SUITE("data") {
 
     TEST_CASE("8-bit views: rounded to nearest, normalised per channel by normalize_images") {
         CHECK(quantize_to_u8({0.0f, 0.5f / 255, 0.49f / 255, 1.0f, 128.4f / 255}) ==
-              std::vector<uint8_t>{0, 1, 0, 255, 128});
+              Bytes{0, 1, 0, 255, 128});
         std::vector<uint8_t> pixels(2 * 3 * 2 * 2);
         for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 11);
         const std::array<float, 3> mean = {0.5f, 0.25f, 0.125f}, std = {0.5f, 0.25f, 2.0f};
@@ -274,8 +274,8 @@ TEST_SUITE("data") {
         const Image rgb = decode_image(jpg);
         std::vector<float> chw(3 * 45 * 67);
         resize_planes({&jp.planes[0], &jp.planes[1], &jp.planes[2]}, 0, 0, 45, 67, 45, 67, chw.data());
-        SampleRng unused(0, 0);  // no augmentation draws
-        const std::vector<uint8_t> ours = finish_view(chw, 45, 67, true, nullptr, unused);  // (3, 45, 67)
+        SampleRng unused(0, 0);                                              // no augmentation draws
+        const Bytes ours = finish_view(chw, 45, 67, true, nullptr, unused);  // (3, 45, 67)
         int worst = 0;
         for (int64_t y = 0; y < 45; ++y)
             for (int64_t x = 0; x < 67; ++x)
@@ -357,8 +357,8 @@ TEST_SUITE("data") {
         CHECK(contains(a.boxes[2], a.boxes[0]));
         // normalised with ImageNet statistics: a mid-gray image maps to about (0.5 - mean) / std
         Image mid{50, 40, std::vector<uint8_t>(50 * 40 * 3, 128)};
-        std::vector<uint8_t> e = eval_transform(encode_png(mid), cfg);
-        CHECK(e == std::vector<uint8_t>(3 * 64 * 64, 128));
+        const Bytes e = eval_transform(encode_png(mid), cfg);
+        CHECK(e == Bytes(3 * 64 * 64, 128));
         CHECK(error_of([&] {
                   SampleRng r(0, 0);
                   aclip_train_transform("not an image", cfg, r);
