@@ -78,9 +78,9 @@ VisionOutput VisionTransformer::forward(const Tensor& images, const Tensor& keep
     out.embed = matmul(out.cls, proj);          // (B, E)
     if (want_attention) {
         Tensor total;
-        for (const Tensor& p : probs) {  // p (B, H, T, T): row 0 is the CLS query, keys 1.. are patches
-            out.attn_cls_layers.push_back(p.select(2, 0).narrow(2, 1, p.size(3) - 1));  // (B, H, K)
-            Tensor row = mean(out.attn_cls_layers.back(), {1});                         // (B, K)
+        for (const Tensor& p : probs) {  // p (B, H, T): the CLS query's row; keys 1.. are patches
+            out.attn_cls_layers.push_back(p.narrow(2, 1, p.size(2) - 1));  // (B, H, K)
+            Tensor row = mean(out.attn_cls_layers.back(), {1});            // (B, K)
             total = total.defined() ? add(total, row) : row;
         }
         out.attn_cls = mul_scalar(total, 1.0 / static_cast<double>(probs.size()));

@@ -3,9 +3,11 @@
 // query (the online softmax of FlashAttention), saving only the log-sum-exp of each row for backward.
 // Backward recomputes the probabilities tile by tile, FlashAttention-2 style, in two kernels without
 // atomics: one owns key rows (dK, dV), the other query rows (dQ). Each thread owns one row and keeps
-// its vectors in registers; arithmetic is f32 for f32 and bf16 storage alike. Head dims 32 and 64.
+// its vectors in registers, in f32. These are the kernels for f32 inputs and the specification of the
+// tensor-core kernels that bf16 inputs run (attention_mma.cu). Head dims 32 and 64.
 // Also here: the CLS row of the attention probabilities, which the attentive mask reads from the EMA
 // model and which a fused kernel cannot return.
+#include "engine/cuda/attention_mma.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
 
@@ -231,7 +233,7 @@ bool flash_attention_supports(int64_t head_dim) {
 void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                              const Tensor& out, const Tensor& lse) {
     const int64_t BH = q.size(0) * q.size(1), Tq = q.size(2), Tk = k.size(2), D = q.size(3);
-    if (BH * Tq == 0) return;
+    if (BH * Tq == 0 || flash_forward_mma(q, k, v, causal, out, lse)) return;
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     dispatch_gpu_float(q.dtype(), "flash_attention", [&](auto tag) {
         using T = typename decltype(tag)::type;
@@ -269,6 +271,7 @@ void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                     <<<(BH * Tq + 255) / 256, 256>>>(static_cast<const T*>(out.raw_data()), pg, pd, BH * Tq);
                 AC_CUDA_LAUNCH_CHECK("flash_attention_backward");
             }
+            if (flash_backward_mma(q, k, v, g, lse, delta, causal, dq, dk, dv)) return;
             if (Tk > 0) {
                 flash_backward_kv_kernel<HD, T><<<dim3((Tk + kRows - 1) / kRows, BH), kRows>>>(
                     pq, pk, pv, pg, pl, pd, static_cast<T*>(dk.raw_data()), static_cast<T*>(dv.raw_data()),

@@ -128,17 +128,22 @@ MultiheadAttention::MultiheadAttention(int64_t width_, int64_t heads_, Generator
     init_zeros(out_proj.bias);
 }
 
-Tensor MultiheadAttention::forward(const Tensor& x, bool causal, Tensor* probs) const {
+Tensor MultiheadAttention::forward(const Tensor& x, bool causal, Tensor* first_probs) const {
     AC_CHECK(x.dim() == 3 && x.size(2) == width, "MultiheadAttention: input must be (B, T, ", width,
              "), got ", x.desc());
     const int64_t B = x.size(0), T = x.size(1), D = width / heads;
     Tensor qkv = linear(x, in_proj_weight, in_proj_bias)  // (B, T, 3W)
                      .view({B, T, 3, heads, D})
-                     .permute({2, 0, 3, 1, 4});  // (3, B, H, T, D), a strided view
-    AttentionResult r = scaled_dot_product_attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2),
-                                                     causal, probs != nullptr);
-    if (probs) *probs = r.probs;
-    Tensor merged = r.out.permute({0, 2, 1, 3}).reshape({B, T, width});  // (B, T, W)
+                     .permute({2, 0, 3, 1, 4});               // (3, B, H, T, D), a strided view
+    const Tensor q = qkv.select(0, 0), k = qkv.select(0, 1);  // (B, H, T, D)
+    Tensor out = scaled_dot_product_attention(q, k, qkv.select(0, 2), causal).out;
+    if (first_probs) {
+        AC_CHECK(!causal,
+                 "MultiheadAttention: the first query's probabilities of causal attention are not "
+                 "supported (its only key is itself)");
+        *first_probs = attention_cls_probs(q, k);  // (B, H, T)
+    }
+    Tensor merged = out.permute({0, 2, 1, 3}).reshape({B, T, width});  // (B, T, W)
     return out_proj.forward(merged);
 }
 
@@ -152,8 +157,8 @@ ResidualAttentionBlock::ResidualAttentionBlock(int64_t width, int64_t heads, int
                                                Activation act, double ln_eps, Generator& gen)
     : ln_1(width, ln_eps), attn(width, heads, gen), ln_2(width, ln_eps), mlp(width, mlp_hidden, act, gen) {}
 
-Tensor ResidualAttentionBlock::forward(const Tensor& x, bool causal, Tensor* probs) const {
-    Tensor h = add(x, attn.forward(ln_1.forward(x), causal, probs));
+Tensor ResidualAttentionBlock::forward(const Tensor& x, bool causal, Tensor* first_probs) const {
+    Tensor h = add(x, attn.forward(ln_1.forward(x), causal, first_probs));
     return add(h, mlp.forward(ln_2.forward(h)));
 }
 
@@ -171,12 +176,12 @@ Transformer::Transformer(int64_t width, int64_t layers, int64_t heads, int64_t m
             std::make_unique<ResidualAttentionBlock>(width, heads, mlp_hidden, act, ln_eps, gen));
 }
 
-Tensor Transformer::forward(const Tensor& x, bool causal, std::vector<Tensor>* probs) const {
+Tensor Transformer::forward(const Tensor& x, bool causal, std::vector<Tensor>* first_probs) const {
     Tensor h = x;
     for (const auto& block : resblocks) {
         Tensor p;
-        h = block->forward(h, causal, probs ? &p : nullptr);
-        if (probs) probs->push_back(p);
+        h = block->forward(h, causal, first_probs ? &p : nullptr);
+        if (first_probs) first_probs->push_back(p);
     }
     return h;
 }

@@ -70,8 +70,9 @@ class Mlp : public Module {
 class MultiheadAttention : public Module {
   public:
     MultiheadAttention(int64_t width, int64_t heads, Generator& gen);
-    // probs, if given, receives the attention probabilities (B, H, T, T).
-    Tensor forward(const Tensor& x, bool causal, Tensor* probs = nullptr) const;
+    // first_probs, if given, receives the attention probabilities of the first query (B, H, T), without
+    // a gradient (attention_cls_probs: the fused attention never forms the (T, T) matrix); not causal.
+    Tensor forward(const Tensor& x, bool causal, Tensor* first_probs = nullptr) const;
     void visit(Visitor& v) override;
     Tensor in_proj_weight, in_proj_bias;  // (3W, W), (3W)
     Linear out_proj;
@@ -83,7 +84,7 @@ class ResidualAttentionBlock : public Module {
   public:
     ResidualAttentionBlock(int64_t width, int64_t heads, int64_t mlp_hidden, Activation act, double ln_eps,
                            Generator& gen);
-    Tensor forward(const Tensor& x, bool causal, Tensor* probs = nullptr) const;
+    Tensor forward(const Tensor& x, bool causal, Tensor* first_probs = nullptr) const;
     void visit(Visitor& v) override;
     LayerNorm ln_1;
     MultiheadAttention attn;
@@ -96,8 +97,8 @@ class Transformer : public Module {
   public:
     Transformer(int64_t width, int64_t layers, int64_t heads, int64_t mlp_hidden, Activation act,
                 double ln_eps, Generator& gen);
-    // probs, if given, receives each layer's attention probabilities (B, H, T, T).
-    Tensor forward(const Tensor& x, bool causal, std::vector<Tensor>* probs = nullptr) const;
+    // first_probs, if given, receives each layer's attention probabilities of the first query (B, H, T).
+    Tensor forward(const Tensor& x, bool causal, std::vector<Tensor>* first_probs = nullptr) const;
     void visit(Visitor& v) override;
     std::vector<std::unique_ptr<ResidualAttentionBlock>> resblocks;
 };

@@ -1,11 +1,12 @@
 // attention.cpp: scaled dot-product attention, dropout and l2_normalize. They are composed from engine
 // ops, so autograd derives their backward, and the composed attention is the specification the fused
 // CUDA kernels (engine/cuda/attention.cu) are tested against.
-// Which attention the GPU runs: the composed one (two batched cuBLASLt products around the softmax
-// kernel) when there are at most kComposedMaxKeys keys, the fused kernels beyond. Measured on an H200
-// at (32, 12, 197, 64) bf16, forward + backward: composed 0.60 ms, fused 2.62 ms (docs/GPU_STATUS.md);
-// the fused kernels use no tensor cores yet, and their memory advantage (no (T, T) scores) matters only
-// for long sequences. fused_attention() runs the fused kernels whatever the length.
+// Which attention the GPU runs: bf16 always takes the fused kernels, which run on the tensor cores
+// (engine/cuda/attention_mma.cu). f32 takes the composed one (two batched cuBLASLt products around the
+// softmax kernel) up to kComposedMaxKeys keys and the fused f32 kernels beyond: measured on an H200 at
+// (32, 12, 197, 64), forward + backward, composed 0.60 ms against 2.62 ms for the f32 kernels, which use
+// no tensor cores (docs/GPU_STATUS.md, run 3). fused_attention() runs the fused kernels whatever the
+// length and dtype.
 #include <cmath>
 
 #include "engine/autograd/grad_mode.h"
@@ -58,7 +59,7 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
              "scaled_dot_product_attention: dtypes differ: ", q.desc(), ", ", k.desc(), ", ", v.desc());
     const int64_t Tq = q.size(2), Tk = k.size(2);
     if (common_device("scaled_dot_product_attention", {&q, &k, &v}) == Device::CUDA && !return_probs &&
-        cuda::flash_attention_supports(q.size(3)) && Tk > kComposedMaxKeys)
+        cuda::flash_attention_supports(q.size(3)) && (q.dtype() == DType::BF16 || Tk > kComposedMaxKeys))
         return AttentionResult{fused_attention(q, k, v, causal), Tensor()};
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     // q is scaled before the product: a (Tq, D) pass instead of a (Tq, Tk) one, forward and backward.
@@ -103,11 +104,12 @@ Tensor attention_cls_probs(const Tensor& q, const Tensor& k) {
     NoGradGuard no_grad;
     if (common_device("attention_cls_probs", {&q, &k}) == Device::CUDA) {
         Tensor probs = empty({q.size(0), q.size(1), k.size(2)}, q.dtype(), Device::CUDA);
-        cuda::attention_cls_probs(q.contiguous(), k.contiguous(), probs);
-        return probs;
+        cuda::attention_cls_probs(q.narrow(2, 0, 1).contiguous(), k.contiguous(), probs);  // the kernel reads
+        return probs;                                                                      // query 0 only
     }
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
-    Tensor scores = mul_scalar(matmul(q.narrow(2, 0, 1), k.transpose(-2, -1)), scale);  // (B, H, 1, Tk)
+    // As the composed attention computes it: q scaled before the product.
+    Tensor scores = matmul(mul_scalar(q.narrow(2, 0, 1), scale), k.transpose(-2, -1));  // (B, H, 1, Tk)
     return softmax(scores, -1).squeeze(2);
 }
 

@@ -354,8 +354,9 @@ std::vector<ParityCase> build() {
         for (bool causal : {false, true}) {
             ParityCase c;
             c.name = str_cat("flash attention D=", D, causal ? " causal" : "");
-            c.kernels = {"flash_attention_forward", "flash_attention_backward", "gemm", "softmax_rows",
-                         "softmax_backward_rows"};
+            // f32 runs attention.cu's kernels, bf16 the tensor-core ones; the CPU runs the composed op.
+            c.kernels = {"flash_attention_forward", "flash_attention_backward", "flash_attention_forward_mma",
+                         "flash_attention_backward_mma"};
             c.inputs = [D](S s) {
                 Shape q = s == S::Odd   ? Shape{2, 3, 37, D}
                           : s == S::One ? Shape{1, 1, 1, D}
@@ -364,9 +365,7 @@ std::vector<ParityCase> build() {
                 if (s == S::Odd) k[2] = 41;  // Tk != Tq
                 return std::vector<In>{In{q}, In{k}, In{k}};
             };
-            c.run = [causal](const Ts& x) {
-                return Ts{scaled_dot_product_attention(x[0], x[1], x[2], causal).out};
-            };
+            c.run = [causal](const Ts& x) { return Ts{fused_attention(x[0], x[1], x[2], causal)}; };
             c.f32_tol = 2e-5;
             c.tol_reason =
                 "online softmax rescales running sums in a different order from the composed CPU op";
@@ -374,7 +373,7 @@ std::vector<ParityCase> build() {
         }
     {
         ParityCase c;
-        c.name = "attention probabilities and CLS row";
+        c.name = "composed attention (with its probabilities, causal and not) and CLS row";
         c.kernels = {"attention_cls_probs", "softmax_rows", "gemm"};
         c.inputs = [](S s) {
             Shape q = s == S::Odd   ? Shape{2, 3, 17, 24}
@@ -384,7 +383,8 @@ std::vector<ParityCase> build() {
         };
         c.run = [](const Ts& x) {
             AttentionResult r = scaled_dot_product_attention(x[0], x[1], x[2], false, true);
-            return Ts{r.out, r.probs, attention_cls_probs(x[0], x[1])};
+            AttentionResult causal = scaled_dot_product_attention(x[0], x[1], x[2], true, true);
+            return Ts{r.out, r.probs, causal.out, attention_cls_probs(x[0], x[1])};
         };
         v.push_back(c);
     }

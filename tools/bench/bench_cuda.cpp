@@ -144,18 +144,20 @@ int main(int argc, char** argv) {
                            cuda::flash_attention_backward(q, k, v, out, lse, g, false, dq, dk, dv);
                        }),
                3.5 * fwd, 0);
-        // The op as models call it, through autograd: at 197 keys the GPU runs the composed attention
-        // (batched cuBLASLt products around the softmax kernel; engine/ops/attention.cpp says why).
+        // The op as models call it, through autograd: bf16 runs the fused (tensor-core) kernels; asking for
+        // the probabilities runs the composed attention instead (batched cuBLASLt products around the
+        // softmax kernel, what f32 runs; engine/ops/attention.cpp says why).
         set_grad_enabled(true);
         Tensor qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_(),
                vg = v.detach().requires_grad_();
-        report("attention_fwd_bwd",
-               time_ms(iters,
-                       [&] {
-                           Tensor o = scaled_dot_product_attention(qg, kg, vg, false).out;
-                           sum(mul(o, g)).backward();
-                       }),
-               3.5 * fwd, 0);
+        for (bool composed : {false, true})
+            report(composed ? "attention_composed_fwd_bwd" : "attention_fwd_bwd",
+                   time_ms(iters,
+                           [&] {
+                               Tensor o = scaled_dot_product_attention(qg, kg, vg, false, composed).out;
+                               sum(mul(o, g)).backward();
+                           }),
+                   3.5 * fwd, 0);
         set_grad_enabled(false);
     }
     AllocatorStats st = cuda::memory_stats();
