@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "engine/core/tensor.h"
 #include "engine/cpu/strided_loop.h"  // broadcast_strides
@@ -37,6 +38,31 @@ __device__ __forceinline__ int64_t offset_of(const CollapsedDims& dims, int64_t 
         off += idx * dims.strides[K][d];
     }
     return off;
+}
+
+// V consecutive elements moved as one access of V * sizeof(T) bytes (16 at most), the unit of vectorised
+// loops; the address must be aligned to that size. vector_width<T>() is V for 16-byte accesses.
+template <class T, int V>
+struct alignas(sizeof(T) * V) Pack {
+    T v[V];
+};
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
+    return *reinterpret_cast<const Pack<T, V>*>(p);
+}
+template <class T, int V>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& x) {
+    *reinterpret_cast<Pack<T, V>*>(p) = x;
+}
+template <class T>
+constexpr int vector_width() {
+    return 16 / static_cast<int>(sizeof(T));
+}
+// Whether every given pointer (null ones pass) is aligned to `bytes`.
+inline bool all_aligned(std::initializer_list<const void*> pointers, size_t bytes) {
+    for (const void* p : pointers)
+        if (reinterpret_cast<uintptr_t>(p) % bytes != 0) return false;
+    return true;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

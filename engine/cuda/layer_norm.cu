@@ -1,4 +1,5 @@
-// layer_norm.cu: fused LayerNorm over the last dim. Forward: a warp per row computes the mean, the
+// layer_norm.cu: fused LayerNorm over the last dim, rows read in 16-byte packs where they allow (each
+// pack's values are converted to f32 in registers). Forward: a warp per row computes the mean, the
 // variance of the centred values (two passes, as the CPU does, so no cancellation) and the normalised,
 // scaled output, and saves mean and 1/std for backward. Backward: a warp per row for the input gradient;
 // the weight and bias gradients are column sums over rows, cut into row chunks whose f32 partial sums
@@ -17,7 +18,9 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kRowsPerBlock = kThreads / 32;
 
-template <class T>
+// Rows are read in packs of V elements (16-byte accesses when the row length and pointers allow, else
+// V = 1), a warp's lanes taking consecutive packs.
+template <class T, int V>
 __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T* y, float* mean_out,
                                           float* rstd_out, int64_t R, int64_t D, float eps) {
     const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
@@ -25,20 +28,36 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T*
     if (row >= R) return;
     const T* xr = x + row * D;
     float s = 0.0f;
-    for (int64_t i = lane; i < D; i += 32) s += ld(xr[i]);
+    for (int64_t i = lane * V; i < D; i += 32 * V) {
+        const Pack<T, V> xp = load_pack<T, V>(xr + i);
+#pragma unroll
+        for (int k = 0; k < V; ++k) s += ld(xp.v[k]);
+    }
     const float m = warp_sum(s) / static_cast<float>(D);
     float ss = 0.0f;
-    for (int64_t i = lane; i < D; i += 32) {
-        float d = ld(xr[i]) - m;
-        ss += d * d;
+    for (int64_t i = lane * V; i < D; i += 32 * V) {
+        const Pack<T, V> xp = load_pack<T, V>(xr + i);
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const float d = ld(xp.v[k]) - m;
+            ss += d * d;
+        }
     }
     const float rs = rsqrtf(warp_sum(ss) / static_cast<float>(D) + eps);
     T* yr = y + row * D;
-    for (int64_t i = lane; i < D; i += 32) {
-        float v = (ld(xr[i]) - m) * rs;
-        if (w) v *= ld(w[i]);
-        if (b) v += ld(b[i]);
-        yr[i] = st<T>(v);
+    for (int64_t i = lane * V; i < D; i += 32 * V) {
+        const Pack<T, V> xp = load_pack<T, V>(xr + i);
+        Pack<T, V> wp, bp, yp;
+        if (w) wp = load_pack<T, V>(w + i);
+        if (b) bp = load_pack<T, V>(b + i);
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            float v = (ld(xp.v[k]) - m) * rs;
+            if (w) v *= ld(wp.v[k]);
+            if (b) v += ld(bp.v[k]);
+            yp.v[k] = st<T>(v);
+        }
+        store_pack<T, V>(yr + i, yp);
     }
     if (lane == 0) {
         mean_out[row] = m;
@@ -46,7 +65,8 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T*
     }
 }
 
-template <class T>
+// dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
+template <class T, int V>
 __global__ void layer_norm_dx_kernel(const T* g, const T* x, const T* w, const float* mean, const float* rstd,
                                      T* dx, int64_t R, int64_t D) {
     const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
@@ -55,20 +75,37 @@ __global__ void layer_norm_dx_kernel(const T* g, const T* x, const T* w, const f
     const T* gr = g + row * D;
     const T* xr = x + row * D;
     const float m = mean[row], rs = rstd[row];
+    // The V values of xhat and dxhat at i.
+    auto terms = [&](int64_t i, float(&xhat)[V], float(&dxhat)[V]) {
+        const Pack<T, V> xp = load_pack<T, V>(xr + i), gp = load_pack<T, V>(gr + i);
+        Pack<T, V> wp;
+        if (w) wp = load_pack<T, V>(w + i);
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            xhat[k] = (ld(xp.v[k]) - m) * rs;
+            dxhat[k] = ld(gp.v[k]) * (w ? ld(wp.v[k]) : 1.0f);
+        }
+    };
     float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
-    for (int64_t i = lane; i < D; i += 32) {
-        float xhat = (ld(xr[i]) - m) * rs;
-        float dxhat = ld(gr[i]) * (w ? ld(w[i]) : 1.0f);
-        sum_dxhat += dxhat;
-        sum_dxhat_xhat += dxhat * xhat;
+    for (int64_t i = lane * V; i < D; i += 32 * V) {
+        float xhat[V], dxhat[V];
+        terms(i, xhat, dxhat);
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            sum_dxhat += dxhat[k];
+            sum_dxhat_xhat += dxhat[k] * xhat[k];
+        }
     }
     const float a = warp_sum(sum_dxhat) / static_cast<float>(D);
     const float c = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
     T* dr = dx + row * D;
-    for (int64_t i = lane; i < D; i += 32) {
-        float xhat = (ld(xr[i]) - m) * rs;
-        float dxhat = ld(gr[i]) * (w ? ld(w[i]) : 1.0f);
-        dr[i] = st<T>(rs * (dxhat - a - xhat * c));
+    for (int64_t i = lane * V; i < D; i += 32 * V) {
+        float xhat[V], dxhat[V];
+        terms(i, xhat, dxhat);
+        Pack<T, V> out;
+#pragma unroll
+        for (int k = 0; k < V; ++k) out.v[k] = st<T>(rs * (dxhat[k] - a - xhat[k] * c));
+        store_pack<T, V>(dr + i, out);
     }
 }
 
@@ -118,10 +155,18 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
     if (R == 0) return;
     dispatch_gpu_float(x.dtype(), "layer_norm", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        layer_norm_forward_kernel<T><<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
-            static_cast<const T*>(x.raw_data()), ptr_or_null<T>(w), ptr_or_null<T>(b),
-            static_cast<T*>(y.raw_data()), static_cast<float*>(mean.raw_data()),
-            static_cast<float*>(rstd.raw_data()), R, D, static_cast<float>(eps));
+        constexpr int V = vector_width<T>();
+        const T *px = static_cast<const T*>(x.raw_data()), *pw = ptr_or_null<T>(w), *pb = ptr_or_null<T>(b);
+        T* py = static_cast<T*>(y.raw_data());
+        auto launch = [&](auto kernel) {
+            kernel<<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
+                px, pw, pb, py, static_cast<float*>(mean.raw_data()), static_cast<float*>(rstd.raw_data()), R,
+                D, static_cast<float>(eps));
+        };
+        if (D % V == 0 && all_aligned({px, pw, pb, py}, 16))
+            launch(layer_norm_forward_kernel<T, V>);
+        else
+            launch(layer_norm_forward_kernel<T, 1>);
     });
     AC_CUDA_LAUNCH_CHECK("layer_norm_forward");
 }
@@ -137,8 +182,16 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
         const float* pm = static_cast<const float*>(mean.raw_data());
         const float* pr = static_cast<const float*>(rstd.raw_data());
         if (dx.defined()) {
-            layer_norm_dx_kernel<T><<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
-                pg, px, ptr_or_null<T>(w), pm, pr, static_cast<T*>(dx.raw_data()), R, D);
+            constexpr int V = vector_width<T>();
+            const T* pw = ptr_or_null<T>(w);
+            T* pdx = static_cast<T*>(dx.raw_data());
+            auto launch = [&](auto kernel) {
+                kernel<<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(pg, px, pw, pm, pr, pdx, R, D);
+            };
+            if (D % V == 0 && all_aligned({pg, px, pw, pdx}, 16))
+                launch(layer_norm_dx_kernel<T, V>);
+            else
+                launch(layer_norm_dx_kernel<T, 1>);
             AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
         }
         if (!dw.defined() && !db.defined()) return;

@@ -32,14 +32,18 @@ __global__ void softmax_cached_kernel(const T* x, T* y, int64_t R, int D, bool l
     if (m == -INFINITY) m = 0.0f;
     float s = 0.0f;
 #pragma unroll
-    for (int k = 0; k < K; ++k) s += lane + 32 * k < D ? expf(v[k] - m) : 0.0f;
+    for (int k = 0; k < K; ++k) {
+        const float e = lane + 32 * k < D ? expf(v[k] - m) : 0.0f;
+        s += e;
+        if (!log) v[k] = e;  // each exponential computed once
+    }
     s = warp_sum(s);
     T* yr = y + row * D;
     const float lse = m + logf(s), inv = 1.0f / s;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
         const int i = lane + 32 * k;
-        if (i < D) yr[i] = st<T>(log ? v[k] - lse : expf(v[k] - m) * inv);
+        if (i < D) yr[i] = st<T>(log ? v[k] - lse : v[k] * inv);
     }
 }
 
