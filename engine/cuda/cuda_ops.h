@@ -70,8 +70,12 @@ struct GemmOperand {
     int64_t ld;  // leading dimension of the stored layout
     int64_t batch_stride;
 };
-void gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
-          int64_t K);
+// bias, if given: (N) of out's dtype, contiguous, with batch 1; cuBLASLt's epilogue adds it to every row
+// of out, saving the pass over out that adding it afterwards costs. Returns false when the epilogue
+// cannot take it (a bias not 16-byte aligned, or no algorithm with the epilogue): the bias is then not
+// added and the caller adds it.
+bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
+          int64_t K, const Tensor& bias = Tensor());
 
 // ---- indexing (index.cu); index tensors are i64, contiguous, already range-checked ----
 void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor& index, const Tensor& out);

@@ -85,7 +85,8 @@ void layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tens
                          const Tensor&, const Tensor&, const Tensor&) {
     no_backend("layer_norm_backward");
 }
-void gemm(const GemmOperand&, const GemmOperand&, const Tensor&, int64_t, int64_t, int64_t, int64_t) {
+bool gemm(const GemmOperand&, const GemmOperand&, const Tensor&, int64_t, int64_t, int64_t, int64_t,
+          const Tensor&) {
     no_backend("matmul");
 }
 void index_select(const Tensor&, int64_t, int64_t, int64_t, const Tensor&, const Tensor&) {

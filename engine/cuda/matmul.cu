@@ -1,9 +1,10 @@
 // matmul.cu: matrix products through cuBLASLt. f32 runs in true f32 (the debugging path); bf16 inputs
 // and outputs accumulate in f32 on the tensor cores. The layout translation is gemm_plan.h; the
 // algorithm comes from cuBLASLt's heuristic, with a 32 MiB workspace from the caching allocator.
-// Descriptors and the chosen algorithm are cached per plan (shapes, layouts, dtype, operand alignment):
-// a training step repeats the same few dozen products, and asking the heuristic costs tens of
-// microseconds each time.
+// Descriptors and the chosen algorithm are cached per plan (shapes, layouts, dtype, operand alignment,
+// epilogue): a training step repeats the same few dozen products, and asking the heuristic costs tens of
+// microseconds each time. A linear layer's bias is added by the bias epilogue; its pointer is set on the
+// cached descriptor at each call (GPU work is issued from one thread).
 #include <cublasLt.h>
 
 #include <mutex>
@@ -81,10 +82,11 @@ struct PlanKey {
     bool ta, tb;
     int64_t m, n, k, batch, lda, ldb, sa, sb;
     uint32_t align_a, align_b, align_d;
+    bool bias;  // the bias epilogue
     bool operator==(const PlanKey& o) const {
         return type == o.type && ta == o.ta && tb == o.tb && m == o.m && n == o.n && k == o.k &&
                batch == o.batch && lda == o.lda && ldb == o.ldb && sa == o.sa && sb == o.sb &&
-               align_a == o.align_a && align_b == o.align_b && align_d == o.align_d;
+               align_a == o.align_a && align_b == o.align_b && align_d == o.align_d && bias == o.bias;
     }
 };
 struct PlanKeyHash {
@@ -93,15 +95,17 @@ struct PlanKeyHash {
         for (int64_t v : {k.m, k.n, k.k, k.batch, k.lda, k.ldb, k.sa, k.sb})
             h ^= std::hash<int64_t>()(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
         return h ^ (static_cast<size_t>(k.align_a) << 1) ^ (static_cast<size_t>(k.align_b) << 10) ^
-               (static_cast<size_t>(k.align_d) << 20);
+               (static_cast<size_t>(k.align_d) << 20) ^ (k.bias ? 1u << 30 : 0u);
     }
 };
 struct Plan {  // kept for the life of the process
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
+    bool found = false;  // the heuristic had an algorithm
 };
 
+// The cached plan of a key; found is false when cuBLASLt has no algorithm for it.
 const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     static std::mutex mutex;
     static auto* cache = new std::unordered_map<PlanKey, Plan, PlanKeyHash>();
@@ -114,6 +118,11 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     cublasOperation_t tb = g.b.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
     AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    if (key.bias) {
+        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        AC_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+    }
     p.a = make_layout(key.type, g.a, g.batch);
     p.b = make_layout(key.type, g.b, g.batch);
     p.d = make_layout(key.type, g.d, g.batch);
@@ -134,22 +143,29 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     AC_CUBLAS_CHECK(
         cublasLtMatmulAlgoGetHeuristic(lt().handle, p.op, p.a, p.b, p.d, p.d, pref, 1, &heuristic, &found));
     cublasLtMatmulPreferenceDestroy(pref);
-    AC_CHECK(found > 0, "matmul: cuBLASLt has no algorithm for M ", g.n, ", N ", g.m, ", K ", g.k, ", batch ",
-             g.batch);
+    p.found = found > 0;
     p.algo = heuristic.algo;
     return cache->emplace(key, p).first->second;
+}
+
+// out = a b (+ the epilogue's bias), with cuBLASLt's operands swapped (gemm_plan.h).
+void run(const Plan& p, const GemmOperand& a, const GemmOperand& b, const Tensor& out) {
+    const float alpha = 1.0f, beta = 0.0f;
+    AC_CUBLAS_CHECK(cublasLtMatmul(lt().handle, p.op, &alpha, b.t->raw_data(), p.a, a.t->raw_data(), p.b,
+                                   &beta, out.raw_data(), p.d, out.raw_data(), p.d, &p.algo, lt().workspace,
+                                   kWorkspaceBytes, 0));
 }
 
 AC_REGISTER_KERNEL("gemm");
 
 }  // namespace
 
-void gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
-          int64_t K) {
-    if (batch * M * N == 0) return;
+bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
+          int64_t K, const Tensor& bias) {
+    if (batch * M * N == 0) return true;
     if (K == 0) {
         fill(out, 0.0);
-        return;
+        return !bias.defined();
     }
     const DType dt = out.dtype();
     AC_CHECK(dt == DType::F32 || dt == DType::BF16, "matmul: CUDA products take f32 or bf16, got ",
@@ -171,12 +187,29 @@ void gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
                       b.batch_stride,
                       address_alignment(b.t->raw_data()),
                       address_alignment(a.t->raw_data()),
-                      address_alignment(out.raw_data())};
+                      address_alignment(out.raw_data()),
+                      false};
+    if (bias.defined()) {
+        AC_CHECK(batch == 1 && bias.dtype() == dt && bias.numel() == N && bias.is_contiguous(),
+                 "matmul: the bias epilogue takes a contiguous (", N,
+                 ") bias of the output's dtype and batch 1, "
+                 "got ",
+                 bias.desc(), " with batch ", batch);
+        PlanKey with_bias = key;
+        with_bias.bias = true;
+        const Plan* p = address_alignment(bias.raw_data()) >= 16 ? &plan_for(with_bias, plan) : nullptr;
+        if (p && p->found) {
+            const void* pointer = bias.raw_data();
+            AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer,
+                                                           sizeof pointer));
+            run(*p, a, b, out);
+            return true;
+        }
+    }
     const Plan& p = plan_for(key, plan);
-    const float alpha = 1.0f, beta = 0.0f;
-    AC_CUBLAS_CHECK(cublasLtMatmul(lt().handle, p.op, &alpha, b.t->raw_data(), p.a, a.t->raw_data(), p.b,
-                                   &beta, out.raw_data(), p.d, out.raw_data(), p.d, &p.algo, lt().workspace,
-                                   kWorkspaceBytes, 0));
+    AC_CHECK(p.found, "matmul: cuBLASLt has no algorithm for M ", M, ", N ", N, ", K ", K, ", batch ", batch);
+    run(p, a, b, out);
+    return !bias.defined();
 }
 
 }  // namespace aclip::cuda

@@ -79,8 +79,11 @@ bool single_batch_stride(const Shape& batch, const Strides& strides, int64_t& st
 }
 
 // The GPU path: one cuBLASLt call for the whole batch. Operands whose layout cuBLASLt cannot take
-// (batch dims that do not collapse, or rows and columns both strided) are copied first.
-Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const Shape& out_shape) {
+// (batch dims that do not collapse, or rows and columns both strided) are copied first. bias, if
+// defined ((N), one matrix), is added to every row by the product's epilogue where cuBLASLt can,
+// else afterwards.
+Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const Shape& out_shape,
+                   const Tensor& bias) {
     Tensor out = empty(out_shape, a.dtype(), Device::CUDA);
     auto prepare = [&](const Tensor& t, Tensor& keep, cuda::GemmOperand& op) {
         Shape rc = batch;
@@ -102,11 +105,18 @@ Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const S
     cuda::GemmOperand oa{}, ob{};
     prepare(a, ka, oa);
     prepare(b, kb, ob);
-    cuda::gemm(oa, ob, out, shape_numel(batch), a.size(-2), b.size(-1), a.size(-1));
+    const bool epilogue = bias.defined() && shape_numel(batch) == 1 && bias.dtype() == out.dtype() &&
+                          bias.dim() == 1 && bias.size(0) == out.size(-1);
+    if (!cuda::gemm(oa, ob, out, shape_numel(batch), a.size(-2), b.size(-1), a.size(-1),
+                    epilogue ? bias.contiguous() : Tensor()) ||
+        (bias.defined() && !epilogue))
+        out.add_(bias);
     return out;
 }
 
-Tensor matmul_forward(const Tensor& a, const Tensor& b) {
+// a @ b, plus bias ((N), added to every row) when defined: the bias rides on the product's epilogue on
+// the GPU.
+Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor()) {
     const Device device = common_device("matmul", {&a, &b});
     AC_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: needs at least 2 dims, got ", a.desc(), " @ ", b.desc());
     AC_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: ", a.desc(), " @ ", b.desc());
@@ -116,19 +126,20 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
     Shape out_shape = batch;
     out_shape.push_back(a.size(-2));
     out_shape.push_back(b.size(-1));
-    if (device == Device::CUDA) {
-        NoGradGuard no_grad;
-        return cuda_matmul(a.detach(), b.detach(), batch, out_shape);
-    }
+    NoGradGuard no_grad;
+    if (device == Device::CUDA)
+        return cuda_matmul(a.detach(), b.detach(), batch, out_shape, bias.defined() ? bias.detach() : bias);
+    Tensor out;
     if (a.dtype() == DType::BF16) {
-        NoGradGuard no_grad;
-        return matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(DType::BF16);
+        out = matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(DType::BF16);
+    } else {
+        out = empty(out_shape, a.dtype());
+        dispatch_float(a.dtype(), "matmul", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            if constexpr (!std::is_same_v<T, bf16>) batched_matmul<T>(a, b, out, batch);
+        });
     }
-    Tensor out = empty(out_shape, a.dtype());
-    dispatch_float(a.dtype(), "matmul", [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        if constexpr (!std::is_same_v<T, bf16>) batched_matmul<T>(a, b, out, batch);
-    });
+    if (bias.defined()) out.add_(bias);
     return out;
 }
 
@@ -148,16 +159,6 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     });
 }
 
-namespace {
-
-// Adds bias (Nout) to every row of y (rows, Nout), in place.
-void add_bias_rows(Tensor& y, const Tensor& bias) {
-    NoGradGuard no_grad;
-    y.add_(bias);
-}
-
-}  // namespace
-
 Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
     const Tensor x = autocast_to_low(x_in), weight = autocast_to_low(weight_in),
                  bias = autocast_to_low(bias_in);
@@ -172,9 +173,8 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
     Tensor y;
     {
         NoGradGuard no_grad;
-        Tensor x2 = x.reshape({-1, x.size(-1)});                            // (N, in)
-        y = matmul_forward(x2, weight.transpose(0, 1)).reshape(out_shape);  // (N, out)
-        if (bias.defined()) add_bias_rows(y, bias);
+        Tensor x2 = x.reshape({-1, x.size(-1)});                                  // (N, in)
+        y = matmul_forward(x2, weight.transpose(0, 1), bias).reshape(out_shape);  // (N, out)
     }
     if (!needs_grad({x, weight, bias})) return y;
     SavedTensor sx(x, "linear"), sw(weight, "linear");
