@@ -13,8 +13,15 @@
 // next product: a[0] = pack(left c[0], c[1]), a[1] = pack(left c[2], c[3]), a[2] and a[3] the same of the
 // right tile. Flash attention relies on this to feed its probabilities to the second product without
 // shared memory.
+//
+// Compiled by nvcc these are inline PTX; compiled by a host compiler (tests) they run on the emulated warp
+// of warp_emulation.h, with the same layouts.
 #pragma once
 #include <cstdint>
+
+#if !defined(__CUDACC__)
+#include "engine/cuda/warp_emulation.h"
+#endif
 
 namespace aclip::cuda {
 
@@ -27,6 +34,8 @@ struct FragB {
 struct FragC {
     float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 };
+
+#if defined(__CUDACC__)
 
 // c += a b
 __device__ __forceinline__ void mma_bf16(FragC& c, const FragA& a, const FragB& b) {
@@ -44,6 +53,48 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
     return r;
 }
 
+#else  // the emulated warp
+
+// c += a b: every lane posts its fragments, then computes its four outputs from the whole matrices.
+inline void mma_bf16(FragC& c, const FragA& a, const FragB& b) {
+    emulation::Warp& w = emulation::my_warp();
+    const int lane = static_cast<int>(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    for (int i = 0; i < 4; ++i) w.words[lane][i] = a.x[i];
+    w.words[lane][4] = b.x[0];
+    w.words[lane][5] = b.x[1];
+    w.barrier.arrive_and_wait();
+    float A[16][16], B[16][8];
+    for (int L = 0; L < 32; ++L) {
+        const int gl = L / 4, tl = L % 4;
+        const uint32_t* x = w.words[L];
+        for (int half = 0; half < 2; ++half) {  // the low and high bf16 of each register
+            auto value = [&](uint32_t word) {
+                return half ? emulation::bf16_high(word) : emulation::bf16_low(word);
+            };
+            A[gl][2 * tl + half] = value(x[0]);
+            A[gl + 8][2 * tl + half] = value(x[1]);
+            A[gl][2 * tl + 8 + half] = value(x[2]);
+            A[gl + 8][2 * tl + 8 + half] = value(x[3]);
+            B[2 * tl + half][gl] = value(x[4]);
+            B[2 * tl + 8 + half][gl] = value(x[5]);
+        }
+    }
+    w.barrier.arrive_and_wait();
+    for (int e = 0; e < 4; ++e) {
+        const int row = g + (e >> 1) * 8, col = 2 * t + (e & 1);
+        float sum = 0.0f;
+        for (int k = 0; k < 16; ++k) sum += A[row][k] * B[k][col];
+        c.x[e] += sum;
+    }
+}
+
+inline uint32_t pack_bf16x2(float lo, float hi) {
+    return static_cast<uint32_t>(bf16_from_f32(lo).bits) |
+           (static_cast<uint32_t>(bf16_from_f32(hi).bits) << 16);
+}
+
+#endif
+
 // The A fragment made of two C tiles side by side (see the header comment).
 __device__ __forceinline__ FragA pack_a(const FragC& left, const FragC& right) {
     return FragA{{pack_bf16x2(left.x[0], left.x[1]), pack_bf16x2(left.x[2], left.x[3]),
@@ -58,11 +109,26 @@ __device__ __forceinline__ uint32_t load_pair(const uint16_t* p) {
 // Four 8 x 8 bf16 matrices from shared memory, transposed: lane L gives the address of row L % 8 of
 // matrix L / 8 (16-byte aligned); register m of lane (g, t) receives elements [2t][g] and [2t + 1][g] of
 // matrix m. With rows = the k dimension of a row-major (k, n) tile, that is the B fragment of the tile.
+#if !defined(__CUDACC__)
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* row) {
+    emulation::Warp& w = emulation::my_warp();
+    const int lane = static_cast<int>(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    w.pointers[lane] = row;
+    w.barrier.arrive_and_wait();
+    for (int m = 0; m < 4; ++m) {
+        const uint16_t* r0 = static_cast<const uint16_t*>(w.pointers[8 * m + 2 * t]);
+        const uint16_t* r1 = static_cast<const uint16_t*>(w.pointers[8 * m + 2 * t + 1]);
+        r[m] = static_cast<uint32_t>(r0[g]) | (static_cast<uint32_t>(r1[g]) << 16);
+    }
+    w.barrier.arrive_and_wait();
+}
+#else
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* row) {
     const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(address));
 }
+#endif
 
 }  // namespace aclip::cuda

@@ -1,0 +1,298 @@
+// attention_mma.cuh: the kernels of attention_mma.cu (see there), in a header so that
+// tests/cuda/test_mma_emulated.cpp can also compile them for the CPU, where mma.cuh's primitives run on an
+// emulated warp (warp_emulation.h): their indexing, masking and online softmax are tested without a GPU.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "engine/cuda/mma.cuh"
+
+namespace aclip::cuda::flash_mma {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kTileRows = 16 * kWarps;    // rows a block owns, and rows per streamed tile
+constexpr int kTileCols = kTileRows / 8;  // 8-column C tiles across a streamed tile
+constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+
+// Shared tiles are (kTileRows, D) bf16 with rows padded by 8 elements: 16-byte aligned rows, and the
+// fragment reads of a warp (8 rows x 4 lanes) fall in 32 different banks.
+template <int D>
+constexpr int kStride = D + 8;
+
+// Rows row0 .. row0 + 63 of a (rows, D) bf16 matrix into a shared tile, zeros past `rows`.
+template <int D>
+__device__ __forceinline__ void load_tile(uint16_t* tile, const uint16_t* src, int64_t row0, int64_t rows) {
+    constexpr int kChunks = D / 8;  // 16-byte pieces per row
+    for (int e = threadIdx.x; e < kTileRows * kChunks; e += kThreads) {
+        const int r = e / kChunks, c = e % kChunks;
+        uint4 piece = make_uint4(0, 0, 0, 0);
+        if (row0 + r < rows) piece = *reinterpret_cast<const uint4*>(src + (row0 + r) * D + c * 8);
+        *reinterpret_cast<uint4*>(tile + r * kStride<D> + c * 8) = piece;
+    }
+}
+
+// Rows row0 .. row0 + 15 of a (rows, D) bf16 matrix in global memory as the A fragments of its D / 16
+// column blocks; zeros past `rows`.
+template <int D>
+__device__ __forceinline__ void load_a_rows(FragA (&a)[D / 16], const uint16_t* src, int64_t row0,
+                                            int64_t rows) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const bool lo = row0 + g < rows, hi = row0 + g + 8 < rows;
+    const uint16_t* p = src + (row0 + g) * D + 2 * t;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+        a[kk].x[0] = lo ? load_pair(p + kk * 16) : 0u;
+        a[kk].x[1] = hi ? load_pair(p + 8 * D + kk * 16) : 0u;
+        a[kk].x[2] = lo ? load_pair(p + kk * 16 + 8) : 0u;
+        a[kk].x[3] = hi ? load_pair(p + 8 * D + kk * 16 + 8) : 0u;
+    }
+}
+
+// The B fragment B[k][n] = tile[n0 + n][k0 + k]: the tile's rows are the product's columns (K in Q K^T).
+template <int D>
+__device__ __forceinline__ FragB b_from_rows(const uint16_t* tile, int n0, int k0) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const uint16_t* p = tile + (n0 + g) * kStride<D> + k0 + 2 * t;
+    return FragB{{load_pair(p), load_pair(p + 8)}};
+}
+
+// The B fragments B[k][n] = tile[k0 + k][n0 + n] for n in 0..7 (left) and 8..15 (right): the tile's rows
+// are the summed dimension (V in P V).
+template <int D>
+__device__ __forceinline__ void b_from_columns(FragB& left, FragB& right, const uint16_t* tile, int k0,
+                                               int n0) {
+    const int lane = threadIdx.x % 32, m = lane / 8, r = lane % 8;
+    uint32_t x[4];
+    ldmatrix_x4_trans(x, tile + (k0 + (m & 1) * 8 + r) * kStride<D> + n0 + (m >> 1) * 8);
+    left = FragB{{x[0], x[1]}};
+    right = FragB{{x[2], x[3]}};
+}
+
+// acc[n] += A (16, 64) times the tile (64, D), A given as kTileCols C tiles (probabilities or their
+// gradients), the tile's rows being the summed dimension.
+template <int D>
+__device__ __forceinline__ void accumulate_times_tile(FragC (&acc)[D / 8], const FragC (&a)[kTileCols],
+                                                      const uint16_t* tile) {
+#pragma unroll
+    for (int kk = 0; kk < kTileCols / 2; ++kk) {
+        const FragA packed = pack_a(a[2 * kk], a[2 * kk + 1]);
+#pragma unroll
+        for (int dn = 0; dn < D / 16; ++dn) {
+            FragB left, right;
+            b_from_columns<D>(left, right, tile, kk * 16, dn * 16);
+            mma_bf16(acc[2 * dn], packed, left);
+            mma_bf16(acc[2 * dn + 1], packed, right);
+        }
+    }
+}
+
+// s[n] = A (16, D) times the tile's rows transposed: (16, 64) products with the 64 rows of the tile.
+template <int D>
+__device__ __forceinline__ void times_tile_rows(FragC (&s)[kTileCols], const FragA (&a)[D / 16],
+                                                const uint16_t* tile) {
+#pragma unroll
+    for (int n = 0; n < kTileCols; ++n) {
+        s[n] = FragC{};
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) mma_bf16(s[n], a[kk], b_from_rows<D>(tile, n * 8, kk * 16));
+    }
+}
+
+// Rows row and row + 8 of this lane (g = lane / 4) of a (rows, D) result from C tiles, times `scale`.
+template <int D>
+__device__ __forceinline__ void store_rows(uint16_t* dst, const FragC (&acc)[D / 8], int64_t row0,
+                                           int64_t rows, const float (&scale)[2]) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int64_t row = row0 + g + r * 8;
+        if (row >= rows) continue;
+        uint16_t* p = dst + row * D + 2 * t;
+#pragma unroll
+        for (int dn = 0; dn < D / 8; ++dn)
+            *reinterpret_cast<uint32_t*>(p + dn * 8) =
+                pack_bf16x2(acc[dn].x[2 * r] * scale[r], acc[dn].x[2 * r + 1] * scale[r]);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* out, float* lse,
+                   int64_t Tq, int64_t Tk, float scale_log2, bool causal) {
+    __shared__ __align__(16) uint16_t ks[kTileRows * kStride<D>];
+    __shared__ __align__(16) uint16_t vs[kTileRows * kStride<D>];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int64_t bh = blockIdx.y, row0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
+    q += bh * Tq * D;
+    k += bh * Tk * D;
+    v += bh * Tk * D;
+    FragA qa[D / 16];  // (16, D): this warp's queries
+    load_a_rows<D>(qa, q, row0, Tq);
+    FragC o[D / 8];                                      // (16, D) unnormalised output
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // rows g, g + 8: running max (log2 units), this
+                                                         // lane's share of the running sum
+    const int64_t last_key = causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kTileRows) : Tk;
+    for (int64_t j0 = 0; j0 < last_key; j0 += kTileRows) {
+        __syncthreads();
+        load_tile<D>(ks, k, j0, Tk);
+        load_tile<D>(vs, v, j0, Tk);
+        __syncthreads();
+        FragC s[kTileCols];  // (16, 64) scores
+        times_tile_rows<D>(s, qa, ks);
+        float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int n = 0; n < kTileCols; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int64_t key = j0 + n * 8 + 2 * t + (e & 1), query = row0 + g + (e >> 1) * 8;
+                float x = s[n].x[e] * scale_log2;
+                if (key >= Tk || (causal && key > query)) x = -INFINITY;
+                s[n].x[e] = x;
+                tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
+            }
+        float base[2], correction[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {  // the four lanes of a row agree on its max
+            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+            const float m_new = fmaxf(m[r], tile_max[r]);
+            base[r] = m_new == -INFINITY ? 0.0f : m_new;  // no key seen yet: every term is 0 anyway
+            correction[r] = exp2f(m[r] - base[r]);
+            m[r] = m_new;
+            l[r] *= correction[r];
+        }
+#pragma unroll
+        for (int n = 0; n < kTileCols; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const float p = exp2f(s[n].x[e] - base[e >> 1]);
+                s[n].x[e] = p;
+                l[e >> 1] += p;
+            }
+#pragma unroll
+        for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) o[dn].x[e] *= correction[e >> 1];
+        accumulate_times_tile<D>(o, s, vs);
+    }
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;  // a NaN sum keeps its NaN output (0 * NaN)
+        const int64_t query = row0 + g + r * 8;
+        if (t == 0 && query < Tq)
+            lse[bh * Tq + query] = l[r] > 0.0f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
+    }
+    store_rows<D>(out + bh * Tq * D, o, row0, Tq, inv);
+}
+
+// lse (natural log) of a row as the base-2 offset of its probabilities; rows past the end and rows that
+// saw no key get +inf, so their probabilities are 0.
+__device__ __forceinline__ float lse_log2(const float* lse, int64_t i, int64_t rows) {
+    const float value = i < rows ? lse[i] : -INFINITY;
+    return value == -INFINITY ? INFINITY : value * kLog2e;
+}
+
+// One block per 64 keys: dV = P^T dO and dK = scale dS^T Q, streaming query tiles. The products are
+// computed transposed, (16 keys, 64 queries) per warp, so the keys' rows stay in registers.
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    backward_kv_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* go,
+                       const float* lse, const float* delta, uint16_t* dk, uint16_t* dv, int64_t Tq,
+                       int64_t Tk, float scale_log2, float scale, bool causal) {
+    __shared__ __align__(16) uint16_t qs[kTileRows * kStride<D>];
+    __shared__ __align__(16) uint16_t gs[kTileRows * kStride<D>];
+    __shared__ float ls[kTileRows], ds[kTileRows];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int64_t bh = blockIdx.y, key0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
+    q += bh * Tq * D;
+    go += bh * Tq * D;
+    lse += bh * Tq;
+    delta += bh * Tq;
+    FragA ka[D / 16], va[D / 16];  // (16, D): this warp's keys and values
+    load_a_rows<D>(ka, k + bh * Tk * D, key0, Tk);
+    load_a_rows<D>(va, v + bh * Tk * D, key0, Tk);
+    FragC dk_acc[D / 8], dv_acc[D / 8];
+    // Causal: queries before this block's first key see none of its keys.
+    for (int64_t i0 = causal ? static_cast<int64_t>(blockIdx.x) * kTileRows : 0; i0 < Tq; i0 += kTileRows) {
+        __syncthreads();
+        load_tile<D>(qs, q, i0, Tq);
+        load_tile<D>(gs, go, i0, Tq);
+        if (threadIdx.x < kTileRows) {
+            ls[threadIdx.x] = lse_log2(lse, i0 + threadIdx.x, Tq);
+            ds[threadIdx.x] = i0 + threadIdx.x < Tq ? delta[i0 + threadIdx.x] : 0.0f;
+        }
+        __syncthreads();
+        FragC p[kTileCols], dp[kTileCols];  // (16 keys, 64 queries): P^T, then dS^T; (dO V^T)^T
+        times_tile_rows<D>(p, ka, qs);
+        times_tile_rows<D>(dp, va, gs);
+#pragma unroll
+        for (int n = 0; n < kTileCols; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int col = n * 8 + 2 * t + (e & 1);
+                const int64_t key = key0 + g + (e >> 1) * 8;
+                float prob = exp2f(p[n].x[e] * scale_log2 - ls[col]);
+                if (causal && key > i0 + col) prob = 0.0f;
+                p[n].x[e] = prob;
+                dp[n].x[e] = prob * (dp[n].x[e] - ds[col]);
+            }
+        accumulate_times_tile<D>(dv_acc, p, gs);
+        accumulate_times_tile<D>(dk_acc, dp, qs);
+    }
+    const float one[2] = {1.0f, 1.0f}, scaled[2] = {scale, scale};
+    store_rows<D>(dv + bh * Tk * D, dv_acc, key0, Tk, one);
+    store_rows<D>(dk + bh * Tk * D, dk_acc, key0, Tk, scaled);
+}
+
+// One block per 64 queries: dQ = scale dS K, streaming key tiles.
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    backward_q_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* go,
+                      const float* lse, const float* delta, uint16_t* dq, int64_t Tq, int64_t Tk,
+                      float scale_log2, float scale, bool causal) {
+    __shared__ __align__(16) uint16_t ks[kTileRows * kStride<D>];
+    __shared__ __align__(16) uint16_t vs[kTileRows * kStride<D>];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int64_t bh = blockIdx.y, row0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
+    k += bh * Tk * D;
+    v += bh * Tk * D;
+    FragA qa[D / 16], ga[D / 16];  // (16, D): this warp's queries and their output gradients
+    load_a_rows<D>(qa, q + bh * Tq * D, row0, Tq);
+    load_a_rows<D>(ga, go + bh * Tq * D, row0, Tq);
+    float lr[2], dr[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int64_t query = row0 + g + r * 8;
+        lr[r] = lse_log2(lse + bh * Tq, query, Tq);
+        dr[r] = query < Tq ? delta[bh * Tq + query] : 0.0f;
+    }
+    FragC dq_acc[D / 8];
+    const int64_t last_key = causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kTileRows) : Tk;
+    for (int64_t j0 = 0; j0 < last_key; j0 += kTileRows) {
+        __syncthreads();
+        load_tile<D>(ks, k, j0, Tk);
+        load_tile<D>(vs, v, j0, Tk);
+        __syncthreads();
+        FragC s[kTileCols], dp[kTileCols];  // (16, 64): scores, then dS; dO V^T
+        times_tile_rows<D>(s, qa, ks);
+        times_tile_rows<D>(dp, ga, vs);
+#pragma unroll
+        for (int n = 0; n < kTileCols; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int64_t key = j0 + n * 8 + 2 * t + (e & 1), query = row0 + g + (e >> 1) * 8;
+                float prob = exp2f(s[n].x[e] * scale_log2 - lr[e >> 1]);
+                if (key >= Tk || (causal && key > query)) prob = 0.0f;
+                s[n].x[e] = prob * (dp[n].x[e] - dr[e >> 1]);
+            }
+        accumulate_times_tile<D>(dq_acc, s, ks);
+    }
+    const float scaled[2] = {scale, scale};
+    store_rows<D>(dq + bh * Tq * D, dq_acc, row0, Tq, scaled);
+}
+
+}  // namespace aclip::cuda::flash_mma
