@@ -13,6 +13,7 @@
 #include "engine/cuda/attention_mma.cuh"
 #include "engine/cuda/attention_mma.h"
 #include "engine/cuda/cuda_check.cuh"
+#include "engine/cuda/device_util.cuh"
 
 namespace aclip::cuda {
 
@@ -22,10 +23,6 @@ using namespace flash_mma;
 
 AC_REGISTER_KERNEL("flash_attention_forward_mma");
 AC_REGISTER_KERNEL("flash_attention_backward_mma");
-
-bool aligned16(const Tensor& t) {
-    return reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0;
-}
 
 const uint16_t* bits(const Tensor& t) {
     return static_cast<const uint16_t*>(t.raw_data());
@@ -46,7 +43,8 @@ bool with_head_dim(int64_t D, Fn&& fn) {
 
 bool flash_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const Tensor& out,
                        const Tensor& lse) {
-    if (q.dtype() != DType::BF16 || !aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(out))
+    if (q.dtype() != DType::BF16 ||
+        !all_aligned({q.raw_data(), k.raw_data(), v.raw_data(), out.raw_data()}, 16))
         return false;
     const int64_t BH = q.size(0) * q.size(1), Tq = q.size(2), Tk = k.size(2), D = q.size(3);
     const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))) * kLog2e;
@@ -63,9 +61,10 @@ bool flash_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v, bool c
 bool flash_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, const Tensor& lse,
                         const Tensor& delta, bool causal, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv) {
-    if (q.dtype() != DType::BF16) return false;
-    for (const Tensor* t : {&q, &k, &v, &g, &dq, &dk, &dv})
-        if (!aligned16(*t)) return false;
+    if (q.dtype() != DType::BF16 || !all_aligned({q.raw_data(), k.raw_data(), v.raw_data(), g.raw_data(),
+                                                  dq.raw_data(), dk.raw_data(), dv.raw_data()},
+                                                 16))
+        return false;
     const int64_t BH = q.size(0) * q.size(1), Tq = q.size(2), Tk = k.size(2), D = q.size(3);
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     return with_head_dim(D, [&](auto dtag) {

@@ -58,15 +58,10 @@ __global__ void ema_kernel(const TensorSlot* slots, const Chunk* chunks, float m
 AC_REGISTER_KERNEL("adamw_step");
 AC_REGISTER_KERNEL("ema_update");
 
-bool aligned16(const void* p) {
-    return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 // Copies the slot and chunk tables to the device; returns the number of chunks.
 int64_t upload_tables(std::vector<TensorSlot>& slots, Tensor& slot_buf, Tensor& chunk_buf) {
     for (TensorSlot& t : slots)
-        t.vec4 = t.n % 4 == 0 && aligned16(t.p) && aligned16(t.g) && (!t.m || aligned16(t.m)) &&
-                 (!t.v || aligned16(t.v));
+        t.vec4 = t.n % 4 == 0 && all_aligned({t.p, t.g, t.m, t.v}, 16);  // null m, v (EMA) pass
     std::vector<Chunk> chunks;
     for (size_t k = 0; k < slots.size(); ++k)
         for (int64_t start = 0; start < slots[k].n; start += kChunk)

@@ -56,10 +56,6 @@ __global__ void pointwise_strided(O* out, const T* a, const T* b, CollapsedDims 
     }
 }
 
-bool aligned16(const void* p) {
-    return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 template <PW op>
 void launch_pointwise(double s0, double s1, const Tensor& out, const Tensor& a, const Tensor& b) {
     const Tensor& bb = b.defined() ? b : a;  // unary ops read a second operand they ignore
@@ -74,7 +70,7 @@ void launch_pointwise(double s0, double s1, const Tensor& out, const Tensor& a, 
         const T* pb = static_cast<const T*>(bb.raw_data());
         const bool dense = out.is_contiguous() && a.is_contiguous() && bb.is_contiguous() &&
                            a.shape() == out.shape() && bb.shape() == out.shape();
-        if (dense && aligned16(po) && aligned16(pa) && aligned16(pb)) {
+        if (dense && all_aligned({po, pa, pb}, 16)) {
             const int64_t blocks = grid_for(n / vec_width<T>() + 1, kThreads);
             pointwise_vectorized<op, T, O><<<blocks, kThreads>>>(po, pa, pb, n, C(s0), C(s1));
         } else {
