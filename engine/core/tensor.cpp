@@ -252,7 +252,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
     Shape in_shape = shape();
     return record("narrow", make_view(*this, s, strides(), offset() + start * strides()[d]), {*this},
                   [in_shape, d, start, length](const Tensor& g) {
-                      Tensor gi = zeros(in_shape, g.dtype());
+                      Tensor gi = zeros(in_shape, g.dtype(), g.device());
                       gi.narrow(d, start, length).copy_(g);
                       return std::vector<Tensor>{gi};
                   });

@@ -143,7 +143,7 @@ std::vector<ParityCase> build() {
     }
     {
         ParityCase c;
-        c.name = "copies and casts";
+        c.name = "copies, casts and views";
         c.kernels = {"strided_copy", "fill"};
         c.inputs = one_input({6, 10, 7}, {128, 512, 257});
         c.run = [](const Ts& x) {
@@ -154,7 +154,11 @@ std::vector<ParityCase> build() {
             // 8-bit pixels to floats, as normalize_images does on the device (a constant: NaN has no u8)
             Tensor pixels = x[0].detach().clone().fill_(201.0).to(DType::U8).to(x[0].dtype());
             Tensor cat = concat({x[0], x[0]}, 1);
-            return Ts{t, back, ints, pixels, cat, stack({x[0], x[0]}, 0)};
+            // views whose backward fills a zero gradient of the whole input on its device
+            const int64_t half = x[0].size(1) / 2;
+            Tensor narrowed = mul_scalar(x[0].narrow(1, half, x[0].size(1) - half), 2.0);
+            Tensor selected = mul_scalar(x[0].select(2, x[0].size(2) - 1), 3.0);
+            return Ts{t, back, ints, pixels, cat, stack({x[0], x[0]}, 0), narrowed, selected};
         };
         v.push_back(c);
     }

@@ -92,11 +92,16 @@ RunResult run_on(const ParityCase& c, const std::vector<Tensor>& values,
             loss = loss.defined() ? add(loss, term) : term;
         }
         if (loss.defined()) loss.backward();
-        for (const Tensor& t : inputs)
+        for (const Tensor& t : inputs) {
+            // a backward formula that allocates on the default device would hand the GPU a CPU gradient
+            if (t.requires_grad() && t.grad().defined())
+                CHECK_MESSAGE(t.grad().device() == t.device(), "a gradient left its input's device");
             r.grads.push_back(
                 t.requires_grad() && t.grad().defined() ? t.grad().to(Device::CPU).to(DType::F64) : Tensor());
+        }
     }
     for (const Tensor& o : outs) {
+        CHECK_MESSAGE(o.device() == device, "an output is not on the device its inputs are on");
         r.outputs.push_back(o.detach().to(Device::CPU).to(DType::F64));
         r.integral.push_back(!is_floating(o.dtype()));
     }
