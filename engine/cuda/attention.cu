@@ -234,6 +234,9 @@ void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, 
                              const Tensor& out, const Tensor& lse) {
     const int64_t BH = q.size(0) * q.size(1), Tq = q.size(2), Tk = k.size(2), D = q.size(3);
     if (BH * Tq == 0 || flash_forward_mma(q, k, v, causal, out, lse)) return;
+    AC_CHECK(q.is_contiguous() && k.is_contiguous() && v.is_contiguous() && out.is_contiguous(),
+             "flash_attention_forward: the f32 kernels take contiguous tensors, got ", q.desc(), ", ",
+             out.desc());
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     dispatch_gpu_float(q.dtype(), "flash_attention", [&](auto tag) {
         using T = typename decltype(tag)::type;
@@ -253,7 +256,11 @@ void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& lse, const Tensor& g, bool causal, const Tensor& dq,
                               const Tensor& dk, const Tensor& dv) {
     const int64_t BH = q.size(0) * q.size(1), Tq = q.size(2), Tk = k.size(2), D = q.size(3);
-    if (BH == 0) return;
+    if (BH == 0 || flash_backward_mma(q, k, v, out, lse, g, causal, dq, dk, dv)) return;
+    AC_CHECK(q.is_contiguous() && k.is_contiguous() && v.is_contiguous() && out.is_contiguous() &&
+                 g.is_contiguous() && dq.is_contiguous() && dk.is_contiguous() && dv.is_contiguous(),
+             "flash_attention_backward: the f32 kernels take contiguous tensors, got ", q.desc(), ", ",
+             g.desc());
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     Tensor delta = empty({BH * Tq}, DType::F32, Device::CUDA);
     dispatch_gpu_float(q.dtype(), "flash_attention_backward", [&](auto tag) {
@@ -271,7 +278,6 @@ void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                     <<<(BH * Tq + 255) / 256, 256>>>(static_cast<const T*>(out.raw_data()), pg, pd, BH * Tq);
                 AC_CUDA_LAUNCH_CHECK("flash_attention_backward");
             }
-            if (flash_backward_mma(q, k, v, g, lse, delta, causal, dq, dk, dv)) return;
             if (Tk > 0) {
                 flash_backward_kv_kernel<HD, T><<<dim3((Tk + kRows - 1) / kRows, BH), kRows>>>(
                     pq, pk, pv, pg, pl, pd, static_cast<T*>(dk.raw_data()), static_cast<T*>(dv.raw_data()),

@@ -24,66 +24,86 @@ using namespace flash_mma;
 AC_REGISTER_KERNEL("flash_attention_forward_mma");
 AC_REGISTER_KERNEL("flash_attention_backward_mma");
 
-const uint16_t* bits(const Tensor& t) {
-    return static_cast<const uint16_t*>(t.raw_data());
-}
-
-uint16_t* bits_out(const Tensor& t) {
-    return static_cast<uint16_t*>(t.raw_data());
+// The kernels' view of a (B, H, T, D) tensor: bf16, head dim 32 or 64, the last dim contiguous, the other
+// strides whole 16-byte rows, the data 16-byte aligned. False when the tensor is not such a view.
+template <class P>
+bool heads_of(const Tensor& t, Heads<P>& h) {
+    if (t.dtype() != DType::BF16 || t.dim() != 4 || (t.size(3) != 32 && t.size(3) != 64) ||
+        t.strides()[3] != 1 || !all_aligned({t.raw_data()}, 16))
+        return false;
+    int64_t s[3];
+    for (int d = 0; d < 3; ++d) {
+        s[d] = t.size(d) == 1 ? 0 : t.strides()[d];  // the stride of a size-1 dim is never used
+        if (s[d] % 8 != 0) return false;
+    }
+    h = {static_cast<P>(t.raw_data()), s[0], s[1], s[2]};
+    return true;
 }
 
 template <class Fn>
-bool with_head_dim(int64_t D, Fn&& fn) {
-    if (D == 32) return fn(std::integral_constant<int, 32>{}), true;
-    if (D == 64) return fn(std::integral_constant<int, 64>{}), true;
-    return false;
+void with_head_dim(int64_t D, Fn&& fn) {
+    if (D == 32) return fn(std::integral_constant<int, 32>{});
+    return fn(std::integral_constant<int, 64>{});  // heads_of admits 32 and 64 only
 }
 
 }  // namespace
 
-bool flash_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const Tensor& out,
-                       const Tensor& lse) {
-    if (q.dtype() != DType::BF16 ||
-        !all_aligned({q.raw_data(), k.raw_data(), v.raw_data(), out.raw_data()}, 16))
-        return false;
-    const int64_t BH = q.size(0) * q.size(1), Tq = q.size(2), Tk = k.size(2), D = q.size(3);
-    const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))) * kLog2e;
-    return with_head_dim(D, [&](auto dtag) {
-        constexpr int HD = decltype(dtag)::value;
-        if (BH * Tq == 0) return;
-        forward_kernel<HD><<<dim3((Tq + kTileRows - 1) / kTileRows, BH), kThreads>>>(
-            bits(q), bits(k), bits(v), bits_out(out), static_cast<float*>(lse.raw_data()), Tq, Tk, scale_log2,
-            causal);
-        AC_CUDA_LAUNCH_CHECK("flash_attention_forward_mma");
-    });
+bool flash_attention_takes_views(const Tensor& q, const Tensor& k, const Tensor& v) {
+    Heads<const uint16_t*> h;
+    return heads_of(q, h) && heads_of(k, h) && heads_of(v, h) && q.size(0) * q.size(1) <= 65535;
 }
 
-bool flash_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, const Tensor& lse,
-                        const Tensor& delta, bool causal, const Tensor& dq, const Tensor& dk,
-                        const Tensor& dv) {
-    if (q.dtype() != DType::BF16 || !all_aligned({q.raw_data(), k.raw_data(), v.raw_data(), g.raw_data(),
-                                                  dq.raw_data(), dk.raw_data(), dv.raw_data()},
-                                                 16))
+bool flash_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const Tensor& out,
+                       const Tensor& lse) {
+    Heads<const uint16_t*> hq, hk, hv;
+    Heads<uint16_t*> ho;
+    if (!flash_attention_takes_views(q, k, v) || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
+        !heads_of(out, ho))
         return false;
-    const int64_t BH = q.size(0) * q.size(1), Tq = q.size(2), Tk = k.size(2), D = q.size(3);
-    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-    return with_head_dim(D, [&](auto dtag) {
+    const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
+    const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))) * kLog2e;
+    if (BH * Tq == 0) return true;
+    with_head_dim(D, [&](auto dtag) {
         constexpr int HD = decltype(dtag)::value;
-        const float* pl = static_cast<const float*>(lse.raw_data());
-        const float* pd = static_cast<const float*>(delta.raw_data());
+        forward_kernel<HD><<<dim3((Tq + kTileRows - 1) / kTileRows, BH), kThreads>>>(
+            hq, hk, hv, ho, static_cast<float*>(lse.raw_data()), H, Tq, Tk, scale_log2, causal);
+    });
+    AC_CUDA_LAUNCH_CHECK("flash_attention_forward_mma");
+    return true;
+}
+
+bool flash_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const Tensor& g, bool causal, const Tensor& dq, const Tensor& dk,
+                        const Tensor& dv) {
+    Heads<const uint16_t*> hq, hk, hv, ho, hg;
+    Heads<uint16_t*> hdq, hdk, hdv;
+    if (!flash_attention_takes_views(q, k, v) || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
+        !heads_of(out, ho) || !heads_of(g, hg) || !heads_of(dq, hdq) || !heads_of(dk, hdk) ||
+        !heads_of(dv, hdv))
+        return false;
+    const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    Tensor delta = empty({BH * Tq}, DType::F32, Device::CUDA);  // (B, H, Tq)
+    const float* pl = static_cast<const float*>(lse.raw_data());
+    float* pd = static_cast<float*>(delta.raw_data());
+    with_head_dim(D, [&](auto dtag) {
+        constexpr int HD = decltype(dtag)::value;
+        if (BH * Tq > 0) {
+            delta_kernel<HD><<<(BH * Tq + 255) / 256, 256>>>(ho, hg, pd, H, Tq, BH * Tq);
+            AC_CUDA_LAUNCH_CHECK("flash_attention_backward_mma");
+        }
         if (BH * Tk > 0) {
             backward_kv_kernel<HD><<<dim3((Tk + kTileRows - 1) / kTileRows, BH), kThreads>>>(
-                bits(q), bits(k), bits(v), bits(g), pl, pd, bits_out(dk), bits_out(dv), Tq, Tk,
-                scale * kLog2e, scale, causal);
+                hq, hk, hv, hg, pl, pd, hdk, hdv, H, Tq, Tk, scale * kLog2e, scale, causal);
             AC_CUDA_LAUNCH_CHECK("flash_attention_backward_mma");
         }
         if (BH * Tq > 0) {
             backward_q_kernel<HD><<<dim3((Tq + kTileRows - 1) / kTileRows, BH), kThreads>>>(
-                bits(q), bits(k), bits(v), bits(g), pl, pd, bits_out(dq), Tq, Tk, scale * kLog2e, scale,
-                causal);
+                hq, hk, hv, hg, pl, pd, hdq, H, Tq, Tk, scale * kLog2e, scale, causal);
             AC_CUDA_LAUNCH_CHECK("flash_attention_backward_mma");
         }
     });
+    return true;
 }
 
 }  // namespace aclip::cuda

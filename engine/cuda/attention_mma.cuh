@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "engine/cuda/mma.cuh"
+#include "engine/math/bf16.h"
 
 namespace aclip::cuda::flash_mma {
 
@@ -20,32 +21,49 @@ constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 template <int D>
 constexpr int kStride = D + 8;
 
-// Rows row0 .. row0 + 63 of a (rows, D) bf16 matrix into a shared tile, zeros past `rows`.
+// One (B, H, T, D) bf16 operand in memory: element (b, h, t, d) at data[b * batch + h * head + t * row + d].
+// A contiguous tensor is {H T D, T D, D}; the q, k and v of a packed (B, T, 3, H, D) projection are
+// {3 T H D, D, 3 H D}, each from its own first element, so the kernels read them in place and write the
+// gradients into one packed buffer. Strides are multiples of 8 elements (16-byte rows).
+template <class P>
+struct Heads {
+    P data;
+    int64_t batch, head, row;
+    // The first row of (batch, head) bh, H heads per batch.
+    __device__ __forceinline__ P rows_of(int64_t bh, int64_t H) const {
+        return data + (bh / H) * batch + (bh % H) * head;
+    }
+};
+
+// Rows row0 .. row0 + 63 of a (rows, D) bf16 matrix, rows `stride` elements apart, into a shared tile,
+// zeros past `rows`.
 template <int D>
-__device__ __forceinline__ void load_tile(uint16_t* tile, const uint16_t* src, int64_t row0, int64_t rows) {
+__device__ __forceinline__ void load_tile(uint16_t* tile, const uint16_t* src, int64_t stride, int64_t row0,
+                                          int64_t rows) {
     constexpr int kChunks = D / 8;  // 16-byte pieces per row
     for (int e = threadIdx.x; e < kTileRows * kChunks; e += kThreads) {
         const int r = e / kChunks, c = e % kChunks;
         uint4 piece = make_uint4(0, 0, 0, 0);
-        if (row0 + r < rows) piece = *reinterpret_cast<const uint4*>(src + (row0 + r) * D + c * 8);
+        if (row0 + r < rows) piece = *reinterpret_cast<const uint4*>(src + (row0 + r) * stride + c * 8);
         *reinterpret_cast<uint4*>(tile + r * kStride<D> + c * 8) = piece;
     }
 }
 
-// Rows row0 .. row0 + 15 of a (rows, D) bf16 matrix in global memory as the A fragments of its D / 16
-// column blocks; zeros past `rows`.
+// Rows row0 .. row0 + 15 of a (rows, D) bf16 matrix in global memory, rows `stride` elements apart, as the
+// A fragments of its D / 16 column blocks; zeros past `rows`.
 template <int D>
-__device__ __forceinline__ void load_a_rows(FragA (&a)[D / 16], const uint16_t* src, int64_t row0,
-                                            int64_t rows) {
+__device__ __forceinline__ void load_a_rows(FragA (&a)[D / 16], const uint16_t* src, int64_t stride,
+                                            int64_t row0, int64_t rows) {
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const bool lo = row0 + g < rows, hi = row0 + g + 8 < rows;
-    const uint16_t* p = src + (row0 + g) * D + 2 * t;
+    const uint16_t* p = src + (row0 + g) * stride + 2 * t;
+    const uint16_t* p8 = p + 8 * stride;  // row g + 8
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
         a[kk].x[0] = lo ? load_pair(p + kk * 16) : 0u;
-        a[kk].x[1] = hi ? load_pair(p + 8 * D + kk * 16) : 0u;
+        a[kk].x[1] = hi ? load_pair(p8 + kk * 16) : 0u;
         a[kk].x[2] = lo ? load_pair(p + kk * 16 + 8) : 0u;
-        a[kk].x[3] = hi ? load_pair(p + 8 * D + kk * 16 + 8) : 0u;
+        a[kk].x[3] = hi ? load_pair(p8 + kk * 16 + 8) : 0u;
     }
 }
 
@@ -99,16 +117,17 @@ __device__ __forceinline__ void times_tile_rows(FragC (&s)[kTileCols], const Fra
     }
 }
 
-// Rows row and row + 8 of this lane (g = lane / 4) of a (rows, D) result from C tiles, times `scale`.
+// Rows row and row + 8 of this lane (g = lane / 4) of a (rows, D) result from C tiles, times `scale`, rows
+// `stride` elements apart.
 template <int D>
-__device__ __forceinline__ void store_rows(uint16_t* dst, const FragC (&acc)[D / 8], int64_t row0,
-                                           int64_t rows, const float (&scale)[2]) {
+__device__ __forceinline__ void store_rows(uint16_t* dst, int64_t stride, const FragC (&acc)[D / 8],
+                                           int64_t row0, int64_t rows, const float (&scale)[2]) {
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         const int64_t row = row0 + g + r * 8;
         if (row >= rows) continue;
-        uint16_t* p = dst + row * D + 2 * t;
+        uint16_t* p = dst + row * stride + 2 * t;
 #pragma unroll
         for (int dn = 0; dn < D / 8; ++dn)
             *reinterpret_cast<uint32_t*>(p + dn * 8) =
@@ -118,25 +137,24 @@ __device__ __forceinline__ void store_rows(uint16_t* dst, const FragC (&acc)[D /
 
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    forward_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* out, float* lse,
-                   int64_t Tq, int64_t Tk, float scale_log2, bool causal) {
+    forward_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
+                   Heads<uint16_t*> out, float* lse, int64_t H, int64_t Tq, int64_t Tk, float scale_log2,
+                   bool causal) {
     __shared__ __align__(16) uint16_t ks[kTileRows * kStride<D>];
     __shared__ __align__(16) uint16_t vs[kTileRows * kStride<D>];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int64_t bh = blockIdx.y, row0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
-    q += bh * Tq * D;
-    k += bh * Tk * D;
-    v += bh * Tk * D;
+    const uint16_t *kb = k.rows_of(bh, H), *vb = v.rows_of(bh, H);
     FragA qa[D / 16];  // (16, D): this warp's queries
-    load_a_rows<D>(qa, q, row0, Tq);
+    load_a_rows<D>(qa, q.rows_of(bh, H), q.row, row0, Tq);
     FragC o[D / 8];                                      // (16, D) unnormalised output
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // rows g, g + 8: running max (log2 units), this
                                                          // lane's share of the running sum
     const int64_t last_key = causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kTileRows) : Tk;
     for (int64_t j0 = 0; j0 < last_key; j0 += kTileRows) {
         __syncthreads();
-        load_tile<D>(ks, k, j0, Tk);
-        load_tile<D>(vs, v, j0, Tk);
+        load_tile<D>(ks, kb, k.row, j0, Tk);
+        load_tile<D>(vs, vb, v.row, j0, Tk);
         __syncthreads();
         FragC s[kTileCols];  // (16, 64) scores
         times_tile_rows<D>(s, qa, ks);
@@ -186,7 +204,7 @@ __global__ void __launch_bounds__(kThreads)
         if (t == 0 && query < Tq)
             lse[bh * Tq + query] = l[r] > 0.0f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
     }
-    store_rows<D>(out + bh * Tq * D, o, row0, Tq, inv);
+    store_rows<D>(out.rows_of(bh, H), out.row, o, row0, Tq, inv);
 }
 
 // lse (natural log) of a row as the base-2 offset of its probabilities; rows past the end and rows that
@@ -200,27 +218,27 @@ __device__ __forceinline__ float lse_log2(const float* lse, int64_t i, int64_t r
 // computed transposed, (16 keys, 64 queries) per warp, so the keys' rows stay in registers.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    backward_kv_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* go,
-                       const float* lse, const float* delta, uint16_t* dk, uint16_t* dv, int64_t Tq,
-                       int64_t Tk, float scale_log2, float scale, bool causal) {
+    backward_kv_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
+                       Heads<const uint16_t*> go, const float* lse, const float* delta, Heads<uint16_t*> dk,
+                       Heads<uint16_t*> dv, int64_t H, int64_t Tq, int64_t Tk, float scale_log2, float scale,
+                       bool causal) {
     __shared__ __align__(16) uint16_t qs[kTileRows * kStride<D>];
     __shared__ __align__(16) uint16_t gs[kTileRows * kStride<D>];
     __shared__ float ls[kTileRows], ds[kTileRows];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int64_t bh = blockIdx.y, key0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
-    q += bh * Tq * D;
-    go += bh * Tq * D;
+    const uint16_t *qb = q.rows_of(bh, H), *gb = go.rows_of(bh, H);
     lse += bh * Tq;
     delta += bh * Tq;
     FragA ka[D / 16], va[D / 16];  // (16, D): this warp's keys and values
-    load_a_rows<D>(ka, k + bh * Tk * D, key0, Tk);
-    load_a_rows<D>(va, v + bh * Tk * D, key0, Tk);
+    load_a_rows<D>(ka, k.rows_of(bh, H), k.row, key0, Tk);
+    load_a_rows<D>(va, v.rows_of(bh, H), v.row, key0, Tk);
     FragC dk_acc[D / 8], dv_acc[D / 8];
     // Causal: queries before this block's first key see none of its keys.
     for (int64_t i0 = causal ? static_cast<int64_t>(blockIdx.x) * kTileRows : 0; i0 < Tq; i0 += kTileRows) {
         __syncthreads();
-        load_tile<D>(qs, q, i0, Tq);
-        load_tile<D>(gs, go, i0, Tq);
+        load_tile<D>(qs, qb, q.row, i0, Tq);
+        load_tile<D>(gs, gb, go.row, i0, Tq);
         if (threadIdx.x < kTileRows) {
             ls[threadIdx.x] = lse_log2(lse, i0 + threadIdx.x, Tq);
             ds[threadIdx.x] = i0 + threadIdx.x < Tq ? delta[i0 + threadIdx.x] : 0.0f;
@@ -244,25 +262,24 @@ __global__ void __launch_bounds__(kThreads)
         accumulate_times_tile<D>(dk_acc, dp, qs);
     }
     const float one[2] = {1.0f, 1.0f}, scaled[2] = {scale, scale};
-    store_rows<D>(dv + bh * Tk * D, dv_acc, key0, Tk, one);
-    store_rows<D>(dk + bh * Tk * D, dk_acc, key0, Tk, scaled);
+    store_rows<D>(dv.rows_of(bh, H), dv.row, dv_acc, key0, Tk, one);
+    store_rows<D>(dk.rows_of(bh, H), dk.row, dk_acc, key0, Tk, scaled);
 }
 
 // One block per 64 queries: dQ = scale dS K, streaming key tiles.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    backward_q_kernel(const uint16_t* q, const uint16_t* k, const uint16_t* v, const uint16_t* go,
-                      const float* lse, const float* delta, uint16_t* dq, int64_t Tq, int64_t Tk,
-                      float scale_log2, float scale, bool causal) {
+    backward_q_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
+                      Heads<const uint16_t*> go, const float* lse, const float* delta, Heads<uint16_t*> dq,
+                      int64_t H, int64_t Tq, int64_t Tk, float scale_log2, float scale, bool causal) {
     __shared__ __align__(16) uint16_t ks[kTileRows * kStride<D>];
     __shared__ __align__(16) uint16_t vs[kTileRows * kStride<D>];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int64_t bh = blockIdx.y, row0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
-    k += bh * Tk * D;
-    v += bh * Tk * D;
+    const uint16_t *kb = k.rows_of(bh, H), *vb = v.rows_of(bh, H);
     FragA qa[D / 16], ga[D / 16];  // (16, D): this warp's queries and their output gradients
-    load_a_rows<D>(qa, q + bh * Tq * D, row0, Tq);
-    load_a_rows<D>(ga, go + bh * Tq * D, row0, Tq);
+    load_a_rows<D>(qa, q.rows_of(bh, H), q.row, row0, Tq);
+    load_a_rows<D>(ga, go.rows_of(bh, H), go.row, row0, Tq);
     float lr[2], dr[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -274,8 +291,8 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t last_key = causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kTileRows) : Tk;
     for (int64_t j0 = 0; j0 < last_key; j0 += kTileRows) {
         __syncthreads();
-        load_tile<D>(ks, k, j0, Tk);
-        load_tile<D>(vs, v, j0, Tk);
+        load_tile<D>(ks, kb, k.row, j0, Tk);
+        load_tile<D>(vs, vb, v.row, j0, Tk);
         __syncthreads();
         FragC s[kTileCols], dp[kTileCols];  // (16, 64): scores, then dS; dO V^T
         times_tile_rows<D>(s, qa, ks);
@@ -292,7 +309,28 @@ __global__ void __launch_bounds__(kThreads)
         accumulate_times_tile<D>(dq_acc, s, ks);
     }
     const float scaled[2] = {scale, scale};
-    store_rows<D>(dq + bh * Tq * D, dq_acc, row0, Tq, scaled);
+    store_rows<D>(dq.rows_of(bh, H), dq.row, dq_acc, row0, Tq, scaled);
+}
+
+// delta[bh, i] = sum_d dO[bh, i, d] * O[bh, i, d], the row term of the softmax backward; a thread per row.
+template <int D>
+__global__ void delta_kernel(Heads<const uint16_t*> out, Heads<const uint16_t*> go, float* delta, int64_t H,
+                             int64_t T, int64_t rows) {
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    const int64_t bh = r / T, i = r % T;
+    const uint16_t* o = out.rows_of(bh, H) + i * out.row;
+    const uint16_t* g = go.rows_of(bh, H) + i * go.row;
+    float s = 0.0f;
+#pragma unroll
+    for (int d = 0; d < D; d += 2) {
+        const uint32_t ow = load_pair(o + d), gw = load_pair(g + d);
+        s += bf16_to_f32(bf16{static_cast<uint16_t>(ow & 0xffffu)}) *
+             bf16_to_f32(bf16{static_cast<uint16_t>(gw & 0xffffu)});
+        s += bf16_to_f32(bf16{static_cast<uint16_t>(ow >> 16)}) *
+             bf16_to_f32(bf16{static_cast<uint16_t>(gw >> 16)});
+    }
+    delta[r] = s;
 }
 
 }  // namespace aclip::cuda::flash_mma

@@ -90,7 +90,8 @@ void sort_rows(const Tensor& x, bool descending, int64_t k, const Tensor& index)
 void resize_bilinear(const Tensor& x, const Tensor& out, bool adjoint);  // adjoint: out is the gradient
 void avg_pool2d(const Tensor& x, const Tensor& out, int64_t k, bool adjoint);
 
-// ---- attention (attention.cu); q (B, H, Tq, D), k, v (B, H, Tk, D) contiguous, D in {32, 64} ----
+// ---- attention (attention.cu, attention_mma.cu); q (B, H, Tq, D), k, v (B, H, Tk, D), D in {32, 64};
+// contiguous, except where flash_attention_takes_views says the kernels take the views as they are ----
 void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                              const Tensor& out, const Tensor& lse);
 void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
@@ -99,6 +100,10 @@ void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
 // probs (B, H, Tk): the softmax row of query 0 (the CLS token) of every head.
 void attention_cls_probs(const Tensor& q, const Tensor& k, const Tensor& probs);
 bool flash_attention_supports(int64_t head_dim);
+// bf16 q, k, v (and out, g and the gradients alike) run on the tensor cores as strided views: the last dim
+// contiguous, the other strides whole 16-byte rows, 16-byte aligned (a contiguous tensor, or the q, k and v
+// of a packed projection, read in place).
+bool flash_attention_takes_views(const Tensor& q, const Tensor& k, const Tensor& v);
 
 // ---- optimizer (optim.cu) ----
 void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,

@@ -124,6 +124,9 @@ void attention_cls_probs(const Tensor&, const Tensor&, const Tensor&) {
 bool flash_attention_supports(int64_t) {
     return false;
 }
+bool flash_attention_takes_views(const Tensor&, const Tensor&, const Tensor&) {
+    return false;
+}
 void adamw_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&,
                 const std::vector<Tensor>&, const std::vector<float>&, const AdamWScalars&) {
     no_backend("adamw_step");

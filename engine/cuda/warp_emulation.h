@@ -58,7 +58,7 @@ inline thread_local Block* current_block = nullptr;
 
 }  // namespace emulation
 
-inline thread_local Index3 threadIdx, blockIdx;
+inline thread_local Index3 threadIdx, blockIdx, blockDim;
 
 // Runs body() as a kernel of grid (x, y) blocks of `threads` threads (a multiple of 32).
 inline void emulate_launch(unsigned grid_x, unsigned grid_y, int threads, const std::function<void()>& body) {
@@ -70,6 +70,7 @@ inline void emulate_launch(unsigned grid_x, unsigned grid_y, int threads, const 
                 pool.emplace_back([&, t] {
                     threadIdx = {static_cast<unsigned>(t), 0, 0};
                     blockIdx = {bx, by, 0};
+                    blockDim = {static_cast<unsigned>(threads), 1, 1};
                     emulation::current_block = &block;
                     body();
                 });

@@ -132,18 +132,16 @@ Tensor MultiheadAttention::forward(const Tensor& x, bool causal, Tensor* first_p
     AC_CHECK(x.dim() == 3 && x.size(2) == width, "MultiheadAttention: input must be (B, T, ", width,
              "), got ", x.desc());
     const int64_t B = x.size(0), T = x.size(1), D = width / heads;
-    Tensor qkv = linear(x, in_proj_weight, in_proj_bias)  // (B, T, 3W)
-                     .view({B, T, 3, heads, D})
-                     .permute({2, 0, 3, 1, 4});               // (3, B, H, T, D), a strided view
-    const Tensor q = qkv.select(0, 0), k = qkv.select(0, 1);  // (B, H, T, D)
-    Tensor out = scaled_dot_product_attention(q, k, qkv.select(0, 2), causal).out;
+    const Tensor qkv = linear(x, in_proj_weight, in_proj_bias);  // (B, T, 3W): q, k, v side by side
+    const Tensor merged = self_attention(qkv, heads, causal);    // (B, T, W)
     if (first_probs) {
         AC_CHECK(!causal,
                  "MultiheadAttention: the first query's probabilities of causal attention are not "
                  "supported (its only key is itself)");
-        *first_probs = attention_cls_probs(q, k);  // (B, H, T)
+        const Tensor split =
+            qkv.detach().view({B, T, 3, heads, D}).permute({2, 0, 3, 1, 4});         // (3, B, H, T, D)
+        *first_probs = attention_cls_probs(split.select(0, 0), split.select(0, 1));  // (B, H, T)
     }
-    Tensor merged = out.permute({0, 2, 1, 3}).reshape({B, T, width});  // (B, T, W)
     return out_proj.forward(merged);
 }
 

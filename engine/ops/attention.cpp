@@ -29,7 +29,10 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
         !cuda::flash_attention_supports(q.size(3)))
         return scaled_dot_product_attention(q, k, v, causal).out;
     const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2);
-    Tensor qc = q.contiguous().detach(), kc = k.contiguous().detach(), vc = v.contiguous().detach();
+    // The tensor-core kernels read strided views as they are; the f32 kernels need contiguous tensors.
+    const bool views = cuda::flash_attention_takes_views(q, k, v);
+    Tensor qc = (views ? q : q.contiguous()).detach(), kc = (views ? k : k.contiguous()).detach(),
+           vc = (views ? v : v.contiguous()).detach();
     Tensor out = empty(q.shape(), q.dtype(), Device::CUDA);
     Tensor lse = empty({B, H, Tq}, DType::F32, Device::CUDA);
     cuda::flash_attention_forward(qc, kc, vc, causal, out, lse);
@@ -42,6 +45,37 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
                dv = empty(vs.shape(), vs.dtype(), Device::CUDA);
         cuda::flash_attention_backward(qs, ks, vs, so.get(), lse, g.contiguous(), causal, dq, dk, dv);
         return std::vector<Tensor>{dq, dk, dv};
+    });
+}
+
+Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal) {
+    AC_CHECK(qkv.dim() == 3 && heads > 0 && qkv.size(2) % (3 * heads) == 0,
+             "self_attention: qkv must be (B, T, 3W) with W divisible by ", heads, " heads, got ",
+             qkv.desc());
+    const int64_t B = qkv.size(0), T = qkv.size(1), W = qkv.size(2) / 3, D = W / heads;
+    auto heads_of = [B, T, heads, D](const Tensor& packed, int64_t which) {  // q, k or v: (B, H, T, D)
+        return packed.view({B, T, 3, heads, D}).select(2, which).permute({0, 2, 1, 3});
+    };
+    const Tensor q = heads_of(qkv, 0), k = heads_of(qkv, 1), v = heads_of(qkv, 2);
+    if (qkv.device() != Device::CUDA || !cuda::flash_attention_takes_views(q, k, v))
+        return scaled_dot_product_attention(q, k, v, causal).out.permute({0, 2, 1, 3}).reshape({B, T, W});
+    Tensor out = empty({B, T, W}, qkv.dtype(), Device::CUDA);
+    Tensor lse = empty({B, heads, T}, DType::F32, Device::CUDA);
+    auto out_heads = [B, T, heads, D](const Tensor& o) {  // (B, T, W) -> (B, H, T, D)
+        return o.view({B, T, heads, D}).permute({0, 2, 1, 3});
+    };
+    {
+        NoGradGuard no_grad;
+        cuda::flash_attention_forward(q.detach(), k.detach(), v.detach(), causal, out_heads(out), lse);
+    }
+    if (!needs_grad({qkv})) return out;
+    SavedTensor sqkv(qkv.detach(), "self_attention"), so(out, "self_attention");
+    return record("self_attention", out, {qkv}, [=](const Tensor& g) {
+        const Tensor packed = sqkv.get(), o = out_heads(so.get()), gh = out_heads(g.contiguous());
+        Tensor dqkv = empty(packed.shape(), packed.dtype(), Device::CUDA);  // every element written below
+        cuda::flash_attention_backward(heads_of(packed, 0), heads_of(packed, 1), heads_of(packed, 2), o, lse,
+                                       gh, causal, heads_of(dqkv, 0), heads_of(dqkv, 1), heads_of(dqkv, 2));
+        return std::vector<Tensor>{dqkv};
     });
 }
 

@@ -10,8 +10,8 @@
 //   softmax.cpp      softmax, log_softmax, cross_entropy
 //   index.cpp        embedding, index_select, gather, gather_rows, scatter_add, concat, stack, split,
 //                    topk, argsort
-//   attention.cpp    scaled_dot_product_attention, fused_attention, attention_cls_probs, dropout,
-//                    l2_normalize
+//   attention.cpp    scaled_dot_product_attention, fused_attention, self_attention, attention_cls_probs,
+//                    dropout, l2_normalize
 //   autocast.h       mixed precision: which dtype products, norms and losses run in
 //   resize.cpp       bilinear resize and average pooling of 2-D maps
 #pragma once
@@ -134,6 +134,12 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
 // The same attention through the fused CUDA kernels (head dims 32 and 64; the scores never reach memory),
 // whatever the length; on the CPU, or for other head dims, the composed op above.
 Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal);
+// Multi-head self-attention of a packed projection: qkv (B, T, 3W) holds q, k and v side by side, each
+// (B, T, heads, W / heads) (PyTorch's in_proj layout); returns (B, T, W), the heads side by side. On the
+// GPU in bf16 the tensor-core kernels read q, k and v in place, write the output in this layout and the
+// gradient of qkv as one tensor: no copies around the attention, forward or backward. Elsewhere, the
+// composed op on views.
+Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal);
 // The softmax attention row of query 0 (the CLS token) of every head: (B, H, Tk). No gradient. On the GPU
 // this is the one row fused attention cannot return; the attentive mask reads it from the EMA model.
 Tensor attention_cls_probs(const Tensor& q, const Tensor& k);

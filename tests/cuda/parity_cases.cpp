@@ -375,6 +375,31 @@ std::vector<ParityCase> build() {
                 "online softmax rescales running sums in a different order from the composed CPU op";
             v.push_back(c);
         }
+    for (bool causal : {false, true}) {
+        ParityCase c;
+        c.name = str_cat("self_attention (packed q, k, v)", causal ? " causal" : "");
+        // bf16 reads q, k, v in place and writes the packed gradient (the tensor-core kernels); f32, and
+        // the strided variant (rows of 3W + 3 elements), run the composed op on views.
+        c.kernels = {"flash_attention_forward_mma",
+                     "flash_attention_backward_mma",
+                     "gemm",
+                     "softmax_rows",
+                     "softmax_backward_rows",
+                     "strided_copy"};
+        c.inputs = [](S s) {
+            Shape x = s == S::Odd   ? Shape{2, 37, 3 * 64}
+                      : s == S::One ? Shape{1, 1, 3 * 32}
+                                    : Shape{16, 197, 3 * 768};
+            return std::vector<In>{In{x}};
+        };
+        c.run = [causal](const Ts& x) {
+            const int64_t W = x[0].size(2) / 3;
+            return Ts{self_attention(x[0], W == 768 ? 12 : W / 32, causal)};  // head dims 64, 32, 32
+        };
+        c.f32_tol = 2e-5;
+        c.tol_reason = "softmax rows summed in a different order by cuBLASLt and the CPU";
+        v.push_back(c);
+    }
     {
         ParityCase c;
         c.name = "composed attention (with its probabilities, causal and not) and CLS row";

@@ -42,45 +42,101 @@ double relative_error(const Tensor& actual, const Tensor& expected) {
     return std::sqrt(diff / std::max(norm, 1e-30));
 }
 
+// Where a (B, H, T, D) operand lies in a buffer: contiguous, or one of the three of a packed (B, T, 3, H, D)
+// projection (`which` 0, 1, 2), or a (B, T, H, D) output with the heads side by side (which = -1).
+struct Layout {
+    int64_t offset;
+    cuda::flash_mma::Heads<const uint16_t*> strides;  // data unused: the strides
+};
+
+Layout contiguous(int64_t H, int64_t T, int64_t D) {
+    return {0, {nullptr, H * T * D, T * D, D}};
+}
+Layout packed(int64_t H, int64_t T, int64_t D, int64_t which) {
+    const int64_t W = H * D, width = which < 0 ? W : 3 * W;
+    return {which < 0 ? 0 : which * W, {nullptr, T * width, D, width}};
+}
+
+// The (B, H, T, D) values of t written into buf at layout l (buf sized by the caller), and read back.
+void scatter(const Bits& values, const Shape& s, const Layout& l, Bits& buf) {
+    for (int64_t b = 0, i = 0; b < s[0]; ++b)
+        for (int64_t h = 0; h < s[1]; ++h)
+            for (int64_t t = 0; t < s[2]; ++t)
+                for (int64_t d = 0; d < s[3]; ++d, ++i)
+                    buf[static_cast<size_t>(l.offset + b * l.strides.batch + h * l.strides.head +
+                                            t * l.strides.row + d)] = values[static_cast<size_t>(i)];
+}
+Tensor gather(const Bits& buf, const Shape& s, const Layout& l) {
+    Bits values;
+    for (int64_t b = 0; b < s[0]; ++b)
+        for (int64_t h = 0; h < s[1]; ++h)
+            for (int64_t t = 0; t < s[2]; ++t)
+                for (int64_t d = 0; d < s[3]; ++d)
+                    values.push_back(buf[static_cast<size_t>(l.offset + b * l.strides.batch +
+                                                             h * l.strides.head + t * l.strides.row + d)]);
+    return from_bits(values, s);
+}
+
+template <class P>
+cuda::flash_mma::Heads<P> at(P base, const Layout& l) {
+    return {base + l.offset, l.strides.batch, l.strides.head, l.strides.row};
+}
+
+// Runs the three kernels (and the delta kernel) on emulated warps and compares them with the composed
+// attention and its autograd. packed: q, k and v read from one (B, T, 3, H, D) buffer, the output and dO
+// in (B, T, H, D), the gradients written into one packed buffer, as self_attention runs them (Tq = Tk).
 template <int D>
-void check_attention(int64_t Tq, int64_t Tk, bool causal) {
+void check_attention(int64_t Tq, int64_t Tk, bool causal, bool is_packed) {
     CAPTURE(D);
     CAPTURE(Tq);
     CAPTURE(Tk);
     CAPTURE(causal);
-    const int64_t H = 2;  // (1, H, T, D): two heads, so the kernels' per-head offsets are exercised
+    CAPTURE(is_packed);
+    const int64_t B = 2, H = 2;  // two batches of two heads: the kernels' per-(batch, head) offsets
     auto bf16_values = [](const Shape& s, uint64_t seed) {  // inputs that bf16 holds exactly
         return from_bits(to_bits(test::random_tensor(s, seed, -2, 2, DType::F32)), s);
     };
-    const Tensor q = bf16_values({1, H, Tq, D}, 1), k = bf16_values({1, H, Tk, D}, 2),
-                 v = bf16_values({1, H, Tk, D}, 3), go = bf16_values({1, H, Tq, D}, 4);
-    const Bits qb = to_bits(q), kb = to_bits(k), vb = to_bits(v), gb = to_bits(go);
+    const Shape qs{B, H, Tq, D}, ks{B, H, Tk, D};
+    const Tensor q = bf16_values(qs, 1), k = bf16_values(ks, 2), v = bf16_values(ks, 3),
+                 go = bf16_values(qs, 4);
+    const Layout lq = is_packed ? packed(H, Tq, D, 0) : contiguous(H, Tq, D),
+                 lk = is_packed ? packed(H, Tk, D, 1) : contiguous(H, Tk, D),
+                 lv = is_packed ? packed(H, Tk, D, 2) : contiguous(H, Tk, D),
+                 lo = is_packed ? packed(H, Tq, D, -1) : contiguous(H, Tq, D);
+    const size_t in_size = static_cast<size_t>(is_packed ? 3 * B * Tq * H * D : B * H * Tk * D);
+    Bits qb(is_packed ? in_size : static_cast<size_t>(B * H * Tq * D)), kb(in_size), vb(in_size);
+    Bits& kbuf = is_packed ? qb : kb;  // packed: all three in qb
+    Bits& vbuf = is_packed ? qb : vb;
+    scatter(to_bits(q), qs, lq, qb);
+    scatter(to_bits(k), ks, lk, kbuf);
+    scatter(to_bits(v), ks, lv, vbuf);
+    Bits gb(static_cast<size_t>(B * H * Tq * D)), out(gb.size());
+    scatter(to_bits(go), qs, lo, gb);
+    Bits dq(qb.size()), dk(kb.size()), dv(vb.size());
+    Bits& dkbuf = is_packed ? dq : dk;
+    Bits& dvbuf = is_packed ? dq : dv;
+
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     using namespace cuda::flash_mma;
     const unsigned q_blocks = static_cast<unsigned>((Tq + kTileRows - 1) / kTileRows),
                    k_blocks = static_cast<unsigned>((Tk + kTileRows - 1) / kTileRows);
-
-    Bits out(qb.size()), dq(qb.size()), dk(kb.size()), dv(vb.size());
-    std::vector<float> lse(static_cast<size_t>(H * Tq)), delta(lse.size());
-    cuda::emulate_launch(q_blocks, H, kThreads, [&] {
-        forward_kernel<D>(qb.data(), kb.data(), vb.data(), out.data(), lse.data(), Tq, Tk, scale * kLog2e,
-                          causal);
+    const uint16_t *pq = qb.data(), *pk = kbuf.data(), *pv = vbuf.data(), *pg = gb.data();
+    std::vector<float> lse(static_cast<size_t>(B * H * Tq)), delta(lse.size());
+    cuda::emulate_launch(q_blocks, B * H, kThreads, [&] {
+        forward_kernel<D>(at(pq, lq), at(pk, lk), at(pv, lv), at(out.data(), lo), lse.data(), H, Tq, Tk,
+                          scale * kLog2e, causal);
     });
-    const Tensor out_t = from_bits(out, {1, H, Tq, D});
-    for (int64_t i = 0; i < H * Tq; ++i) {  // what flash_delta_kernel computes: the rows of dO * O
-        float s = 0;
-        for (int64_t d = 0; d < D; ++d)
-            s += bf16_to_f32(bf16{out[static_cast<size_t>(i * D + d)]}) *
-                 bf16_to_f32(bf16{gb[static_cast<size_t>(i * D + d)]});
-        delta[static_cast<size_t>(i)] = s;
-    }
-    cuda::emulate_launch(k_blocks, H, kThreads, [&] {
-        backward_kv_kernel<D>(qb.data(), kb.data(), vb.data(), gb.data(), lse.data(), delta.data(), dk.data(),
-                              dv.data(), Tq, Tk, scale * kLog2e, scale, causal);
+    const uint16_t* po = out.data();
+    cuda::emulate_launch(static_cast<unsigned>((B * H * Tq + 127) / 128), 1, 128,
+                         [&] { delta_kernel<D>(at(po, lo), at(pg, lo), delta.data(), H, Tq, B * H * Tq); });
+    cuda::emulate_launch(k_blocks, B * H, kThreads, [&] {
+        backward_kv_kernel<D>(at(pq, lq), at(pk, lk), at(pv, lv), at(pg, lo), lse.data(), delta.data(),
+                              at(dkbuf.data(), lk), at(dvbuf.data(), lv), H, Tq, Tk, scale * kLog2e, scale,
+                              causal);
     });
-    cuda::emulate_launch(q_blocks, H, kThreads, [&] {
-        backward_q_kernel<D>(qb.data(), kb.data(), vb.data(), gb.data(), lse.data(), delta.data(), dq.data(),
-                             Tq, Tk, scale * kLog2e, scale, causal);
+    cuda::emulate_launch(q_blocks, B * H, kThreads, [&] {
+        backward_q_kernel<D>(at(pq, lq), at(pk, lk), at(pv, lv), at(pg, lo), lse.data(), delta.data(),
+                             at(dq.data(), lq), H, Tq, Tk, scale * kLog2e, scale, causal);
     });
 
     // The reference: the composed attention in f32 on the same bf16 values, and autograd.
@@ -90,26 +146,26 @@ void check_attention(int64_t Tq, int64_t Tk, bool causal) {
     sum(mul(expected, go)).backward();
     // Probabilities and outputs are rounded to bf16 (2^-9 relative each) before and after the second
     // product, dS and the gradients likewise: a few bf16 roundings, norm-relative.
-    CHECK(relative_error(out_t, expected.detach()) < 1e-2);
-    CHECK(relative_error(from_bits(dq, q.shape()), qr.grad()) < 2e-2);
-    CHECK(relative_error(from_bits(dk, k.shape()), kr.grad()) < 2e-2);
-    CHECK(relative_error(from_bits(dv, v.shape()), vr.grad()) < 2e-2);
+    CHECK(relative_error(gather(out, qs, lo), expected.detach()) < 1e-2);
+    CHECK(relative_error(gather(dq, qs, lq), qr.grad()) < 2e-2);
+    CHECK(relative_error(gather(dkbuf, ks, lk), kr.grad()) < 2e-2);
+    CHECK(relative_error(gather(dvbuf, ks, lv), vr.grad()) < 2e-2);
     // The log-sum-exp of every row, in f32 from f32 scores: f32 rounding only.
-    const std::vector<float> qs = q.to_vector<float>(), ks = k.to_vector<float>();
-    for (int64_t h = 0; h < H; ++h)
+    const std::vector<float> qv = q.to_vector<float>(), kv = k.to_vector<float>();
+    for (int64_t bh = 0; bh < B * H; ++bh)
         for (int64_t i = 0; i < Tq; ++i) {
             double m = -INFINITY, total = 0;
             std::vector<double> s;
             for (int64_t j = 0; j < Tk && (!causal || j <= i); ++j) {
                 double dot = 0;
                 for (int64_t d = 0; d < D; ++d)
-                    dot += qs[static_cast<size_t>((h * Tq + i) * D + d)] *
-                           ks[static_cast<size_t>((h * Tk + j) * D + d)];
+                    dot += qv[static_cast<size_t>((bh * Tq + i) * D + d)] *
+                           kv[static_cast<size_t>((bh * Tk + j) * D + d)];
                 s.push_back(dot * scale);
                 m = std::max(m, s.back());
             }
             for (double x : s) total += std::exp(x - m);
-            REQUIRE(std::abs(lse[static_cast<size_t>(h * Tq + i)] - (m + std::log(total))) < 1e-4);
+            REQUIRE(std::abs(lse[static_cast<size_t>(bh * Tq + i)] - (m + std::log(total))) < 1e-4);
         }
 }
 
@@ -118,13 +174,16 @@ void check_attention(int64_t Tq, int64_t Tk, bool causal) {
 TEST_SUITE("cuda") {
     TEST_CASE("tensor-core flash attention on emulated warps equals the composed attention") {
         // Partial tiles (37 queries, 41 keys), whole ones (64), several tiles each way (70 queries of 3
-        // keys; 3 queries of 130 keys), causal and not.
+        // keys; 3 queries of 130 keys), causal and not; contiguous operands, and the packed q, k, v of
+        // self_attention (one projection buffer in, one gradient buffer out).
         for (bool causal : {false, true}) {
-            check_attention<32>(37, 41, causal);
-            check_attention<64>(37, 41, causal);
-            check_attention<64>(64, 64, causal);
-            check_attention<64>(70, 3, causal);
-            check_attention<32>(3, 130, causal);
+            check_attention<32>(37, 41, causal, false);
+            check_attention<64>(37, 41, causal, false);
+            check_attention<64>(64, 64, causal, false);
+            check_attention<64>(70, 3, causal, false);
+            check_attention<32>(3, 130, causal, false);
+            check_attention<64>(70, 70, causal, true);
+            check_attention<32>(37, 37, causal, true);
         }
     }
 }

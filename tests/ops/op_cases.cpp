@@ -83,6 +83,8 @@ const std::map<std::string, OpFn>& op_cases() {
         {"resize_bilinear_up", [](const Inputs& x) { return resize_bilinear(x[0], 7, 9); }},
         {"resize_bilinear_down", [](const Inputs& x) { return resize_bilinear(x[0], 3, 2); }},
         {"avg_pool2d", [](const Inputs& x) { return avg_pool2d(x[0], 2); }},
+        {"self_attention", [](const Inputs& x) { return self_attention(x[0], 2, false); }},
+        {"self_attention_causal", [](const Inputs& x) { return self_attention(x[0], 2, true); }},
     };
     return table;
 }

@@ -87,6 +87,16 @@ def main():
     report("attention_fwd_bwd", sdpa, 3.5 * fwd, 0)
     report("attention_fused_fwd_bwd", sdpa, 3.5 * fwd, 0)  # every aclip path against SDPA
     report("attention_composed_fwd_bwd", sdpa, 3.5 * fwd, 0)
+    # A transformer block's attention as models run it: from the packed (B, T, 3W) projection to (B, T, W).
+    qkv = rnd(AB, T, 3 * C, dt=bf).requires_grad_()
+    go = rnd(AB, T, C, dt=bf)
+
+    def packed_fwd_bwd():
+        q, k, v = qkv.view(AB, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(q, k, v).permute(0, 2, 1, 3).reshape(AB, T, C)
+        torch.autograd.grad(o, qkv, go)
+
+    report("self_attention_fwd_bwd", time_ms(it, packed_fwd_bwd), 3.5 * fwd, 0)
 
 
 if __name__ == "__main__":

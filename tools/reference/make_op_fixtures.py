@@ -38,6 +38,14 @@ def sdpa(q, k, v, causal):
     return torch.softmax(s, -1) @ v
 
 
+def self_attention(qkv, heads, causal):
+    """Multi-head self-attention of a packed (B, T, 3W) projection, as nn.MultiheadAttention splits it."""
+    B, T, W3 = qkv.shape
+    W = W3 // 3
+    q, k, v = qkv.view(B, T, 3, heads, W // heads).permute(2, 0, 3, 1, 4)
+    return sdpa(q, k, v, causal).permute(0, 2, 1, 3).reshape(B, T, W)
+
+
 def bn_train(x, w, b):
     return F.batch_norm(x, torch.zeros(x.shape[1], dtype=x.dtype), torch.ones(x.shape[1], dtype=x.dtype), w, b,
                         training=True, momentum=0.1, eps=1e-5)
@@ -106,6 +114,8 @@ CASES = {
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 2), [rnd(2, 3, 6, 4)]),
     "gather_rows": (lambda x, i: x[torch.arange(x.shape[0]).unsqueeze(1), i],
                     [rnd(3, 5, 4), torch.tensor([[4, 0], [2, 2], [1, 3]])]),
+    "self_attention": (lambda qkv: self_attention(qkv, 2, False), [rnd(2, 5, 24)]),
+    "self_attention_causal": (lambda qkv: self_attention(qkv, 2, True), [rnd(2, 5, 24)]),
 }
 
 
