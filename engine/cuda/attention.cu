@@ -187,18 +187,23 @@ __global__ void flash_backward_q_kernel(const T* q, const T* k, const T* v, cons
 }
 
 // probs[b, h, j] = softmax_j(scale * q[b, h, 0] . k[b, h, j]); one block per (b, h), scores in shared
-// memory (Tk floats).
+// memory (Tk floats). q and k are (B, H, T, D) views with a contiguous last dim: element (b, h, t, d) at
+// b * s[0] + h * s[1] + t * s[2] + d, so the q and k of a packed projection are read in place.
+struct ViewStrides {
+    int64_t batch, head, row;
+};
 template <class T>
-__global__ void cls_probs_kernel(const T* q, const T* k, T* probs, int64_t Tq, int64_t Tk, int64_t D,
-                                 float scale) {
+__global__ void cls_probs_kernel(const T* q, ViewStrides qs, const T* k, ViewStrides ks, T* probs, int64_t H,
+                                 int64_t Tk, int64_t D, float scale) {
     extern __shared__ float scores[];
     __shared__ float shared[32];
-    const int64_t bh = blockIdx.x;
-    const T* q0 = q + bh * Tq * D;
+    const int64_t bh = blockIdx.x, b = bh / H, h = bh % H;
+    const T* q0 = q + b * qs.batch + h * qs.head;
+    const T* kb = k + b * ks.batch + h * ks.head;
     float m = -INFINITY;
     for (int64_t j = threadIdx.x; j < Tk; j += blockDim.x) {
         float s = 0.0f;
-        for (int64_t d = 0; d < D; ++d) s += ld(q0[d]) * ld(k[(bh * Tk + j) * D + d]);
+        for (int64_t d = 0; d < D; ++d) s += ld(q0[d]) * ld(kb[j * ks.row + d]);
         scores[j] = s * scale;
         m = fmaxf(m, scores[j]);
     }
@@ -294,16 +299,20 @@ void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
 }
 
 void attention_cls_probs(const Tensor& q, const Tensor& k, const Tensor& probs) {
-    const int64_t BH = q.size(0) * q.size(1), Tq = q.size(2), Tk = k.size(2), D = q.size(3);
+    const int64_t H = q.size(1), BH = q.size(0) * H, Tk = k.size(2), D = q.size(3);
+    AC_CHECK(q.strides()[3] == 1 && k.strides()[3] == 1, "attention_cls_probs: q ", q.desc(), " and k ",
+             k.desc(), " need a contiguous last dim");
+    const ViewStrides qs{q.strides()[0], q.strides()[1], q.strides()[2]},
+        ks{k.strides()[0], k.strides()[1], k.strides()[2]};
     if (BH * Tk == 0) return;
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     const size_t shared_bytes = static_cast<size_t>(Tk) * sizeof(float);
     AC_CHECK(shared_bytes <= 48 * 1024, "attention_cls_probs: ", Tk, " keys do not fit in shared memory");
     dispatch_gpu_float(q.dtype(), "attention_cls_probs", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        cls_probs_kernel<T><<<BH, 256, shared_bytes>>>(static_cast<const T*>(q.raw_data()),
-                                                       static_cast<const T*>(k.raw_data()),
-                                                       static_cast<T*>(probs.raw_data()), Tq, Tk, D, scale);
+        cls_probs_kernel<T><<<BH, 256, shared_bytes>>>(static_cast<const T*>(q.raw_data()), qs,
+                                                       static_cast<const T*>(k.raw_data()), ks,
+                                                       static_cast<T*>(probs.raw_data()), H, Tk, D, scale);
     });
     AC_CUDA_LAUNCH_CHECK("attention_cls_probs");
 }

@@ -97,7 +97,8 @@ void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, 
 void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                               const Tensor& lse, const Tensor& g, bool causal, const Tensor& dq,
                               const Tensor& dk, const Tensor& dv);
-// probs (B, H, Tk): the softmax row of query 0 (the CLS token) of every head.
+// probs (B, H, Tk): the softmax row of query 0 (the CLS token) of every head; q and k may be any views
+// whose last dim is contiguous.
 void attention_cls_probs(const Tensor& q, const Tensor& k, const Tensor& probs);
 bool flash_attention_supports(int64_t head_dim);
 // bf16 q, k, v (and out, g and the gradients alike) run on the tensor cores as strided views: the last dim

@@ -138,8 +138,10 @@ Tensor attention_cls_probs(const Tensor& q, const Tensor& k) {
     NoGradGuard no_grad;
     if (common_device("attention_cls_probs", {&q, &k}) == Device::CUDA) {
         Tensor probs = empty({q.size(0), q.size(1), k.size(2)}, q.dtype(), Device::CUDA);
-        cuda::attention_cls_probs(q.narrow(2, 0, 1).contiguous(), k.contiguous(), probs);  // the kernel reads
-        return probs;                                                                      // query 0 only
+        auto last_dim_contiguous = [](const Tensor& t) { return t.strides()[3] == 1 ? t : t.contiguous(); };
+        cuda::attention_cls_probs(last_dim_contiguous(q), last_dim_contiguous(k),
+                                  probs);  // views read in place
+        return probs;
     }
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     // As the composed attention computes it: q scaled before the product.
