@@ -117,6 +117,23 @@ __device__ __forceinline__ void times_tile_rows(FragC (&s)[kTileCols], const Fra
     }
 }
 
+// The keys a block of 64 queries streams: all of them, or (causal) those up to its last query.
+__device__ __forceinline__ int64_t keys_seen(int64_t Tk, bool causal) {
+    return causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kTileRows) : Tk;
+}
+
+// Rows j0 .. j0 + 63 of two operands (a block's next key and value tiles, or query and dO tiles) into
+// shared tiles, between barriers: every warp is done with the previous tiles, and sees all of these.
+template <int D>
+__device__ __forceinline__ void load_tile_pair(uint16_t* ta, const uint16_t* a, int64_t stride_a,
+                                               uint16_t* tb, const uint16_t* b, int64_t stride_b, int64_t j0,
+                                               int64_t rows) {
+    __syncthreads();
+    load_tile<D>(ta, a, stride_a, j0, rows);
+    load_tile<D>(tb, b, stride_b, j0, rows);
+    __syncthreads();
+}
+
 // Rows row and row + 8 of this lane (g = lane / 4) of a (rows, D) result from C tiles, times `scale`, rows
 // `stride` elements apart.
 template <int D>
@@ -150,12 +167,8 @@ __global__ void __launch_bounds__(kThreads)
     FragC o[D / 8];                                      // (16, D) unnormalised output
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // rows g, g + 8: running max (log2 units), this
                                                          // lane's share of the running sum
-    const int64_t last_key = causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kTileRows) : Tk;
-    for (int64_t j0 = 0; j0 < last_key; j0 += kTileRows) {
-        __syncthreads();
-        load_tile<D>(ks, kb, k.row, j0, Tk);
-        load_tile<D>(vs, vb, v.row, j0, Tk);
-        __syncthreads();
+    for (int64_t j0 = 0; j0 < keys_seen(Tk, causal); j0 += kTileRows) {
+        load_tile_pair<D>(ks, kb, k.row, vs, vb, v.row, j0, Tk);
         FragC s[kTileCols];  // (16, 64) scores
         times_tile_rows<D>(s, qa, ks);
         float tile_max[2] = {-INFINITY, -INFINITY};
@@ -236,14 +249,12 @@ __global__ void __launch_bounds__(kThreads)
     FragC dk_acc[D / 8], dv_acc[D / 8];
     // Causal: queries before this block's first key see none of its keys.
     for (int64_t i0 = causal ? static_cast<int64_t>(blockIdx.x) * kTileRows : 0; i0 < Tq; i0 += kTileRows) {
-        __syncthreads();
-        load_tile<D>(qs, qb, q.row, i0, Tq);
-        load_tile<D>(gs, gb, go.row, i0, Tq);
+        __syncthreads();  // every warp is done with the previous row terms
         if (threadIdx.x < kTileRows) {
             ls[threadIdx.x] = lse_log2(lse, i0 + threadIdx.x, Tq);
             ds[threadIdx.x] = i0 + threadIdx.x < Tq ? delta[i0 + threadIdx.x] : 0.0f;
         }
-        __syncthreads();
+        load_tile_pair<D>(qs, qb, q.row, gs, gb, go.row, i0, Tq);
         FragC p[kTileCols], dp[kTileCols];  // (16 keys, 64 queries): P^T, then dS^T; (dO V^T)^T
         times_tile_rows<D>(p, ka, qs);
         times_tile_rows<D>(dp, va, gs);
@@ -288,12 +299,8 @@ __global__ void __launch_bounds__(kThreads)
         dr[r] = query < Tq ? delta[bh * Tq + query] : 0.0f;
     }
     FragC dq_acc[D / 8];
-    const int64_t last_key = causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kTileRows) : Tk;
-    for (int64_t j0 = 0; j0 < last_key; j0 += kTileRows) {
-        __syncthreads();
-        load_tile<D>(ks, kb, k.row, j0, Tk);
-        load_tile<D>(vs, vb, v.row, j0, Tk);
-        __syncthreads();
+    for (int64_t j0 = 0; j0 < keys_seen(Tk, causal); j0 += kTileRows) {
+        load_tile_pair<D>(ks, kb, k.row, vs, vb, v.row, j0, Tk);
         FragC s[kTileCols], dp[kTileCols];  // (16, 64): scores, then dS; dO V^T
         times_tile_rows<D>(s, qa, ks);
         times_tile_rows<D>(dp, ga, vs);
