@@ -41,7 +41,8 @@ __device__ __forceinline__ int64_t offset_of(const CollapsedDims& dims, int64_t 
 }
 
 // V consecutive elements moved as one access of V * sizeof(T) bytes (16 at most), the unit of vectorised
-// loops; the address must be aligned to that size. vector_width<T>() is V for 16-byte accesses.
+// loops (pointwise, LayerNorm); the address must be aligned to that size. vector_width<T>() is V for
+// 16-byte accesses.
 template <class T, int V>
 struct alignas(sizeof(T) * V) Pack {
     T v[V];

@@ -13,32 +13,19 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Elements per thread in the vectorised path: 16 bytes of the input type.
-template <class T>
-constexpr int vec_width() {
-    return 16 / static_cast<int>(sizeof(T));
-}
-
 template <PW op, class T, class O>
 __global__ void pointwise_vectorized(O* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b,
                                      int64_t n, compute_t<T> s0, compute_t<T> s1) {
     using C = compute_t<T>;
-    constexpr int V = vec_width<T>();
-    struct alignas(16) In {
-        T v[V];
-    };
-    struct alignas(sizeof(O) * V) Out {
-        O v[V];
-    };
+    constexpr int V = vector_width<T>();  // 16 bytes of the input type per thread and step
     const int64_t vectors = n / V;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
-        In x = reinterpret_cast<const In*>(a)[i];
-        In y = reinterpret_cast<const In*>(b)[i];
-        Out o;
+        const Pack<T, V> x = load_pack<T, V>(a + i * V), y = load_pack<T, V>(b + i * V);
+        Pack<O, V> o;
 #pragma unroll
         for (int k = 0; k < V; ++k) o.v[k] = st<O>(pointwise_apply<op, C>(ld(x.v[k]), ld(y.v[k]), s0, s1));
-        reinterpret_cast<Out*>(out)[i] = o;
+        store_pack<O, V>(out + i * V, o);
     }
     for (int64_t i = vectors * V + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
         out[i] = st<O>(pointwise_apply<op, C>(ld(a[i]), ld(b[i]), s0, s1));
@@ -71,7 +58,7 @@ void launch_pointwise(double s0, double s1, const Tensor& out, const Tensor& a, 
         const bool dense = out.is_contiguous() && a.is_contiguous() && bb.is_contiguous() &&
                            a.shape() == out.shape() && bb.shape() == out.shape();
         if (dense && all_aligned({po, pa, pb}, 16)) {
-            const int64_t blocks = grid_for(n / vec_width<T>() + 1, kThreads);
+            const int64_t blocks = grid_for(n / vector_width<T>() + 1, kThreads);
             pointwise_vectorized<op, T, O><<<blocks, kThreads>>>(po, pa, pb, n, C(s0), C(s1));
         } else {
             Strides so = out.strides();
