@@ -71,9 +71,9 @@ struct GemmOperand {
     int64_t batch_stride;
 };
 // bias, if given: (N) of out's dtype, contiguous, with batch 1; cuBLASLt's epilogue adds it to every row
-// of out, saving the pass over out that adding it afterwards costs. Returns false when the epilogue
-// cannot take it (a bias not 16-byte aligned, or no algorithm with the epilogue): the bias is then not
-// added and the caller adds it.
+// of out, saving the pass over out that adding it afterwards costs. Returns whether the bias was added:
+// false without one, or when the epilogue cannot take it (a bias not 16-byte aligned, or no algorithm
+// with the epilogue), and the caller then adds it.
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
           int64_t K, const Tensor& bias = Tensor());
 

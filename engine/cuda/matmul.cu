@@ -162,10 +162,10 @@ AC_REGISTER_KERNEL("gemm");
 
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
           int64_t K, const Tensor& bias) {
-    if (batch * M * N == 0) return true;
+    if (batch * M * N == 0) return false;
     if (K == 0) {
         fill(out, 0.0);
-        return !bias.defined();
+        return false;
     }
     const DType dt = out.dtype();
     AC_CHECK(dt == DType::F32 || dt == DType::BF16, "matmul: CUDA products take f32 or bf16, got ",
@@ -209,7 +209,7 @@ bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
     const Plan& p = plan_for(key, plan);
     AC_CHECK(p.found, "matmul: cuBLASLt has no algorithm for M ", M, ", N ", N, ", K ", K, ", batch ", batch);
     run(p, a, b, out);
-    return !bias.defined();
+    return false;
 }
 
 }  // namespace aclip::cuda

@@ -105,12 +105,10 @@ Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const S
     cuda::GemmOperand oa{}, ob{};
     prepare(a, ka, oa);
     prepare(b, kb, ob);
-    const bool epilogue = bias.defined() && shape_numel(batch) == 1 && bias.dtype() == out.dtype() &&
-                          bias.dim() == 1 && bias.size(0) == out.size(-1);
-    if (!cuda::gemm(oa, ob, out, shape_numel(batch), a.size(-2), b.size(-1), a.size(-1),
-                    epilogue ? bias.contiguous() : Tensor()) ||
-        (bias.defined() && !epilogue))
-        out.add_(bias);
+    const bool epilogue = bias.defined() && shape_numel(batch) == 1 && bias.dtype() == out.dtype();
+    const bool added = cuda::gemm(oa, ob, out, shape_numel(batch), a.size(-2), b.size(-1), a.size(-1),
+                                  epilogue ? bias.contiguous() : Tensor());
+    if (bias.defined() && !added) out.add_(bias);
     return out;
 }
 
