@@ -40,6 +40,8 @@ bool heads_of(const Tensor& t, Heads<P>& h) {
     return true;
 }
 
+constexpr int64_t kMaxGridY = 65535;  // the grid's y is the (batch, head) index
+
 template <class Fn>
 void with_head_dim(int64_t D, Fn&& fn) {
     if (D == 32) return fn(std::integral_constant<int, 32>{});
@@ -50,14 +52,14 @@ void with_head_dim(int64_t D, Fn&& fn) {
 
 bool flash_attention_takes_views(const Tensor& q, const Tensor& k, const Tensor& v) {
     Heads<const uint16_t*> h;
-    return heads_of(q, h) && heads_of(k, h) && heads_of(v, h) && q.size(0) * q.size(1) <= 65535;
+    return q.size(0) * q.size(1) <= kMaxGridY && heads_of(q, h) && heads_of(k, h) && heads_of(v, h);
 }
 
 bool flash_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const Tensor& out,
                        const Tensor& lse) {
     Heads<const uint16_t*> hq, hk, hv;
     Heads<uint16_t*> ho;
-    if (!flash_attention_takes_views(q, k, v) || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
+    if (q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
         !heads_of(out, ho))
         return false;
     const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
@@ -77,7 +79,7 @@ bool flash_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& dv) {
     Heads<const uint16_t*> hq, hk, hv, ho, hg;
     Heads<uint16_t*> hdq, hdk, hdv;
-    if (!flash_attention_takes_views(q, k, v) || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
+    if (q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
         !heads_of(out, ho) || !heads_of(g, hg) || !heads_of(dq, hdq) || !heads_of(dk, hdk) ||
         !heads_of(dv, hdv))
         return false;

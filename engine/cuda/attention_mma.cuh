@@ -6,7 +6,6 @@
 #include <cstdint>
 
 #include "engine/cuda/mma.cuh"
-#include "engine/math/bf16.h"
 
 namespace aclip::cuda::flash_mma {
 
@@ -332,10 +331,7 @@ __global__ void delta_kernel(Heads<const uint16_t*> out, Heads<const uint16_t*> 
 #pragma unroll
     for (int d = 0; d < D; d += 2) {
         const uint32_t ow = load_pair(o + d), gw = load_pair(g + d);
-        s += bf16_to_f32(bf16{static_cast<uint16_t>(ow & 0xffffu)}) *
-             bf16_to_f32(bf16{static_cast<uint16_t>(gw & 0xffffu)});
-        s += bf16_to_f32(bf16{static_cast<uint16_t>(ow >> 16)}) *
-             bf16_to_f32(bf16{static_cast<uint16_t>(gw >> 16)});
+        for (int half = 0; half < 2; ++half) s += unpack_bf16(ow, half) * unpack_bf16(gw, half);
     }
     delta[r] = s;
 }

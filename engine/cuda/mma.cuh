@@ -19,6 +19,8 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/math/bf16.h"
+
 #if !defined(__CUDACC__)
 #include "engine/cuda/warp_emulation.h"
 #endif
@@ -34,6 +36,11 @@ struct FragB {
 struct FragC {
     float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 };
+
+// The bf16 in the low (half 0) or high (half 1) 16 bits of a register, as a float.
+__device__ __forceinline__ float unpack_bf16(uint32_t word, int half) {
+    return bf16_to_f32(bf16{static_cast<uint16_t>(half ? word >> 16 : word & 0xffffu)});
+}
 
 #if defined(__CUDACC__)
 
@@ -68,9 +75,7 @@ inline void mma_bf16(FragC& c, const FragA& a, const FragB& b) {
         const int gl = L / 4, tl = L % 4;
         const uint32_t* x = w.words[L];
         for (int half = 0; half < 2; ++half) {  // the low and high bf16 of each register
-            auto value = [&](uint32_t word) {
-                return half ? emulation::bf16_high(word) : emulation::bf16_low(word);
-            };
+            auto value = [&](uint32_t word) { return unpack_bf16(word, half); };
             A[gl][2 * tl + half] = value(x[0]);
             A[gl + 8][2 * tl + half] = value(x[1]);
             A[gl][2 * tl + 8 + half] = value(x[2]);

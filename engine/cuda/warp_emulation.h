@@ -13,11 +13,8 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <memory>
 #include <thread>
 #include <vector>
-
-#include "engine/math/bf16.h"
 
 #define __global__
 #define __device__
@@ -86,13 +83,6 @@ namespace emulation {
 
 inline Warp& my_warp() {
     return current_block->warps[threadIdx.x / 32];
-}
-
-inline float bf16_low(uint32_t word) {
-    return bf16_to_f32(bf16{static_cast<uint16_t>(word & 0xffffu)});
-}
-inline float bf16_high(uint32_t word) {
-    return bf16_to_f32(bf16{static_cast<uint16_t>(word >> 16)});
 }
 
 }  // namespace emulation

@@ -131,16 +131,14 @@ MultiheadAttention::MultiheadAttention(int64_t width_, int64_t heads_, Generator
 Tensor MultiheadAttention::forward(const Tensor& x, bool causal, Tensor* first_probs) const {
     AC_CHECK(x.dim() == 3 && x.size(2) == width, "MultiheadAttention: input must be (B, T, ", width,
              "), got ", x.desc());
-    const int64_t B = x.size(0), T = x.size(1), D = width / heads;
     const Tensor qkv = linear(x, in_proj_weight, in_proj_bias);  // (B, T, 3W): q, k, v side by side
     const Tensor merged = self_attention(qkv, heads, causal);    // (B, T, W)
     if (first_probs) {
         AC_CHECK(!causal,
                  "MultiheadAttention: the first query's probabilities of causal attention are not "
                  "supported (its only key is itself)");
-        const Tensor split =
-            qkv.detach().view({B, T, 3, heads, D}).permute({2, 0, 3, 1, 4});         // (3, B, H, T, D)
-        *first_probs = attention_cls_probs(split.select(0, 0), split.select(0, 1));  // (B, H, T)
+        *first_probs =
+            attention_cls_probs(packed_heads(qkv, heads, 0), packed_heads(qkv, heads, 1));  // (B, H, T)
     }
     return out_proj.forward(merged);
 }

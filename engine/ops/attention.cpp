@@ -48,13 +48,21 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
     });
 }
 
+Tensor packed_heads(const Tensor& qkv, int64_t heads, int64_t which) {
+    AC_CHECK(qkv.dim() == 3 && heads > 0 && qkv.size(2) % (3 * heads) == 0 && which >= 0 && which < 3,
+             "packed_heads: qkv must be (B, T, 3W) with W divisible by ", heads, " heads (part ", which,
+             " of 0, 1, 2), got ", qkv.desc());
+    const int64_t B = qkv.size(0), T = qkv.size(1), D = qkv.size(2) / (3 * heads);
+    return qkv.view({B, T, 3, heads, D}).select(2, which).permute({0, 2, 1, 3});
+}
+
 Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal) {
     AC_CHECK(qkv.dim() == 3 && heads > 0 && qkv.size(2) % (3 * heads) == 0,
              "self_attention: qkv must be (B, T, 3W) with W divisible by ", heads, " heads, got ",
              qkv.desc());
     const int64_t B = qkv.size(0), T = qkv.size(1), W = qkv.size(2) / 3, D = W / heads;
-    auto heads_of = [B, T, heads, D](const Tensor& packed, int64_t which) {  // q, k or v: (B, H, T, D)
-        return packed.view({B, T, 3, heads, D}).select(2, which).permute({0, 2, 1, 3});
+    auto heads_of = [heads](const Tensor& packed, int64_t which) {
+        return packed_heads(packed, heads, which);
     };
     const Tensor q = heads_of(qkv, 0), k = heads_of(qkv, 1), v = heads_of(qkv, 2);
     if (qkv.device() != Device::CUDA || !cuda::flash_attention_takes_views(q, k, v))
@@ -64,10 +72,7 @@ Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal) {
     auto out_heads = [B, T, heads, D](const Tensor& o) {  // (B, T, W) -> (B, H, T, D)
         return o.view({B, T, heads, D}).permute({0, 2, 1, 3});
     };
-    {
-        NoGradGuard no_grad;
-        cuda::flash_attention_forward(q.detach(), k.detach(), v.detach(), causal, out_heads(out), lse);
-    }
+    cuda::flash_attention_forward(q, k, v, causal, out_heads(out), lse);  // kernels: nothing is recorded
     if (!needs_grad({qkv})) return out;
     SavedTensor sqkv(qkv.detach(), "self_attention"), so(out, "self_attention");
     return record("self_attention", out, {qkv}, [=](const Tensor& g) {
@@ -138,9 +143,9 @@ Tensor attention_cls_probs(const Tensor& q, const Tensor& k) {
     NoGradGuard no_grad;
     if (common_device("attention_cls_probs", {&q, &k}) == Device::CUDA) {
         Tensor probs = empty({q.size(0), q.size(1), k.size(2)}, q.dtype(), Device::CUDA);
+        // views whose last dim is contiguous are read in place
         auto last_dim_contiguous = [](const Tensor& t) { return t.strides()[3] == 1 ? t : t.contiguous(); };
-        cuda::attention_cls_probs(last_dim_contiguous(q), last_dim_contiguous(k),
-                                  probs);  // views read in place
+        cuda::attention_cls_probs(last_dim_contiguous(q), last_dim_contiguous(k), probs);
         return probs;
     }
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));

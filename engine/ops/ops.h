@@ -140,6 +140,8 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
 // gradient of qkv as one tensor: no copies around the attention, forward or backward. Elsewhere, the
 // composed op on views.
 Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal);
+// q (which = 0), k (1) or v (2) of such a packed projection, as a (B, heads, T, W / heads) view.
+Tensor packed_heads(const Tensor& qkv, int64_t heads, int64_t which);
 // The softmax attention row of query 0 (the CLS token) of every head: (B, H, Tk). No gradient. On the GPU
 // this is the one row fused attention cannot return; the attentive mask reads it from the EMA model.
 Tensor attention_cls_probs(const Tensor& q, const Tensor& k);
