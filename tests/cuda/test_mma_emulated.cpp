@@ -32,16 +32,6 @@ Tensor from_bits(const Bits& b, const Shape& shape) {
     return from_vector(v, shape);
 }
 
-double relative_error(const Tensor& actual, const Tensor& expected) {
-    const std::vector<double> a = actual.to_vector<double>(), e = expected.to_vector<double>();
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-        diff += (a[i] - e[i]) * (a[i] - e[i]);
-        norm += e[i] * e[i];
-    }
-    return std::sqrt(diff / std::max(norm, 1e-30));
-}
-
 // Where a (B, H, T, D) operand lies in a buffer: contiguous, or one of the three of a packed (B, T, 3, H, D)
 // projection (`which` 0, 1, 2), or a (B, T, H, D) output with the heads side by side (which = -1).
 struct Layout {
@@ -146,10 +136,10 @@ void check_attention(int64_t Tq, int64_t Tk, bool causal, bool is_packed) {
     sum(mul(expected, go)).backward();
     // Probabilities and outputs are rounded to bf16 (2^-9 relative each) before and after the second
     // product, dS and the gradients likewise: a few bf16 roundings, norm-relative.
-    CHECK(relative_error(gather(out, qs, lo), expected.detach()) < 1e-2);
-    CHECK(relative_error(gather(dq, qs, lq), qr.grad()) < 2e-2);
-    CHECK(relative_error(gather(dkbuf, ks, lk), kr.grad()) < 2e-2);
-    CHECK(relative_error(gather(dvbuf, ks, lv), vr.grad()) < 2e-2);
+    CHECK(test::norm_rel_error(gather(out, qs, lo), expected.detach()) < 1e-2);
+    CHECK(test::norm_rel_error(gather(dq, qs, lq), qr.grad()) < 2e-2);
+    CHECK(test::norm_rel_error(gather(dkbuf, ks, lk), kr.grad()) < 2e-2);
+    CHECK(test::norm_rel_error(gather(dvbuf, ks, lv), vr.grad()) < 2e-2);
     // The log-sum-exp of every row, in f32 from f32 scores: f32 rounding only.
     const std::vector<float> qv = q.to_vector<float>(), kv = k.to_vector<float>();
     for (int64_t bh = 0; bh < B * H; ++bh)
