@@ -18,6 +18,14 @@ inline int64_t grid_for(int64_t n, int threads, int64_t max_blocks = 132 * 16) {
     return std::max<int64_t>(1, std::min(need, max_blocks));
 }
 
+// Row chunks for column sums (column_sums.cuh) over `column_blocks` blocks of columns: enough blocks in
+// all to fill the GPU (1024: about 8 per SM of an H100) where the columns alone do not, each chunk at
+// least 32 rows (four a warp), at least one.
+inline int64_t column_chunks(int64_t column_blocks, int64_t rows) {
+    const int64_t wanted = (1024 + column_blocks - 1) / std::max<int64_t>(column_blocks, 1);
+    return std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, rows / 32));
+}
+
 // Shape and strides with dims of size 1 dropped and neighbouring dims merged wherever every operand
 // is contiguous across them, so most broadcasts become 1-D or 2-D loops. strides[k] holds operand k.
 struct CollapsedDims {

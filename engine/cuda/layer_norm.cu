@@ -2,12 +2,13 @@
 // pack's values are converted to f32 in registers). Forward: a warp per row computes the mean, the
 // variance of the centred values (two passes, as the CPU does, so no cancellation) and the normalised,
 // scaled output, and saves mean and 1/std for backward. Backward: a warp per row for the input gradient;
-// the weight and bias gradients are column sums over rows, cut into row chunks whose f32 partial sums
-// are added in a fixed order (deterministic).
+// the weight and bias gradients are column sums (column_sums.cuh: 16-byte packs, row chunks whose f32
+// partial sums are added in a fixed order, so deterministic).
 // Measured on an H200 (docs/GPU_STATUS.md): a variant holding each row in registers (one read of x
 // forward; one read of g and x backward with the column sums fused in) was slower, 0.101 vs 0.075 ms
 // forward and 0.320 vs 0.194 ms backward at (50432, 768) bf16: at 24 values per lane and array the
 // register demand left too few warps per SM to hide memory latency. These re-reads hit L1.
+#include "engine/cuda/column_sums.cuh"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
 
@@ -109,21 +110,34 @@ __global__ void layer_norm_dx_kernel(const T* g, const T* x, const T* w, const f
     }
 }
 
-// partial (2, chunks, D): sums of g * xhat (weight) and g (bias) over the rows of chunk blockIdx.y.
-template <class T>
-__global__ void layer_norm_param_partial(const T* g, const T* x, const float* mean, const float* rstd,
-                                         float* partial, int64_t R, int64_t D, int64_t chunks) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    const int64_t c = blockIdx.y;
-    if (i >= D) return;
-    float sw = 0.0f, sb = 0.0f;
-    for (int64_t r = c * R / chunks; r < (c + 1) * R / chunks; ++r) {
-        float gv = ld(g[r * D + i]);
-        sw += gv * (ld(x[r * D + i]) - mean[r]) * rstd[r];
-        sb += gv;
-    }
-    partial[c * D + i] = sw;
-    partial[(chunks + c) * D + i] = sb;
+// The weight and bias gradients, sums over rows of g * xhat and g (column_sums.cuh): into dw and db when
+// the rows are one chunk, else into partial (2, chunks, D) for layer_norm_param_finish.
+template <class T, int V>
+__global__ void __launch_bounds__(columns::kThreads)
+    layer_norm_param_kernel(const T* g, const T* x, const float* mean, const float* rstd, float* partial,
+                            T* dw, T* db, int64_t R, int64_t D, int64_t chunks) {
+    columns::chunk_sums<2, V>(
+        D, R, chunks,
+        [&](int64_t p, int64_t r0, int64_t r_end, float(&acc)[2][V]) {
+#pragma unroll 2
+            for (int64_t r = r0; r < r_end; r += columns::kWarps) {
+                const Pack<T, V> gp = load_pack<T, V>(g + r * D + p), xp = load_pack<T, V>(x + r * D + p);
+                const float m = mean[r], rs = rstd[r];
+#pragma unroll
+                for (int v = 0; v < V; ++v) {
+                    const float gv = ld(gp.v[v]);
+                    acc[0][v] += gv * (ld(xp.v[v]) - m) * rs;
+                    acc[1][v] += gv;
+                }
+            }
+        },
+        [&](int k, int64_t column, float s) {
+            T* out = k == 0 ? dw : db;
+            if (chunks > 1)
+                partial[(k * chunks + blockIdx.y) * D + column] = s;
+            else if (out)
+                out[column] = st<T>(s);
+        });
 }
 
 template <class T>
@@ -195,17 +209,23 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
             AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
         }
         if (!dw.defined() && !db.defined()) return;
-        const int64_t chunks = std::clamp<int64_t>(R / 32, 1, 256);
-        Tensor partial = empty({2, chunks, D}, DType::F32, Device::CUDA);
-        dim3 grid((D + kThreads - 1) / kThreads, chunks);
-        layer_norm_param_partial<T>
-            <<<grid, kThreads>>>(pg, px, pm, pr, static_cast<float*>(partial.raw_data()), R, D, chunks);
-        AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
-        layer_norm_param_finish<T><<<(D + kThreads - 1) / kThreads, kThreads>>>(
-            static_cast<const float*>(partial.raw_data()),
-            dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr,
-            db.defined() ? static_cast<T*>(db.raw_data()) : nullptr, D, chunks);
-        AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+        T* pdw = dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr;
+        T* pdb = db.defined() ? static_cast<T*>(db.raw_data()) : nullptr;
+        auto launch = [&](auto kernel, int V) {
+            const int64_t blocks = (D + 32 * V - 1) / (32 * V), chunks = column_chunks(blocks, R);
+            Tensor partial = chunks > 1 ? empty({2, chunks, D}, DType::F32, Device::CUDA) : Tensor();
+            float* pp = chunks > 1 ? static_cast<float*>(partial.raw_data()) : nullptr;
+            kernel<<<dim3(blocks, chunks), columns::kThreads>>>(pg, px, pm, pr, pp, pdw, pdb, R, D, chunks);
+            AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+            if (chunks == 1) return;
+            layer_norm_param_finish<T><<<(D + kThreads - 1) / kThreads, kThreads>>>(pp, pdw, pdb, D, chunks);
+            AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+        };
+        constexpr int V = vector_width<T>();
+        if (D % V == 0 && all_aligned({pg, px}, 16))
+            launch(layer_norm_param_kernel<T, V>, V);
+        else
+            launch(layer_norm_param_kernel<T, 1>, 1);
     });
 }
 

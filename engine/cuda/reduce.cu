@@ -1,8 +1,9 @@
-// reduce.cu: sums and arg-maxima over the middle dim of a contiguous (O, R, I) view, and the sum of
-// squares of many tensors (gradient clipping). Accumulation is f32 in a fixed order: the same inputs
-// give the same bits on every run.
+// reduce.cu: sums and arg-maxima over the middle dim of a contiguous (O, R, I) view (sums down columns
+// through column_sums.cuh), and the sum of squares of many tensors (gradient clipping). Accumulation is
+// f32 in a fixed order: the same inputs give the same bits on every run.
 #include <vector>
 
+#include "engine/cuda/column_sums.cuh"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
 
@@ -38,18 +39,29 @@ __global__ void sum_rows_partial(const T* x, float* partial, int64_t O, int64_t 
     if (threadIdx.x == 0) partial[c * O + o] = s;
 }
 
-// I > 1: the R axis is cut into `chunks`; thread (o, i) of chunk c sums its slice into partial.
-template <class T>
-__global__ void sum_columns_partial(const T* x, float* partial, int64_t O, int64_t R, int64_t I,
-                                    int64_t chunks) {
-    const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;  // over O * I
-    const int64_t c = blockIdx.y;
-    if (p >= O * I) return;
-    const int64_t o = p / I, i = p % I;
-    const int64_t r0 = c * R / chunks, r1 = (c + 1) * R / chunks;
-    float s = 0.0f;
-    for (int64_t r = r0; r < r1; ++r) s += ld(x[(o * R + r) * I + i]);
-    partial[c * O * I + p] = s;
+// I > 1: the columns of the (O, R, I) view, column p = (o, i) of n = O I, summed over R
+// (column_sums.cuh), into out when the rows are one chunk, else into partial (chunks, n) for sum_chunks.
+// With V > 1, I is a multiple of V: a lane's V columns lie in one o.
+template <class T, int V>
+__global__ void __launch_bounds__(columns::kThreads)
+    sum_columns_kernel(const T* x, float* partial, T* out, int64_t n, int64_t R, int64_t I, int64_t chunks) {
+    columns::chunk_sums<1, V>(
+        n, R, chunks,
+        [&](int64_t p, int64_t r0, int64_t r_end, float(&acc)[1][V]) {
+            const T* column = x + (p / I) * R * I + p % I;
+#pragma unroll 4
+            for (int64_t r = r0; r < r_end; r += columns::kWarps) {
+                const Pack<T, V> values = load_pack<T, V>(column + r * I);
+#pragma unroll
+                for (int v = 0; v < V; ++v) acc[0][v] += ld(values.v[v]);
+            }
+        },
+        [&](int, int64_t column, float s) {
+            if (chunks == 1)
+                out[column] = st<T>(s);
+            else
+                partial[blockIdx.y * n + column] = s;
+        });
 }
 
 template <class T>
@@ -120,17 +132,22 @@ void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out) {
             AC_CUDA_LAUNCH_CHECK("sum");
             return;
         }
-        // Enough chunks along R that the GPU has ~64k threads of work, each summing >= 64 rows.
-        const int64_t chunks =
-            std::clamp<int64_t>(std::min(65536 / std::max<int64_t>(n, 1), R / 64), 1, 1024);
-        Tensor partial = empty({chunks, n}, DType::F32, Device::CUDA);
-        dim3 grid((n + kThreads - 1) / kThreads, chunks);
-        sum_columns_partial<T>
-            <<<grid, kThreads>>>(px, static_cast<float*>(partial.raw_data()), O, R, I, chunks);
-        AC_CUDA_LAUNCH_CHECK("sum");
-        sum_chunks<T><<<(n + kThreads - 1) / kThreads, kThreads>>>(
-            static_cast<const float*>(partial.raw_data()), po, n, chunks);
-        AC_CUDA_LAUNCH_CHECK("sum");
+        // I > 1: column sums, in 16-byte packs where I and the pointer allow.
+        auto launch = [&](auto kernel, int V) {
+            const int64_t blocks = (n + 32 * V - 1) / (32 * V), chunks = column_chunks(blocks, R);
+            Tensor partial = chunks > 1 ? empty({chunks, n}, DType::F32, Device::CUDA) : Tensor();
+            float* pp = chunks > 1 ? static_cast<float*>(partial.raw_data()) : nullptr;
+            kernel<<<dim3(blocks, chunks), columns::kThreads>>>(px, pp, po, n, R, I, chunks);
+            AC_CUDA_LAUNCH_CHECK("sum");
+            if (chunks == 1) return;
+            sum_chunks<T><<<(n + kThreads - 1) / kThreads, kThreads>>>(pp, po, n, chunks);
+            AC_CUDA_LAUNCH_CHECK("sum");
+        };
+        constexpr int V = vector_width<T>();
+        if (I % V == 0 && all_aligned({px}, 16))
+            launch(sum_columns_kernel<T, V>, V);
+        else
+            launch(sum_columns_kernel<T, 1>, 1);
     });
 }
 

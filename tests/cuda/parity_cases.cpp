@@ -183,6 +183,18 @@ std::vector<ParityCase> build() {
     }
     {
         ParityCase c;
+        c.name = "sum over rows (bias gradients)";
+        c.kernels = {"sum"};
+        // 24 and 768 columns take 16-byte packs; 100 and 50,432 rows several chunks, the first 40 rows one.
+        c.inputs = one_input({100, 24}, {50432, 768});
+        c.run = [](const Ts& x) {
+            const Tensor head = x[0].narrow(0, 0, std::min<int64_t>(x[0].size(0), 40));
+            return Ts{sum(x[0], {0}), sum(head, {0})};
+        };
+        v.push_back(c);
+    }
+    {
+        ParityCase c;
         c.name = "max / argmax";
         c.kernels = {"max_with_index", "scatter_add"};
         c.inputs = one_input({6, 7, 9}, {256, 1024, 33});

@@ -42,6 +42,14 @@ TEST_SUITE("cuda") {
         CHECK(cuda::grid_for(int64_t(1) << 40, 256) == 132 * 16);
     }
 
+    TEST_CASE("launch: column sums cut rows into chunks that fill the GPU, each of at least 32 rows") {
+        CHECK(cuda::column_chunks(3, 50432) == 342);   // a bias gradient of 768 bf16 columns: 1,026 blocks
+        CHECK(cuda::column_chunks(3, 320) == 10);      // few rows: chunks of 32
+        CHECK(cuda::column_chunks(3, 31) == 1);        // fewer than 32 rows: one chunk
+        CHECK(cuda::column_chunks(2048, 50432) == 1);  // the columns alone fill the GPU
+        CHECK(cuda::column_chunks(1, 0) == 1);         // an empty sum still has its one chunk (zeros)
+    }
+
     TEST_CASE("launch: collapse_dims merges dims contiguous in every operand, drops size-1 dims") {
         Shape shape{4, 1, 3, 5};
         Strides out = contiguous_strides(shape);            // 15 15 5 1

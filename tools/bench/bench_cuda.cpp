@@ -1,7 +1,7 @@
 // bench_cuda.cpp: times the CUDA backend's kernels on ViT-B/16 A-CLIP shapes (batch 256, 197 tokens,
 // width 768): the bf16 GEMMs of a block, the memory-bound kernels (LayerNorm forward and backward,
-// residual add, GELU, softmax, AdamW and EMA over 86M parameters) and attention forward + backward (the
-// op as models call it, and the fused kernels on their own).
+// residual add, GELU, a bias gradient's column sums, softmax, AdamW and EMA over 86M parameters) and
+// attention forward + backward (the op as models call it, and the fused kernels on their own).
 // A large device-to-device copy measures the memory ceiling in the same run. Each case prints
 // "name milliseconds flops bytes" (the work it must do: flops for GEMMs and attention, bytes read plus
 // written for the rest); tools/bench/bench_cuda_torch.py prints the same cases for PyTorch and
@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
         report("residual_add", time_ms(iters, [&] { (void)add(x, r); }), 0, 3 * act);
         Tensor h = random_gpu({N, 4 * C}, DType::BF16, 8);
         report("gelu_fwd", time_ms(iters, [&] { (void)gelu(h); }), 0, 2 * 4 * act);
+        // fc1's bias gradient: the (N, 4C) output gradient summed over its rows (column sums)
+        report("bias_grad_sum", time_ms(iters, [&] { (void)sum(h, {0}); }), 0, 4 * act);
     }
     {  // softmax over attention rows (B, H, T, T) bf16
         Tensor s = random_gpu({B * H * T, T}, DType::BF16, 9),

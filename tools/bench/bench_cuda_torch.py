@@ -64,6 +64,7 @@ def main():
     report("residual_add", time_ms(it, lambda: x + r), 0, 3 * act)
     h = rnd(N, 4 * C, dt=bf)
     report("gelu_fwd", time_ms(it, lambda: F.gelu(h)), 0, 2 * 4 * act)
+    report("bias_grad_sum", time_ms(it, lambda: h.sum(0)), 0, 4 * act)
     s = rnd(B * H * T, T, dt=bf)
     report("softmax_fwd", time_ms(it, lambda: torch.softmax(s, -1)), 0, 2.0 * s.numel() * 2)
     del x, r, h, s, y
