@@ -15,6 +15,7 @@
                                  "CUDA_LAUNCH_BLOCKING=1 to find the kernel that failed");              \
     } while (0)
 
+// Also the point where a kernel profile (kernel_profile.h) records the launch.
 #define AC_CUDA_LAUNCH_CHECK(kernel_name)                                                              \
     do {                                                                                               \
         cudaError_t ac_err_ = cudaGetLastError();                                                      \
@@ -23,9 +24,17 @@
                 __FILE__, __LINE__,                                                                    \
                 ::aclip::str_cat("launch of ", kernel_name, " failed: ", cudaGetErrorString(ac_err_)), \
                 "check the launch configuration and the shapes given to the kernel");                  \
+        ::aclip::cuda::profile_point(kernel_name);                                                     \
     } while (0)
 
 namespace aclip::cuda {
+// The kernel profile's hook (kernel_profile.cu): free while no profile is on.
+inline bool g_profile_on = false;
+void record_profile_point(const char* name);
+inline void profile_point(const char* name) {
+    if (g_profile_on) record_profile_point(name);
+}
+
 // Adds a kernel's name to the registry (cuda_ops.h: kernel_names) at static initialisation.
 struct KernelRegistration {
     explicit KernelRegistration(const char* name);

@@ -13,6 +13,7 @@
 
 #include "engine/core/tensor.h"
 #include "engine/cuda/caching_allocator.h"
+#include "engine/cuda/kernel_profile.h"
 #include "engine/math/adamw.h"
 #include "engine/math/pointwise.h"
 
@@ -111,6 +112,11 @@ void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gr
                 const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq,
                 const std::vector<float>& weight_decay, const AdamWScalars& scalars);
 void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& source, double momentum);
+
+// ---- kernel profile (kernel_profile.cu; see kernel_profile.h) ----
+void profile_start();  // from now on, every launch records an event behind it
+std::vector<ProfileRow>
+profile_stop();  // waits for the GPU; each kernel name's calls and time, largest first
 
 // ---- the kernel registry: every kernel above registers its name; the parity harness covers each ----
 const std::vector<std::string>& kernel_names();

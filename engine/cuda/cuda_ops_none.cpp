@@ -27,6 +27,12 @@ void free_pinned(void*) {
 void memcpy(void*, const void*, size_t, Copy) {
     no_backend("cuda::memcpy");
 }
+void profile_start() {
+    no_backend("cuda::profile_start");
+}
+std::vector<ProfileRow> profile_stop() {
+    no_backend("cuda::profile_stop");
+}
 void synchronize() {
     no_backend("cuda::synchronize");
 }

@@ -89,6 +89,9 @@ void memcpy(void* dst, const void* src, size_t bytes, Copy kind) {
         AC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, 0));
     else
         AC_CUDA_CHECK(cudaMemcpy(dst, src, bytes, k));  // pageable host memory: synchronous
+    profile_point(kind == Copy::HostToDevice   ? "memcpy host to device"
+                  : kind == Copy::DeviceToHost ? "memcpy device to host"
+                                               : "memcpy device to device");
 }
 
 void synchronize() {

@@ -102,7 +102,8 @@ struct Plan {  // kept for the life of the process
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
-    bool found = false;  // the heuristic had an algorithm
+    bool found = false;                 // the heuristic had an algorithm
+    const char* profile_name = "gemm";  // its kernel profile row (kernel_profile.h)
 };
 
 // The cached plan of a key; found is false when cuBLASLt has no algorithm for it.
@@ -145,6 +146,9 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     cublasLtMatmulPreferenceDestroy(pref);
     p.found = found > 0;
     p.algo = heuristic.algo;
+    const bool bf16 = key.type == CUDA_R_16BF, batched = key.batch > 1;
+    p.profile_name = bf16 ? (batched ? "gemm (bf16, batched)" : "gemm (bf16)")
+                          : (batched ? "gemm (f32, batched)" : "gemm (f32)");
     return cache->emplace(key, p).first->second;
 }
 
@@ -154,6 +158,7 @@ void run(const Plan& p, const GemmOperand& a, const GemmOperand& b, const Tensor
     AC_CUBLAS_CHECK(cublasLtMatmul(lt().handle, p.op, &alpha, b.t->raw_data(), p.a, a.t->raw_data(), p.b,
                                    &beta, out.raw_data(), p.d, out.raw_data(), p.d, &p.algo, lt().workspace,
                                    kWorkspaceBytes, 0));
+    profile_point(p.profile_name);
 }
 
 AC_REGISTER_KERNEL("gemm");

@@ -43,6 +43,18 @@ __global__ void pointwise_strided(O* out, const T* a, const T* b, CollapsedDims 
     }
 }
 
+// The kernel's registered name ("pointwise.Add"), for launch errors and the kernel profile.
+const char* kernel_name(PW op) {
+    switch (op) {
+#define AC_PW_KERNEL_NAME(id, name) \
+    case PW::id:                    \
+        return "pointwise." #id;
+        AC_POINTWISE_OPS(AC_PW_KERNEL_NAME)
+#undef AC_PW_KERNEL_NAME
+    }
+    return "pointwise.?";
+}
+
 template <PW op>
 void launch_pointwise(double s0, double s1, const Tensor& out, const Tensor& a, const Tensor& b) {
     const Tensor& bb = b.defined() ? b : a;  // unary ops read a second operand they ignore
@@ -69,7 +81,7 @@ void launch_pointwise(double s0, double s1, const Tensor& out, const Tensor& a, 
             pointwise_strided<op, T, O>
                 <<<grid_for(n, kThreads), kThreads>>>(po, pa, pb, dims, n, C(s0), C(s1));
         }
-        AC_CUDA_LAUNCH_CHECK(pointwise_name(op));
+        AC_CUDA_LAUNCH_CHECK(kernel_name(op));
     });
 }
 

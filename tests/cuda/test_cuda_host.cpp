@@ -9,6 +9,7 @@
 #include "engine/core/storage.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/gemm_plan.h"
+#include "engine/cuda/kernel_profile.h"
 #include "engine/cuda/launch.h"
 #include "engine/ops/ops.h"
 
@@ -48,6 +49,21 @@ TEST_SUITE("cuda") {
         CHECK(cuda::column_chunks(3, 31) == 1);        // fewer than 32 rows: one chunk
         CHECK(cuda::column_chunks(2048, 50432) == 1);  // the columns alone fill the GPU
         CHECK(cuda::column_chunks(1, 0) == 1);         // an empty sum still has its one chunk (zeros)
+    }
+
+    TEST_CASE("kernel profile: each launch is charged from the end of the one before, summed by name") {
+        // a ends at 1 ms, b at 1.5, a again at 4 (2.5 ms: its run and any wait for the host), c at 4 (0 ms).
+        const auto rows = cuda::summarize_timeline({"a", "b", "a", "c"}, {1.0, 1.5, 4.0, 4.0});
+        REQUIRE(rows.size() == 3);
+        CHECK(rows[0].name == "a");
+        CHECK(rows[0].calls == 2);
+        CHECK(rows[0].ms == doctest::Approx(3.5));
+        CHECK(rows[1].name == "b");
+        CHECK(rows[1].ms == doctest::Approx(0.5));
+        CHECK(rows[2].name == "c");
+        CHECK(rows[2].calls == 1);
+        CHECK(rows[2].ms == 0.0);
+        CHECK(cuda::summarize_timeline({}, {}).empty());
     }
 
     TEST_CASE("launch: collapse_dims merges dims contiguous in every operand, drops size-1 dims") {

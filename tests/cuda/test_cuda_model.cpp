@@ -2,6 +2,7 @@
 // A-CLIP step (teacher, masks, both views, text, every loss, backward) as it does on the CPU, in f32 and
 // under bf16 autocast; moving back gives the same values. GPU cases are skipped and counted without a GPU.
 #include "engine/autograd/grad_mode.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/dist/comm.h"
 #include "engine/ops/autocast.h"
 #include "models/presets.h"
@@ -106,6 +107,24 @@ TEST_SUITE("cuda") {
             for (int64_t i = 0; i < t.numel(); i += 997) REQUIRE(v[static_cast<size_t>(i)] == p[i]);
         }
         CHECK(cpu_bytes_in_use() == before);
+    }
+
+    TEST_CASE("GPU: the kernel profile names every launch, counts it once and times it") {
+        if (!test::gpu_available("kernel profile")) return;
+        const Tensor a = ones({256, 256}).to(Device::CUDA), b = ones({256, 256}).to(Device::CUDA);
+        cuda::profile_start();
+        const Tensor c = matmul(add(a, b), b);
+        const std::vector<cuda::ProfileRow> rows = cuda::profile_stop();
+        auto row = [&](const std::string& name) {
+            for (const cuda::ProfileRow& r : rows)
+                if (r.name == name) return r;
+            return cuda::ProfileRow{};
+        };
+        CHECK(row("pointwise.Add").calls == 1);
+        CHECK(row("gemm (f32)").calls == 1);
+        CHECK(row("gemm (f32)").ms > 0.0);
+        CHECK_THROWS_WITH_AS(cuda::profile_stop(), doctest::Contains("no kernel profile is on"), Error);
+        CHECK(c.to(Device::CPU).to_vector<float>()[0] == 512.0f);  // (1 + 1) summed over 256 terms
     }
 
     TEST_CASE("GPU: the NCCL communicator, a world of one: collectives keep values, CPU tensors travel") {

@@ -4,7 +4,9 @@
 // ../shared/docs/performance.md: about 159 GFLOP per image-text pair for the official recipe, over the
 // dense bf16 peak of an H100 SXM / H200 (989.4 TFLOP/s). Inputs are random: this measures the model and
 // the engine, not the data pipeline.
+// --profile N then runs N more steps under a kernel profile and prints where their time went.
 // Usage: aclip_bench_step_cuda [--preset vit_b16] [--batch 256] [--steps 8] [--precision bf16|f32]
+//                              [--profile N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,9 +24,30 @@
 
 using namespace aclip;
 
+// Runs `steps` more steps under a kernel profile (engine/cuda/kernel_profile.h) and prints where their
+// time went: per kernel name, ms and launches per step and the share of the total, largest first.
+template <class Step>
+void print_profile(int64_t steps, Step step) {
+    cuda::profile_start();
+    for (int64_t i = 0; i < steps; ++i) step();
+    const std::vector<cuda::ProfileRow> rows = cuda::profile_stop();
+    double total = 0.0;
+    for (const cuda::ProfileRow& r : rows) total += r.ms;
+    const double n = static_cast<double>(steps);
+    std::printf(
+        "kernel profile over %lld steps: %.1f ms/step on the GPU's timeline (a launch's time includes "
+        "any wait for the host before it)\n",
+        static_cast<long long>(steps), total / n);
+    std::printf("%10s %8s %6s  %s\n", "ms/step", "calls", "share", "kernel");
+    for (size_t i = 0; i < rows.size() && i < 30; ++i)
+        std::printf("%10.2f %8.0f %5.1f%%  %s\n", rows[i].ms / n, static_cast<double>(rows[i].calls) / n,
+                    100.0 * rows[i].ms / total, rows[i].name.c_str());
+    if (rows.size() > 30) std::printf("(%zu more kernel names)\n", rows.size() - 30);
+}
+
 int main(int argc, char** argv) {
     std::string preset = "vit_b16", precision = "bf16";
-    int64_t B = 256, steps = 8;
+    int64_t B = 256, steps = 8, profile_steps = 0;
     for (int i = 1; i < argc; ++i) {
         auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
         if (!std::strcmp(argv[i], "--preset"))
@@ -35,10 +58,13 @@ int main(int argc, char** argv) {
             steps = std::stoll(value());
         else if (!std::strcmp(argv[i], "--precision"))
             precision = value();
+        else if (!std::strcmp(argv[i], "--profile"))
+            profile_steps = std::stoll(value());
         else {
             std::fprintf(
                 stderr,
-                "usage: aclip_bench_step_cuda [--preset P] [--batch B] [--steps N] [--precision bf16|f32]\n");
+                "usage: aclip_bench_step_cuda [--preset P] [--batch B] [--steps N] [--precision bf16|f32] "
+                "[--profile STEPS]\n");
             return 2;
         }
     }
@@ -68,10 +94,7 @@ int main(int argc, char** argv) {
         }
         batch.boxes = from_vector(boxes, {B, 3, 4});
         batch.text = from_vector(ids, {B, C}).to(Device::CUDA);
-        std::vector<double> ms;
-        for (int64_t step = 0; step < steps; ++step) {
-            cuda::synchronize();
-            auto t0 = std::chrono::steady_clock::now();
+        auto train_step = [&] {
             opt.zero_grad();
             AclipStep out;
             {
@@ -81,11 +104,18 @@ int main(int argc, char** argv) {
             out.loss.backward();
             opt.step(1e-4);
             model.clip.clamp_logit_scale();
+            return out.loss;
+        };
+        std::vector<double> ms;
+        for (int64_t step = 0; step < steps; ++step) {
+            cuda::synchronize();
+            auto t0 = std::chrono::steady_clock::now();
+            const Tensor loss = train_step();
             cuda::synchronize();
             const double t =
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
             if (step >= 2) ms.push_back(t);  // the first steps warm the allocator and cuBLASLt
-            std::printf("step %lld: %.1f ms, loss %.4f\n", static_cast<long long>(step), t, out.loss.item());
+            std::printf("step %lld: %.1f ms, loss %.4f\n", static_cast<long long>(step), t, loss.item());
         }
         std::sort(ms.begin(), ms.end());
         const double med = ms.empty() ? 0 : ms[ms.size() / 2];
@@ -96,6 +126,7 @@ int main(int argc, char** argv) {
             "TFLOP/s), peak %.1f GiB\n",
             preset.c_str(), precision.c_str(), static_cast<long long>(B), med, sps,
             100.0 * sps * 159e9 / 989.4e12, st.peak_in_use / 1073741824.0);
+        if (profile_steps > 0) print_profile(profile_steps, [&] { (void)train_step().item(); });
     } catch (const Error& e) {
         std::fprintf(stderr, "aclip_bench_step_cuda: %s\n", e.what());
         return 1;
