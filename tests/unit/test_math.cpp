@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/math/bf16.h"
+#include "engine/math/fast_erf.h"
 #include "engine/math/fast_exp.h"
 #include "engine/nn/init.h"
 #include "test_util.h"
@@ -98,5 +99,30 @@ TEST_SUITE("unit") {
         CHECK(exp_f32(-100.0f) == 0.0f);
         CHECK(std::isinf(exp_f32(100.0f)));
         CHECK(std::isnan(exp_f32(NAN)));
+    }
+
+    TEST_CASE("erf_f32 is within 2 ulp of erf everywhere; odd, saturating, NaN-preserving") {
+        double worst_ulps = 0;
+        float worst_x = 0;
+        for (float x = -5.0f; x < 5.0f; x += 0.0000731f) {  // both pieces, the joins at 1 and 4, and past
+            const double exact = std::erf(static_cast<double>(x));
+            if (exact == 0.0) continue;
+            const double ulp = std::ldexp(1.0, std::ilogb(exact) - 23);  // of the f32 nearest the value
+            const double e = std::abs(erf_f32(x) - exact) / ulp;
+            if (e > worst_ulps) worst_ulps = e, worst_x = x;
+        }
+        for (float x = 1e-30f; x < 1e-3f; x *= 1.37f) {  // tiny arguments: erf(x) = 2x / sqrt(pi)
+            const double exact = std::erf(static_cast<double>(x));
+            worst_ulps =
+                std::max(worst_ulps, std::abs(erf_f32(x) - exact) / std::ldexp(1.0, std::ilogb(exact) - 23));
+        }
+        CAPTURE(worst_x);
+        CHECK(worst_ulps <= 2.0);
+        CHECK(erf_f32(0.0f) == 0.0f);
+        CHECK(erf_f32(-0.5f) == -erf_f32(0.5f));
+        CHECK(erf_f32(4.0f) == 1.0f);
+        CHECK(erf_f32(INFINITY) == 1.0f);
+        CHECK(erf_f32(-INFINITY) == -1.0f);
+        CHECK(std::isnan(erf_f32(NAN)));
     }
 }
