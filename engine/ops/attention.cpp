@@ -56,6 +56,46 @@ Tensor packed_heads(const Tensor& qkv, int64_t heads, int64_t which) {
     return qkv.view({B, T, 3, heads, D}).select(2, which).permute({0, 2, 1, 3});
 }
 
+namespace {
+
+// self_attention by the composed attention (scaled scores, softmax, product) on views of qkv, recorded as
+// one op: its backward writes the gradients of q, k and v straight into one packed (B, T, 3W) gradient.
+// Recorded op by op instead, the three selects of q, k and v would each give qkv a zero-filled
+// (B, T, 3W) gradient, to be added up: three fills and two sums of the whole projection per layer.
+Tensor composed_self_attention(const Tensor& qkv, int64_t heads, bool causal) {
+    const int64_t B = qkv.size(0), T = qkv.size(1), W = qkv.size(2) / 3, D = W / heads;
+    auto heads_of = [heads](const Tensor& packed, int64_t which) {  // (B, H, T, D) views
+        return packed_heads(packed, heads, which);
+    };
+    const bool grad = needs_grad({qkv});
+    AttentionResult r;
+    {
+        NoGradGuard no_grad;
+        const Tensor packed = qkv.detach();
+        r = scaled_dot_product_attention(heads_of(packed, 0), heads_of(packed, 1), heads_of(packed, 2),
+                                         causal,
+                                         /*return_probs=*/grad);
+    }
+    Tensor out = r.out.permute({0, 2, 1, 3}).reshape({B, T, W});
+    if (!grad) return out;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));  // the scores are (q scale) k^T
+    SavedTensor sqkv(qkv.detach(), "self_attention"), sprobs(r.probs, "self_attention");
+    return record("self_attention", out, {qkv}, [=](const Tensor& g) {
+        const Tensor packed = sqkv.get(), probs = sprobs.get().to(packed.dtype());  // (B, H, T, T)
+        const Tensor q = heads_of(packed, 0), k = heads_of(packed, 1), v = heads_of(packed, 2);
+        const Tensor go =
+            g.to(packed.dtype()).reshape({B, T, heads, D}).permute({0, 2, 1, 3});    // (B, H, T, D)
+        const Tensor ds = softmax_backward(probs, matmul(go, v.transpose(-2, -1)));  // of the scores
+        Tensor dqkv = empty(packed.shape(), packed.dtype(), packed.device());  // every element written below
+        heads_of(dqkv, 0).copy_(mul_scalar(matmul(ds, k), scale));
+        heads_of(dqkv, 1).copy_(mul_scalar(matmul(ds.transpose(-2, -1), q), scale));
+        heads_of(dqkv, 2).copy_(matmul(probs.transpose(-2, -1), go));
+        return std::vector<Tensor>{dqkv};
+    });
+}
+
+}  // namespace
+
 Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal) {
     AC_CHECK(qkv.dim() == 3 && heads > 0 && qkv.size(2) % (3 * heads) == 0,
              "self_attention: qkv must be (B, T, 3W) with W divisible by ", heads, " heads, got ",
@@ -66,7 +106,7 @@ Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal) {
     };
     const Tensor q = heads_of(qkv, 0), k = heads_of(qkv, 1), v = heads_of(qkv, 2);
     if (qkv.device() != Device::CUDA || !cuda::flash_attention_takes_views(q, k, v))
-        return scaled_dot_product_attention(q, k, v, causal).out.permute({0, 2, 1, 3}).reshape({B, T, W});
+        return composed_self_attention(qkv, heads, causal);
     Tensor out = empty({B, T, W}, qkv.dtype(), Device::CUDA);
     Tensor lse = empty({B, heads, T}, DType::F32, Device::CUDA);
     auto out_heads = [B, T, heads, D](const Tensor& o) {  // (B, T, W) -> (B, H, T, D)

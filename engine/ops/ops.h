@@ -105,6 +105,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
 // ---- softmax and losses ----
 Tensor softmax(const Tensor& x, int64_t dim = -1);
 Tensor log_softmax(const Tensor& x, int64_t dim = -1);
+// The gradient of softmax's input over the last dim, from its output y and the output's gradient g:
+// y (g - sum(g y)). What softmax's backward runs, for backward rules that keep the probabilities
+// themselves (the composed self-attention); records nothing.
+Tensor softmax_backward(const Tensor& y, const Tensor& g);
 Tensor cross_entropy(const Tensor& logits, const Tensor& target);  // (N, C), (N) i64 -> mean NLL, []
 
 // ---- indexing and joining ----
@@ -138,7 +142,7 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
 // (B, T, heads, W / heads) (PyTorch's in_proj layout); returns (B, T, W), the heads side by side. On the
 // GPU in bf16 the tensor-core kernels read q, k and v in place, write the output in this layout and the
 // gradient of qkv as one tensor: no copies around the attention, forward or backward. Elsewhere, the
-// composed op on views.
+// composed attention on views, recorded as one op whose backward also writes one packed gradient.
 Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal);
 // q (which = 0), k (1) or v (2) of such a packed projection, as a (B, heads, T, W / heads) view.
 Tensor packed_heads(const Tensor& qkv, int64_t heads, int64_t which);

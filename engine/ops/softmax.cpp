@@ -70,6 +70,22 @@ void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t R, int64_t D, 
     });
 }
 
+// dx of (log_)softmax over the last dim from its contiguous output y and the output's gradient g.
+Tensor softmax_backward_impl(const Tensor& y, const Tensor& g, bool log, const char* op) {
+    const int64_t D = y.dim() ? y.size(-1) : 1, R = y.numel() / std::max<int64_t>(D, 1);
+    const Tensor gc = g.contiguous();
+    Tensor dx = empty(y.shape(), y.dtype(), y.device());
+    if (y.device() == Device::CUDA) {
+        cuda::softmax_backward_rows(gc, y, dx, log);
+    } else {
+        dispatch_float(y.dtype(), op, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            softmax_backward_rows<T>(gc.data<T>(), y.data<T>(), dx.data<T>(), R, D, log);
+        });
+    }
+    return dx;
+}
+
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
     dim = wrap_dim(dim, std::max<int64_t>(x.dim(), 1), op);
     if (x.dim() > 0 && dim != x.dim() - 1)  // move the dim last, and back
@@ -87,19 +103,8 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
     }
     if (!needs_grad({x})) return y;
     SavedTensor sy(y, op);
-    return record(op, y, {x}, [sy, R, D, log, op](const Tensor& g) {
-        const Tensor& ys = sy.get();
-        Tensor gc = g.contiguous();
-        Tensor dx = empty(ys.shape(), ys.dtype(), ys.device());
-        if (ys.device() == Device::CUDA) {
-            cuda::softmax_backward_rows(gc, ys, dx, log);
-        } else {
-            dispatch_float(ys.dtype(), op, [&](auto tag) {
-                using T = typename decltype(tag)::type;
-                softmax_backward_rows<T>(gc.data<T>(), ys.data<T>(), dx.data<T>(), R, D, log);
-            });
-        }
-        return std::vector<Tensor>{dx};
+    return record(op, y, {x}, [sy, log, op](const Tensor& g) {
+        return std::vector<Tensor>{softmax_backward_impl(sy.get(), g, log, op)};
     });
 }
 
@@ -110,6 +115,12 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 }
 Tensor log_softmax(const Tensor& x, int64_t dim) {
     return softmax_impl(x, dim, true, "log_softmax");
+}
+Tensor softmax_backward(const Tensor& y, const Tensor& g) {
+    common_device("softmax_backward", {&y, &g});
+    AC_CHECK(y.shape() == g.shape() && y.dtype() == g.dtype(), "softmax_backward: y ", y.desc(),
+             " and its gradient ", g.desc(), " must have one shape and dtype");
+    return softmax_backward_impl(y.contiguous(), g, false, "softmax_backward");
 }
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& target) {

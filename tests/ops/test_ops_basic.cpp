@@ -1,6 +1,6 @@
-// test_ops_basic.cpp: op properties that fixtures do not pin down: dropout's statistics and seeding,
-// ordering ties, duplicate indices, exact identities of resize and pooling, masks in attention, and
-// matmul over strided and broadcast operands.
+// test_ops_basic.cpp: op properties that fixtures do not pin down: softmax_backward as softmax's gradient,
+// dropout's statistics and seeding, ordering ties, duplicate indices, exact identities of resize and
+// pooling, masks in attention, and matmul over strided and broadcast operands.
 #include <cmath>
 
 #include "engine/autograd/grad_mode.h"
@@ -11,6 +11,18 @@ using aclip::test::error_of;
 using aclip::test::random_tensor;
 
 TEST_SUITE("ops") {
+    TEST_CASE("softmax_backward is softmax's own gradient; it checks shapes and records nothing") {
+        Tensor x = random_tensor({4, 3, 7}, 41, -2, 2, DType::F64).requires_grad_();
+        const Tensor g = random_tensor({4, 3, 7}, 42, -1, 1, DType::F64);
+        const Tensor y = softmax(x, -1);
+        sum(mul(y, g)).backward();
+        const Tensor dx = softmax_backward(y.detach(), g);
+        CHECK_CLOSE(dx, x.grad(), 1e-15, 0.0);  // the same kernel on the same values
+        CHECK(!softmax_backward(y, g).requires_grad());
+        CHECK(error_of([&] { softmax_backward(y.detach(), g.narrow(2, 0, 6)); }).find("one shape") !=
+              std::string::npos);
+    }
+
     TEST_CASE("gather_rows: each sample's rows, as gather with an expanded index, forward and backward") {
         Tensor x = random_tensor({3, 5, 4}, 31).requires_grad_();
         Tensor rows =
