@@ -33,6 +33,8 @@ bool gemm_layout(const Tensor& t, MatLayout& out) {
     return false;
 }
 
+constexpr int64_t kSmallGemm = int64_t(1) << 18;
+
 template <class T>
 void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& batch) {
     int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
@@ -48,8 +50,8 @@ void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& 
     const T* pa = ac.data<T>();
     const T* pb = bc.data<T>();
     T* po = out.data<T>();
-    int64_t nb = shape_numel(batch);
-    for (int64_t i = 0; i < nb; ++i) {
+    const int64_t nb = shape_numel(batch);
+    auto product = [&](int64_t i) {
         int64_t oa = 0, ob = 0, rem = i;
         for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
             int64_t idx = rem % batch[d];
@@ -59,7 +61,13 @@ void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& 
         }
         cpu_gemm<T>(la.trans, lb.trans, M, N, K, T(1), pa + oa, la.ld, pb + ob, lb.ld, T(0), po + i * M * N,
                     N);
-    }
+    };
+    // Small products (attention's, per head) run on one thread inside OpenBLAS anyway (below about 2^18
+    // multiply-adds): spread the batch over the threads instead, each product computed exactly as before.
+    if (M * N * K <= kSmallGemm)
+        parallel_for(nb, M * N * K, product);
+    else
+        for (int64_t i = 0; i < nb; ++i) product(i);
 }
 
 // The one stride between consecutive matrices of the flattened batch, when the batch dims of an operand
