@@ -1,6 +1,8 @@
-// attention.cpp: scaled dot-product attention, dropout and l2_normalize. They are composed from engine
-// ops, so autograd derives their backward, and the composed attention is the specification the fused
-// CUDA kernels (engine/cuda/attention.cu) are tested against.
+// attention.cpp: scaled dot-product attention, self-attention of a packed projection, dropout and
+// l2_normalize. They are composed from engine ops, so autograd derives their backward (self_attention
+// records the composed attention as one op, with the same products written out, to return one packed
+// gradient), and the composed attention is the specification the fused CUDA kernels
+// (engine/cuda/attention.cu) are tested against.
 // Which attention the GPU runs: bf16 always takes the fused kernels, which run on the tensor cores
 // (engine/cuda/attention_mma.cu). f32 takes the composed one (two batched cuBLASLt products around the
 // softmax kernel) up to kComposedMaxKeys keys and the fused f32 kernels beyond: measured on an H200 at
@@ -105,8 +107,12 @@ Tensor self_attention(const Tensor& qkv, int64_t heads, bool causal) {
         return packed_heads(packed, heads, which);
     };
     const Tensor q = heads_of(qkv, 0), k = heads_of(qkv, 1), v = heads_of(qkv, 2);
-    if (qkv.device() != Device::CUDA || !cuda::flash_attention_takes_views(q, k, v))
+    if (qkv.device() != Device::CUDA) return composed_self_attention(qkv, heads, causal);
+    if (!cuda::flash_attention_takes_views(q, k, v)) {
+        if (T > kComposedMaxKeys && cuda::flash_attention_supports(D))  // f32, long: the fused kernels
+            return fused_attention(q, k, v, causal).permute({0, 2, 1, 3}).reshape({B, T, W});
         return composed_self_attention(qkv, heads, causal);
+    }
     Tensor out = empty({B, T, W}, qkv.dtype(), Device::CUDA);
     Tensor lse = empty({B, heads, T}, DType::F32, Device::CUDA);
     auto out_heads = [B, T, heads, D](const Tensor& o) {  // (B, T, W) -> (B, H, T, D)
