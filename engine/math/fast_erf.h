@@ -14,29 +14,26 @@
 
 namespace aclip {
 
+// c[0] + c[1] x + ... + c[N-1] x^(N-1), by Horner's rule from the highest power.
+template <int N>
+AC_HD float polynomial(float x, const float (&c)[N]) {
+    float r = c[N - 1];
+    for (int i = N - 2; i >= 0; --i) r = r * x + c[i];
+    return r;
+}
+
 AC_HD float erf_f32(float x) {
+    // Coefficients from tools/reference/fit_erf.py, lowest power first.
+    constexpr float kSmall[7] = {0.12837917f,   -0.37612623f,    0.1128358f,    -0.026854336f,
+                                 0.0051903813f, -0.00080356235f, 7.9576996e-05f};
+    constexpr float kLarge[10] = {-1.5568153f,    -0.5290211f,    0.12623931f,    -0.03664631f,
+                                  0.010961124f,   -0.0031947433f, 0.00088157086f, -0.0002217094f,
+                                  4.1366635e-05f, -2.5306717e-06f};
     const float a = x < 0.0f ? -x : x;
     const float t = a * a;
-    float r = 7.9576996e-05f;  // R(t)
-    r = r * t - 0.00080356235f;
-    r = r * t + 0.0051903813f;
-    r = r * t - 0.026854336f;
-    r = r * t + 0.1128358f;
-    r = r * t - 0.37612623f;
-    r = r * t + 0.12837917f;
-    const float small = a * r + a;
+    const float small = a * polynomial(t, kSmall) + a;
     const float u = ((a < 4.0f ? a : 4.0f) - 2.5f) * 0.6666667f;  // S(u), u = (a - 2.5) / 1.5
-    float s = -2.5306717e-06f;
-    s = s * u + 4.1366635e-05f;
-    s = s * u - 0.0002217094f;
-    s = s * u + 0.00088157086f;
-    s = s * u - 0.0031947433f;
-    s = s * u + 0.010961124f;
-    s = s * u - 0.03664631f;
-    s = s * u + 0.12623931f;
-    s = s * u - 0.5290211f;
-    s = s * u - 1.5568153f;
-    const float large = 1.0f - exp_f32(s - (a < 4.0f ? t : 16.0f));
+    const float large = 1.0f - exp_f32(polynomial(u, kLarge) - (a < 4.0f ? t : 16.0f));
     const float y = a < 1.0f ? small : (a < 4.0f ? large : 1.0f);
     const float signed_y = x < 0.0f ? -y : y;
     return x != x ? x : signed_y;
