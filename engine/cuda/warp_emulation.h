@@ -103,4 +103,8 @@ T min(T a, T b) {
     return b < a ? b : a;
 }
 
+inline float rsqrtf(float x) {  // CUDA's is approximate (2 ulp); tests compare with tolerances
+    return 1.0f / std::sqrt(x);
+}
+
 }  // namespace aclip::cuda

@@ -1,0 +1,83 @@
+// device_math.cuh: the device helpers kernels are written with: loading and storing each dtype in its
+// compute type, V elements moved as one 16-byte access (Pack), and warp and block reductions. Nothing here
+// needs the CUDA runtime, so a kernel written with these compiles for the GPU and, through
+// warp_emulation.h, for the CPU tests that run it on emulated threads (tests/cuda/*_emulated.cpp).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "engine/core/dtype.h"
+
+#if !defined(__CUDACC__)
+#include "engine/cuda/warp_emulation.h"
+#endif
+
+namespace aclip::cuda {
+
+template <class T>
+__device__ __forceinline__ compute_t<T> ld(T v) {
+    return v;
+}
+__device__ __forceinline__ float ld(bf16 v) {
+    return bf16_to_f32(v);
+}
+template <class T, class C>
+__device__ __forceinline__ T st(C v) {
+    if constexpr (std::is_same_v<T, bf16>)
+        return bf16_from_f32(static_cast<float>(v));
+    else
+        return static_cast<T>(v);
+}
+
+// V consecutive elements moved as one access of V * sizeof(T) bytes (16 at most), the unit of vectorised
+// loops (pointwise, LayerNorm); the address must be aligned to that size. vector_width<T>() is V for
+// 16-byte accesses.
+template <class T, int V>
+struct alignas(sizeof(T) * V) Pack {
+    T v[V];
+};
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
+    return *reinterpret_cast<const Pack<T, V>*>(p);
+}
+template <class T, int V>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& x) {
+    *reinterpret_cast<Pack<T, V>*>(p) = x;
+}
+template <class T>
+constexpr int vector_width() {
+    return 16 / static_cast<int>(sizeof(T));
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Sum over a block of up to 1024 threads; every thread gets the result. `shared` holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float* shared) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+    v = warp_sum(v);
+    __syncthreads();  // shared may still be read by a previous call
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < warps ? shared[lane] : 0.0f;
+    return warp_sum(v);
+}
+
+__device__ __forceinline__ float block_max(float v, float* shared) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < warps ? shared[lane] : -INFINITY;
+    return warp_max(v);
+}
+
+}  // namespace aclip::cuda

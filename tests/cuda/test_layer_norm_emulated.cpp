@@ -1,0 +1,95 @@
+// test_layer_norm_emulated.cpp: the LayerNorm kernels of engine/cuda/layer_norm.cuh, compiled for the CPU
+// and run on emulated threads (engine/cuda/warp_emulation.h) against the engine's CPU layer_norm and its
+// autograd: the forward (output, mean, 1/std), the input gradient, and the weight and bias gradients
+// through the column sums, in f32 and bf16, with 16-byte packs and without, rows that leave a block partly
+// empty, and one and several row chunks.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "engine/cuda/launch.h"
+#include "engine/cuda/layer_norm.cuh"  // first: it brings the emulation's stand-ins for CUDA's keywords
+#include "engine/ops/ops.h"
+#include "test_util.h"
+
+namespace aclip {
+
+namespace {
+
+using namespace cuda::layer_norm_kernels;
+
+template <class T>
+std::vector<T> values_of(const Tensor& t) {  // an f32 tensor's values in T (bf16: rounded)
+    std::vector<T> out;
+    for (float v : t.to_vector<float>()) out.push_back(store_as<T>(v));
+    return out;
+}
+template <class T>
+Tensor tensor_of(const std::vector<T>& v, const Shape& s) {
+    std::vector<float> f;
+    for (T x : v) f.push_back(static_cast<float>(load(x)));
+    return from_vector(f, s);
+}
+
+template <class T, int V>
+void check_layer_norm(int64_t R, int64_t D) {
+    CAPTURE(sizeof(T));
+    CAPTURE(V);
+    CAPTURE(R);
+    CAPTURE(D);
+    // Inputs as T holds them, and the reference on exactly those values in f32.
+    const std::vector<T> x = values_of<T>(test::random_tensor({R, D}, 1, -2, 2)),
+                         w = values_of<T>(test::random_tensor({D}, 2, 0.5, 1.5)),
+                         b = values_of<T>(test::random_tensor({D}, 3, -1, 1)),
+                         g = values_of<T>(test::random_tensor({R, D}, 4, -1, 1));
+    const Tensor xr = tensor_of(x, {R, D}).requires_grad_(), wr = tensor_of(w, {D}).requires_grad_(),
+                 br = tensor_of(b, {D}).requires_grad_();
+    const Tensor yr = layer_norm(xr, wr, br, 1e-5);
+    sum(mul(yr, tensor_of(g, {R, D}))).backward();
+
+    const unsigned row_blocks = static_cast<unsigned>((R + kRowsPerBlock - 1) / kRowsPerBlock);
+    std::vector<T> y(x.size()), dx(x.size()), dw(w.size()), db(b.size());
+    std::vector<float> mean(static_cast<size_t>(R)), rstd(mean.size());
+    cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
+        layer_norm_forward_kernel<T, V>(x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(), R,
+                                        D, 1e-5f);
+    });
+    cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
+        layer_norm_dx_kernel<T, V>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), R, D);
+    });
+    const int64_t column_blocks = (D + 32 * V - 1) / (32 * V), chunks = cuda::column_chunks(column_blocks, R);
+    std::vector<float> partial(static_cast<size_t>(2 * chunks * D));
+    cuda::emulate_launch(
+        static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks), cuda::columns::kThreads, [&] {
+            layer_norm_param_kernel<T, V>(g.data(), x.data(), mean.data(), rstd.data(), partial.data(),
+                                          dw.data(), db.data(), R, D, chunks);
+        });
+    if (chunks > 1)
+        cuda::emulate_launch(static_cast<unsigned>((D + kThreads - 1) / kThreads), 1, kThreads, [&] {
+            layer_norm_param_finish<T>(partial.data(), dw.data(), db.data(), D, chunks);
+        });
+
+    // f32: rounding of sums over D (forward, dx) or R (dw, db) terms; bf16: one rounding of each output to
+    // bf16 (2^-9 relative) on top, norm-relative.
+    const double tol = sizeof(T) == 2 ? 1e-2 : 1e-5;
+    CHECK(test::norm_rel_error(tensor_of(y, {R, D}), yr.detach()) < tol);
+    CHECK(test::norm_rel_error(tensor_of(dx, {R, D}), xr.grad()) < tol);
+    CHECK(test::norm_rel_error(tensor_of(dw, {D}), wr.grad()) < tol);
+    CHECK(test::norm_rel_error(tensor_of(db, {D}), br.grad()) < tol);
+    const Tensor xs = tensor_of(x, {R, D});
+    CHECK(test::norm_rel_error(from_vector(mean, {R}), aclip::mean(xs, {1})) < 1e-5);
+    CHECK(test::norm_rel_error(from_vector(rstd, {R}), rsqrt(add_scalar(var(xs, {1}, false), 1e-5))) < 1e-5);
+}
+
+}  // namespace
+
+TEST_SUITE("cuda") {
+    TEST_CASE("LayerNorm kernels on emulated threads equal the CPU op, forward and backward") {
+        check_layer_norm<float, 4>(37, 64);  // 16-byte packs; a partly empty last block; one row chunk
+        check_layer_norm<float, 1>(13, 45);  // single elements (45 columns take no packs)
+        check_layer_norm<bf16, 8>(100, 64);  // bf16 packs of 8; three row chunks for the column sums
+        check_layer_norm<bf16, 1>(9, 45);
+    }
+}
+
+}  // namespace aclip
