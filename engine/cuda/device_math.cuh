@@ -1,5 +1,6 @@
 // device_math.cuh: the device helpers kernels are written with: loading and storing each dtype in its
-// compute type, V elements moved as one 16-byte access (Pack), and warp and block reductions. Nothing here
+// compute type, offsets of strided operands, V elements moved as one 16-byte access (Pack), and warp and
+// block reductions. Nothing here
 // needs the CUDA runtime, so a kernel written with these compiles for the GPU and, through
 // warp_emulation.h, for the CPU tests that run it on emulated threads (tests/cuda/*_emulated.cpp).
 #pragma once
@@ -8,6 +9,7 @@
 #include <type_traits>
 
 #include "engine/core/dtype.h"
+#include "engine/cuda/launch.h"  // CollapsedDims
 
 #if !defined(__CUDACC__)
 #include "engine/cuda/warp_emulation.h"
@@ -28,6 +30,18 @@ __device__ __forceinline__ T st(C v) {
         return bf16_from_f32(static_cast<float>(v));
     else
         return static_cast<T>(v);
+}
+
+// Offset of element `linear` (row-major over dims.shape) in operand k.
+template <int K>
+__device__ __forceinline__ int64_t offset_of(const CollapsedDims& dims, int64_t linear) {
+    int64_t off = 0;
+    for (int d = dims.ndim - 1; d >= 0; --d) {
+        int64_t idx = linear % dims.shape[d];
+        linear /= dims.shape[d];
+        off += idx * dims.strides[K][d];
+    }
+    return off;
 }
 
 // V consecutive elements moved as one access of V * sizeof(T) bytes (16 at most), the unit of vectorised

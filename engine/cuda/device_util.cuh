@@ -1,6 +1,6 @@
 // device_util.cuh: what every CUDA kernel file shares: the device helpers of device_math.cuh (loading and
-// storing each dtype in its compute type, 16-byte packs, warp and block reductions), strided offsets from
-// a linear index, pointer alignment and dtype dispatch on the host.
+// storing each dtype in its compute type, 16-byte packs, strided offsets, warp and block reductions),
+// pointer alignment and dtype dispatch on the host.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -14,18 +14,6 @@
 #include "engine/cuda/launch.h"
 
 namespace aclip::cuda {
-
-// Offset of element `linear` (row-major over dims.shape) in operand k.
-template <int K>
-__device__ __forceinline__ int64_t offset_of(const CollapsedDims& dims, int64_t linear) {
-    int64_t off = 0;
-    for (int d = dims.ndim - 1; d >= 0; --d) {
-        int64_t idx = linear % dims.shape[d];
-        linear /= dims.shape[d];
-        off += idx * dims.strides[K][d];
-    }
-    return off;
-}
 
 // Whether every given pointer (null ones pass) is aligned to `bytes`.
 inline bool all_aligned(std::initializer_list<const void*> pointers, size_t bytes) {

@@ -55,7 +55,7 @@ inline thread_local Block* current_block = nullptr;
 
 }  // namespace emulation
 
-inline thread_local Index3 threadIdx, blockIdx, blockDim;
+inline thread_local Index3 threadIdx, blockIdx, blockDim, gridDim;
 
 // Runs body() as a kernel of grid (x, y) blocks of `threads` threads (a multiple of 32).
 inline void emulate_launch(unsigned grid_x, unsigned grid_y, int threads, const std::function<void()>& body) {
@@ -68,6 +68,7 @@ inline void emulate_launch(unsigned grid_x, unsigned grid_y, int threads, const 
                     threadIdx = {static_cast<unsigned>(t), 0, 0};
                     blockIdx = {bx, by, 0};
                     blockDim = {static_cast<unsigned>(threads), 1, 1};
+                    gridDim = {grid_x, grid_y, 1};
                     emulation::current_block = &block;
                     body();
                 });

@@ -1,0 +1,88 @@
+// test_pointwise_emulated.cpp: the elementwise kernels of engine/cuda/pointwise.cuh, which every CUDA op
+// runs through, compiled for the CPU and run on emulated threads (engine/cuda/warp_emulation.h) against the
+// CPU's map_pointwise: the 16-byte vectorised path (with a grid-stride loop and a tail that is not a whole
+// pack) and the strided path over collapsed broadcast dims, in f32 and bf16, for a binary formula, a unary
+// one and a comparison writing a u8 mask. Both sides evaluate the same formula of engine/math/pointwise.h in
+// the same compute type, so they must agree bit for bit.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "engine/cpu/map.h"
+#include "engine/cuda/pointwise.cuh"  // first: it brings the emulation's stand-ins for CUDA's keywords
+#include "test_util.h"
+
+namespace aclip {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// The bytes of a contiguous tensor, to compare outputs bit for bit.
+std::vector<uint8_t> bytes_of(const Tensor& t) {
+    const Tensor c = t.contiguous();
+    std::vector<uint8_t> out(static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
+    std::memcpy(out.data(), c.raw_data(), out.size());
+    return out;
+}
+
+template <PW op, class T>
+void check_vectorized(int64_t n, bool unary) {
+    CAPTURE(pointwise_name(op));
+    CAPTURE(sizeof(T));
+    CAPTURE(n);
+    using O = std::conditional_t<pointwise_writes_mask(op), uint8_t, T>;
+    const Tensor a = test::random_tensor({n}, 1, -3, 3).to(dtype_of<T>::value),
+                 b = test::random_tensor({n}, 2, -3, 3).to(dtype_of<T>::value);
+    const Tensor expected = unary ? map_pointwise<op>(a, Tensor()) : map_pointwise<op>(a, b);
+    Tensor out = empty({n}, dtype_of<O>::value);
+    const T* pa = a.data<T>();
+    const T* pb = unary ? pa : b.data<T>();
+    // Two blocks: fewer threads than packs, so the grid-stride loop takes a second turn.
+    cuda::emulate_launch(2, 1, kThreads, [&] {
+        cuda::pointwise_vectorized<op, T, O>(out.data<O>(), pa, pb, n, compute_t<T>(0), compute_t<T>(0));
+    });
+    CHECK(bytes_of(out) == bytes_of(expected));
+}
+
+template <PW op, class T>
+void check_strided() {
+    CAPTURE(pointwise_name(op));
+    CAPTURE(sizeof(T));
+    using O = std::conditional_t<pointwise_writes_mask(op), uint8_t, T>;
+    const Shape shape{5, 7, 3};
+    const Tensor a = test::random_tensor({3, 7, 5}, 3, -3, 3).to(dtype_of<T>::value).permute({2, 1, 0}),
+                 b = test::random_tensor({7, 1}, 4, -3, 3).to(dtype_of<T>::value);  // broadcast
+    const Tensor expected = map_pointwise<op>(a, b);
+    Tensor out = empty(shape, dtype_of<O>::value);
+    const Strides so = out.strides(), sa = broadcast_strides(a.shape(), a.strides(), shape),
+                  sb = broadcast_strides(b.shape(), b.strides(), shape);
+    const Strides* all[3] = {&so, &sa, &sb};
+    const cuda::CollapsedDims dims = cuda::collapse_dims(shape, all, 3);
+    cuda::emulate_launch(1, 1, kThreads, [&] {
+        cuda::pointwise_strided<op, T, O>(out.data<O>(), a.data<T>(), b.data<T>(), dims, shape_numel(shape),
+                                          compute_t<T>(0), compute_t<T>(0));
+    });
+    CHECK(bytes_of(out) == bytes_of(expected));
+}
+
+}  // namespace
+
+TEST_SUITE("cuda") {
+    TEST_CASE("pointwise kernels on emulated threads equal the CPU's map, bit for bit") {
+        for (int64_t n : {int64_t(4805), int64_t(3)}) {  // 600 packs of 8 (or 1,201 of 4) and a tail; no pack
+            check_vectorized<PW::Add, float>(n, false);
+            check_vectorized<PW::Add, bf16>(n, false);
+            check_vectorized<PW::Gelu, float>(n, true);
+            check_vectorized<PW::Gelu, bf16>(n, true);
+            check_vectorized<PW::Greater, float>(n, false);
+            check_vectorized<PW::Greater, bf16>(n, false);
+        }
+        check_strided<PW::Mul, float>();
+        check_strided<PW::Mul, bf16>();
+        check_strided<PW::Greater, bf16>();
+    }
+}
+
+}  // namespace aclip
