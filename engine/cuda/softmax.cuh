@@ -1,0 +1,150 @@
+// softmax.cuh: the kernels of softmax.cu (see there), in a header so that
+// tests/cuda/test_softmax_emulated.cpp can also compile them for the CPU and run them on emulated threads
+// (warp_emulation.h) against the CPU op: rows held in registers and rows looped over, forward and
+// backward, softmax and log_softmax.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "engine/cuda/device_math.cuh"
+
+namespace aclip::cuda::softmax_kernels {
+
+constexpr int kThreads = 256;
+constexpr int kRowsPerBlock = kThreads / 32;
+
+// Lane l holds elements l, l + 32, ..., l + 32 (K - 1) of its row.
+template <int K, class T>
+__global__ void softmax_cached_kernel(const T* x, T* y, int64_t R, int D, bool log) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= R) return;
+    const T* xr = x + row * D;
+    float v[K];
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const int i = lane + 32 * k;
+        v[k] = i < D ? ld(xr[i]) : -INFINITY;
+        m = fmaxf(m, v[k]);
+    }
+    m = warp_max(m);
+    if (m == -INFINITY) m = 0.0f;
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const float e = lane + 32 * k < D ? expf(v[k] - m) : 0.0f;
+        s += e;
+        if (!log) v[k] = e;  // each exponential computed once
+    }
+    s = warp_sum(s);
+    T* yr = y + row * D;
+    const float lse = m + logf(s), inv = 1.0f / s;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const int i = lane + 32 * k;
+        if (i < D) yr[i] = st<T>(log ? v[k] - lse : v[k] * inv);
+    }
+}
+
+template <int K, class T>
+__global__ void softmax_backward_cached_kernel(const T* g, const T* y, T* dx, int64_t R, int D, bool log) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= R) return;
+    const T* gr = g + row * D;
+    const T* yr = y + row * D;
+    float gv[K], yv[K];
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const int i = lane + 32 * k;
+        gv[k] = i < D ? ld(gr[i]) : 0.0f;
+        yv[k] = i < D ? ld(yr[i]) : 0.0f;
+        s += log ? gv[k] : gv[k] * yv[k];
+    }
+    s = warp_sum(s);
+    T* dr = dx + row * D;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const int i = lane + 32 * k;
+        if (i < D) dr[i] = st<T>(log ? gv[k] - expf(yv[k]) * s : yv[k] * (gv[k] - s));
+    }
+}
+
+// Calls fn(integral_constant<K>) with the smallest K in {1, 2, 4, 8, 16, 32} such that 32 K >= D;
+// returns false when D > 1024.
+template <class Fn>
+bool dispatch_per_lane(int64_t D, Fn&& fn) {
+    if (D <= 32) return fn(std::integral_constant<int, 1>{}), true;
+    if (D <= 64) return fn(std::integral_constant<int, 2>{}), true;
+    if (D <= 128) return fn(std::integral_constant<int, 4>{}), true;
+    if (D <= 256) return fn(std::integral_constant<int, 8>{}), true;
+    if (D <= 512) return fn(std::integral_constant<int, 16>{}), true;
+    if (D <= 1024) return fn(std::integral_constant<int, 32>{}), true;
+    return false;
+}
+
+template <class T>
+__global__ void softmax_kernel(const T* x, T* y, int64_t R, int64_t D, bool log) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= R) return;
+    const T* xr = x + row * D;
+    T* yr = y + row * D;
+    float m = -INFINITY;
+    for (int64_t i = lane; i < D; i += 32) m = fmaxf(m, ld(xr[i]));
+    m = warp_max(m);
+    if (m == -INFINITY) m = 0.0f;  // a fully masked row: every exp below is 0, as on the CPU
+    float s = 0.0f;
+    for (int64_t i = lane; i < D; i += 32) s += expf(ld(xr[i]) - m);
+    s = warp_sum(s);
+    if (log) {
+        const float lse = m + logf(s);
+        for (int64_t i = lane; i < D; i += 32) yr[i] = st<T>(ld(xr[i]) - lse);
+    } else {
+        const float inv = 1.0f / s;
+        for (int64_t i = lane; i < D; i += 32) yr[i] = st<T>(expf(ld(xr[i]) - m) * inv);
+    }
+}
+
+template <class T>
+__global__ void softmax_backward_kernel(const T* g, const T* y, T* dx, int64_t R, int64_t D, bool log) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= R) return;
+    const T* gr = g + row * D;
+    const T* yr = y + row * D;
+    T* dr = dx + row * D;
+    float s = 0.0f;
+    for (int64_t i = lane; i < D; i += 32) s += log ? ld(gr[i]) : ld(gr[i]) * ld(yr[i]);
+    s = warp_sum(s);
+    for (int64_t i = lane; i < D; i += 32) {
+        float gv = ld(gr[i]), yv = ld(yr[i]);
+        dr[i] = st<T>(log ? gv - expf(yv) * s : yv * (gv - s));
+    }
+}
+
+template <class T>
+__global__ void nll_sum_kernel(const T* logp, const int64_t* target, T* out, int64_t N, int64_t C) {
+    __shared__ float shared[32];
+    float s = 0.0f;
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s -= ld(logp[i * C + target[i]]);
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) *out = st<T>(s);
+}
+
+template <class T>
+__global__ void cross_entropy_backward_kernel(const T* logp, const int64_t* target, T* dx, int64_t N,
+                                              int64_t C, float scale) {
+    const int64_t n = N * C;
+    for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < n;
+         p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t i = p / C, j = p % C;
+        float v = expf(ld(logp[p])) * scale;
+        dx[p] = st<T>(j == target[i] ? v - scale : v);
+    }
+}
+
+}  // namespace aclip::cuda::softmax_kernels

@@ -1,0 +1,70 @@
+// test_softmax_emulated.cpp: the softmax kernels of engine/cuda/softmax.cuh, compiled for the CPU and run on
+// emulated threads (engine/cuda/warp_emulation.h) against the CPU's softmax and log_softmax with autograd:
+// rows held in registers (K values a lane: rows of 45 and 200) and rows looped over (1,100), forward and
+// backward, in f32 and bf16, with a partly empty last block of rows.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "engine/cuda/softmax.cuh"  // first: it brings the emulation's stand-ins for CUDA's keywords
+#include "engine/ops/ops.h"
+#include "test_util.h"
+
+namespace aclip {
+
+namespace {
+
+using namespace cuda::softmax_kernels;
+
+template <class T>
+void check_softmax(int64_t R, int64_t D, bool log) {
+    CAPTURE(sizeof(T));
+    CAPTURE(D);
+    CAPTURE(log);
+    const DType dt = dtype_of<T>::value;
+    const Tensor x = test::random_tensor({R, D}, 5, -4, 4).to(dt), g = test::random_tensor({R, D}, 6).to(dt);
+    // The reference in f32 on exactly the values T holds.
+    const Tensor xr = x.to(DType::F32).requires_grad_();
+    const Tensor yr = log ? log_softmax(xr, -1) : softmax(xr, -1);
+    sum(mul(yr, g.to(DType::F32))).backward();
+
+    Tensor y = empty({R, D}, dt), dx = empty({R, D}, dt);
+    const unsigned blocks = static_cast<unsigned>((R + kRowsPerBlock - 1) / kRowsPerBlock);
+    const bool cached = dispatch_per_lane(D, [&](auto k) {
+        cuda::emulate_launch(blocks, 1, kThreads, [&] {
+            softmax_cached_kernel<decltype(k)::value, T>(x.data<T>(), y.data<T>(), R, static_cast<int>(D),
+                                                         log);
+        });
+        cuda::emulate_launch(blocks, 1, kThreads, [&] {
+            softmax_backward_cached_kernel<decltype(k)::value, T>(g.data<T>(), y.data<T>(), dx.data<T>(), R,
+                                                                  static_cast<int>(D), log);
+        });
+    });
+    if (!cached) {
+        cuda::emulate_launch(blocks, 1, kThreads,
+                             [&] { softmax_kernel<T>(x.data<T>(), y.data<T>(), R, D, log); });
+        cuda::emulate_launch(blocks, 1, kThreads, [&] {
+            softmax_backward_kernel<T>(g.data<T>(), y.data<T>(), dx.data<T>(), R, D, log);
+        });
+    }
+    CHECK(cached == (D <= 1024));
+    // f32: expf against the CPU's exp_f32 and sums in another order, a few ulp; bf16: the output and the
+    // gradient each rounded to bf16 (2^-9 relative), norm-relative.
+    const double tol = sizeof(T) == 2 ? 1e-2 : 1e-5;
+    CHECK(test::norm_rel_error(y.to(DType::F32), yr.detach()) < tol);
+    CHECK(test::norm_rel_error(dx.to(DType::F32), xr.grad()) < tol);
+}
+
+}  // namespace
+
+TEST_SUITE("cuda") {
+    TEST_CASE("softmax kernels on emulated threads equal the CPU op, forward and backward") {
+        for (bool log : {false, true})
+            for (int64_t D : {45, 200, 1100}) {  // 2 and 8 values a lane in registers; a looping kernel
+                check_softmax<float>(13, D, log);
+                check_softmax<bf16>(13, D, log);
+            }
+    }
+}
+
+}  // namespace aclip
