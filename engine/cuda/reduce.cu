@@ -3,75 +3,15 @@
 // f32 in a fixed order: the same inputs give the same bits on every run.
 #include <vector>
 
-#include "engine/cuda/column_sums.cuh"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
+#include "engine/cuda/reduce.cuh"
 
 namespace aclip::cuda {
 
+using namespace reduce_kernels;
+
 namespace {
-
-constexpr int kThreads = 256;
-
-// I == 1: one warp per output row, lanes stride over R.
-template <class T>
-__global__ void sum_rows_kernel(const T* x, T* out, int64_t O, int64_t R) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (row >= O) return;
-    const T* xr = x + row * R;
-    float s = 0.0f;
-    for (int64_t r = lane; r < R; r += 32) s += ld(xr[r]);
-    s = warp_sum(s);
-    if (lane == 0) out[row] = st<T>(s);
-}
-
-// I == 1 with few rows: block (c, o) sums slice c of row o into partial[c, o] (then sum_chunks).
-template <class T>
-__global__ void sum_rows_partial(const T* x, float* partial, int64_t O, int64_t R, int64_t chunks) {
-    __shared__ float shared[32];
-    const int64_t c = blockIdx.x, o = blockIdx.y;
-    const int64_t r0 = c * R / chunks, r1 = (c + 1) * R / chunks;
-    const T* xr = x + o * R;
-    float s = 0.0f;
-    for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x) s += ld(xr[r]);
-    s = block_sum(s, shared);
-    if (threadIdx.x == 0) partial[c * O + o] = s;
-}
-
-// I > 1: the columns of the (O, R, I) view, column p = (o, i) of n = O I, summed over R
-// (column_sums.cuh), into out when the rows are one chunk, else into partial (chunks, n) for sum_chunks.
-// With V > 1, I is a multiple of V: a lane's V columns lie in one o.
-template <class T, int V>
-__global__ void __launch_bounds__(columns::kThreads)
-    sum_columns_kernel(const T* x, float* partial, T* out, int64_t n, int64_t R, int64_t I, int64_t chunks) {
-    columns::chunk_sums<1, V>(
-        n, R, chunks,
-        [&](int64_t p, int64_t r0, int64_t r_end, float(&acc)[1][V]) {
-            const T* column = x + (p / I) * R * I + p % I;
-#pragma unroll 4
-            for (int64_t r = r0; r < r_end; r += columns::kWarps) {
-                const Pack<T, V> values = load_pack<T, V>(column + r * I);
-#pragma unroll
-                for (int v = 0; v < V; ++v) acc[0][v] += ld(values.v[v]);
-            }
-        },
-        [&](int, int64_t column, float s) {
-            if (chunks == 1)
-                out[column] = st<T>(s);
-            else
-                partial[blockIdx.y * n + column] = s;
-        });
-}
-
-template <class T>
-__global__ void sum_chunks(const float* partial, T* out, int64_t n, int64_t chunks) {
-    const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (p >= n) return;
-    float s = 0.0f;
-    for (int64_t c = 0; c < chunks; ++c) s += partial[c * n + p];
-    out[p] = st<T>(s);
-}
 
 template <class T>
 __global__ void max_kernel(const T* x, T* values, int64_t* index, int64_t O, int64_t R, int64_t I) {
