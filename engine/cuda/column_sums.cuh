@@ -3,15 +3,14 @@
 // A block takes 32 V adjacent columns and one chunk of the rows: its 8 warps take every eighth row of the
 // chunk and each lane V adjacent columns, so a warp reads 32 V contiguous elements a row (512 bytes with
 // 16-byte packs). The warps' sums meet in shared memory and are added in warp order; the chunks' sums are
-// added by a second pass in chunk order, so the same inputs give the same bits on every run.
+// added by a second pass (add_chunks) in chunk order, so the same inputs give the same bits on every run.
+// The host side, run_column_sums, is in device_util.cuh.
 // In a header so that tests/cuda/test_column_sums_emulated.cpp can run it on emulated threads
 // (warp_emulation.h) on a machine without a GPU.
 #pragma once
 #include <cstdint>
 
-#if !defined(__CUDACC__)
-#include "engine/cuda/warp_emulation.h"
-#endif
+#include "engine/cuda/device_math.cuh"  // on the CPU, with warp_emulation.h
 
 namespace aclip::cuda::columns {
 
@@ -21,10 +20,11 @@ constexpr int kThreads = 32 * kWarps;
 // K sums for each of the columns 32 V blockIdx.x .. 32 V (blockIdx.x + 1) - 1 of n, over the rows of chunk
 // blockIdx.y of `chunks` (rows c R / chunks .. (c + 1) R / chunks - 1). For a lane's first column p (a
 // multiple of V, p < n, and p + V <= n), sum_rows(p, r0, r_end, acc) adds the terms of rows r0, r0 + kWarps,
-// ... below r_end into acc[k][0 .. V). store(k, column, value) then receives each sum once.
-template <int K, int V, class SumRows, class Store>
+// ... below r_end into acc[k][0 .. V). With one chunk, sum k of a column goes to out[k] (skipped where
+// null); with several, to partial (K, chunks, n) f32, for add_chunks.
+template <int K, int V, class T, class SumRows>
 __device__ __forceinline__ void chunk_sums(int64_t n, int64_t R, int64_t chunks, SumRows sum_rows,
-                                           Store store) {
+                                           T* const (&out)[K], float* partial) {
     __shared__ float warp_sums[K * V * kThreads];  // [k][v][warp][lane]: no bank conflicts either way
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int64_t first_column = static_cast<int64_t>(blockIdx.x) * 32 * V;
@@ -42,8 +42,21 @@ __device__ __forceinline__ void chunk_sums(int64_t n, int64_t R, int64_t chunks,
         if (column >= n) continue;
         float s = 0.0f;
         for (int w = 0; w < kWarps; ++w) s += warp_sums[((k * V + v) * kWarps + w) * 32 + l];
-        store(k, column, s);
+        if (chunks > 1)
+            partial[(k * chunks + c) * n + column] = s;
+        else if (out[k])
+            out[k][column] = st<T>(s);
     }
+}
+
+// The second pass: out[p] = the sum over c of partial[c n + p], in chunk order; a thread per column.
+template <class T>
+__global__ void add_chunks(const float* partial, T* out, int64_t n, int64_t chunks) {
+    const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (p >= n) return;
+    float s = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) s += partial[c * n + p];
+    out[p] = st<T>(s);
 }
 
 }  // namespace aclip::cuda::columns

@@ -1,6 +1,6 @@
 // device_util.cuh: what every CUDA kernel file shares: the device helpers of device_math.cuh (loading and
 // storing each dtype in its compute type, 16-byte packs, strided offsets, warp and block reductions),
-// pointer alignment and dtype dispatch on the host.
+// pointer alignment, running a column sum, and dtype dispatch on the host.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -9,6 +9,7 @@
 
 #include "engine/core/tensor.h"
 #include "engine/cpu/strided_loop.h"  // broadcast_strides
+#include "engine/cuda/column_sums.cuh"
 #include "engine/cuda/cuda_check.cuh"
 #include "engine/cuda/device_math.cuh"
 #include "engine/cuda/launch.h"
@@ -20,6 +21,27 @@ inline bool all_aligned(std::initializer_list<const void*> pointers, size_t byte
     for (const void* p : pointers)
         if (reinterpret_cast<uintptr_t>(p) % bytes != 0) return false;
     return true;
+}
+
+// Runs a column-sum kernel (column_sums.cuh) of K sums a column over n columns and R rows, V columns a lane:
+// kernel(grid, partial, chunks) queues it with `columns::kThreads` threads a block. With several row
+// chunks it leaves partial (K, chunks, n), whose chunks add_chunks then adds into out[k] (a null output is
+// skipped); with one chunk (partial null) the kernel writes out itself.
+template <class T, int K, class Kernel>
+void run_column_sums(int64_t n, int64_t R, int V, T* const (&out)[K], const char* name, Kernel&& kernel) {
+    const int64_t blocks = (n + 32 * V - 1) / (32 * V), chunks = column_chunks(blocks, R);
+    Tensor partial = chunks > 1 ? empty({K, chunks, n}, DType::F32, Device::CUDA) : Tensor();
+    float* pp = chunks > 1 ? static_cast<float*>(partial.raw_data()) : nullptr;
+    kernel(dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(chunks)), pp, chunks);
+    AC_CUDA_LAUNCH_CHECK(name);
+    if (chunks == 1) return;
+    constexpr int kThreads = 256;
+    for (int k = 0; k < K; ++k) {
+        if (!out[k]) continue;
+        columns::add_chunks<T>
+            <<<(n + kThreads - 1) / kThreads, kThreads>>>(pp + k * chunks * n, out[k], n, chunks);
+        AC_CUDA_LAUNCH_CHECK(name);
+    }
 }
 
 // Calls fn(TypeTag<T>{}) for the dtypes CUDA kernels compute on: f32 and bf16 (f64 is CPU-only, for

@@ -74,17 +74,14 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
             AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
         }
         if (!dw.defined() && !db.defined()) return;
-        T* pdw = dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr;
-        T* pdb = db.defined() ? static_cast<T*>(db.raw_data()) : nullptr;
+        T* const outs[2] = {dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr,
+                            db.defined() ? static_cast<T*>(db.raw_data()) : nullptr};
         auto launch = [&](auto kernel, int V) {
-            const int64_t blocks = (D + 32 * V - 1) / (32 * V), chunks = column_chunks(blocks, R);
-            Tensor partial = chunks > 1 ? empty({2, chunks, D}, DType::F32, Device::CUDA) : Tensor();
-            float* pp = chunks > 1 ? static_cast<float*>(partial.raw_data()) : nullptr;
-            kernel<<<dim3(blocks, chunks), columns::kThreads>>>(pg, px, pm, pr, pp, pdw, pdb, R, D, chunks);
-            AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
-            if (chunks == 1) return;
-            layer_norm_param_finish<T><<<(D + kThreads - 1) / kThreads, kThreads>>>(pp, pdw, pdb, D, chunks);
-            AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+            run_column_sums(D, R, V, outs, "layer_norm_backward",
+                            [&](dim3 grid, float* partial, int64_t chunks) {
+                                kernel<<<grid, columns::kThreads>>>(pg, px, pm, pr, partial, outs[0], outs[1],
+                                                                    R, D, chunks);
+                            });
         };
         constexpr int V = vector_width<T>();
         if (D % V == 0 && all_aligned({pg, px}, 16))

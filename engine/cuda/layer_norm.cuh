@@ -104,12 +104,13 @@ __global__ void layer_norm_dx_kernel(const T* g, const T* x, const T* w, const f
     }
 }
 
-// The weight and bias gradients, sums over rows of g * xhat and g (column_sums.cuh): into dw and db when
-// the rows are one chunk, else into partial (2, chunks, D) for layer_norm_param_finish.
+// The weight and bias gradients, sums over rows of g * xhat and g (column_sums.cuh: into dw and db with one
+// row chunk, else into partial (2, chunks, D)).
 template <class T, int V>
 __global__ void __launch_bounds__(columns::kThreads)
     layer_norm_param_kernel(const T* g, const T* x, const float* mean, const float* rstd, float* partial,
                             T* dw, T* db, int64_t R, int64_t D, int64_t chunks) {
+    T* const outs[2] = {dw, db};
     columns::chunk_sums<2, V>(
         D, R, chunks,
         [&](int64_t p, int64_t r0, int64_t r_end, float(&acc)[2][V]) {
@@ -125,26 +126,7 @@ __global__ void __launch_bounds__(columns::kThreads)
                 }
             }
         },
-        [&](int k, int64_t column, float s) {
-            T* out = k == 0 ? dw : db;
-            if (chunks > 1)
-                partial[(k * chunks + blockIdx.y) * D + column] = s;
-            else if (out)
-                out[column] = st<T>(s);
-        });
-}
-
-template <class T>
-__global__ void layer_norm_param_finish(const float* partial, T* dw, T* db, int64_t D, int64_t chunks) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= D) return;
-    float sw = 0.0f, sb = 0.0f;
-    for (int64_t c = 0; c < chunks; ++c) {
-        sw += partial[c * D + i];
-        sb += partial[(chunks + c) * D + i];
-    }
-    if (dw) dw[i] = st<T>(sw);
-    if (db) db[i] = st<T>(sb);
+        outs, partial);
 }
 
 }  // namespace aclip::cuda::layer_norm_kernels

@@ -61,7 +61,7 @@ void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out) {
             sum_rows_partial<T>
                 <<<dim3(chunks, O), kThreads>>>(px, static_cast<float*>(partial.raw_data()), O, R, chunks);
             AC_CUDA_LAUNCH_CHECK("sum");
-            sum_chunks<T><<<(O + kThreads - 1) / kThreads, kThreads>>>(
+            columns::add_chunks<T><<<(O + kThreads - 1) / kThreads, kThreads>>>(
                 static_cast<const float*>(partial.raw_data()), po, O, chunks);
             AC_CUDA_LAUNCH_CHECK("sum");
             return;
@@ -73,15 +73,11 @@ void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out) {
             return;
         }
         // I > 1: column sums, in 16-byte packs where I and the pointer allow.
+        T* const outs[1] = {po};
         auto launch = [&](auto kernel, int V) {
-            const int64_t blocks = (n + 32 * V - 1) / (32 * V), chunks = column_chunks(blocks, R);
-            Tensor partial = chunks > 1 ? empty({chunks, n}, DType::F32, Device::CUDA) : Tensor();
-            float* pp = chunks > 1 ? static_cast<float*>(partial.raw_data()) : nullptr;
-            kernel<<<dim3(blocks, chunks), columns::kThreads>>>(px, pp, po, n, R, I, chunks);
-            AC_CUDA_LAUNCH_CHECK("sum");
-            if (chunks == 1) return;
-            sum_chunks<T><<<(n + kThreads - 1) / kThreads, kThreads>>>(pp, po, n, chunks);
-            AC_CUDA_LAUNCH_CHECK("sum");
+            run_column_sums(n, R, V, outs, "sum", [&](dim3 grid, float* partial, int64_t chunks) {
+                kernel<<<grid, columns::kThreads>>>(px, partial, po, n, R, I, chunks);
+            });
         };
         constexpr int V = vector_width<T>();
         if (I % V == 0 && all_aligned({px}, 16))

@@ -24,7 +24,7 @@ __global__ void sum_rows_kernel(const T* x, T* out, int64_t O, int64_t R) {
     if (lane == 0) out[row] = st<T>(s);
 }
 
-// I == 1 with few rows: block (c, o) sums slice c of row o into partial[c, o] (then sum_chunks).
+// I == 1 with few rows: block (c, o) sums slice c of row o into partial[c, o] (then columns::add_chunks).
 template <class T>
 __global__ void sum_rows_partial(const T* x, float* partial, int64_t O, int64_t R, int64_t chunks) {
     __shared__ float shared[32];
@@ -38,11 +38,12 @@ __global__ void sum_rows_partial(const T* x, float* partial, int64_t O, int64_t 
 }
 
 // I > 1: the columns of the (O, R, I) view, column p = (o, i) of n = O I, summed over R
-// (column_sums.cuh), into out when the rows are one chunk, else into partial (chunks, n) for sum_chunks.
-// With V > 1, I is a multiple of V: a lane's V columns lie in one o.
+// (column_sums.cuh: into out with one row chunk, else into partial). With V > 1, I is a multiple of V: a
+// lane's V columns lie in one o.
 template <class T, int V>
 __global__ void __launch_bounds__(columns::kThreads)
     sum_columns_kernel(const T* x, float* partial, T* out, int64_t n, int64_t R, int64_t I, int64_t chunks) {
+    T* const outs[1] = {out};
     columns::chunk_sums<1, V>(
         n, R, chunks,
         [&](int64_t p, int64_t r0, int64_t r_end, float(&acc)[1][V]) {
@@ -54,21 +55,7 @@ __global__ void __launch_bounds__(columns::kThreads)
                 for (int v = 0; v < V; ++v) acc[0][v] += ld(values.v[v]);
             }
         },
-        [&](int, int64_t column, float s) {
-            if (chunks == 1)
-                out[column] = st<T>(s);
-            else
-                partial[blockIdx.y * n + column] = s;
-        });
-}
-
-template <class T>
-__global__ void sum_chunks(const float* partial, T* out, int64_t n, int64_t chunks) {
-    const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (p >= n) return;
-    float s = 0.0f;
-    for (int64_t c = 0; c < chunks; ++c) s += partial[c * n + p];
-    out[p] = st<T>(s);
+        outs, partial);
 }
 
 }  // namespace aclip::cuda::reduce_kernels

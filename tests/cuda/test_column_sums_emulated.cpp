@@ -1,7 +1,8 @@
 // test_column_sums_emulated.cpp: the column sums of engine/cuda/column_sums.cuh (bias gradients, LayerNorm's
 // weight and bias gradients, sums over a middle dim), compiled for the CPU and run on emulated threads
-// (engine/cuda/warp_emulation.h) against sums in double: every column summed once over every row of
-// every chunk, with partial blocks of columns, chunks of unequal length, 16-byte packs and single columns.
+// (engine/cuda/warp_emulation.h) against sums in double: every column summed over every row of every
+// chunk, with partial blocks of columns, chunks of unequal length, 16-byte packs and single columns, then
+// the chunks added (add_chunks).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -16,7 +17,9 @@ namespace aclip {
 namespace {
 
 // Two sums per column of a (R, n) matrix x, as the LayerNorm kernel takes them: of x and of x * w[row],
-// over `chunks` chunks of rows, V columns a lane; each chunk's sums land in their own partial row.
+// over `chunks` chunks of rows, V columns a lane. With one chunk the sums land in the outputs; with
+// several, each chunk's in its own partial row, which add_chunks then adds into the outputs (the second
+// output null: skipped, as LayerNorm skips a missing bias gradient).
 template <int V>
 void check_column_sums(int64_t R, int64_t n, int64_t chunks) {
     CAPTURE(V);
@@ -25,7 +28,8 @@ void check_column_sums(int64_t R, int64_t n, int64_t chunks) {
     CAPTURE(chunks);
     const std::vector<float> x = test::random_tensor({R, n}, 7, -1, 1).to_vector<float>();
     const std::vector<float> w = test::random_tensor({R}, 8, -1, 1).to_vector<float>();
-    std::vector<float> partial(static_cast<size_t>(2 * chunks * n), NAN);
+    std::vector<float> partial(static_cast<size_t>(2 * chunks * n), NAN), plain(static_cast<size_t>(n), NAN);
+    float* const outs[2] = {plain.data(), nullptr};
     const unsigned blocks = static_cast<unsigned>((n + 32 * V - 1) / (32 * V));
     cuda::emulate_launch(blocks, static_cast<unsigned>(chunks), cuda::columns::kThreads, [&] {
         cuda::columns::chunk_sums<2, V>(
@@ -40,24 +44,33 @@ void check_column_sums(int64_t R, int64_t n, int64_t chunks) {
                         acc[1][v] += value * w[static_cast<size_t>(r)];
                     }
             },
-            [&](int k, int64_t column, float s) {
-                float& slot = partial[static_cast<size_t>((k * chunks + cuda::blockIdx.y) * n + column)];
-                CHECK(std::isnan(slot));  // each sum is stored once
-                slot = s;
-            });
+            outs, partial.data());
     });
-    for (int64_t c = 0; c < chunks; ++c)
-        for (int64_t j = 0; j < n; ++j) {
-            double plain = 0, weighted = 0;
-            for (int64_t r = c * R / chunks; r < (c + 1) * R / chunks; ++r) {
-                plain += x[static_cast<size_t>(r * n + j)];
-                weighted +=
-                    static_cast<double>(x[static_cast<size_t>(r * n + j)]) * w[static_cast<size_t>(r)];
-            }
-            // f32 sums of at most a few hundred terms in [-1, 1]: well inside 1e-4 absolute.
-            REQUIRE(std::abs(partial[static_cast<size_t>(c * n + j)] - plain) < 1e-4);
-            REQUIRE(std::abs(partial[static_cast<size_t>((chunks + c) * n + j)] - weighted) < 1e-4);
+    // The sums of rows [r0, r1) of column j in double.
+    auto sums = [&](int64_t j, int64_t r0, int64_t r1) {
+        double p = 0, q = 0;
+        for (int64_t r = r0; r < r1; ++r) {
+            p += x[static_cast<size_t>(r * n + j)];
+            q += static_cast<double>(x[static_cast<size_t>(r * n + j)]) * w[static_cast<size_t>(r)];
         }
+        return std::pair{p, q};
+    };
+    // f32 sums of at most a few hundred terms in [-1, 1]: well inside 1e-4 absolute. NaN: never written.
+    if (chunks > 1) {
+        for (int64_t c = 0; c < chunks; ++c)
+            for (int64_t j = 0; j < n; ++j) {
+                const auto [p, q] = sums(j, c * R / chunks, (c + 1) * R / chunks);
+                REQUIRE(std::abs(partial[static_cast<size_t>(c * n + j)] - p) < 1e-4);
+                REQUIRE(std::abs(partial[static_cast<size_t>((chunks + c) * n + j)] - q) < 1e-4);
+            }
+        cuda::emulate_launch(static_cast<unsigned>((n + 255) / 256), 1, 256, [&] {
+            cuda::columns::add_chunks<float>(partial.data(), plain.data(), n, chunks);
+        });
+    } else {
+        for (float v : partial) REQUIRE(std::isnan(v));  // one chunk: straight into the outputs
+    }
+    for (int64_t j = 0; j < n; ++j)
+        REQUIRE(std::abs(plain[static_cast<size_t>(j)] - sums(j, 0, R).first) < 1e-4);
 }
 
 }  // namespace

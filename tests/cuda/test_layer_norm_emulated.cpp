@@ -64,10 +64,12 @@ void check_layer_norm(int64_t R, int64_t D) {
             layer_norm_param_kernel<T, V>(g.data(), x.data(), mean.data(), rstd.data(), partial.data(),
                                           dw.data(), db.data(), R, D, chunks);
         });
-    if (chunks > 1)
-        cuda::emulate_launch(static_cast<unsigned>((D + kThreads - 1) / kThreads), 1, kThreads, [&] {
-            layer_norm_param_finish<T>(partial.data(), dw.data(), db.data(), D, chunks);
-        });
+    if (chunks > 1)  // as run_column_sums finishes: each output's chunks added
+        for (T* out : {dw.data(), db.data()})
+            cuda::emulate_launch(static_cast<unsigned>((D + kThreads - 1) / kThreads), 1, kThreads, [&] {
+                cuda::columns::add_chunks<T>(partial.data() + (out == db.data() ? chunks * D : 0), out, D,
+                                             chunks);
+            });
 
     // f32: rounding of sums over D (forward, dx) or R (dw, db) terms; bf16: one rounding of each output to
     // bf16 (2^-9 relative) on top, norm-relative.

@@ -17,11 +17,11 @@ namespace {
 
 using namespace cuda::reduce_kernels;
 
-// The sums of chunks of partial (chunks, n), as reduce.cu finishes them.
+// The sums of chunks of partial (chunks, n), as run_column_sums and reduce.cu finish them.
 template <class T>
 void finish(const std::vector<float>& partial, T* out, int64_t n, int64_t chunks) {
     cuda::emulate_launch(static_cast<unsigned>((n + kThreads - 1) / kThreads), 1, kThreads,
-                         [&] { sum_chunks<T>(partial.data(), out, n, chunks); });
+                         [&] { cuda::columns::add_chunks<T>(partial.data(), out, n, chunks); });
 }
 
 template <class T, int V>
@@ -72,12 +72,12 @@ void check_rows(int64_t O, int64_t R) {
 TEST_SUITE("cuda") {
     TEST_CASE("sum kernels on emulated threads equal the CPU's sum") {
         check_columns<float, 4>(1, 50, 24);  // a bias gradient: packs, one chunk
-        check_columns<bf16, 8>(1, 300, 24);  // several chunks, then sum_chunks
+        check_columns<bf16, 8>(1, 300, 24);  // several chunks, then add_chunks
         check_columns<float, 1>(3, 40, 5);   // single columns; a lane's neighbours in another o
         check_columns<bf16, 1>(2, 70, 300);  // two blocks of columns across two o, several chunks
         check_rows<float>(13, 70);           // a warp per row
         check_rows<bf16>(9, 33);
-        check_rows<float>(2, 5000);  // blocks per long row, partial sums, sum_chunks
+        check_rows<float>(2, 5000);  // blocks per long row, partial sums, add_chunks
     }
 }
 
