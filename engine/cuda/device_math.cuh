@@ -64,6 +64,11 @@ constexpr int vector_width() {
     return 16 / static_cast<int>(sizeof(T));
 }
 
+// The row of this thread's warp in kernels where each warp of a block takes one row.
+__device__ __forceinline__ int64_t warp_row() {
+    return static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

@@ -18,7 +18,7 @@ constexpr int kRowsPerBlock = kThreads / 32;
 template <class T, int V>
 __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T* y, float* mean_out,
                                           float* rstd_out, int64_t R, int64_t D, float eps) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= R) return;
     const T* xr = x + row * D;
@@ -64,7 +64,7 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T*
 template <class T, int V>
 __global__ void layer_norm_dx_kernel(const T* g, const T* x, const T* w, const float* mean, const float* rstd,
                                      T* dx, int64_t R, int64_t D) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= R) return;
     const T* gr = g + row * D;

@@ -14,7 +14,7 @@ constexpr int kThreads = 256;
 // I == 1: one warp per output row, lanes stride over R.
 template <class T>
 __global__ void sum_rows_kernel(const T* x, T* out, int64_t O, int64_t R) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= O) return;
     const T* xr = x + row * R;

@@ -17,7 +17,7 @@ constexpr int kRowsPerBlock = kThreads / 32;
 // Lane l holds elements l, l + 32, ..., l + 32 (K - 1) of its row.
 template <int K, class T>
 __global__ void softmax_cached_kernel(const T* x, T* y, int64_t R, int D, bool log) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= R) return;
     const T* xr = x + row * D;
@@ -50,7 +50,7 @@ __global__ void softmax_cached_kernel(const T* x, T* y, int64_t R, int D, bool l
 
 template <int K, class T>
 __global__ void softmax_backward_cached_kernel(const T* g, const T* y, T* dx, int64_t R, int D, bool log) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= R) return;
     const T* gr = g + row * D;
@@ -88,7 +88,7 @@ bool dispatch_per_lane(int64_t D, Fn&& fn) {
 
 template <class T>
 __global__ void softmax_kernel(const T* x, T* y, int64_t R, int64_t D, bool log) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= R) return;
     const T* xr = x + row * D;
@@ -111,7 +111,7 @@ __global__ void softmax_kernel(const T* x, T* y, int64_t R, int64_t D, bool log)
 
 template <class T>
 __global__ void softmax_backward_kernel(const T* g, const T* y, T* dx, int64_t R, int64_t D, bool log) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+    const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= R) return;
     const T* gr = g + row * D;

@@ -74,9 +74,9 @@ Tensor composed_self_attention(const Tensor& qkv, int64_t heads, bool causal) {
     {
         NoGradGuard no_grad;
         const Tensor packed = qkv.detach();
+        // the probabilities are kept for backward
         r = scaled_dot_product_attention(heads_of(packed, 0), heads_of(packed, 1), heads_of(packed, 2),
-                                         causal,
-                                         /*return_probs=*/grad);
+                                         causal, grad);
     }
     Tensor out = r.out.permute({0, 2, 1, 3}).reshape({B, T, W});
     if (!grad) return out;
