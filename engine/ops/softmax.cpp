@@ -2,6 +2,7 @@
 // subtracted first), and cross_entropy, the fused log-softmax + negative log-likelihood over classes.
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
@@ -35,12 +36,20 @@ void softmax_rows(const T* x, T* y, int64_t R, int64_t D, bool log) {
         for (int64_t i = 0; i < D; ++i) m = std::max(m, load(xr[i]));
         if (m == -std::numeric_limits<C>::infinity()) m = 0;  // a fully masked row: exp(-inf) = 0 below
         C s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < D; ++i) s += exp_c(load(xr[i]) - m);
         if (log) {
+#pragma omp simd reduction(+ : s)
+            for (int64_t i = 0; i < D; ++i) s += exp_c(load(xr[i]) - m);
             C lse = m + std::log(s);
             for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(load(xr[i]) - lse);
-        } else {
+        } else if constexpr (std::is_same_v<T, C>) {  // each exponential once, kept in y
+#pragma omp simd reduction(+ : s)
+            for (int64_t i = 0; i < D; ++i) s += (yr[i] = exp_c(load(xr[i]) - m));
+            C inv = C(1) / s;
+#pragma omp simd
+            for (int64_t i = 0; i < D; ++i) yr[i] *= inv;
+        } else {  // y cannot hold an unrounded exponential
+#pragma omp simd reduction(+ : s)
+            for (int64_t i = 0; i < D; ++i) s += exp_c(load(xr[i]) - m);
             C inv = C(1) / s;
 #pragma omp simd
             for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(exp_c(load(xr[i]) - m) * inv);
