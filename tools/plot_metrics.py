@@ -56,7 +56,7 @@ def plot(train, evals, out):
     flat = [ax for row in axes for ax in row]
     for ax, (title, keys) in zip(flat, panels):
         for key in keys:
-            pts = [(r["step"], r[key]) for r in train if key in r]
+            pts = [(r["step"], r[key]) for r in train if r.get(key) is not None]  # null: not finite
             if pts:
                 ax.plot(*zip(*pts), label=key, linewidth=1.4)
         ax.set_title(title)

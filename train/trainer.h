@@ -7,9 +7,12 @@
 #pragma once
 #include <string>
 
+#include "data/loader.h"
+#include "engine/dist/comm.h"
 #include "models/aclip.h"
 #include "train/config.h"
 #include "train/evaluate.h"
+#include "train/run_state.h"
 
 namespace aclip {
 
@@ -31,7 +34,7 @@ TrainResult train(const Config& cfg, const std::string& resume = "", bool force_
 // The evaluation settings a Config describes, for a model of this configuration.
 EvalSettings eval_settings_from(const Config& cfg, const AclipConfig& acfg);
 
-// Checkpoints in dir, oldest first: paths of their .model.safetensors files.
-std::vector<std::string> list_checkpoints(const std::string& dir);
+// The loader settings a Config describes for this rank (pinned batches when training on a GPU).
+LoaderConfig loader_config_from(const Config& cfg, const AclipConfig& acfg, const Comm& comm, Device device);
 
 }  // namespace aclip

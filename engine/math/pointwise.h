@@ -79,36 +79,37 @@ constexpr bool pointwise_writes_mask(PW op) {
     return op == PW::MaximumMask || op == PW::Greater || op == PW::Equal;
 }
 
-// Overloads that pick the float or double C function on host and device alike.
+// Overloads that pick the float or double C function on host and device alike (qualified: the ops of
+// ops.h, such as exp(const Tensor&), must not hide them wherever ops.h came first).
 AC_HD float pw_exp(float x) {
     return expf(x);
 }
 AC_HD double pw_exp(double x) {
-    return exp(x);
+    return ::exp(x);
 }
 AC_HD float pw_log(float x) {
     return logf(x);
 }
 AC_HD double pw_log(double x) {
-    return log(x);
+    return ::log(x);
 }
 AC_HD float pw_sqrt(float x) {
     return sqrtf(x);
 }
 AC_HD double pw_sqrt(double x) {
-    return sqrt(x);
+    return ::sqrt(x);
 }
 AC_HD float pw_tanh(float x) {
     return tanhf(x);
 }
 AC_HD double pw_tanh(double x) {
-    return tanh(x);
+    return ::tanh(x);
 }
 AC_HD float pw_pow(float x, float p) {
     return powf(x, p);
 }
 AC_HD double pw_pow(double x, double p) {
-    return pow(x, p);
+    return ::pow(x, p);
 }
 
 // The formula of op. x: the first operand (the incoming gradient g for *Backward ops); y: the second

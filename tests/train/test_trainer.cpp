@@ -95,6 +95,25 @@ TEST_SUITE("train") {
         longer.set_override("train.steps=12");
         CHECK(test::error_of([&] { train(longer, "latest"); }).find("written for train.steps = 6") !=
               std::string::npos);
+        CHECK(train(longer, "latest", /*force_schedule=*/true).step == 12);  // forced: the new schedule
+        CHECK(test::error_of([&] {
+                  train(longer, data_dir() + "/parted/config.ini");
+              }).find("not a checkpoint's model file") != std::string::npos);
+    }
+
+    TEST_CASE("each log line is a JSON line of metrics.jsonl with every field") {
+        Config c = tiny_run("fields");
+        c.set_override("train.steps=3");
+        train(c);
+        std::ifstream in(data_dir() + "/fields/metrics.jsonl");
+        std::string line;
+        REQUIRE(std::getline(in, line));
+        for (const char* key :
+             {"\"step\": 3,", "\"epoch\": ", "\"lr\": ", "\"loss\": ", "\"clip1\": ", "\"simclr\": ",
+              "\"byol\": ", "\"logit_scale\": ", "\"ema_momentum\": ", "\"samples_per_s\": ",
+              "\"data_wait\": ", "\"ms_per_step\": ", "\"peak_mib\": "})
+            CHECK_MESSAGE(line.find(key) != std::string::npos, key, " in ", line);
+        CHECK(line.back() == '}');
     }
 
     TEST_CASE("train.precision = bf16 trains with bf16 products and keeps f32 master weights") {

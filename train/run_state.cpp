@@ -1,0 +1,125 @@
+// run_state.cpp: see run_state.h.
+#include "train/run_state.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "engine/autograd/grad_mode.h"
+#include "engine/io/safetensors.h"
+#include "models/checkpoint.h"
+
+namespace aclip {
+
+namespace {
+
+constexpr const char* kModelSuffix = ".model.safetensors";
+constexpr const char* kStateSuffix = ".state.safetensors";
+
+std::string stem_of(const std::string& model_path) {
+    return model_path.substr(0, model_path.size() - std::string(kModelSuffix).size());
+}
+
+// A metadata value of the state file; a missing key names the file and the key.
+const std::string& meta(const SafetensorsFile& state, const std::string& key) {
+    auto it = state.metadata.find(key);
+    AC_CHECK_HINT(it != state.metadata.end(), "resume from a checkpoint written by aclip_train", state.path,
+                  ": no metadata key '", key, "'");
+    return it->second;
+}
+
+}  // namespace
+
+std::vector<std::string> list_checkpoints(const std::string& dir) {
+    std::vector<std::string> out;
+    if (!std::filesystem::exists(dir)) return out;
+    const std::string suffix = kModelSuffix;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        std::string name = e.path().filename().string();
+        if (name.rfind("step_", 0) == 0 && name.size() > suffix.size() &&
+            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());  // step numbers are zero-padded: oldest first
+    return out;
+}
+
+std::vector<std::string> adamw_parameter_names(Aclip& model, const std::vector<ParamGroup>& groups) {
+    std::vector<std::string> names;
+    const auto named = model.named_parameters();
+    for (const ParamGroup& g : groups)
+        for (const Tensor& p : g.params)
+            for (const auto& np : named)
+                if (np.tensor->same(p)) names.push_back(np.name);
+    return names;
+}
+
+void save_run_checkpoint(const std::string& dir, int64_t step, Aclip& model, AdamW& opt,
+                         const std::vector<std::string>& parameter_names,
+                         const std::vector<LoaderCursor>& cursors, const Config& cfg, const AclipConfig& acfg,
+                         int64_t keep) {
+    char name[64];
+    std::snprintf(name, sizeof name, "/step_%08lld", static_cast<long long>(step));
+    const std::string stem = dir + name;
+    save_model(stem + kModelSuffix, model, model_metadata(acfg, cfg.text()));
+    std::vector<std::pair<std::string, Tensor>> state;
+    for (size_t i = 0; i < parameter_names.size(); ++i) {
+        state.emplace_back("adamw.exp_avg." + parameter_names[i], opt.exp_avg()[i]);
+        state.emplace_back("adamw.exp_avg_sq." + parameter_names[i], opt.exp_avg_sq()[i]);
+    }
+    std::map<std::string, std::string> metadata = {{"step", std::to_string(step)},
+                                                   {"optimizer.steps", std::to_string(opt.steps())},
+                                                   {"train.steps", cfg.str("train.steps")},
+                                                   {"dist.world", std::to_string(cursors.size())},
+                                                   {"aclip.config", cfg.text()}};
+    for (size_t r = 0; r < cursors.size(); ++r) {
+        metadata["loader.rank" + std::to_string(r) + ".epoch"] = std::to_string(cursors[r].epoch);
+        metadata["loader.rank" + std::to_string(r) + ".position"] = std::to_string(cursors[r].position);
+    }
+    save_safetensors(stem + kStateSuffix, state, metadata);
+    std::vector<std::string> all = list_checkpoints(dir);
+    for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {  // keep the newest `keep`
+        std::filesystem::remove(all[i]);
+        std::filesystem::remove(stem_of(all[i]) + kStateSuffix);
+    }
+}
+
+ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir, const Config& cfg,
+                                bool force_schedule, int rank, int world, Aclip& model, AdamW& opt,
+                                const std::vector<std::string>& parameter_names) {
+    ResumePoint at;
+    at.path = which;
+    if (which == "latest") {
+        std::vector<std::string> all = list_checkpoints(dir);
+        AC_CHECK_HINT(!all.empty(), "start without --resume", "--resume latest: no checkpoint in ", dir);
+        at.path = all.back();
+    }
+    AC_CHECK_HINT(at.path.size() > std::string(kModelSuffix).size() &&
+                      at.path.compare(at.path.size() - std::string(kModelSuffix).size(), std::string::npos,
+                                      kModelSuffix) == 0,
+                  "pass 'latest' or a step_N.model.safetensors file", "--resume ", at.path,
+                  ": not a checkpoint's model file");
+    SafetensorsFile state = load_safetensors(stem_of(at.path) + kStateSuffix);
+    const std::string& written_for = meta(state, "train.steps");
+    AC_CHECK_HINT(force_schedule || written_for == cfg.str("train.steps"),
+                  "the learning-rate and EMA schedules depend on train.steps; keep it, start a new run, "
+                  "or pass --force-schedule",
+                  "resume: the checkpoint was written for train.steps = ", written_for,
+                  " but the config says ", cfg.str("train.steps"));
+    AC_CHECK_HINT(meta(state, "dist.world") == std::to_string(world),
+                  "resume with the number of ranks the run had", "resume: the checkpoint was written by ",
+                  meta(state, "dist.world"), " ranks, this run has ", world);
+    load_state(model, load_safetensors(at.path));
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < parameter_names.size(); ++i) {
+        opt.exp_avg()[i].copy_(state.get("adamw.exp_avg." + parameter_names[i]));
+        opt.exp_avg_sq()[i].copy_(state.get("adamw.exp_avg_sq." + parameter_names[i]));
+    }
+    at.step = std::stoll(meta(state, "step"));
+    opt.set_steps(std::stoll(meta(state, "optimizer.steps")));
+    const std::string r = "loader.rank" + std::to_string(rank);
+    at.cursor = {std::stoll(meta(state, r + ".epoch")), std::stoll(meta(state, r + ".position"))};
+    return at;
+}
+
+}  // namespace aclip

@@ -1,0 +1,43 @@
+// run_state.h: the checkpoints a training run keeps in checkpoint.dir, from which it resumes. Each is two
+// files: step_N.model.safetensors (every weight, the EMA copies and the BatchNorm statistics, loadable
+// without the config: models/checkpoint.h) and step_N.state.safetensors (AdamW's moments by parameter
+// name and its step count, the run's step and train.steps, and every rank's data cursor). Both are written
+// atomically, and the newest checkpoint.keep are kept.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "engine/optim/adamw.h"
+#include "models/aclip.h"
+#include "train/config.h"
+
+namespace aclip {
+
+// Checkpoints in dir, oldest first: paths of their .model.safetensors files.
+std::vector<std::string> list_checkpoints(const std::string& dir);
+
+// The dotted names of the parameters AdamW updates, in its order (the state file's keys).
+std::vector<std::string> adamw_parameter_names(Aclip& model, const std::vector<ParamGroup>& groups);
+
+// Writes the checkpoint of `step` into dir (cursors: every rank's, in rank order), then deletes all but
+// the newest `keep`.
+void save_run_checkpoint(const std::string& dir, int64_t step, Aclip& model, AdamW& opt,
+                         const std::vector<std::string>& parameter_names,
+                         const std::vector<LoaderCursor>& cursors, const Config& cfg, const AclipConfig& acfg,
+                         int64_t keep);
+
+struct ResumePoint {
+    std::string path;     // the .model.safetensors file read
+    int64_t step = 0;     // optimizer steps done
+    LoaderCursor cursor;  // this rank's place in its data stream
+};
+
+// Loads checkpoint `which` ("latest": the newest in dir; or a .model.safetensors path) into model and opt.
+// Refuses a checkpoint written for another train.steps (the schedules depend on it) unless
+// force_schedule, and one written by another number of ranks.
+ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir, const Config& cfg,
+                                bool force_schedule, int rank, int world, Aclip& model, AdamW& opt,
+                                const std::vector<std::string>& parameter_names);
+
+}  // namespace aclip

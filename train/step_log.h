@@ -1,0 +1,46 @@
+// step_log.h: what a training run reports. Every log_every steps a line on stdout and the same fields as a
+// JSON line in checkpoint.dir/metrics.jsonl; each evaluation likewise. The loss terms are read from the
+// device once per micro-step (LossValues), for the non-finite check and the log alike.
+#pragma once
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include "models/aclip.h"
+#include "train/evaluate.h"
+
+namespace aclip {
+
+struct LossValues {
+    double loss = 0, clip1 = 0;
+    std::optional<double> clip2, simclr, byol;  // absent where the configuration has no such loss
+};
+LossValues read_losses(const AclipStep& step);
+
+// "simclr loss is nan" for the first term (loss, clip1, clip2, simclr, byol) that is not finite; "" if all
+// are.
+std::string first_nonfinite(const LossValues& v);
+
+struct StepLog {
+    int64_t step = 0, total_steps = 0, epoch = 0;
+    double lr = 0;
+    double loss = 0;  // mean over the step's micro-batches
+    LossValues last;  // the terms of its last micro-batch
+    double logit_scale = 0, ema_momentum = 0;
+    double samples_per_s = 0;
+    double data_wait = 0;  // share of the time spent waiting for the loader
+    double ms_per_step = 0;
+    double peak_mib = 0;  // peak memory of the training device
+    double eta_s = 0;
+};
+void report_step(const StepLog& s, std::ofstream& metrics);
+
+// "eval step 600 online | zero-shot top-1 ... | retrieval R@1 ..."; nothing when r has no figures.
+void report_eval(int64_t step, const std::string& label, const EvalResult& r, std::ofstream& metrics);
+
+// The run's metrics file, opened for appending from `step`: rows of later steps, left by an earlier run in
+// the directory or by the interrupted part of this one, are dropped first (rewritten atomically), so the
+// file always describes the run whose checkpoints sit beside it.
+std::ofstream open_metrics(const std::string& path, int64_t step);
+
+}  // namespace aclip
