@@ -130,7 +130,7 @@ const std::vector<ConfigKey>& Config::keys() {
          "cpu",
          "where the model trains: cpu, or cuda (one GPU per process; several through NCCL under mpirun or "
          "torchrun-style "
-         "RANK/WORLD_SIZE/LOCAL_RANK with ACLIP_RENDEZVOUS_FILE)",
+         "RANK/WORLD_SIZE/LOCAL_RANK and ACLIP_RENDEZVOUS=tcp:HOST:PORT or file:PATH)",
          "string",
          {"cpu", "cuda"}},
         {"train",

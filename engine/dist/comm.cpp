@@ -1,17 +1,13 @@
 // comm.cpp: see comm.h. ThreadComm exchanges tensors through a shared hub guarded by a generation barrier.
 #include "engine/dist/comm.h"
 
-#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <mutex>
-#include <thread>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
-#include "engine/io/safetensors.h"
+#include "engine/dist/rendezvous.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -109,30 +105,15 @@ int env_int(const char* name, int fallback) {
 }
 }  // namespace
 
-std::string file_rendezvous(const std::string& path, int rank, const std::string& payload, double timeout_s) {
-    if (rank == 0) {
-        write_file_atomic(path, payload);
-        return payload;
-    }
-    const auto start = std::chrono::steady_clock::now();
-    for (;;) {
-        std::ifstream in(path, std::ios::binary);
-        if (in.good()) {
-            std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-            if (data.size() == payload.size() || payload.empty()) return data;
-        }
-        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        AC_CHECK_HINT(waited < timeout_s,
-                      "start rank 0 too, and give every rank the same ACLIP_RENDEZVOUS_FILE on a "
-                      "shared filesystem (delete a stale one from an earlier run first)",
-                      "rank ", rank, ": no rendezvous from rank 0 in ", path, " after ", timeout_s, " s");
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-}
-
 std::unique_ptr<Comm> make_comm_from_environment(Device device) {
     const bool mpirun = env_int("OMPI_COMM_WORLD_SIZE", 1) > 1 || env_int("PMI_SIZE", 1) > 1;
-    if (device == Device::CPU) return mpirun ? make_mpi_comm() : std::make_unique<LocalComm>();
+    const int world = env_int("WORLD_SIZE", 1);
+    if (device == Device::CPU) {
+        if (mpirun) return make_mpi_comm();
+        AC_CHECK_HINT(world <= 1, "start CPU ranks with mpirun -np N: they communicate through MPI",
+                      "WORLD_SIZE = ", world, " on the CPU without mpirun (each process would train alone)");
+        return std::make_unique<LocalComm>();
+    }
     if (mpirun) {  // one GPU per process; NCCL's id travels by MPI
         std::unique_ptr<Comm> mpi = make_mpi_comm();
         std::string id = mpi->rank() == 0 ? nccl_unique_id() : std::string();
@@ -140,15 +121,12 @@ std::unique_ptr<Comm> make_comm_from_environment(Device device) {
         const int local = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("MPI_LOCALRANKID", mpi->rank()));
         return make_nccl_comm(mpi->rank(), mpi->world(), local, id);
     }
-    const int world = env_int("WORLD_SIZE", 1);
     if (world <= 1) return std::make_unique<LocalComm>();
     const int rank = env_int("RANK", 0);
-    const char* file = std::getenv("ACLIP_RENDEZVOUS_FILE");
-    AC_CHECK_HINT(file && *file,
-                  "set ACLIP_RENDEZVOUS_FILE to a path every rank can read (a shared filesystem)",
-                  "WORLD_SIZE = ", world, " without mpirun: the ranks need a rendezvous file");
-    std::string id =
-        file_rendezvous(file, rank, rank == 0 ? nccl_unique_id() : std::string(128, '\0'), 300.0);
+    AC_CHECK_HINT(rank >= 0 && rank < world, "give each process its own RANK in 0 .. WORLD_SIZE - 1",
+                  "RANK = ", rank, " with WORLD_SIZE = ", world);
+    const std::string id = rendezvous(rendezvous_spec_from_environment(), rank, world,
+                                      rank == 0 ? nccl_unique_id() : std::string(128, '\0'), 300.0);
     return make_nccl_comm(rank, world, env_int("LOCAL_RANK", rank), id);
 }
 

@@ -45,14 +45,11 @@ bool nccl_available();
 std::string nccl_unique_id();
 std::unique_ptr<Comm> make_nccl_comm(int rank, int world, int local_rank, const std::string& unique_id);
 
-// Shares `payload` of rank 0 through a file (torchrun-style start without MPI): rank 0 writes it
-// atomically, the others wait for it (up to timeout_s, then an error naming the file).
-std::string file_rendezvous(const std::string& path, int rank, const std::string& payload, double timeout_s);
-
 // The communicator for this process. CPU (device CPU): MPI when started by mpirun (OMPI_COMM_WORLD_SIZE
-// or PMI_SIZE above 1), else LocalComm. GPU (device CUDA) with several ranks: NCCL, its id broadcast by
-// MPI under mpirun, or shared through the file ACLIP_RENDEZVOUS_FILE when started with the environment
-// variables RANK, WORLD_SIZE and LOCAL_RANK (torchrun's); a world of one is LocalComm either way.
+// or PMI_SIZE above 1), else LocalComm (WORLD_SIZE above 1 without mpirun is an error). GPU (device CUDA)
+// with several ranks: NCCL, its id broadcast by MPI under mpirun, or, when started torchrun-style with
+// RANK, WORLD_SIZE and LOCAL_RANK, sent from rank 0 by the rendezvous of rendezvous.h (ACLIP_RENDEZVOUS,
+// or MASTER_ADDR:MASTER_PORT); a world of one is LocalComm either way.
 std::unique_ptr<Comm> make_comm_from_environment(Device device = Device::CPU);
 
 // N communicators for N threads of one process; communicator i is rank i.

@@ -1,11 +1,6 @@
 // test_comm.cpp: the thread communicator's collectives, and data parallelism over it: with the
 // contrastive losses gathering embeddings with gradient and the ranks averaging gradients, two ranks
 // with half a batch each compute the loss and the gradients of one process with the whole batch.
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
 #include <thread>
 
 #include "engine/autograd/grad_mode.h"
@@ -76,37 +71,6 @@ TEST_SUITE("dist") {
         std::string mine = "mine";
         local.broadcast_bytes(mine, 0);
         CHECK(mine == "mine");
-    }
-
-    TEST_CASE(
-        "file rendezvous: rank 0's payload reaches a rank that waits for it; a missing rank 0 is a clear "
-        "error") {
-        const std::string path =
-            std::filesystem::temp_directory_path().string() + "/aclip_rdv_" + std::to_string(getpid());
-        std::filesystem::remove(path);
-        std::string received;
-        std::thread waiter([&] { received = file_rendezvous(path, 1, std::string(16, '\0'), 10.0); });
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the waiter polls before rank 0 writes
-        std::string payload = "0123456789abcdef";
-        CHECK(file_rendezvous(path, 0, payload, 10.0) == payload);
-        waiter.join();
-        CHECK(received == payload);
-        const std::string never = path + ".never";
-        std::string e = test::error_of([&] { file_rendezvous(never, 1, std::string(16, '\0'), 0.2); });
-        CHECK(e.find(never) != std::string::npos);
-        CHECK(e.find("HINT") != std::string::npos);
-        std::filesystem::remove(path);
-    }
-
-    TEST_CASE(
-        "the GPU communicator from the environment: a world of one, or a clear error without a rendezvous") {
-        unsetenv("WORLD_SIZE");
-        CHECK(make_comm_from_environment(Device::CUDA)->world() == 1);
-        setenv("WORLD_SIZE", "2", 1);
-        unsetenv("ACLIP_RENDEZVOUS_FILE");
-        std::string e = test::error_of([] { make_comm_from_environment(Device::CUDA); });
-        unsetenv("WORLD_SIZE");
-        CHECK(e.find("ACLIP_RENDEZVOUS_FILE") != std::string::npos);
     }
 
     TEST_CASE("thread communicator: all_gather in rank order, all_reduce sums, repeated use") {
