@@ -1,10 +1,17 @@
 // test_trainer.cpp: training runs end to end on a small synthetic set: a run stopped and resumed from
 // its checkpoint ends bitwise-equal to an uninterrupted one; a non-finite loss stops the run naming the
 // step and the term; a resume with another schedule length is refused.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "data/bpe_train.h"
 #include "data/shards.h"
@@ -137,6 +144,58 @@ TEST_SUITE("train") {
         std::string e = test::error_of([&] { train(c); });
         CHECK(e.find("CUDA tensor") != std::string::npos);
         CHECK(e.find("HINT") != std::string::npos);
+    }
+
+    TEST_CASE("SIGTERM finishes the step, writes a checkpoint and exits; the run resumes from it") {
+        Config c = tiny_run("signal");
+        for (const char* kv : {"train.steps=1000000", "checkpoint.every=0", "train.log_every=1"})
+            c.set_override(kv);
+        const std::string dir = data_dir() + "/signal";
+        fs::create_directories(dir);
+        {
+            std::ofstream ini(dir + "/run.ini");
+            ini << c.text();
+        }
+        // aclip_train run.ini > train.log, as a user would start it
+        const std::string binary = std::string(ACLIP_BINARY_DIR) + "/aclip_train", ini = dir + "/run.ini";
+        posix_spawn_file_actions_t io;
+        posix_spawn_file_actions_init(&io);
+        posix_spawn_file_actions_addopen(&io, 1, (dir + "/train.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
+        std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>(ini.c_str()),
+                                   nullptr};
+        pid_t pid = 0;
+        REQUIRE(posix_spawn(&pid, binary.c_str(), &io, nullptr, argv.data(), environ) == 0);
+        posix_spawn_file_actions_destroy(&io);
+        auto logged_steps = [&] {  // rows in metrics.jsonl
+            std::ifstream in(dir + "/metrics.jsonl");
+            return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
+        };
+        const auto start = std::chrono::steady_clock::now();
+        while (logged_steps() < 2 && std::chrono::steady_clock::now() - start < std::chrono::seconds(120))
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        REQUIRE(logged_steps() >= 2);  // training, not starting up
+        kill(pid, SIGTERM);
+        int status = 0;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 130);
+        std::stringstream log;
+        log << std::ifstream(dir + "/train.log").rdbuf();
+        CAPTURE(log.str());
+        const size_t at = log.str().find("signal 15: checkpoint written at step ");
+        REQUIRE(at != std::string::npos);
+        const int64_t step = std::stoll(log.str().substr(at + 38));
+        CHECK(step >= 2);
+        std::vector<std::string> ckpts = list_checkpoints(dir);
+        REQUIRE(ckpts.size() == 1);
+        CHECK(ckpts[0].find("step_" + std::string(8 - std::to_string(step).size(), '0') +
+                            std::to_string(step)) != std::string::npos);
+        // the schedule was a million steps: resume for two more under a forced shorter one
+        c.set_override("train.steps=" + std::to_string(step + 2));
+        TrainResult resumed = train(c, "latest", /*force_schedule=*/true);
+        CHECK(resumed.step == step + 2);
+        CHECK(std::isfinite(resumed.loss));
     }
 
     TEST_CASE("a non-finite loss stops the run, naming the step and the term") {
