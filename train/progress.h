@@ -1,5 +1,5 @@
 // progress.h: the terminal progress bar of long work (training steps, embedding files): a bar, the
-// count and an ETA, redrawn in place on stderr when stderr is a terminal, and silent otherwise (logs
+// count and an ETA, redrawn in place on stderr (or `out`) when it is a terminal, and silent otherwise (logs
 // and pipes get no control characters).
 #pragma once
 #include <unistd.h>
@@ -15,10 +15,11 @@ namespace aclip {
 class ProgressBar {
   public:
     // Counts from `first` to `total` (a resumed run starts past 0).
-    ProgressBar(int64_t total, int64_t first = 0)
+    ProgressBar(int64_t total, int64_t first = 0, std::FILE* out = stderr)
         : total_(total),
           first_(first),
-          active_(isatty(fileno(stderr)) != 0),
+          out_(out),
+          active_(isatty(fileno(out)) != 0),
           start_(std::chrono::steady_clock::now()) {}
     ~ProgressBar() { clear(); }
     bool active() const { return active_; }
@@ -30,16 +31,20 @@ class ProgressBar {
         const double elapsed =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
         const int width = 30, filled = std::clamp(static_cast<int>(frac * width), 0, width);
-        std::fprintf(stderr, "\r[%s%s] %lld/%lld  eta %.0fs ", std::string(filled, '#').c_str(),
+        std::fprintf(out_, "\r[%s%s] %lld/%lld  eta %.0fs ", std::string(filled, '#').c_str(),
                      std::string(width - filled, '.').c_str(), static_cast<long long>(done),
                      static_cast<long long>(total_), elapsed / std::max(frac, 1e-9) * (1 - frac));
+        std::fflush(out_);
     }
     void clear() const {  // erases the bar before a line of ordinary output
-        if (active_) std::fprintf(stderr, "\r\033[K");
+        if (!active_) return;
+        std::fprintf(out_, "\r\033[K");
+        std::fflush(out_);
     }
 
   private:
     int64_t total_, first_;
+    std::FILE* out_;
     bool active_;
     std::chrono::steady_clock::time_point start_;
 };
