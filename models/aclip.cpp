@@ -69,7 +69,7 @@ void Aclip::set_comm(Comm* c) {
 }
 
 void Aclip::update_ema(double m) {
-    if (!ema) return;
+    if (!ema || m == 1.0) return;  // momentum 1: the teacher stays as it is
     ema_update(params_of(ema->visual), params_of(clip.visual), m);
     ema_update(params_of(ema->transformer), params_of(clip.text.transformer), m);
     ema_update({ema->text_projection}, {clip.text.text_projection}, m);

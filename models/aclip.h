@@ -72,7 +72,8 @@ class Aclip : public Module {
     Aclip(const AclipConfig& cfg, Generator& gen);
     void visit(Visitor& v) override;
 
-    // One training forward with EMA momentum m (see ema_momentum); returns the loss terms.
+    // One training forward with EMA momentum m (see ema_momentum; 1 leaves the teacher as it is, as for
+    // the later micro-batches of an accumulated step); returns the loss terms.
     AclipStep forward(const AclipBatch& batch, double m);
     void update_ema(double m);  // theta_ema = m theta_ema + (1 - m) theta_online (no gradient)
     // AdamW groups by the official rule: no weight decay for biases, norms and 1-D tensors (except

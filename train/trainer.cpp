@@ -231,7 +231,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
             AclipStep out;
             {
                 AutocastGuard autocast(mixed_precision);  // train.precision = bf16
-                out = model.forward(batch, m);
+                out = model.forward(batch, micro == 0 ? m : 1.0);  // the teacher moves once a step
             }
             last = read_losses(out);
             const std::string bad = first_nonfinite(last);
