@@ -1,10 +1,15 @@
 // test_cuda_model.cpp: the models on the GPU. A module moved with Module::to(Device::CUDA) computes the
 // A-CLIP step (teacher, masks, both views, text, every loss, backward) as it does on the CPU, in f32 and
-// under bf16 autocast; moving back gives the same values. GPU cases are skipped and counted without a GPU.
+// under bf16 autocast, and trains as it does (AdamW, EMA, BatchNorm statistics over steps); the attentive
+// mask keeps the top squares of the GPU teacher's scores; moving back gives the same values. GPU cases are
+// skipped and counted without a GPU.
 #include "engine/autograd/grad_mode.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/dist/comm.h"
 #include "engine/ops/autocast.h"
+#include "engine/optim/adamw.h"
+#include "model/aclip_compare.h"
+#include "models/attentive_mask.h"
 #include "models/presets.h"
 #include "test_util.h"
 #include "tests/gpu_skip.h"
@@ -75,6 +80,102 @@ TEST_SUITE("cuda") {
             }
             INFO("worst gradient: " << worst_name << " " << worst);
             CHECK(worst <= (mixed ? 5e-2 : 1e-3));
+        }
+    }
+
+    TEST_CASE("GPU: training steps (AdamW, the EMA teacher, BatchNorm statistics) track the CPU's") {
+        if (!test::gpu_available("A-CLIP training steps on the GPU")) return;
+        AclipConfig c = model_preset("tiny");
+        c.mask = MaskMode::Random;  // the same kept patches on both devices
+        Generator g1(5), g2(5);
+        Aclip cpu(c, g1), gpu(c, g2);
+        gpu.to(Device::CUDA);
+        AdamW opt_cpu(cpu.param_groups(0.1), 0.9, 0.98, 1e-8),
+            opt_gpu(gpu.param_groups(0.1), 0.9, 0.98, 1e-8);
+        const int64_t steps = 3;
+        for (int64_t step = 0; step < steps; ++step) {
+            CAPTURE(step);
+            double losses[2];
+            for (int side = 0; side < 2; ++side) {  // as train() does a step
+                Aclip& m = side == 0 ? cpu : gpu;
+                AdamW& opt = side == 0 ? opt_cpu : opt_gpu;
+                AclipBatch batch = batch_on(c, 4, side == 0 ? Device::CPU : Device::CUDA);
+                batch.mask_offset = static_cast<uint64_t>(step) << 24;
+                AclipStep out = m.forward(batch, ema_momentum(step, steps, 0.9));
+                out.loss.backward();
+                losses[side] = out.loss.item();
+                opt.step(1e-3);
+                m.clip.clamp_logit_scale();
+                opt.zero_grad();
+            }
+            CHECK(std::abs(losses[1] - losses[0]) <= 1e-4 * std::abs(losses[0]));
+        }
+        // Every parameter, EMA copy and BatchNorm statistic after the steps. f32 sums in other orders
+        // (cuBLASLt against OpenBLAS) move gradients by ~1e-6; Adam's normalised update passes that on, so
+        // 1e-3 of a tensor's norm after three steps. Elements whose true gradient is exactly zero follow
+        // f32 noise through Adam on each side (aclip_compare.h) and are left out.
+        auto sc = cpu.named_state(), sg = gpu.named_state();
+        REQUIRE(sc.size() == sg.size());
+        for (size_t i = 0; i < sc.size(); ++i) {
+            CAPTURE(sc[i].name);
+            CHECK(sg[i].tensor->device() == Device::CUDA);
+            if (!is_floating(sc[i].tensor->dtype())) continue;
+            auto part = test::zero_gradient_part(sc[i].name, sc[i].tensor->numel());
+            Tensor ours = test::split_part(sg[i].tensor->to(Device::CPU).to(DType::F64), part).first;
+            Tensor ref = test::split_part(sc[i].tensor->to(DType::F64), part).first;
+            if (ref.numel() > 0) CHECK(norm_rel_error(ours, ref) <= 1e-3);
+        }
+    }
+
+    TEST_CASE("GPU: the attentive mask from the GPU teacher keeps the top squares of its own scores") {
+        if (!test::gpu_available("attentive mask on the GPU")) return;
+        AclipConfig c = model_preset("tiny");  // attentive mask, two views
+        REQUIRE(c.mask == MaskMode::Attentive);
+        Generator g1(6), g2(6);
+        Aclip cpu(c, g1), gpu(c, g2);
+        gpu.to(Device::CUDA);
+        const AclipBatch batch = batch_on(c, 4, Device::CUDA);
+        AclipStep a = cpu.forward(batch_on(c, 4, Device::CPU), 0.99), b = gpu.forward(batch, 0.99);
+        b.loss.backward();
+        CHECK(std::isfinite(b.loss.item()));
+        REQUIRE(b.attn.device() == Device::CUDA);
+        CHECK(norm_rel_error(b.attn.to(Device::CPU), a.attn) <= 1e-4);  // f32: the teacher's CLS attention
+        // The kept squares are the top ones of the GPU's own scores, recomputed here on the CPU: a square
+        // kept scores at least as much as any dropped one, up to the two devices' resampling roundings.
+        const MaskConfig mc{c.clip.vision.grid(), c.mask_block, c.keep_ratio};
+        const int64_t G = mc.grid, S = G / mc.block, K = kept_patches(mc);
+        const Tensor attn = b.attn.to(Device::CPU);
+        const std::vector<int64_t> boxes = batch.boxes.to_vector<int64_t>();
+        for (int view = 0; view < 2; ++view) {
+            const Tensor keep = view == 0 ? b.keep1 : b.keep2;
+            REQUIRE(keep.device() == Device::CUDA);
+            REQUIRE(keep.shape() == Shape{4, K});
+            const std::vector<int64_t> kept = keep.to(Device::CPU).to_vector<int64_t>();
+            for (int64_t s = 0; s < 4; ++s) {
+                CAPTURE(view);
+                CAPTURE(s);
+                Tensor map =
+                    view_score_map(attn.select(0, s), &boxes[(s * 3 + 2) * 4], &boxes[(s * 3 + view) * 4], G);
+                const std::vector<double> sq =
+                    avg_pool2d(map.reshape({1, 1, G, G}), mc.block).reshape({S * S}).to_vector<double>();
+                std::vector<bool> is_kept(static_cast<size_t>(S * S), false);
+                for (int64_t k = 0; k < K; ++k) {
+                    const int64_t p = kept[static_cast<size_t>(s * K + k)];
+                    REQUIRE((p >= 0 && p < G * G));
+                    is_kept[static_cast<size_t>((p / G / mc.block) * S + (p % G) / mc.block)] = true;
+                }
+                double lowest_kept = 1e30, highest_dropped = -1e30, largest = 0;
+                for (int64_t q = 0; q < S * S; ++q) {
+                    const double v = sq[static_cast<size_t>(q)];
+                    largest = std::max(largest, std::abs(v));
+                    if (is_kept[static_cast<size_t>(q)])
+                        lowest_kept = std::min(lowest_kept, v);
+                    else
+                        highest_dropped = std::max(highest_dropped, v);
+                }
+                CHECK(std::count(is_kept.begin(), is_kept.end(), true) == kept_blocks(mc));
+                CHECK(lowest_kept >= highest_dropped - 1e-5 * largest);
+            }
         }
     }
 
