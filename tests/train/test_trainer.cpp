@@ -253,7 +253,7 @@ TEST_SUITE("train") {
             for (const char* key : {"data.train", "tokenizer.merges", "tokenizer.context", "checkpoint.dir"})
                 c.set(key, t.str(key), "test");
             for (const char* kv :
-                 {"model.preset=tiny", "train.steps=1", "train.batch_size=4", "data.captions=txt",
+                 {"model.preset=tiny", "train.device=cpu", "train.steps=1", "train.batch_size=4", "data.captions=txt",
                   "model.image_size=0", "model.patch_size=0", "model.vision_width=0", "model.vision_layers=0",
                   "model.vision_heads=0", "model.text_width=0", "model.text_layers=0", "model.text_heads=0",
                   "model.embed_dim=0", "model.ssl_hidden=0", "model.ssl_dim=0", "data.workers=1",
