@@ -99,7 +99,8 @@ ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir
                                       kModelSuffix) == 0,
                   "pass 'latest' or a step_N.model.safetensors file", "--resume ", at.path,
                   ": not a checkpoint's model file");
-    SafetensorsFile state = load_safetensors(stem_of(at.path) + kStateSuffix);
+    const SafetensorsFile weights = load_safetensors(at.path);
+    const SafetensorsFile state = load_safetensors(stem_of(at.path) + kStateSuffix);
     const std::string& written_for = meta(state, "train.steps");
     AC_CHECK_HINT(force_schedule || written_for == cfg.str("train.steps"),
                   "the learning-rate and EMA schedules depend on train.steps; keep it, start a new run, "
@@ -109,7 +110,7 @@ ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir
     AC_CHECK_HINT(meta(state, "dist.world") == std::to_string(world),
                   "resume with the number of ranks the run had", "resume: the checkpoint was written by ",
                   meta(state, "dist.world"), " ranks, this run has ", world);
-    load_state(model, load_safetensors(at.path));
+    load_state(model, weights);  // nothing is changed before every check has passed
     NoGradGuard no_grad;
     for (size_t i = 0; i < parameter_names.size(); ++i) {
         opt.exp_avg()[i].copy_(state.get("adamw.exp_avg." + parameter_names[i]));
