@@ -3,7 +3,8 @@
 # toolkit, CMake, Ninja and PyTorch, but none of Debian's -dev packages and no network). In under six
 # minutes it builds the engine, the models and their tests (ACLIP_ENGINE_ONLY), runs every test with
 # --require-gpu (so a skipped GPU case fails), runs the kernel benchmarks and their PyTorch twin on the
-# same card and the ViT-B/16 A-CLIP training step (samples/s, MFU), and writes one report.
+# same card and the ViT-B/16 A-CLIP training step (samples/s, MFU; again with the tensor-core attention
+# off), and writes one report.
 #
 #   tools/gpu_check.sh --stage         here, before sending the tree: copies the header-only test framework
 #                                      (doctest) and the commit id into .deps/ (ignored; carry it along)
@@ -104,6 +105,12 @@ if [[ $dry_run -eq 0 ]]; then
         echo '```'
         timeout 150 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 --profile 2 2>&1 |
             sed -n '/^step 5/,$p'
+        echo '```'
+        echo "- the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the composed"
+        echo "  attention), for their share of the step, and a figure should their parity case fail:"
+        echo '```'
+        ACLIP_TENSOR_CORE_ATTENTION=0 timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
+            --precision bf16 2>&1 | sed -n '/^step 5/,$p'
         echo '```'
     } >> "$report"
 fi

@@ -48,8 +48,9 @@ asan_dir="$build_dir-asan"
 asan_log="$asan_dir/test.log"
 if cmake -S . -B "$asan_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug -DACLIP_SANITIZE=ON -DACLIP_CUDA=OFF \
         -DACLIP_WERROR=ON > "$asan_dir/configure.log" 2>&1 && cmake --build "$asan_dir" -j "$jobs" --target aclip_tests \
-        > "$asan_dir/build.log" 2>&1; then
-    # the mpirun test launches the uninstrumented trainer of the main build; it ran above
+        aclip_train > "$asan_dir/build.log" 2>&1; then
+    # aclip_train for the SIGTERM test, instrumented too; the mpirun test ran above (MPI under the
+    # sanitizers reports its own allocations)
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan_dir/tests/aclip_tests" -tce='*processes*' \
         > "$asan_log" 2>&1
     asan_status=$?

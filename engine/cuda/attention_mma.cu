@@ -8,6 +8,8 @@
 // (natural log, as attention.cu's kernels do) for the backward, which recomputes the probabilities.
 // The kernels are in attention_mma.cuh, which tests also compile for the CPU's emulated warps; this file
 // launches them.
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "engine/cuda/attention_mma.cuh"
@@ -50,17 +52,23 @@ void with_head_dim(int64_t D, Fn&& fn) {
 
 }  // namespace
 
+bool tensor_core_attention() {
+    const char* v = std::getenv("ACLIP_TENSOR_CORE_ATTENTION");  // read each time: tests turn it off and on
+    return !(v && std::string(v) == "0");
+}
+
 bool flash_attention_takes_views(const Tensor& q, const Tensor& k, const Tensor& v) {
     Heads<const uint16_t*> h;
-    return q.size(0) * q.size(1) <= kMaxGridY && heads_of(q, h) && heads_of(k, h) && heads_of(v, h);
+    return tensor_core_attention() && q.size(0) * q.size(1) <= kMaxGridY && heads_of(q, h) &&
+           heads_of(k, h) && heads_of(v, h);
 }
 
 bool flash_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const Tensor& out,
                        const Tensor& lse) {
     Heads<const uint16_t*> hq, hk, hv;
     Heads<uint16_t*> ho;
-    if (q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
-        !heads_of(out, ho))
+    if (!tensor_core_attention() || q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) ||
+        !heads_of(k, hk) || !heads_of(v, hv) || !heads_of(out, ho))
         return false;
     const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
     const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))) * kLog2e;
@@ -79,9 +87,9 @@ bool flash_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& dv) {
     Heads<const uint16_t*> hq, hk, hv, ho, hg;
     Heads<uint16_t*> hdq, hdk, hdv;
-    if (q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
-        !heads_of(out, ho) || !heads_of(g, hg) || !heads_of(dq, hdq) || !heads_of(dk, hdk) ||
-        !heads_of(dv, hdv))
+    if (!tensor_core_attention() || q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) ||
+        !heads_of(k, hk) || !heads_of(v, hv) || !heads_of(out, ho) || !heads_of(g, hg) ||
+        !heads_of(dq, hdq) || !heads_of(dk, hdk) || !heads_of(dv, hdv))
         return false;
     const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));

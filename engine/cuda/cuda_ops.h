@@ -106,6 +106,10 @@ bool flash_attention_supports(int64_t head_dim);
 // contiguous, the other strides whole 16-byte rows, 16-byte aligned (a contiguous tensor, or the q, k and v
 // of a packed projection, read in place).
 bool flash_attention_takes_views(const Tensor& q, const Tensor& k, const Tensor& v);
+// Whether bf16 attention runs on the tensor cores (attention_mma.cu). ACLIP_TENSOR_CORE_ATTENTION=0 in the
+// environment turns them off (the composed attention runs instead): to measure them against it, or to go
+// round them should a GPU disagree with their parity case.
+bool tensor_core_attention();
 
 // ---- optimizer (optim.cu) ----
 void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,

@@ -133,6 +133,9 @@ bool flash_attention_supports(int64_t) {
 bool flash_attention_takes_views(const Tensor&, const Tensor&, const Tensor&) {
     return false;
 }
+bool tensor_core_attention() {
+    return false;
+}
 void adamw_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&,
                 const std::vector<Tensor>&, const std::vector<float>&, const AdamWScalars&) {
     no_backend("adamw_step");

@@ -125,8 +125,9 @@ std::unique_ptr<Comm> make_comm_from_environment(Device device) {
     const int rank = env_int("RANK", 0);
     AC_CHECK_HINT(rank >= 0 && rank < world, "give each process its own RANK in 0 .. WORLD_SIZE - 1",
                   "RANK = ", rank, " with WORLD_SIZE = ", world);
-    const std::string id = rendezvous(rendezvous_spec_from_environment(), rank, world,
-                                      rank == 0 ? nccl_unique_id() : std::string(128, '\0'), 300.0);
+    const std::string spec = rendezvous_spec_from_environment();  // first: its error needs no NCCL
+    const std::string id =
+        rendezvous(spec, rank, world, rank == 0 ? nccl_unique_id() : std::string(128, '\0'), 300.0);
     return make_nccl_comm(rank, world, env_int("LOCAL_RANK", rank), id);
 }
 

@@ -144,7 +144,8 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
              "scaled_dot_product_attention: dtypes differ: ", q.desc(), ", ", k.desc(), ", ", v.desc());
     const int64_t Tq = q.size(2), Tk = k.size(2);
     if (common_device("scaled_dot_product_attention", {&q, &k, &v}) == Device::CUDA && !return_probs &&
-        cuda::flash_attention_supports(q.size(3)) && (q.dtype() == DType::BF16 || Tk > kComposedMaxKeys))
+        cuda::flash_attention_supports(q.size(3)) &&
+        ((q.dtype() == DType::BF16 && cuda::tensor_core_attention()) || Tk > kComposedMaxKeys))
         return AttentionResult{fused_attention(q, k, v, causal), Tensor()};
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     // q is scaled before the product: a (Tq, D) pass instead of a (Tq, Tk) one, forward and backward.

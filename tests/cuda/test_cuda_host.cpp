@@ -4,10 +4,12 @@
 // the errors a user gets when asking for a CUDA tensor where there is none.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <vector>
 
 #include "engine/core/storage.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/gemm_plan.h"
 #include "engine/cuda/kernel_profile.h"
 #include "engine/cuda/launch.h"
@@ -150,6 +152,16 @@ TEST_SUITE("cuda") {
             CHECK(msg.find("HINT") != std::string::npos);
         }
         CHECK_THROWS_AS(ones({2}).to(Device::CUDA), Error);
+    }
+
+    TEST_CASE("ACLIP_TENSOR_CORE_ATTENTION=0 turns the tensor-core attention off, read at each call") {
+        unsetenv("ACLIP_TENSOR_CORE_ATTENTION");
+        CHECK(cuda::tensor_core_attention() == cuda_backend_built());  // on wherever the kernels are built
+        setenv("ACLIP_TENSOR_CORE_ATTENTION", "0", 1);
+        CHECK_FALSE(cuda::tensor_core_attention());
+        setenv("ACLIP_TENSOR_CORE_ATTENTION", "1", 1);
+        CHECK(cuda::tensor_core_attention() == cuda_backend_built());
+        unsetenv("ACLIP_TENSOR_CORE_ATTENTION");
     }
 
     TEST_CASE("empty_pinned without a GPU is an ordinary CPU tensor") {

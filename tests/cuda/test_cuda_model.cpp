@@ -228,6 +228,26 @@ TEST_SUITE("cuda") {
         CHECK(c.to(Device::CPU).to_vector<float>()[0] == 512.0f);  // (1 + 1) summed over 256 terms
     }
 
+    TEST_CASE("GPU: ACLIP_TENSOR_CORE_ATTENTION=0 sends bf16 attention to the composed path, same values") {
+        if (!test::gpu_available("tensor-core attention switch")) return;
+        const Tensor qkv = random_tensor({4, 101, 3 * 768}, 83, -1, 1, DType::BF16).to(Device::CUDA);
+        auto run = [&](const char* setting) {  // the output, and whether the tensor-core kernel ran
+            setenv("ACLIP_TENSOR_CORE_ATTENTION", setting, 1);
+            cuda::profile_start();
+            const Tensor out = self_attention(qkv, 12, false);
+            bool mma = false;
+            for (const cuda::ProfileRow& r : cuda::profile_stop())
+                mma = mma || r.name == "flash_attention_forward_mma";
+            unsetenv("ACLIP_TENSOR_CORE_ATTENTION");
+            return std::pair{out.to(Device::CPU).to(DType::F64), mma};
+        };
+        const auto [on, ran_mma] = run("1");
+        const auto [off, ran_mma_off] = run("0");
+        CHECK(ran_mma);
+        CHECK_FALSE(ran_mma_off);
+        CHECK(norm_rel_error(off, on) <= 1e-2);  // bf16: each path rounds its own intermediates
+    }
+
     TEST_CASE("GPU: the NCCL communicator, a world of one: collectives keep values, CPU tensors travel") {
         if (!test::gpu_available("NCCL communicator")) return;
         if (!nccl_available()) {

@@ -165,8 +165,9 @@ TEST_SUITE("train") {
         std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>(ini.c_str()),
                                    nullptr};
         pid_t pid = 0;
-        REQUIRE(posix_spawn(&pid, binary.c_str(), &io, nullptr, argv.data(), environ) == 0);
+        const int spawned = posix_spawn(&pid, binary.c_str(), &io, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&io);
+        REQUIRE_MESSAGE(spawned == 0, "cannot start ", binary);
         auto logged_steps = [&] {  // rows in metrics.jsonl
             std::ifstream in(dir + "/metrics.jsonl");
             return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
@@ -253,11 +254,11 @@ TEST_SUITE("train") {
             for (const char* key : {"data.train", "tokenizer.merges", "tokenizer.context", "checkpoint.dir"})
                 c.set(key, t.str(key), "test");
             for (const char* kv :
-                 {"model.preset=tiny", "train.device=cpu", "train.steps=1", "train.batch_size=4", "data.captions=txt",
-                  "model.image_size=0", "model.patch_size=0", "model.vision_width=0", "model.vision_layers=0",
-                  "model.vision_heads=0", "model.text_width=0", "model.text_layers=0", "model.text_heads=0",
-                  "model.embed_dim=0", "model.ssl_hidden=0", "model.ssl_dim=0", "data.workers=1",
-                  "data.shuffle_buffer=8"})
+                 {"model.preset=tiny", "train.device=cpu", "train.steps=1", "train.batch_size=4",
+                  "data.captions=txt", "model.image_size=0", "model.patch_size=0", "model.vision_width=0",
+                  "model.vision_layers=0", "model.vision_heads=0", "model.text_width=0",
+                  "model.text_layers=0", "model.text_heads=0", "model.embed_dim=0", "model.ssl_hidden=0",
+                  "model.ssl_dim=0", "data.workers=1", "data.shuffle_buffer=8"})
                 c.set_override(kv);
             c.set("eval.zeroshot", "", "test");
             c.set("eval.retrieval", "", "test");

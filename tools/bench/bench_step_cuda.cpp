@@ -122,10 +122,13 @@ int main(int argc, char** argv) {
         const double sps = static_cast<double>(B) / (med / 1e3);
         AllocatorStats st = cuda::memory_stats();
         std::printf(
-            "%s A-CLIP %s, batch %lld: %.1f ms/step, %.0f samples/s, MFU %.1f%% (159 GFLOP/pair over 989.4 "
-            "TFLOP/s), peak %.1f GiB\n",
-            preset.c_str(), precision.c_str(), static_cast<long long>(B), med, sps,
-            100.0 * sps * 159e9 / 989.4e12, st.peak_in_use / 1073741824.0);
+            "%s A-CLIP %s (%s attention), batch %lld: %.1f ms/step, %.0f samples/s, MFU %.1f%% (159 "
+            "GFLOP/pair "
+            "over 989.4 TFLOP/s), peak %.1f GiB\n",
+            preset.c_str(), precision.c_str(),
+            precision == "bf16" && cuda::tensor_core_attention() ? "tensor-core" : "composed",
+            static_cast<long long>(B), med, sps, 100.0 * sps * 159e9 / 989.4e12,
+            st.peak_in_use / 1073741824.0);
         if (profile_steps > 0) print_profile(profile_steps, [&] { (void)train_step().item(); });
     } catch (const Error& e) {
         std::fprintf(stderr, "aclip_bench_step_cuda: %s\n", e.what());
