@@ -119,6 +119,13 @@ check "plot_metrics writes a PNG" "PNG" "$(head -c 4 "$tmp/metrics.png" | tail -
 echo 'not json' > "$tmp/bad.jsonl"
 /usr/bin/python3 "$plot" "$tmp/bad.jsonl" 2> "$tmp/err.log"
 check "plot_metrics names a bad line" 1 "$(grep -c 'bad.jsonl:1: not JSON' "$tmp/err.log")"
+"$build/aclip_train" "$tmp/run.ini" train.steps=3 --resume latest > /dev/null 2> "$tmp/err.log"
+check "a resume with another train.steps is refused" 1 "$(grep -c 'pass --force-schedule' "$tmp/err.log")"
+"$build/aclip_train" "$tmp/run.ini" train.steps=3 eval.zeroshot= eval.retrieval= --resume latest --force-schedule \
+    > "$tmp/resume.log" 2>&1
+check "aclip_train --resume latest --force-schedule continues" 1 \
+    "$(grep -c "resumed from $tmp/run/step_00000002.model.safetensors at step 2" "$tmp/resume.log")"
+check "... to the new end" 1 "$(grep -c '^done: 3 steps' "$tmp/resume.log")"
 "$build/aclip_train" "$tmp/run.ini" train.steps=many > /dev/null 2> "$tmp/err.log"
 check "a bad override is refused" 1 "$(grep -c "train.steps = 'many' is not an integer" "$tmp/err.log")"
 check "aclip_train --help lists every section" 8 "$("$build/aclip_train" --help | grep -c '^\[')"
