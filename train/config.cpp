@@ -107,6 +107,13 @@ const std::vector<ConfigKey>& Config::keys() {
          "string",
          {"union", "official"}},
         {"aclip", "ema_momentum", "0.996", "EMA momentum at step 0; a cosine takes it to 1", "float", {}},
+        {"aclip",
+         "ema_update",
+         "step",
+         "when the EMA teacher moves under train.accumulate > 1: once a step, or the official code's once a "
+         "micro-batch (with the step's momentum each time)",
+         "string",
+         {"step", "micro_batch"}},
         {"optim", "lr", "5e-4", "peak learning rate", "float", {}},
         {"optim", "start_lr", "1e-6", "learning rate at step 0 (warmup start)", "float", {}},
         {"optim", "end_lr", "1e-5", "learning rate at the last step", "float", {}},
@@ -126,7 +133,7 @@ const std::vector<ConfigKey>& Config::keys() {
          "accumulate",
          "1",
          "micro-batches per optimizer step (gradient accumulation; each micro-batch's contrastive and SSL "
-         "losses see only its own samples; the EMA teacher moves once a step)",
+         "losses see only its own samples; see aclip.ema_update)",
          "int",
          {}},
         {"train", "seed", "0", "seed of the initialisation, the data order and the augmentations", "int", {}},

@@ -214,6 +214,8 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     const int64_t ckpt_every = cfg.integer("checkpoint.every"), eval_every = cfg.integer("eval.every");
     const bool skip_nonfinite = cfg.str("train.on_nonfinite") == "skip";
     const bool mixed_precision = cfg.str("train.precision") == "bf16";
+    // The teacher moves once a step (momentum 1 for the later micro-batches), or as the official code does.
+    const bool ema_every_micro_batch = cfg.str("aclip.ema_update") == "micro_batch";
     int64_t step = at.step;
     const auto run_start = std::chrono::steady_clock::now();
     ProgressBar bar(total_steps, step);
@@ -231,7 +233,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
             AclipStep out;
             {
                 AutocastGuard autocast(mixed_precision);  // train.precision = bf16
-                out = model.forward(batch, micro == 0 ? m : 1.0);  // the teacher moves once a step
+                out = model.forward(batch, micro == 0 || ema_every_micro_batch ? m : 1.0);
             }
             last = read_losses(out);
             const std::string bad = first_nonfinite(last);
