@@ -1,11 +1,10 @@
 // device_util.cuh: what every CUDA kernel file shares: the device helpers of device_math.cuh (loading and
 // storing each dtype in its compute type, 16-byte packs, strided offsets, warp and block reductions),
-// pointer alignment, running a column sum, and dtype dispatch on the host.
+// running a column sum, and dtype dispatch on the host (pointer alignment is launch.h's).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <initializer_list>
 
 #include "engine/core/tensor.h"
 #include "engine/cpu/strided_loop.h"  // broadcast_strides
@@ -15,13 +14,6 @@
 #include "engine/cuda/launch.h"
 
 namespace aclip::cuda {
-
-// Whether every given pointer (null ones pass) is aligned to `bytes`.
-inline bool all_aligned(std::initializer_list<const void*> pointers, size_t bytes) {
-    for (const void* p : pointers)
-        if (reinterpret_cast<uintptr_t>(p) % bytes != 0) return false;
-    return true;
-}
 
 // Runs a column-sum kernel (column_sums.cuh) of K sums a column over n columns and R rows, V columns a lane:
 // kernel(grid, partial, chunks) queues it with `columns::kThreads` threads a block. With several row

@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 
 #include "engine/core/error.h"
 #include "engine/core/shape.h"
@@ -10,6 +11,13 @@
 namespace aclip::cuda {
 
 constexpr int kMaxDims = 8;  // tensors of higher rank are refused by the CUDA kernels
+
+// Whether every given pointer (null ones pass) is aligned to `bytes`: the vectorised paths' condition.
+inline bool all_aligned(std::initializer_list<const void*> pointers, size_t bytes) {
+    for (const void* p : pointers)
+        if (reinterpret_cast<uintptr_t>(p) % bytes != 0) return false;
+    return true;
+}
 
 // Blocks for a grid-stride loop over n items with `threads` per block: enough to fill the GPU a few
 // times over (132 SMs x 16 blocks), never more than the items need, at least one.

@@ -22,11 +22,18 @@
 #define __launch_bounds__(...)
 #define __shared__ static
 #define __align__(n) __attribute__((aligned(n)))
+#define __grid_constant__
 
 struct uint4 {
     uint32_t x, y, z, w;
 };
 inline uint4 make_uint4(uint32_t x, uint32_t y, uint32_t z, uint32_t w) {
+    return {x, y, z, w};
+}
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) {
     return {x, y, z, w};
 }
 
@@ -102,6 +109,13 @@ inline float __shfl_xor_sync(unsigned, float value, int lane_mask) {
 template <class T>
 T min(T a, T b) {
     return b < a ? b : a;
+}
+
+inline float __fadd_rn(float a, float b) {  // the intrinsics that forbid contraction into a multiply-add
+    return a + b;
+}
+inline float __fmul_rn(float a, float b) {
+    return a * b;
 }
 
 inline float rsqrtf(float x) {  // CUDA's is approximate (2 ulp); tests compare with tolerances
