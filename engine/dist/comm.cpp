@@ -1,6 +1,7 @@
 // comm.cpp: see comm.h. ThreadComm exchanges tensors through a shared hub guarded by a generation barrier.
 #include "engine/dist/comm.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -166,12 +167,37 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
 void average_gradients(const std::vector<Tensor>& params, Comm& comm) {
     if (comm.world() == 1) return;
     NoGradGuard no_grad;
-    for (const Tensor& p : params) {
-        // every rank must take part in every reduction, in the same order: a missing gradient counts as 0
-        Tensor g = p.grad().defined() ? p.grad().contiguous().clone() : zeros_like(p);
-        comm.all_reduce_sum(g);
-        g.mul_(1.0 / comm.world());
-        p.impl().grad = g.impl_ptr();
+    // Parameters grouped by dtype and device, in order (one group in practice: f32 masters).
+    std::vector<std::vector<size_t>> groups;
+    for (size_t i = 0; i < params.size(); ++i) {
+        auto same_kind = [&](const std::vector<size_t>& g) {
+            return params[g[0]].dtype() == params[i].dtype() && params[g[0]].device() == params[i].device();
+        };
+        auto it = std::find_if(groups.begin(), groups.end(), same_kind);
+        if (it == groups.end())
+            groups.push_back({i});
+        else
+            it->push_back(i);
+    }
+    for (const std::vector<size_t>& group : groups) {
+        std::vector<Tensor> pieces;  // every rank reduces every gradient: a missing one counts as 0
+        for (size_t i : group) {
+            const Tensor& p = params[i];
+            pieces.push_back((p.grad().defined() ? p.grad() : zeros_like(p)).reshape({-1}));
+        }
+        Tensor flat = concat(pieces, 0);
+        const int64_t n = flat.numel();
+        for (int64_t at = 0; at < n; at += kGradientBucket) {
+            Tensor part = flat.narrow(0, at, std::min(kGradientBucket, n - at));
+            comm.all_reduce_sum(part);
+        }
+        flat.mul_(1.0 / comm.world());
+        int64_t at = 0;
+        for (size_t i : group) {  // each gradient becomes its piece of the buffer
+            const Tensor& p = params[i];
+            p.impl().grad = flat.narrow(0, at, p.numel()).view(p.shape()).impl_ptr();
+            at += p.numel();
+        }
     }
 }
 

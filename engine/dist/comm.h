@@ -69,7 +69,11 @@ Tensor all_reduce_sum_with_grad(const Tensor& x, Comm& comm);
 Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                        Tensor running_var, double momentum, double eps, Comm& comm);
 
-// Averages the gradients of params over ranks (data parallel), in place.
+// Averages the gradients of params over ranks (data parallel). Not one collective per parameter, each
+// paying its latency (hundreds a step): the gradients of a dtype and device are copied into one flat
+// buffer, reduced in pieces of at most kGradientBucket elements, scaled, and become views of it. A missing
+// gradient counts as zeros, so every rank reduces the same buffers.
+constexpr int64_t kGradientBucket = int64_t{1} << 26;  // 256 MiB of f32; MPI counts are ints
 void average_gradients(const std::vector<Tensor>& params, Comm& comm);
 
 }  // namespace aclip

@@ -95,6 +95,57 @@ TEST_SUITE("dist") {
                              doctest::Contains("all_gather: rank"), Error);
     }
 
+    TEST_CASE("average_gradients: one reduction per dtype, every rank's mean, a missing gradient as zeros") {
+        // Counts the reductions of the communicator it wraps.
+        class Counting : public Comm {
+          public:
+            explicit Counting(Comm& inner) : inner_(inner) {}
+            int rank() const override { return inner_.rank(); }
+            int world() const override { return inner_.world(); }
+            void all_reduce_sum(Tensor& t) override {
+                ++reductions;
+                inner_.all_reduce_sum(t);
+            }
+            Tensor all_gather(const Tensor& t) override { return inner_.all_gather(t); }
+            void barrier() override { inner_.barrier(); }
+            void broadcast_bytes(std::string& d, int root) override { inner_.broadcast_bytes(d, root); }
+            int reductions = 0;
+
+          private:
+            Comm& inner_;
+        };
+        const std::vector<Shape> shapes = {{3}, {2, 2}, {}, {4, 1}, {7}};
+        const int world = 2;
+        std::vector<std::vector<Tensor>> params(world);
+        std::vector<int> reductions(world);
+        run_ranks(world, [&](int r, Comm& c) {
+            std::vector<Tensor>& ps = params[r];
+            for (size_t i = 0; i < shapes.size(); ++i) ps.push_back(zeros(shapes[i]).requires_grad_());
+            ps.push_back(zeros({5}, DType::F64).requires_grad_());  // a second dtype: a second buffer
+            for (size_t i = 0; i < ps.size(); ++i) {
+                if (i == 3 && r == 1) continue;  // rank 1 has no gradient for parameter 3
+                ps[i].impl().grad =
+                    full(ps[i].shape(), 10.0 * (r + 1) + static_cast<double>(i), ps[i].dtype()).impl_ptr();
+            }
+            Counting counting(c);
+            average_gradients(ps, counting);
+            reductions[r] = counting.reductions;
+        });
+        for (int r = 0; r < world; ++r) {
+            CAPTURE(r);
+            CHECK(reductions[r] == 2);  // not one per parameter
+            for (size_t i = 0; i < params[r].size(); ++i) {
+                CAPTURE(i);
+                const Tensor& g = params[r][i].grad();
+                REQUIRE(g.defined());
+                CHECK(g.shape() == params[r][i].shape());
+                CHECK(g.dtype() == params[r][i].dtype());
+                const double mean = i == 3 ? (10.0 + 3) / 2 : ((10.0 + i) + (20.0 + i)) / 2;
+                for (double v : g.to_vector<double>()) CHECK(v == mean);
+            }
+        }
+    }
+
     TEST_CASE("two ranks with half the batch each give the one-process loss and gradients") {
         const int64_t B = 8;
         Tensor x = random_tensor({B, 6}, 10), y = random_tensor({B, 7}, 11);
