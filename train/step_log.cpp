@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 
 #include "engine/io/safetensors.h"
 
@@ -27,22 +26,16 @@ std::vector<std::pair<const char*, std::optional<double>>> terms(const LossValue
 // as null.
 class JsonLine {
   public:
-    JsonLine& add(const char* key, int64_t v) {
-        text_ += std::string(text_.empty() ? "{" : ", ") + "\"" + key + "\": " + std::to_string(v);
-        return *this;
-    }
-    JsonLine& add(const char* key, double v) {
-        text_ += std::string(text_.empty() ? "{" : ", ") + "\"" + key +
-                 "\": " + (std::isfinite(v) ? fmt(v, 8) : "null");
-        return *this;
-    }
-    JsonLine& add(const char* key, const std::string& quoted) {
-        text_ += std::string(text_.empty() ? "{" : ", ") + "\"" + key + "\": \"" + quoted + "\"";
-        return *this;
-    }
+    JsonLine& add(const char* key, int64_t v) { return field(key, std::to_string(v)); }
+    JsonLine& add(const char* key, double v) { return field(key, std::isfinite(v) ? fmt(v, 8) : "null"); }
+    JsonLine& add(const char* key, const std::string& text) { return field(key, "\"" + text + "\""); }
     std::string done() const { return text_ + "}\n"; }
 
   private:
+    JsonLine& field(const char* key, const std::string& value) {
+        text_ += std::string(text_.empty() ? "{\"" : ", \"") + key + "\": " + value;
+        return *this;
+    }
     std::string text_;
 };
 
