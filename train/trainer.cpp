@@ -169,11 +169,11 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     Loader loader(lc, tokenizer, at.cursor);
     const EvalSettings es = eval_settings_from(cfg, acfg);
     if (rank0)
-        std::printf("aclip_train: %s, %.2f M trainable parameters, %lld steps of %lld samples x %d ranks\n",
+        std::printf("aclip_train: %s, %.2f M trainable parameters, %lld steps of %lld samples x %d ranks%s\n",
                     cfg.str("model.preset").c_str(),
                     static_cast<double>(model.clip.num_parameters() + model.ssl.num_parameters()) / 1e6,
-                    static_cast<long long>(total_steps), static_cast<long long>(lc.batch_size),
-                    comm->world());
+                    static_cast<long long>(total_steps), static_cast<long long>(lc.batch_size), comm->world(),
+                    device == Device::CUDA ? (", on " + cuda::device_name()).c_str() : "");
     std::ofstream metrics;
     if (rank0) metrics = open_metrics(dir + "/metrics.jsonl", at.step);
     // every rank takes part in these decisions, or a rank would wait forever in a collective
