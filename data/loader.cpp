@@ -17,6 +17,36 @@ CaptionSource caption_source_from_name(const std::string& name) {
     AC_FAIL("unknown data.captions '", name, "'; accepted: txt, slip_json");
 }
 
+std::string sample_caption(const std::map<std::string, std::string>& files, CaptionSource source,
+                           SampleRng& rng) {
+    auto member = [&](const char* ext) -> const std::string* {
+        auto it = files.find(ext);
+        return it == files.end() ? nullptr : &it->second;
+    };
+    if (source == CaptionSource::Txt) {
+        const std::string* txt = member("txt");
+        AC_CHECK(txt, "missing caption (no .txt)");
+        return *txt;
+    }
+    std::string title, description;
+    if (const std::string* json = member("json")) {
+        const JsonValue meta = json_parse(*json, "caption json");
+        const JsonValue *t = meta.find("title"), *d = meta.find("description");
+        AC_CHECK(t && d && t->kind == JsonValue::Kind::String && d->kind == JsonValue::Kind::String,
+                 "data.captions = slip_json: the .json has no \"title\" and \"description\" strings");
+        title = t->string;
+        description = d->string;
+    } else {
+        const std::string *t = member("title.txt"), *d = member("desc.txt");
+        AC_CHECK(t || d,
+                 "data.captions = slip_json: no .json with a title and description, nor .title.txt or "
+                 ".desc.txt");
+        title = t ? *t : "";
+        description = d ? *d : "";
+    }
+    return rng.coin(0.5) ? title : description;  // SLIP: either, an empty one included
+}
+
 struct Loader::Work {
     uint64_t seq = 0;
     int64_t epoch = 0, position = 0;
@@ -174,20 +204,7 @@ Loader::Result Loader::process(const Work& w) const {
         SampleRng rng(mix(mix(cfg_.seed, 3), static_cast<uint64_t>(w.epoch) * 65536 + stream),
                       static_cast<uint64_t>(w.position));
         const auto& files = w.sample.files;
-        std::string caption;
-        if (cfg_.captions == CaptionSource::Txt) {
-            auto it = files.find("txt");
-            AC_CHECK(it != files.end(), "missing caption (no .txt)");
-            caption = it->second;
-        } else {
-            auto it = files.find("json");
-            AC_CHECK(it != files.end(), "missing caption (no .json)");
-            JsonValue meta = json_parse(it->second, "caption json");
-            const JsonValue* title = meta.find("title");
-            const JsonValue* description = meta.find("description");
-            const JsonValue* pick = rng.coin(0.5) ? title : description;  // SLIP: either, empty allowed
-            caption = pick && pick->kind == JsonValue::Kind::String ? pick->string : "";
-        }
+        const std::string caption = sample_caption(files, cfg_.captions, rng);
         const std::string* image = nullptr;
         for (const char* ext : {"jpg", "jpeg", "png"}) {
             auto it = files.find(ext);

@@ -26,6 +26,14 @@ namespace aclip {
 enum class CaptionSource { Txt, SlipJson };  // KEY.txt, or a coin flip of KEY.json's title / description
 CaptionSource caption_source_from_name(const std::string& name);  // "txt" or "slip_json"
 
+// A sample's caption. Txt: its .txt member. SlipJson: as SLIP reads YFCC-15M, the title or the
+// description with probability 1/2 each (one draw of rng), an empty one included; from the "title" and
+// "description" strings of its .json member, or from members .title.txt and .desc.txt. A sample with
+// neither is an error naming what is missing (a JSON without those keys, as img2dataset's, must not
+// turn every caption into an empty one).
+std::string sample_caption(const std::map<std::string, std::string>& files, CaptionSource source,
+                           SampleRng& rng);
+
 struct LoaderConfig {
     std::string shards;  // a shard list: "/data/{00000..01535}.tar"
     int64_t batch_size = 64;

@@ -156,6 +156,43 @@ TEST_SUITE("data") {
 }
 
 TEST_SUITE("data") {
+    TEST_CASE("captions: .txt, or SLIP's coin flip of title and description from .json or members") {
+        SampleRng rng(3, 0);
+        const std::map<std::string, std::string> txt = {{"txt", "a red circle"}},
+                                                 json = {{"json", R"({"title": "red", "description": ""})"}},
+                                                 members = {{"title.txt", "green"},
+                                                            {"desc.txt", "a green star"}};
+        CHECK(sample_caption(txt, CaptionSource::Txt, rng) == "a red circle");
+        int titles = 0, empties = 0, member_titles = 0;
+        for (int i = 0; i < 400; ++i) {
+            const std::string a = sample_caption(json, CaptionSource::SlipJson, rng);
+            CHECK((a == "red" || a.empty()));  // the empty description too, as SLIP
+            titles += a == "red";
+            empties += a.empty();
+            const std::string b = sample_caption(members, CaptionSource::SlipJson, rng);
+            CHECK((b == "green" || b == "a green star"));
+            member_titles += b == "green";
+        }
+        CHECK(titles > 150);  // p = 1/2 over 400 draws: 200, standard deviation 10
+        CHECK(empties > 150);
+        CHECK(member_titles > 150);
+        CHECK(member_titles < 250);
+        SampleRng a(7, 9), b(7, 9);  // the same draws from the same seed and sample
+        for (int i = 0; i < 20; ++i)
+            CHECK(sample_caption(json, CaptionSource::SlipJson, a) ==
+                  sample_caption(json, CaptionSource::SlipJson, b));
+        // what must not pass silently
+        CHECK(test::error_of([&] { sample_caption(json, CaptionSource::Txt, rng); }).find("no .txt") !=
+              std::string::npos);
+        const std::map<std::string, std::string> img2dataset = {
+            {"json", R"({"caption": "a cat", "key": "0"})"}};
+        CHECK(test::error_of([&] {
+                  sample_caption(img2dataset, CaptionSource::SlipJson, rng);
+              }).find("no \"title\" and \"description\"") != std::string::npos);
+        CHECK(test::error_of([&] { sample_caption(txt, CaptionSource::SlipJson, rng); }).find(".title.txt") !=
+              std::string::npos);
+    }
+
     TEST_CASE("split_batches: ranks take slices of the same global batches, whatever the number of ranks") {
         LoaderConfig one = config(2);
         one.split_batches = true;
