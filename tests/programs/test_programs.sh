@@ -119,6 +119,13 @@ check "plot_metrics writes a PNG" "PNG" "$(head -c 4 "$tmp/metrics.png" | tail -
 echo 'not json' > "$tmp/bad.jsonl"
 /usr/bin/python3 "$plot" "$tmp/bad.jsonl" 2> "$tmp/err.log"
 check "plot_metrics names a bad line" 1 "$(grep -c 'bad.jsonl:1: not JSON' "$tmp/err.log")"
+"$build/aclip_train" "$tmp/run.ini" train.steps=3 eval.every=1 checkpoint.every=1 checkpoint.keep=2 \
+    checkpoint.dir="$tmp/every" > "$tmp/every.log" 2>&1
+check "eval.every = 1 evaluates online and EMA after steps 1 and 2, and at the end" 6 \
+    "$(grep -cE '^eval step [123] (online|ema)' "$tmp/every.log")"
+check "checkpoint.keep = 2 keeps the newest two of three" "step_00000002 step_00000003" \
+    "$(ls "$tmp/every" | grep -o '^step_[0-9]*' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+check "... each with its state file" 2 "$(ls "$tmp/every" | grep -c 'state.safetensors$')"
 "$build/aclip_train" "$tmp/run.ini" train.steps=3 --resume latest > /dev/null 2> "$tmp/err.log"
 check "a resume with another train.steps is refused" 1 "$(grep -c 'pass --force-schedule' "$tmp/err.log")"
 "$build/aclip_train" "$tmp/run.ini" train.steps=3 eval.zeroshot= eval.retrieval= --resume latest --force-schedule \
