@@ -100,8 +100,9 @@ if [[ $dry_run -eq 0 ]]; then
         echo '```'
         timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
         echo '```'
-        echo "- A-CLIP training step on this GPU (aclip_bench_step_cuda, random inputs), then 2 steps under"
-        echo "  the kernel profile (where the step's time goes):"
+        echo "- A-CLIP training step on this GPU (aclip_bench_step_cuda, random 8-bit views copied from"
+        echo "  page-locked memory each step as the trainer's), then 2 steps under the kernel profile (where"
+        echo "  the step's time goes; its 'memcpy host to device' row is the copies):"
         echo '```'
         timeout 150 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 --profile 2 2>&1 |
             sed -n '/^step 5/,$p'

@@ -3,10 +3,13 @@
 // batch, f32 or bf16 mixed precision, with samples/s, ms/step, MFU and peak memory. MFU follows
 // ../shared/docs/performance.md: about 159 GFLOP per image-text pair for the official recipe, over the
 // dense bf16 peak of an H100 SXM / H200 (989.4 TFLOP/s). Inputs are random: this measures the model and
-// the engine, not the data pipeline.
+// the engine, not the decoding. By default they arrive as the trainer's do (--inputs host): three views
+// of 8-bit pixels in page-locked memory, copied to the GPU and normalised there every step, so the step
+// includes those copies (the kernel profile's "memcpy host to device" row); --inputs device keeps f32
+// views on the GPU.
 // --profile N then runs N more steps under a kernel profile and prints where their time went.
 // Usage: aclip_bench_step_cuda [--preset vit_b16] [--batch 256] [--steps 8] [--precision bf16|f32]
-//                              [--profile N]
+//                              [--inputs host|device] [--profile N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +20,7 @@
 #include "engine/core/storage.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/ops/autocast.h"
+#include "engine/ops/ops.h"
 #include "engine/optim/adamw.h"
 #include "models/aclip.h"
 #include "models/presets.h"
@@ -46,7 +50,7 @@ void print_profile(int64_t steps, Step step) {
 }
 
 int main(int argc, char** argv) {
-    std::string preset = "vit_b16", precision = "bf16";
+    std::string preset = "vit_b16", precision = "bf16", inputs = "host";
     int64_t B = 256, steps = 8, profile_steps = 0;
     for (int i = 1; i < argc; ++i) {
         auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -60,11 +64,14 @@ int main(int argc, char** argv) {
             precision = value();
         else if (!std::strcmp(argv[i], "--profile"))
             profile_steps = std::stoll(value());
+        else if (!std::strcmp(argv[i], "--inputs") &&
+                 (inputs = value(), inputs == "host" || inputs == "device"))
+            continue;
         else {
             std::fprintf(
                 stderr,
                 "usage: aclip_bench_step_cuda [--preset P] [--batch B] [--steps N] [--precision bf16|f32] "
-                "[--profile STEPS]\n");
+                "[--inputs host|device] [--profile STEPS]\n");
             return 2;
         }
     }
@@ -83,6 +90,22 @@ int main(int argc, char** argv) {
         batch.view1 = random_gpu({B, 3, S, S}, DType::F32, 1);
         batch.view2 = random_gpu({B, 3, S, S}, DType::F32, 2);
         batch.ema_view = random_gpu({B, 3, S, S}, DType::F32, 3);
+        std::vector<Tensor> pinned;  // --inputs host: the views as the loader hands them to the trainer
+        for (const Tensor* v : {&batch.view1, &batch.view2, &batch.ema_view}) {
+            Tensor u8 = empty_pinned({B, 3, S, S}, DType::U8);
+            u8.copy_(add_scalar(mul_scalar(v->to(Device::CPU), 127.0), 128.0).to(DType::U8));
+            pinned.push_back(u8);
+        }
+        // As the trainer does each step: copy the 8-bit views and normalise them on the GPU (the
+        // arithmetic of normalize_images, data/augment.h, which this engine-only program cannot link).
+        auto views_from_host = [&] {
+            const Tensor scale = full({1, 3, 1, 1}, 1.0 / (255.0 * 0.26)).to(Device::CUDA),
+                         shift = full({1, 3, 1, 1}, -0.45 / 0.26).to(Device::CUDA);
+            Tensor* views[3] = {&batch.view1, &batch.view2, &batch.ema_view};
+            for (int k = 0; k < 3; ++k)
+                *views[k] =
+                    add(mul(pinned[static_cast<size_t>(k)].to(Device::CUDA).to(DType::F32), scale), shift);
+        };
         std::vector<int64_t> boxes, ids(static_cast<size_t>(B * C), 0);
         for (int64_t i = 0; i < B; ++i) {  // view boxes inside the EMA crop, as the transform makes them
             for (int64_t v :
@@ -93,8 +116,13 @@ int main(int argc, char** argv) {
             ids[i * C + 20] = c.clip.text.vocab - 1;
         }
         batch.boxes = from_vector(boxes, {B, 3, 4});
-        batch.text = from_vector(ids, {B, C}).to(Device::CUDA);
+        const Tensor text = from_vector(ids, {B, C});  // the tokens too cross each step with --inputs host
+        batch.text = text.to(Device::CUDA);
         auto train_step = [&] {
+            if (inputs == "host") {
+                views_from_host();
+                batch.text = text.to(Device::CUDA);
+            }
             opt.zero_grad();
             AclipStep out;
             {
@@ -122,11 +150,10 @@ int main(int argc, char** argv) {
         const double sps = static_cast<double>(B) / (med / 1e3);
         AllocatorStats st = cuda::memory_stats();
         std::printf(
-            "%s A-CLIP %s (%s attention), batch %lld: %.1f ms/step, %.0f samples/s, MFU %.1f%% (159 "
-            "GFLOP/pair "
-            "over 989.4 TFLOP/s), peak %.1f GiB\n",
+            "%s A-CLIP %s (%s attention, inputs from the %s), batch %lld: %.1f ms/step, %.0f samples/s, MFU "
+            "%.1f%% (159 GFLOP/pair over 989.4 TFLOP/s), peak %.1f GiB\n",
             preset.c_str(), precision.c_str(),
-            precision == "bf16" && cuda::tensor_core_attention() ? "tensor-core" : "composed",
+            precision == "bf16" && cuda::tensor_core_attention() ? "tensor-core" : "composed", inputs.c_str(),
             static_cast<long long>(B), med, sps, 100.0 * sps * 159e9 / 989.4e12,
             st.peak_in_use / 1073741824.0);
         if (profile_steps > 0) print_profile(profile_steps, [&] { (void)train_step().item(); });
