@@ -186,6 +186,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     std::signal(SIGTERM, on_signal);
 
     TrainResult result;
+    result.first_step = result.step = at.step;
     auto evaluate_now = [&](int64_t step) {
         if (!rank0 || (es.zeroshot.empty() && es.retrieval.empty())) return;
         result.online = evaluate(model, false, tokenizer, es);

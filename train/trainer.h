@@ -20,8 +20,9 @@ namespace aclip {
 AclipConfig aclip_config_from(const Config& cfg, int64_t vocab);
 
 struct TrainResult {
-    int64_t step = 0;  // optimizer steps done
-    double loss = 0;   // the last step's loss
+    int64_t first_step = 0;  // where this run began: the step of the checkpoint it resumed from
+    int64_t step = 0;        // optimizer steps done
+    double loss = 0;         // the last step's loss
     EvalResult online, ema;
     bool interrupted = false;  // stopped by SIGINT or SIGTERM (after writing a checkpoint)
 };

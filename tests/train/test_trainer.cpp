@@ -76,6 +76,7 @@ TEST_SUITE("train") {
             torn << "{\"step\": 2, \"lr\": 0.0";
         }
         TrainResult resumed = train(parted, "latest");
+        CHECK(resumed.first_step == 3);  // resumed, not started afresh (which would end in the same place)
         CHECK(resumed.step == 6);
         CHECK(resumed.loss == full.loss);
         SafetensorsFile a = load_safetensors(list_checkpoints(data_dir() + "/full").back());
@@ -102,7 +103,9 @@ TEST_SUITE("train") {
         longer.set_override("train.steps=12");
         CHECK(test::error_of([&] { train(longer, "latest"); }).find("written for train.steps = 6") !=
               std::string::npos);
-        CHECK(train(longer, "latest", /*force_schedule=*/true).step == 12);  // forced: the new schedule
+        const TrainResult forced = train(longer, "latest", /*force_schedule=*/true);  // the new schedule
+        CHECK(forced.first_step == 6);
+        CHECK(forced.step == 12);
         CHECK(test::error_of([&] {
                   train(longer, data_dir() + "/parted/config.ini");
               }).find("not a checkpoint's model file") != std::string::npos);
@@ -195,6 +198,7 @@ TEST_SUITE("train") {
         // the schedule was a million steps: resume for two more under a forced shorter one
         c.set_override("train.steps=" + std::to_string(step + 2));
         TrainResult resumed = train(c, "latest", /*force_schedule=*/true);
+        CHECK(resumed.first_step == step);
         CHECK(resumed.step == step + 2);
         CHECK(std::isfinite(resumed.loss));
     }
@@ -279,7 +283,7 @@ TEST_SUITE("train") {
 }
 
 TEST_SUITE("train") {
-    TEST_CASE("2 processes x batch B (mpirun) reach the weights of 1 process x batch 2B") {
+    TEST_CASE("2 processes x batch B (mpirun) reach the weights of 1 process x batch 2B, and resume") {
         if (!mpi_available() || std::system("command -v mpirun > /dev/null 2>&1") != 0) {
             MESSAGE("SKIPPED: no MPI in this build or no mpirun on PATH");
             return;
@@ -290,12 +294,17 @@ TEST_SUITE("train") {
         one.set_override("train.batch_size=8");
         one.set_override("checkpoint.every=0");
         train(one);
+        auto two_processes = [&](const std::string& dir, const std::string& extra) {
+            const std::string cmd =
+                "mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none -np "
+                "2 " +
+                std::string(ACLIP_BINARY_DIR) + "/aclip_train " + data_dir() + "/dp_one/config.ini" +
+                " train.batch_size=4 checkpoint.every=1 checkpoint.dir=" + dir + extra + " > " + dir +
+                ".log 2>&1";
+            return std::system(cmd.c_str());
+        };
         const std::string two_dir = data_dir() + "/dp_two";
-        std::string cmd =
-            "mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none -np 2 " +
-            std::string(ACLIP_BINARY_DIR) + "/aclip_train " + data_dir() + "/dp_one/config.ini" +
-            " train.batch_size=4 checkpoint.dir=" + two_dir + " > " + data_dir() + "/dp_two.log 2>&1";
-        REQUIRE(std::system(cmd.c_str()) == 0);
+        REQUIRE(two_processes(two_dir, "") == 0);
         SafetensorsFile a = load_safetensors(list_checkpoints(data_dir() + "/dp_one").back());
         SafetensorsFile b = load_safetensors(list_checkpoints(two_dir).back());
         for (const auto& [name, ta] : a.tensors) {
@@ -307,6 +316,30 @@ TEST_SUITE("train") {
             Tensor ours = test::split_part(b.get(name).to(DType::F64), part).first;
             Tensor ref = test::split_part(ta.to(DType::F64), part).first;
             if (ref.numel() > 0) CHECK(test::norm_rel_error(ours, ref) < 1e-4);
+        }
+        // With each rank on its own shards (its own stream of samples and its own cursor in it), the pair
+        // stopped after step 2 and resumed from its checkpoint ends where the uninterrupted pair did, bit
+        // for bit.
+        const std::string shards_dir = data_dir() + "/dp_shards",
+                          resumed_dir = data_dir() + "/dp_shards_resumed";
+        REQUIRE(two_processes(shards_dir, " data.split=shards") == 0);
+        fs::remove_all(resumed_dir);
+        fs::copy(shards_dir, resumed_dir);
+        for (const char* kind : {".model.safetensors", ".state.safetensors"})
+            fs::remove(resumed_dir + "/step_00000003" + kind);
+        REQUIRE(two_processes(resumed_dir, " data.split=shards --resume latest") == 0);
+        std::stringstream log;  // a resumed run, not a fresh one (which would end in the same place)
+        log << std::ifstream(resumed_dir + ".log").rdbuf();
+        CHECK(log.str().find("resumed from " + resumed_dir + "/step_00000002.model.safetensors at step 2") !=
+              std::string::npos);
+        CHECK(log.str().find("done: 3 steps, 4 samples") != std::string::npos);  // one step of 4 a rank
+        SafetensorsFile full = load_safetensors(list_checkpoints(shards_dir).back()),
+                        resumed = load_safetensors(list_checkpoints(resumed_dir).back());
+        REQUIRE(resumed.tensors.size() == full.tensors.size());
+        for (size_t i = 0; i < resumed.tensors.size(); ++i) {
+            CAPTURE(resumed.tensors[i].first);
+            CHECK(resumed.tensors[i].second.to_vector<double>() ==
+                  full.tensors[i].second.to_vector<double>());
         }
     }
 }
