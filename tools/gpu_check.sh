@@ -105,13 +105,13 @@ if [[ $dry_run -eq 0 ]]; then
         echo "  the step's time goes; its 'memcpy host to device' row is the copies):"
         echo '```'
         timeout 150 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 --profile 2 2>&1 |
-            sed -n '/^step 5/,$p'
+            grep -v '^step [0-4]:'  # warm-up steps out, any error kept
         echo '```'
         echo "- the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the composed"
         echo "  attention), for their share of the step, and a figure should their parity case fail:"
         echo '```'
         ACLIP_TENSOR_CORE_ATTENTION=0 timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
-            --precision bf16 2>&1 | sed -n '/^step 5/,$p'
+            --precision bf16 2>&1 | grep -v '^step [0-4]:'  # warm-up steps out, any error kept
         echo '```'
     } >> "$report"
 fi
