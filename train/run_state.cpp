@@ -33,12 +33,9 @@ const std::string& meta(const SafetensorsFile& state, const std::string& key) {
 std::vector<std::string> list_checkpoints(const std::string& dir) {
     std::vector<std::string> out;
     if (!std::filesystem::exists(dir)) return out;
-    const std::string suffix = kModelSuffix;
     for (const auto& e : std::filesystem::directory_iterator(dir)) {
         std::string name = e.path().filename().string();
-        if (name.rfind("step_", 0) == 0 && name.size() > suffix.size() &&
-            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-            out.push_back(e.path().string());
+        if (name.starts_with("step_") && name.ends_with(kModelSuffix)) out.push_back(e.path().string());
     }
     std::sort(out.begin(), out.end());  // step numbers are zero-padded: oldest first
     return out;
@@ -94,11 +91,8 @@ ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir
         AC_CHECK_HINT(!all.empty(), "start without --resume", "--resume latest: no checkpoint in ", dir);
         at.path = all.back();
     }
-    AC_CHECK_HINT(at.path.size() > std::string(kModelSuffix).size() &&
-                      at.path.compare(at.path.size() - std::string(kModelSuffix).size(), std::string::npos,
-                                      kModelSuffix) == 0,
-                  "pass 'latest' or a step_N.model.safetensors file", "--resume ", at.path,
-                  ": not a checkpoint's model file");
+    AC_CHECK_HINT(at.path.ends_with(kModelSuffix), "pass 'latest' or a step_N.model.safetensors file",
+                  "--resume ", at.path, ": not a checkpoint's model file");
     const SafetensorsFile weights = load_safetensors(at.path);
     const SafetensorsFile state = load_safetensors(stem_of(at.path) + kStateSuffix);
     const std::string& written_for = meta(state, "train.steps");

@@ -36,20 +36,22 @@ void softmax_rows(const T* x, T* y, int64_t R, int64_t D, bool log) {
         for (int64_t i = 0; i < D; ++i) m = std::max(m, load(xr[i]));
         if (m == -std::numeric_limits<C>::infinity()) m = 0;  // a fully masked row: exp(-inf) = 0 below
         C s = 0;
-        if (log) {
+        if constexpr (std::is_same_v<T, C>) {  // each exponential once, kept in y, then scaled
+            if (!log) {
 #pragma omp simd reduction(+ : s)
-            for (int64_t i = 0; i < D; ++i) s += exp_c(load(xr[i]) - m);
+                for (int64_t i = 0; i < D; ++i) s += (yr[i] = exp_c(load(xr[i]) - m));
+                const C inv = C(1) / s;
+#pragma omp simd
+                for (int64_t i = 0; i < D; ++i) yr[i] *= inv;
+                return;
+            }
+        }
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < D; ++i) s += exp_c(load(xr[i]) - m);
+        if (log) {
             C lse = m + std::log(s);
             for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(load(xr[i]) - lse);
-        } else if constexpr (std::is_same_v<T, C>) {  // each exponential once, kept in y
-#pragma omp simd reduction(+ : s)
-            for (int64_t i = 0; i < D; ++i) s += (yr[i] = exp_c(load(xr[i]) - m));
-            C inv = C(1) / s;
-#pragma omp simd
-            for (int64_t i = 0; i < D; ++i) yr[i] *= inv;
-        } else {  // y cannot hold an unrounded exponential
-#pragma omp simd reduction(+ : s)
-            for (int64_t i = 0; i < D; ++i) s += exp_c(load(xr[i]) - m);
+        } else {  // bf16: y cannot hold an unrounded exponential
             C inv = C(1) / s;
 #pragma omp simd
             for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(exp_c(load(xr[i]) - m) * inv);
