@@ -48,6 +48,16 @@ __global__ void softmax_cached_kernel(const T* x, T* y, int64_t R, int D, bool l
     }
 }
 
+// The backward of a row, in both kernels: s = the row's sum of softmax_grad_term, then
+// dx = softmax_grad_input(g, y, s). softmax: dx = y (g - sum(g y)); log_softmax (y the log-probabilities):
+// dx = g - exp(y) sum(g).
+__device__ __forceinline__ float softmax_grad_term(float g, float y, bool log) {
+    return log ? g : g * y;
+}
+__device__ __forceinline__ float softmax_grad_input(float g, float y, float s, bool log) {
+    return log ? g - expf(y) * s : y * (g - s);
+}
+
 template <int K, class T>
 __global__ void softmax_backward_cached_kernel(const T* g, const T* y, T* dx, int64_t R, int D, bool log) {
     const int64_t row = warp_row();
@@ -62,14 +72,14 @@ __global__ void softmax_backward_cached_kernel(const T* g, const T* y, T* dx, in
         const int i = lane + 32 * k;
         gv[k] = i < D ? ld(gr[i]) : 0.0f;
         yv[k] = i < D ? ld(yr[i]) : 0.0f;
-        s += log ? gv[k] : gv[k] * yv[k];
+        s += softmax_grad_term(gv[k], yv[k], log);
     }
     s = warp_sum(s);
     T* dr = dx + row * D;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
         const int i = lane + 32 * k;
-        if (i < D) dr[i] = st<T>(log ? gv[k] - expf(yv[k]) * s : yv[k] * (gv[k] - s));
+        if (i < D) dr[i] = st<T>(softmax_grad_input(gv[k], yv[k], s, log));
     }
 }
 
@@ -118,11 +128,11 @@ __global__ void softmax_backward_kernel(const T* g, const T* y, T* dx, int64_t R
     const T* yr = y + row * D;
     T* dr = dx + row * D;
     float s = 0.0f;
-    for (int64_t i = lane; i < D; i += 32) s += log ? ld(gr[i]) : ld(gr[i]) * ld(yr[i]);
+    for (int64_t i = lane; i < D; i += 32) s += softmax_grad_term(ld(gr[i]), ld(yr[i]), log);
     s = warp_sum(s);
     for (int64_t i = lane; i < D; i += 32) {
         float gv = ld(gr[i]), yv = ld(yr[i]);
-        dr[i] = st<T>(log ? gv - expf(yv) * s : yv * (gv - s));
+        dr[i] = st<T>(softmax_grad_input(gv, yv, s, log));
     }
 }
 
