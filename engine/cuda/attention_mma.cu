@@ -27,11 +27,12 @@ AC_REGISTER_KERNEL("flash_attention_forward_mma");
 AC_REGISTER_KERNEL("flash_attention_backward_mma");
 
 // The kernels' view of a (B, H, T, D) tensor: bf16, head dim 32 or 64, the last dim contiguous, the other
-// strides whole 16-byte rows, the data 16-byte aligned. False when the tensor is not such a view.
+// strides whole 16-byte rows, the data 16-byte aligned. False when the tensor is not such a view, or when
+// ACLIP_TENSOR_CORE_ATTENTION=0 turns the kernels off: then no caller launches them.
 template <class P>
 bool heads_of(const Tensor& t, Heads<P>& h) {
-    if (t.dtype() != DType::BF16 || t.dim() != 4 || (t.size(3) != 32 && t.size(3) != 64) ||
-        t.strides()[3] != 1 || !all_aligned({t.raw_data()}, 16))
+    if (!tensor_core_attention() || t.dtype() != DType::BF16 || t.dim() != 4 ||
+        (t.size(3) != 32 && t.size(3) != 64) || t.strides()[3] != 1 || !all_aligned({t.raw_data()}, 16))
         return false;
     int64_t s[3];
     for (int d = 0; d < 3; ++d) {
@@ -59,16 +60,15 @@ bool tensor_core_attention() {
 
 bool flash_attention_takes_views(const Tensor& q, const Tensor& k, const Tensor& v) {
     Heads<const uint16_t*> h;
-    return tensor_core_attention() && q.size(0) * q.size(1) <= kMaxGridY && heads_of(q, h) &&
-           heads_of(k, h) && heads_of(v, h);
+    return q.size(0) * q.size(1) <= kMaxGridY && heads_of(q, h) && heads_of(k, h) && heads_of(v, h);
 }
 
 bool flash_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const Tensor& out,
                        const Tensor& lse) {
     Heads<const uint16_t*> hq, hk, hv;
     Heads<uint16_t*> ho;
-    if (!tensor_core_attention() || q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) ||
-        !heads_of(k, hk) || !heads_of(v, hv) || !heads_of(out, ho))
+    if (q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
+        !heads_of(out, ho))
         return false;
     const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
     const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))) * kLog2e;
@@ -87,9 +87,9 @@ bool flash_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& dv) {
     Heads<const uint16_t*> hq, hk, hv, ho, hg;
     Heads<uint16_t*> hdq, hdk, hdv;
-    if (!tensor_core_attention() || q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) ||
-        !heads_of(k, hk) || !heads_of(v, hv) || !heads_of(out, ho) || !heads_of(g, hg) ||
-        !heads_of(dq, hdq) || !heads_of(dk, hdk) || !heads_of(dv, hdv))
+    if (q.size(0) * q.size(1) > kMaxGridY || !heads_of(q, hq) || !heads_of(k, hk) || !heads_of(v, hv) ||
+        !heads_of(out, ho) || !heads_of(g, hg) || !heads_of(dq, hdq) || !heads_of(dk, hdk) ||
+        !heads_of(dv, hdv))
         return false;
     const int64_t H = q.size(1), BH = q.size(0) * H, Tq = q.size(2), Tk = k.size(2), D = q.size(3);
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
