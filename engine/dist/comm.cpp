@@ -132,38 +132,6 @@ std::unique_ptr<Comm> make_comm_from_environment(Device device) {
     return make_nccl_comm(rank, world, env_int("LOCAL_RANK", rank), id);
 }
 
-Tensor all_reduce_sum_with_grad(const Tensor& x, Comm& comm) {
-    if (comm.world() == 1) return x;
-    Tensor out = x.detach().contiguous().clone();
-    comm.all_reduce_sum(out);
-    Comm* c = &comm;
-    return record("all_reduce_sum", out, {x}, [c](const Tensor& g) {
-        Tensor total = g.contiguous().clone();
-        c->all_reduce_sum(total);
-        return std::vector<Tensor>{total};
-    });
-}
-
-Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                       Tensor running_var, double momentum, double eps, Comm& comm) {
-    AC_CHECK(x.dim() == 2, "sync_batch_norm: input must be (N, C), got ", x.desc());
-    const double total = static_cast<double>(x.size(0)) * comm.world();
-    AC_CHECK(total > 1, "sync_batch_norm: needs more than one row over all ranks");
-    Tensor mu = mul_scalar(all_reduce_sum_with_grad(sum(x, {0}, true), comm), 1.0 / total);  // (1, C)
-    Tensor d = sub(x, mu);
-    Tensor v = mul_scalar(all_reduce_sum_with_grad(sum(mul(d, d), {0}, true), comm), 1.0 / total);  // biased
-    Tensor y = mul(d, rsqrt(add_scalar(v, eps)));
-    if (running_mean.defined()) {
-        NoGradGuard no_grad;
-        const int64_t C = x.size(1);
-        running_mean.mul_(1 - momentum).add_(mu.detach().reshape({C}), momentum);
-        running_var.mul_(1 - momentum).add_(v.detach().reshape({C}), momentum * total / (total - 1));
-    }
-    if (weight.defined()) y = mul(y, weight);
-    if (bias.defined()) y = add(y, bias);
-    return y;
-}
-
 void average_gradients(const std::vector<Tensor>& params, Comm& comm) {
     if (comm.world() == 1) return;
     NoGradGuard no_grad;

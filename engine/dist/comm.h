@@ -60,15 +60,6 @@ std::vector<std::unique_ptr<Comm>> make_thread_comms(int world);
 // gradients averaged over ranks afterwards, this is the gradient of the loss over the global batch.
 Tensor all_gather_with_grad(const Tensor& x, Comm& comm);
 
-// The sum over ranks of x, which autograd sees through: the gradient of each rank's x is the sum over
-// ranks of the output's gradient (SyncBatchNorm's statistics are built from it).
-Tensor all_reduce_sum_with_grad(const Tensor& x, Comm& comm);
-
-// BatchNorm over (N, C) with the statistics of every rank's rows (SyncBatchNorm), in training mode; the
-// running statistics move by momentum with the global unbiased variance. Every rank has N rows.
-Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                       Tensor running_var, double momentum, double eps, Comm& comm);
-
 // Averages the gradients of params over ranks (data parallel). Not one collective per parameter, each
 // paying its latency (hundreds a step): the gradients of a dtype and device are copied into one flat
 // buffer, reduced in pieces of at most kGradientBucket elements, scaled, and become views of it. A missing

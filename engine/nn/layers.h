@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "engine/dist/comm.h"
+#include "engine/dist/sync_batch_norm.h"
 #include "engine/nn/init.h"
 #include "engine/nn/module.h"
 #include "engine/ops/ops.h"

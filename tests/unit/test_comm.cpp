@@ -31,6 +31,28 @@ void run_ranks(int world, const std::function<void(int, Comm&)>& fn) {
         if (e) std::rethrow_exception(e);
 }
 
+// Counts the collectives of the communicator it wraps.
+class Counting : public Comm {
+  public:
+    explicit Counting(Comm& inner) : inner_(inner) {}
+    int rank() const override { return inner_.rank(); }
+    int world() const override { return inner_.world(); }
+    void all_reduce_sum(Tensor& t) override {
+        ++reductions;
+        inner_.all_reduce_sum(t);
+    }
+    Tensor all_gather(const Tensor& t) override {
+        ++gathers;
+        return inner_.all_gather(t);
+    }
+    void barrier() override { inner_.barrier(); }
+    void broadcast_bytes(std::string& d, int root) override { inner_.broadcast_bytes(d, root); }
+    int reductions = 0, gathers = 0;
+
+  private:
+    Comm& inner_;
+};
+
 struct Replica {  // one rank's copy of a tiny two-tower model
     Tensor w_img, w_txt, w_a, w_b, logit_scale;
     std::vector<Tensor> params() const { return {w_img, w_txt, w_a, w_b, logit_scale}; }
@@ -96,24 +118,6 @@ TEST_SUITE("dist") {
     }
 
     TEST_CASE("average_gradients: one reduction per dtype, every rank's mean, a missing gradient as zeros") {
-        // Counts the reductions of the communicator it wraps.
-        class Counting : public Comm {
-          public:
-            explicit Counting(Comm& inner) : inner_(inner) {}
-            int rank() const override { return inner_.rank(); }
-            int world() const override { return inner_.world(); }
-            void all_reduce_sum(Tensor& t) override {
-                ++reductions;
-                inner_.all_reduce_sum(t);
-            }
-            Tensor all_gather(const Tensor& t) override { return inner_.all_gather(t); }
-            void barrier() override { inner_.barrier(); }
-            void broadcast_bytes(std::string& d, int root) override { inner_.broadcast_bytes(d, root); }
-            int reductions = 0;
-
-          private:
-            Comm& inner_;
-        };
         const std::vector<Shape> shapes = {{3}, {2, 2}, {}, {4, 1}, {7}};
         const int world = 2;
         std::vector<std::vector<Tensor>> params(world);
@@ -172,6 +176,95 @@ TEST_SUITE("dist") {
                 CAPTURE(i);
                 CHECK_CLOSE(replicas[r].params()[i].grad(), single.params()[i].grad(), 1e-12, 1e-10);
             }
+    }
+}
+
+#include "engine/autograd/gradcheck.h"
+#include "engine/dist/sync_batch_norm.h"
+
+TEST_SUITE("dist") {
+    TEST_CASE(
+        "sync_batch_norm over ranks of 3, 4 and 1 rows is batch_norm over all 8, in one exchange each way") {
+        const int64_t C = 4;
+        const std::vector<int64_t> rows = {3, 4, 1}, first = {0, 3, 7};
+        const int world = 3;
+        // mean far from zero: E[x^2] - E[x]^2 would lose six digits, which the exact combination keeps
+        Tensor x = random_tensor({8, C}, 30, 999, 1001),
+               w = random_tensor({8, C}, 31);  // w: the loss weights
+        Tensor gamma = random_tensor({C}, 32, 0.5, 1.5), beta = random_tensor({C}, 33);
+        const double momentum = 0.1, eps = 1e-5;
+
+        Tensor rx = x.clone().requires_grad_(), rg = gamma.clone().requires_grad_(),
+               rb = beta.clone().requires_grad_();
+        Tensor r_mean = zeros({C}, DType::F64), r_var = ones({C}, DType::F64);
+        sum(mul(batch_norm(rx, rg, rb, r_mean, r_var, true, momentum, eps), w)).backward();
+        Tensor ref_y = batch_norm(x, gamma, beta, Tensor(), Tensor(), true, momentum, eps);
+
+        struct Rank {
+            Tensor x, gamma, beta, mean, var, y;
+            int gathers_forward = 0, reductions_forward = 0, gathers_backward = 0, reductions_backward = 0;
+        };
+        std::vector<Rank> ranks(world);
+        run_ranks(world, [&](int r, Comm& c) {
+            Rank& k = ranks[r];
+            k.x = x.narrow(0, first[r], rows[r]).contiguous().requires_grad_();
+            k.gamma = gamma.clone().requires_grad_();
+            k.beta = beta.clone().requires_grad_();
+            k.mean = zeros({C}, DType::F64);
+            k.var = ones({C}, DType::F64);
+            Counting counting(c);
+            k.y = sync_batch_norm(k.x, k.gamma, k.beta, k.mean, k.var, momentum, eps, counting);
+            k.gathers_forward = counting.gathers;
+            k.reductions_forward = counting.reductions;
+            sum(mul(k.y, w.narrow(0, first[r], rows[r]))).backward();
+            k.gathers_backward = counting.gathers - k.gathers_forward;
+            k.reductions_backward = counting.reductions - k.reductions_forward;
+        });
+        Tensor gamma_grad = zeros({C}, DType::F64), beta_grad = zeros({C}, DType::F64);
+        for (int r = 0; r < world; ++r) {
+            CAPTURE(r);
+            const Rank& k = ranks[r];
+            CHECK(k.gathers_forward == 1);  // count, mean and squares of every rank at once
+            CHECK(k.reductions_forward == 0);
+            CHECK(k.gathers_backward == 0);
+            CHECK(k.reductions_backward == 1);  // both column sums at once
+            // f64 throughout; sums in another order: agreement to ~1e-13 of values of order 1
+            CHECK_CLOSE(k.y, ref_y.narrow(0, first[r], rows[r]), 1e-12, 1e-12);
+            CHECK_CLOSE(k.x.grad(), rx.grad().narrow(0, first[r], rows[r]), 1e-12, 1e-12);
+            CHECK_CLOSE(k.mean, r_mean, 1e-12, 1e-12);
+            CHECK_CLOSE(k.var, r_var, 1e-12, 1e-12);
+            gamma_grad.add_(k.gamma.grad());  // each rank's own rows: they add up to the whole batch's
+            beta_grad.add_(k.beta.grad());
+        }
+        CHECK_CLOSE(gamma_grad, rg.grad(), 1e-12, 1e-12);
+        CHECK_CLOSE(beta_grad, rb.grad(), 1e-12, 1e-12);
+    }
+
+    TEST_CASE("sync_batch_norm: f64 gradient check on a world of one; bad shapes are named") {
+        LocalComm local;
+        Tensor x = random_tensor({5, 3}, 40, -2, 2).requires_grad_();
+        Tensor gamma = random_tensor({3}, 41, 0.5, 1.5).requires_grad_(),
+               beta = random_tensor({3}, 42).requires_grad_();
+        GradcheckResult r = gradcheck(
+            [&](const std::vector<Tensor>& in) {
+                return sync_batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), 0.1, 1e-5, local);
+            },
+            {x, gamma, beta});
+        INFO(r.worst);
+        CHECK(r.ok);
+        GradcheckResult plain = gradcheck(  // without weight and bias
+            [&](const std::vector<Tensor>& in) {
+                return sync_batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), 0.1, 1e-5, local);
+            },
+            {x});
+        INFO(plain.worst);
+        CHECK(plain.ok);
+        CHECK_THROWS_WITH_AS(sync_batch_norm(zeros({1, 3}, DType::F64), Tensor(), Tensor(), Tensor(),
+                                             Tensor(), 0.1, 1e-5, local),
+                             doctest::Contains("rank 0 of 1"), Error);
+        CHECK_THROWS_WITH_AS(sync_batch_norm(zeros({4, 3}, DType::F64), zeros({2}, DType::F64), Tensor(),
+                                             Tensor(), Tensor(), 0.1, 1e-5, local),
+                             doctest::Contains("must have shape [3]"), Error);
     }
 }
 
