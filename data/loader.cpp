@@ -79,8 +79,22 @@ std::string basename_of(const std::string& path) {
 
 }  // namespace
 
+int64_t epoch_samples(const LoaderConfig& cfg) {
+    int64_t total = 0;
+    for (int64_t n : shard_sizes(expand_shard_list(cfg.shards))) total += n;
+    return cfg.split_batches ? total : total / cfg.world;  // shards rotate among ranks
+}
+
+int64_t steps_per_epoch(const LoaderConfig& cfg, int64_t accumulate) {
+    const int64_t batch = cfg.split_batches ? cfg.batch_size * cfg.world : cfg.batch_size;  // of the stream
+    return epoch_samples(cfg) / (batch * accumulate);
+}
+
 Loader::Loader(const LoaderConfig& cfg, const ClipTokenizer& tokenizer, LoaderCursor start)
-    : cfg_(cfg), tokenizer_(tokenizer), cursor_(start) {
+    : cfg_(cfg),
+      tokenizer_(tokenizer),
+      cursor_(start),
+      usable_this_epoch_(start.position > 0) {  // the samples before the cursor made whole batches
     reuse_large_buffers();
     AC_CHECK(cfg.batch_size > 0 && cfg.workers > 0 && cfg.shuffle_buffer >= 1,
              "Loader: batch_size, workers and "
@@ -90,10 +104,7 @@ Loader::Loader(const LoaderConfig& cfg, const ClipTokenizer& tokenizer, LoaderCu
     shards_ = expand_shard_list(cfg.shards);
     AC_CHECK_HINT(static_cast<int>(shards_.size()) >= cfg.world, "use at least as many shards as ranks",
                   "Loader: ", shards_.size(), " shards cannot feed ", cfg.world, " ranks");
-    std::vector<int64_t> sizes = shard_sizes(shards_);
-    int64_t total = 0;
-    for (int64_t s : sizes) total += s;
-    samples_per_epoch_ = cfg.split_batches ? total : total / cfg.world;  // shards rotate among ranks
+    samples_per_epoch_ = epoch_samples(cfg);
     for (int i = 0; i < cfg.workers; ++i) threads_.emplace_back([this] { work(); });
     threads_.emplace_back([this] { produce(); });
 }

@@ -137,6 +137,28 @@ TEST_SUITE("data") {
         }
     }
 
+    TEST_CASE("a loader started from a cursor at the very end of an epoch goes on into the next") {
+        LoaderConfig c = config(2);
+        c.shards = dataset().dir + "/0.tar";  // 10 good samples: two whole batches of 5
+        c.batch_size = 5;
+        Loader full(c, tokenizer());
+        std::vector<Batch> seen;
+        for (int i = 0; i < 4; ++i) seen.push_back(full.next());
+        CHECK(seen[2].epoch == 1);
+        Loader first(c, tokenizer());
+        first.next();
+        first.next();
+        const LoaderCursor end = first.cursor();
+        CHECK(end.epoch == 0);  // every sample of epoch 0 delivered, its end not yet seen
+        CHECK(end.position == 10);
+        Loader resumed(c, tokenizer(), end);
+        for (int i = 2; i < 4; ++i) {
+            Batch b = resumed.next();
+            CHECK(b.keys == seen[static_cast<size_t>(i)].keys);
+            CHECK(b.epoch == 1);
+        }
+    }
+
     TEST_CASE("ranks read disjoint shards") {
         LoaderConfig c0 = config(2), c1 = config(2);
         c0.world = c1.world = 2;
