@@ -53,6 +53,14 @@ struct LoaderConfig {
     bool pin_memory = false;  // batches in page-locked memory (when a GPU is present): for GPU training
 };
 
+// The samples in one epoch of this rank's stream, from the shards' sizes (sizes.json, or counted once and
+// written there): the whole set when split_batches, else this rank's share.
+int64_t epoch_samples(const LoaderConfig& cfg);
+
+// Optimizer steps in an epoch, each taking `accumulate` batches (a partial last batch is dropped). The
+// same on every rank: how "N epochs" in a config becomes steps.
+int64_t steps_per_epoch(const LoaderConfig& cfg, int64_t accumulate);
+
 struct Batch {
     Tensor view1, view2, ema_view;  // (B, 3, S, S) u8 each: normalize_images makes the model's input
     Tensor boxes;                   // (B, 3, 4) i64: view 1, view 2, EMA crop in original pixels

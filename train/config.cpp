@@ -2,6 +2,7 @@
 #include "train/config.h"
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "engine/core/error.h"
@@ -117,7 +118,7 @@ const std::vector<ConfigKey>& Config::keys() {
         {"optim", "lr", "5e-4", "peak learning rate", "float", {}},
         {"optim", "start_lr", "1e-6", "learning rate at step 0 (warmup start)", "float", {}},
         {"optim", "end_lr", "1e-5", "learning rate at the last step", "float", {}},
-        {"optim", "warmup_steps", "0", "linear warmup steps", "int", {}},
+        {"optim", "warmup_steps", "0", "linear warmup: steps, or epochs (\"1 epoch\")", "steps", {}},
         {"optim",
          "weight_decay",
          "0.5",
@@ -127,7 +128,12 @@ const std::vector<ConfigKey>& Config::keys() {
         {"optim", "beta1", "0.9", "AdamW beta1", "float", {}},
         {"optim", "beta2", "0.98", "AdamW beta2", "float", {}},
         {"optim", "eps", "1e-8", "AdamW epsilon", "float", {}},
-        {"train", "steps", "1000", "optimizer steps", "int", {}},
+        {"train",
+         "steps",
+         "1000",
+         "length of the run: optimizer steps, or epochs (\"25 epochs\")",
+         "steps",
+         {}},
         {"train", "batch_size", "64", "samples per step (per rank)", "int", {}},
         {"train",
          "accumulate",
@@ -158,7 +164,12 @@ const std::vector<ConfigKey>& Config::keys() {
          "a non-finite loss: stop the run, or skip the step",
          "string",
          {"stop", "skip"}},
-        {"eval", "every", "0", "steps between evaluations (0: at the end only)", "int", {}},
+        {"eval",
+         "every",
+         "0",
+         "steps, or epochs (\"1 epoch\"), between evaluations (0: at the end only)",
+         "steps",
+         {}},
         {"eval",
          "zeroshot",
          "",
@@ -181,7 +192,12 @@ const std::vector<ConfigKey>& Config::keys() {
          "folder of checkpoints, the resolved config and the metrics",
          "string",
          {}},
-        {"checkpoint", "every", "0", "steps between checkpoints (0: at the end only)", "int", {}},
+        {"checkpoint",
+         "every",
+         "0",
+         "steps, or epochs (\"1 epoch\"), between checkpoints (0: at the end only)",
+         "steps",
+         {}},
         {"checkpoint", "keep", "3", "how many checkpoints to keep", "int", {}},
     };
     return table;
@@ -228,6 +244,21 @@ std::string keys_of_section(const std::string& section) {
     return out;
 }
 
+// "N", "N step(s)" or "N epoch(s)", N >= 0; nullopt for anything else.
+std::optional<StepCount> parse_step_count(const std::string& value) {
+    std::istringstream in(value);
+    StepCount c;
+    std::string unit, rest;
+    if (!(in >> c.count) || c.count < 0) return std::nullopt;
+    in >> unit >> rest;
+    if (!rest.empty()) return std::nullopt;
+    if (unit == "epoch" || unit == "epochs")
+        c.epochs = true;
+    else if (!unit.empty() && unit != "step" && unit != "steps")
+        return std::nullopt;
+    return c;
+}
+
 }  // namespace
 
 void Config::set(const std::string& dotted, const std::string& raw, const std::string& where) {
@@ -256,6 +287,8 @@ void Config::set(const std::string& dotted, const std::string& raw, const std::s
         if (value.empty() || *end != '\0') bad("a number");
     } else if (k->type == "bool") {
         if (value != "true" && value != "false") bad("true or false");
+    } else if (k->type == "steps") {
+        if (!parse_step_count(value)) bad("a count of steps: N, N steps or N epochs");
     }
     if (!k->choices.empty()) {
         bool ok = false;
@@ -324,6 +357,9 @@ double Config::number(const std::string& dotted) const {
 }
 bool Config::boolean(const std::string& dotted) const {
     return str(dotted) == "true";
+}
+StepCount Config::step_count(const std::string& dotted) const {
+    return *parse_step_count(str(dotted));  // checked when set
 }
 
 std::string Config::text() const {

@@ -12,8 +12,16 @@ namespace aclip {
 
 struct ConfigKey {
     std::string section, key, default_value, help;
-    std::string type;                  // "string", "int", "float", "bool"
+    std::string type;                  // "string", "int", "float", "bool", "steps"
     std::vector<std::string> choices;  // empty: any value of the type
+};
+
+// A length of training in optimizer steps, given as steps ("500", "500 steps") or as epochs ("2 epochs"),
+// which the trainer turns into steps once it knows how many samples an epoch has (the type "steps").
+struct StepCount {
+    int64_t count = 0;
+    bool epochs = false;
+    int64_t steps(int64_t steps_per_epoch) const { return epochs ? count * steps_per_epoch : count; }
 };
 
 class Config {
@@ -31,6 +39,7 @@ class Config {
     int64_t integer(const std::string& dotted_key) const;
     double number(const std::string& dotted_key) const;
     bool boolean(const std::string& dotted_key) const;
+    StepCount step_count(const std::string& dotted_key) const;
 
     std::string text() const;                              // the resolved config as INI
     const std::string& source() const { return source_; }  // the config file's path

@@ -51,7 +51,7 @@ std::vector<std::string> adamw_parameter_names(Aclip& model, const std::vector<P
     return names;
 }
 
-void save_run_checkpoint(const std::string& dir, int64_t step, Aclip& model, AdamW& opt,
+void save_run_checkpoint(const std::string& dir, int64_t step, int64_t total_steps, Aclip& model, AdamW& opt,
                          const std::vector<std::string>& parameter_names,
                          const std::vector<LoaderCursor>& cursors, const Config& cfg, const AclipConfig& acfg,
                          int64_t keep) {
@@ -66,7 +66,7 @@ void save_run_checkpoint(const std::string& dir, int64_t step, Aclip& model, Ada
     }
     std::map<std::string, std::string> metadata = {{"step", std::to_string(step)},
                                                    {"optimizer.steps", std::to_string(opt.steps())},
-                                                   {"train.steps", cfg.str("train.steps")},
+                                                   {"train.steps", std::to_string(total_steps)},
                                                    {"dist.world", std::to_string(cursors.size())},
                                                    {"aclip.config", cfg.text()}};
     for (size_t r = 0; r < cursors.size(); ++r) {
@@ -82,8 +82,8 @@ void save_run_checkpoint(const std::string& dir, int64_t step, Aclip& model, Ada
 }
 
 ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir, const Config& cfg,
-                                bool force_schedule, int rank, int world, Aclip& model, AdamW& opt,
-                                const std::vector<std::string>& parameter_names) {
+                                int64_t total_steps, bool force_schedule, int rank, int world, Aclip& model,
+                                AdamW& opt, const std::vector<std::string>& parameter_names) {
     ResumePoint at;
     at.path = which;
     if (which == "latest") {
@@ -96,11 +96,11 @@ ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir
     const SafetensorsFile weights = load_safetensors(at.path);
     const SafetensorsFile state = load_safetensors(stem_of(at.path) + kStateSuffix);
     const std::string& written_for = meta(state, "train.steps");
-    AC_CHECK_HINT(force_schedule || written_for == cfg.str("train.steps"),
+    AC_CHECK_HINT(force_schedule || written_for == std::to_string(total_steps),
                   "the learning-rate and EMA schedules depend on train.steps; keep it, start a new run, "
                   "or pass --force-schedule",
-                  "resume: the checkpoint was written for train.steps = ", written_for,
-                  " but the config says ", cfg.str("train.steps"));
+                  "resume: the checkpoint was written for a run of ", written_for, " steps but this one has ",
+                  total_steps, " (train.steps = ", cfg.str("train.steps"), ")");
     AC_CHECK_HINT(meta(state, "dist.world") == std::to_string(world),
                   "resume with the number of ranks the run had", "resume: the checkpoint was written by ",
                   meta(state, "dist.world"), " ranks, this run has ", world);

@@ -20,9 +20,9 @@ std::vector<std::string> list_checkpoints(const std::string& dir);
 // The dotted names of the parameters AdamW updates, in its order (the state file's keys).
 std::vector<std::string> adamw_parameter_names(Aclip& model, const std::vector<ParamGroup>& groups);
 
-// Writes the checkpoint of `step` into dir (cursors: every rank's, in rank order), then deletes all but
-// the newest `keep`.
-void save_run_checkpoint(const std::string& dir, int64_t step, Aclip& model, AdamW& opt,
+// Writes the checkpoint of `step` of a run of total_steps into dir (cursors: every rank's, in rank order),
+// then deletes all but the newest `keep`.
+void save_run_checkpoint(const std::string& dir, int64_t step, int64_t total_steps, Aclip& model, AdamW& opt,
                          const std::vector<std::string>& parameter_names,
                          const std::vector<LoaderCursor>& cursors, const Config& cfg, const AclipConfig& acfg,
                          int64_t keep);
@@ -34,10 +34,10 @@ struct ResumePoint {
 };
 
 // Loads checkpoint `which` ("latest": the newest in dir; or a .model.safetensors path) into model and opt.
-// Refuses a checkpoint written for another train.steps (the schedules depend on it) unless
-// force_schedule, and one written by another number of ranks.
+// Refuses a checkpoint written for a run of another length than total_steps (the schedules depend on it)
+// unless force_schedule, and one written by another number of ranks.
 ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir, const Config& cfg,
-                                bool force_schedule, int rank, int world, Aclip& model, AdamW& opt,
-                                const std::vector<std::string>& parameter_names);
+                                int64_t total_steps, bool force_schedule, int rank, int world, Aclip& model,
+                                AdamW& opt, const std::vector<std::string>& parameter_names);
 
 }  // namespace aclip

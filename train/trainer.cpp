@@ -154,26 +154,39 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     std::vector<Tensor> trainable;
     for (const ParamGroup& g : groups) trainable.insert(trainable.end(), g.params.begin(), g.params.end());
     const std::vector<std::string> names = adamw_parameter_names(model, groups);
-    const int64_t total_steps = cfg.integer("train.steps");
+    // Lengths given in epochs become steps: an epoch is the full batches of the shards' samples.
+    const LoaderConfig lc = loader_config_from(cfg, acfg, *comm, device);
+    const int64_t accumulate = cfg.integer("train.accumulate");
+    const int64_t epoch_steps = steps_per_epoch(lc, accumulate);
+    auto steps_of = [&](const std::string& key) {
+        const StepCount c = cfg.step_count(key);
+        AC_CHECK_HINT(!c.epochs || c.count == 0 || epoch_steps > 0,
+                      "use more data or a smaller batch, or give it in steps", key, " = ", cfg.str(key),
+                      ": the ", epoch_samples(lc), " samples of an epoch do not fill one step");
+        return c.steps(epoch_steps);
+    };
+    const int64_t total_steps = steps_of("train.steps");
     CosineSchedule schedule{cfg.number("optim.lr"), cfg.number("optim.start_lr"), cfg.number("optim.end_lr"),
-                            cfg.integer("optim.warmup_steps"), total_steps};
+                            steps_of("optim.warmup_steps"), total_steps};
     ResumePoint at;
     if (!resume.empty()) {
-        at = load_run_checkpoint(resume, dir, cfg, force_schedule, comm->rank(), comm->world(), model, opt,
-                                 names);
+        at = load_run_checkpoint(resume, dir, cfg, total_steps, force_schedule, comm->rank(), comm->world(),
+                                 model, opt, names);
         if (rank0)
             std::printf("resumed from %s at step %lld\n", at.path.c_str(), static_cast<long long>(at.step));
     }
 
-    const LoaderConfig lc = loader_config_from(cfg, acfg, *comm, device);
     Loader loader(lc, tokenizer, at.cursor);
     const EvalSettings es = eval_settings_from(cfg, acfg);
     if (rank0)
-        std::printf("aclip_train: %s, %.2f M trainable parameters, %lld steps of %lld samples x %d ranks%s\n",
-                    cfg.str("model.preset").c_str(),
-                    static_cast<double>(model.clip.num_parameters() + model.ssl.num_parameters()) / 1e6,
-                    static_cast<long long>(total_steps), static_cast<long long>(lc.batch_size), comm->world(),
-                    device == Device::CUDA ? (", on " + cuda::device_name()).c_str() : "");
+        std::printf(
+            "aclip_train: %s, %.2f M trainable parameters, %lld steps of %lld samples x %d ranks "
+            "(an epoch: %lld steps)%s\n",
+            cfg.str("model.preset").c_str(),
+            static_cast<double>(model.clip.num_parameters() + model.ssl.num_parameters()) / 1e6,
+            static_cast<long long>(total_steps), static_cast<long long>(lc.batch_size * accumulate),
+            comm->world(), static_cast<long long>(epoch_steps),
+            device == Device::CUDA ? (", on " + cuda::device_name()).c_str() : "");
     std::ofstream metrics;
     if (rank0) metrics = open_metrics(dir + "/metrics.jsonl", at.step);
     // every rank takes part in these decisions, or a rank would wait forever in a collective
@@ -211,8 +224,8 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
                           static_cast<uint64_t>(micro_step) << 24};
     };
 
-    const int64_t accumulate = cfg.integer("train.accumulate"), log_every = cfg.integer("train.log_every");
-    const int64_t ckpt_every = cfg.integer("checkpoint.every"), eval_every = cfg.integer("eval.every");
+    const int64_t log_every = cfg.integer("train.log_every");
+    const int64_t ckpt_every = steps_of("checkpoint.every"), eval_every = steps_of("eval.every");
     const bool skip_nonfinite = cfg.str("train.on_nonfinite") == "skip";
     const bool mixed_precision = cfg.str("train.precision") == "bf16";
     // The teacher moves once a step (momentum 1 for the later micro-batches), or as the official code does.
@@ -298,7 +311,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
             std::vector<LoaderCursor> cursors;
             for (size_t r = 0; r + 1 < all.size(); r += 2) cursors.push_back({all[r], all[r + 1]});
             if (rank0)
-                save_run_checkpoint(dir, step, model, opt, names, cursors, cfg, acfg,
+                save_run_checkpoint(dir, step, total_steps, model, opt, names, cursors, cfg, acfg,
                                     cfg.integer("checkpoint.keep"));
         }
         if (eval_every > 0 && step % eval_every == 0 && step < total_steps) evaluate_now(step);

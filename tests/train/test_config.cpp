@@ -48,8 +48,16 @@ TEST_SUITE("train") {
         CHECK(e.find(p + ":2: unknown key 'optim.learning_rate'") != std::string::npos);
         CHECK(e.find("accepts: lr, start_lr") != std::string::npos);
         p = write_ini("[train]\nsteps = many\n");
-        CHECK(error_of([&] { c.load_file(p); }).find(":2: train.steps = 'many' is not an integer") !=
+        CHECK(error_of([&] {
+                  c.load_file(p);
+              }).find(":2: train.steps = 'many' is not a count of steps: N, N steps or N epochs") !=
               std::string::npos);
+        for (const char* bad : {"2 weeks", "1.5 epochs", "-3", "2 epochs later", "epochs"})
+            CHECK(error_of([&] {
+                      c.set_override(std::string("eval.every=") + bad);
+                  }).find("is not a count of steps") != std::string::npos);
+        p = write_ini("[train]\nlog_every = 1 epoch\n");  // a count of log lines stays an integer
+        CHECK(error_of([&] { c.load_file(p); }).find("is not an integer") != std::string::npos);
         p = write_ini("[aclip]\nmask = sometimes\n");
         CHECK(error_of([&] { c.load_file(p); }).find("is not one of: attentive, random, none") !=
               std::string::npos);
@@ -64,6 +72,25 @@ TEST_SUITE("train") {
               std::string::npos);
         CHECK(error_of([&] { c.load_file("/nonexistent.ini"); }).find("cannot open config") !=
               std::string::npos);
+    }
+
+    TEST_CASE("lengths of training are steps or epochs") {
+        Config c;
+        const std::vector<std::pair<std::string, StepCount>> cases = {
+            {"500", {500, false}},   {"500 steps", {500, false}}, {"1 step", {1, false}},
+            {"2 epochs", {2, true}}, {"1 epoch", {1, true}},      {"3epochs", {3, true}},
+            {"0", {0, false}}};
+        for (const auto& [text, want] : cases) {
+            CAPTURE(text);
+            c.set_override("checkpoint.every=" + text);
+            const StepCount got = c.step_count("checkpoint.every");
+            CHECK(got.count == want.count);
+            CHECK(got.epochs == want.epochs);
+        }
+        c.set_override("train.steps=25 epochs");
+        CHECK(c.step_count("train.steps").steps(3586) == 89650);  // the paper's 25 epochs at batch 4096
+        c.set_override("train.steps=600");
+        CHECK(c.step_count("train.steps").steps(3586) == 600);
     }
 
     TEST_CASE("every shipped config parses and describes a model that builds") {

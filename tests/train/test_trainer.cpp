@@ -101,14 +101,45 @@ TEST_SUITE("train") {
         CHECK(steps_logged("parted") == steps_logged("full"));
         Config longer = tiny_run("parted");
         longer.set_override("train.steps=12");
-        CHECK(test::error_of([&] { train(longer, "latest"); }).find("written for train.steps = 6") !=
-              std::string::npos);
+        CHECK(test::error_of([&] {
+                  train(longer, "latest");
+              }).find("written for a run of 6 steps but this one has 12") != std::string::npos);
         const TrainResult forced = train(longer, "latest", /*force_schedule=*/true);  // the new schedule
         CHECK(forced.first_step == 6);
         CHECK(forced.step == 12);
         CHECK(test::error_of([&] {
                   train(longer, data_dir() + "/parted/config.ini");
               }).find("not a checkpoint's model file") != std::string::npos);
+    }
+
+    TEST_CASE("lengths in epochs: an epoch is the full steps of the shards' samples") {
+        Config c = tiny_run("epochs");
+        for (const char* kv : {"train.batch_size=8", "train.accumulate=2", "train.steps=2 epochs",
+                               "optim.warmup_steps=1 epoch", "checkpoint.every=1 epoch", "train.log_every=5"})
+            c.set_override(kv);
+        LocalComm local;
+        const AclipConfig acfg = aclip_config_from(c, 300);
+        CHECK(steps_per_epoch(loader_config_from(c, acfg, local, Device::CPU), 2) ==
+              5);  // 80 samples, 16 a step
+        TrainResult r = train(c);
+        CHECK(r.step == 10);
+        std::vector<std::string> ckpts = list_checkpoints(data_dir() + "/epochs");
+        REQUIRE(ckpts.size() == 2);  // after each epoch
+        CHECK(ckpts[0].find("step_00000005") != std::string::npos);
+        CHECK(ckpts[1].find("step_00000010") != std::string::npos);
+        // The checkpoint holds the length in steps: a resume that gives it in steps is the same schedule.
+        fs::remove(ckpts[1]);
+        fs::remove(ckpts[1].substr(0, ckpts[1].size() - 18) + ".state.safetensors");
+        Config in_steps = c;
+        in_steps.set_override("train.steps=10");
+        const TrainResult resumed = train(in_steps, "latest");
+        CHECK(resumed.first_step == 5);
+        CHECK(resumed.step == 10);
+        Config too_big = c;
+        too_big.set_override("train.batch_size=48");  // 96 samples a step from 80
+        CHECK(test::error_of([&] { train(too_big); })
+                  .find("train.steps = 2 epochs: the 80 samples of an epoch "
+                        "do not fill one step") != std::string::npos);
     }
 
     TEST_CASE("each log line is a JSON line of metrics.jsonl with every field") {
