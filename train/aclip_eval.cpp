@@ -25,9 +25,11 @@ int main(int argc, char** argv) {
         const EvalSettings& es = c.settings;
         AC_CHECK_HINT(!es.zeroshot.empty() || !es.retrieval.empty(), "set eval.zeroshot or eval.retrieval",
                       "nothing to evaluate");
+        LocalComm one;
+        const EvalResults results = evaluate(model, *c.tokenizer, es, one);
         for (bool ema : {false, true}) {
-            if (ema && !model.ema) continue;
-            EvalResult r = evaluate(model, ema, *c.tokenizer, es);
+            if (ema && !results.ema) continue;
+            const EvalResult& r = ema ? *results.ema : results.online;
             std::printf(
                 "%-6s | zero-shot top-1 %.2f%% top-5 %.2f%% (%lld images, %lld classes) | retrieval "
                 "image->text R@1 %.2f%% R@5 %.2f%% R@10 %.2f%%, text->image R@1 %.2f%% R@5 %.2f%% R@10 "

@@ -45,7 +45,7 @@ const std::vector<ConfigKey>& Config::keys() {
          "caption source: KEY.txt, or SLIP's coin flip of KEY.json title/description",
          "string",
          {"txt", "slip_json"}},
-        {"data", "workers", "2", "decoding threads", "int", {}},
+        {"data", "workers", "2", "decoding threads (training batches, and evaluation images)", "int", {}},
         {"data", "shuffle_buffer", "1000", "samples in the shuffle buffer", "int", {}},
         {"data",
          "split",

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <numeric>
 #include <sstream>
+#include <thread>
 
 #include "data/shards.h"
 #include "engine/autograd/grad_mode.h"
@@ -13,8 +14,6 @@
 #include "engine/ops/ops.h"
 
 namespace aclip {
-
-namespace {}  // namespace
 
 std::vector<std::string> first_list(const std::string& path) {
     std::ifstream in(path);
@@ -129,20 +128,49 @@ Embedder::Embedder(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, c
     projection_ = use_ema ? &model.ema->text_projection : nullptr;
 }
 
-Tensor Embedder::images(const std::vector<std::string>& image_bytes, const ProgressFn& progress) const {
+Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begin, int64_t n,
+                       const TransformConfig& transform, int workers) {
+    const int64_t S = transform.size;
+    Tensor batch = empty({n, 3, S, S}, DType::U8);  // (n, 3, S, S)
+    uint8_t* out = batch.data<uint8_t>();
+    auto decode = [&](int64_t i) {
+        const Bytes chw = eval_transform(image_bytes[static_cast<size_t>(begin + i)], transform);
+        std::copy(chw.begin(), chw.end(), out + i * 3 * S * S);
+    };
+    const int threads = static_cast<int>(std::min<int64_t>(std::max(workers, 1), n));
+    if (threads <= 1) {
+        for (int64_t i = 0; i < n; ++i) decode(i);
+        return batch;
+    }
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            try {
+                for (int64_t i = t; i < n; i += threads) decode(i);
+            } catch (...) {
+                errors[static_cast<size_t>(t)] = std::current_exception();
+            }
+        });
+    for (std::thread& t : pool) t.join();
+    for (const std::exception_ptr& e : errors)
+        if (e) std::rethrow_exception(e);
+    return batch;
+}
+
+Tensor Embedder::images(const Tensor& decoded) const {
     NoGradGuard no_grad;
-    const int64_t S = settings_.transform.size, N = static_cast<int64_t>(image_bytes.size());
+    const Tensor input =
+        normalize_images(decoded.to(device_), settings_.transform.mean, settings_.transform.std);
+    return l2_normalize(visual_->forward(input).embed, -1);
+}
+
+Tensor Embedder::images(const std::vector<std::string>& image_bytes, const ProgressFn& progress) const {
+    const int64_t N = static_cast<int64_t>(image_bytes.size());
     std::vector<Tensor> parts;
     for (int64_t b = 0; b < N; b += settings_.batch_size) {
         const int64_t n = std::min(settings_.batch_size, N - b);
-        Tensor batch = empty({n, 3, S, S}, DType::U8);  // (n, 3, S, S)
-        for (int64_t i = 0; i < n; ++i) {
-            const Bytes chw = eval_transform(image_bytes[static_cast<size_t>(b + i)], settings_.transform);
-            std::copy(chw.begin(), chw.end(), batch.data<uint8_t>() + i * 3 * S * S);
-        }
-        const Tensor input =
-            normalize_images(batch.to(device_), settings_.transform.mean, settings_.transform.std);
-        parts.push_back(l2_normalize(visual_->forward(input).embed, -1));
+        parts.push_back(images(decode_for_eval(image_bytes, b, n, settings_.transform, settings_.workers)));
         if (progress) progress(b + n);
     }
     return N ? concat(parts, 0) : empty({0, visual_->cfg.embed_dim});
@@ -180,32 +208,92 @@ Tensor Embedder::classifier(const std::vector<std::string>& classes,
     return stack(rows, 0);
 }
 
-EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tok, const EvalSettings& s) {
-    Embedder embed(model, use_ema, tok, s);
+Tensor rows_across_ranks(int64_t n, int64_t chunk, int64_t width, Device device, Comm& comm,
+                         const std::function<Tensor(int64_t, int64_t)>& make) {
+    const int64_t world = comm.world(), chunks = (n + chunk - 1) / chunk;
+    auto begin_of = [&](int64_t rank) { return std::min(n, chunks * rank / world * chunk); };
+    const int64_t lo = begin_of(comm.rank()), hi = begin_of(comm.rank() + 1);
+    Tensor mine = hi > lo ? make(lo, hi) : Tensor();  // (hi - lo, width)
+    AC_CHECK(!mine.defined() || mine.shape() == Shape({hi - lo, width}), "rows_across_ranks: made ",
+             mine.desc(), " for rows ", lo, " to ", hi, " of width ", width);
+    if (world == 1) return mine.defined() ? mine : empty({0, width}, DType::F32, device);
+    int64_t most = 0;
+    for (int64_t r = 0; r < world; ++r) most = std::max(most, begin_of(r + 1) - begin_of(r));
+    // all_gather takes equal shapes: each rank's rows padded to the longest share
+    Tensor padded = zeros({most, width}, mine.defined() ? mine.dtype() : DType::F32, device);
+    if (mine.defined()) padded.narrow(0, 0, hi - lo).copy_(mine);
+    Tensor all = comm.all_gather(padded);  // (world * most, width)
+    std::vector<Tensor> parts;
+    for (int64_t r = 0; r < world; ++r)
+        parts.push_back(all.narrow(0, r * most, begin_of(r + 1) - begin_of(r)));
+    return concat(parts, 0);
+}
+
+EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings& s, Comm& comm) {
     NoGradGuard no_grad;
-    EvalResult r;
+    std::vector<Embedder> towers = {Embedder(model, false, tok, s)};
+    if (model.ema) towers.emplace_back(model, true, tok, s);
+    const int64_t E = model.clip.visual.cfg.embed_dim, W = E * static_cast<int64_t>(towers.size());
+    const Device device = model.clip.logit_scale.device();
+    // Every tower's embeddings of the same rows side by side, (rows, towers * E); the images of a batch
+    // are decoded once for all towers.
+    auto side_by_side = [](const std::vector<Tensor>& per_tower) { return concat(per_tower, 1); };
+    auto tower = [&](const Tensor& rows, size_t t) {
+        return rows.narrow(1, static_cast<int64_t>(t) * E, E).contiguous();  // (rows, E)
+    };
+    auto image_rows = [&](const std::vector<std::string>& images) {
+        return rows_across_ranks(
+            static_cast<int64_t>(images.size()), s.batch_size, W, device, comm, [&](int64_t lo, int64_t hi) {
+                std::vector<Tensor> batches;
+                for (int64_t b = lo; b < hi; b += s.batch_size) {
+                    const Tensor decoded =
+                        decode_for_eval(images, b, std::min(s.batch_size, hi - b), s.transform, s.workers);
+                    std::vector<Tensor> per_tower;
+                    for (const Embedder& e : towers) per_tower.push_back(e.images(decoded));
+                    batches.push_back(side_by_side(per_tower));
+                }
+                return concat(batches, 0);
+            });
+    };
+    auto text_rows = [&](const std::vector<std::string>& texts) {
+        return rows_across_ranks(
+            static_cast<int64_t>(texts.size()), s.batch_size, W, device, comm, [&](int64_t lo, int64_t hi) {
+                const std::vector<std::string> part(texts.begin() + lo, texts.begin() + hi);
+                std::vector<Tensor> per_tower;
+                for (const Embedder& e : towers) per_tower.push_back(e.texts(part));
+                return side_by_side(per_tower);
+            });
+    };
+    std::vector<EvalResult> results(towers.size());
     if (!s.zeroshot.empty()) {
-        std::vector<std::string> classes = first_list(s.classes), templates = first_list(s.templates);
-        Tensor text = embed.classifier(classes, templates);  // (K, E)
-        std::vector<Sample> samples = read_samples(s.zeroshot);
+        const std::vector<std::string> classes = first_list(s.classes), templates = first_list(s.templates);
+        const Tensor text = rows_across_ranks(
+            static_cast<int64_t>(classes.size()), 1, W, device, comm, [&](int64_t lo, int64_t hi) {
+                const std::vector<std::string> part(classes.begin() + lo, classes.begin() + hi);
+                std::vector<Tensor> per_tower;
+                for (const Embedder& e : towers) per_tower.push_back(e.classifier(part, templates));
+                return side_by_side(per_tower);
+            });  // (K, towers * E)
         std::vector<std::string> images;
         std::vector<std::vector<int64_t>> labels;
-        for (const Sample& smp : samples) {
+        for (const Sample& smp : read_samples(s.zeroshot)) {
             AC_CHECK(smp.files.count("cls"), "zero-shot sample '", smp.key, "' has no .cls");
             images.push_back(image_of(smp));
             labels.push_back({std::stoll(smp.files.at("cls"))});
         }
-        Tensor scores = matmul(embed.images(images), text.transpose(0, 1));  // (N, K)
-        r.top1 = recall_at(scores, labels, 1);
-        r.top5 = recall_at(scores, labels, 5);
-        r.zeroshot_images = static_cast<int64_t>(images.size());
-        r.classes = static_cast<int64_t>(classes.size());
+        const Tensor img = image_rows(images);  // (N, towers * E)
+        for (size_t t = 0; t < towers.size(); ++t) {
+            Tensor scores = matmul(tower(img, t), tower(text, t).transpose(0, 1));  // (N, K)
+            results[t].top1 = recall_at(scores, labels, 1);
+            results[t].top5 = recall_at(scores, labels, 5);
+            results[t].zeroshot_images = static_cast<int64_t>(images.size());
+            results[t].classes = static_cast<int64_t>(classes.size());
+        }
     }
     if (!s.retrieval.empty()) {
-        std::vector<Sample> samples = read_samples(s.retrieval);
         std::vector<std::string> images, captions;
         std::vector<std::vector<int64_t>> image_captions, caption_image;
-        for (const Sample& smp : samples) {
+        for (const Sample& smp : read_samples(s.retrieval)) {
             AC_CHECK(smp.files.count("json"), "retrieval sample '", smp.key, "' has no .json");
             JsonValue v = json_parse(smp.files.at("json"), smp.key + ".json");
             const JsonValue* list = v.find("captions");
@@ -220,17 +308,23 @@ EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tok, const 
             image_captions.push_back(mine);
             images.push_back(image_of(smp));
         }
-        Tensor img = embed.images(images), txt = embed.texts(captions);
-        Tensor i2t = matmul(img, txt.transpose(0, 1)), t2i = matmul(txt, img.transpose(0, 1));
-        r.i2t_r1 = recall_at(i2t, image_captions, 1);
-        r.i2t_r5 = recall_at(i2t, image_captions, 5);
-        r.i2t_r10 = recall_at(i2t, image_captions, 10);
-        r.t2i_r1 = recall_at(t2i, caption_image, 1);
-        r.t2i_r5 = recall_at(t2i, caption_image, 5);
-        r.t2i_r10 = recall_at(t2i, caption_image, 10);
-        r.retrieval_images = static_cast<int64_t>(images.size());
+        const Tensor img = image_rows(images), txt = text_rows(captions);
+        for (size_t t = 0; t < towers.size(); ++t) {
+            EvalResult& r = results[t];
+            Tensor i = tower(img, t), c = tower(txt, t);
+            Tensor i2t = matmul(i, c.transpose(0, 1)), t2i = matmul(c, i.transpose(0, 1));
+            r.i2t_r1 = recall_at(i2t, image_captions, 1);
+            r.i2t_r5 = recall_at(i2t, image_captions, 5);
+            r.i2t_r10 = recall_at(i2t, image_captions, 10);
+            r.t2i_r1 = recall_at(t2i, caption_image, 1);
+            r.t2i_r5 = recall_at(t2i, caption_image, 5);
+            r.t2i_r10 = recall_at(t2i, caption_image, 10);
+            r.retrieval_images = static_cast<int64_t>(images.size());
+        }
     }
-    return r;
+    EvalResults out{results[0], std::nullopt};
+    if (results.size() > 1) out.ema = results[1];
+    return out;
 }
 
 }  // namespace aclip

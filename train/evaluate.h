@@ -5,11 +5,13 @@
 // and text->image.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/augment.h"
 #include "data/tokenizer.h"
+#include "engine/dist/comm.h"
 #include "models/aclip.h"
 
 namespace aclip {
@@ -20,6 +22,7 @@ struct EvalSettings {
     // (Flickr30K, COCO: its "test" images). classes, templates: JSON files. Empty: skip.
     std::string zeroshot, classes, templates, retrieval;
     int64_t batch_size = 64;
+    int workers = 1;  // threads decoding the images of a batch
     int64_t context = 77;
     Truncate truncate = Truncate::Eot;
     TransformConfig transform;  // size, mean, std
@@ -31,7 +34,25 @@ struct EvalResult {
     int64_t zeroshot_images = 0, retrieval_images = 0, classes = 0;
 };
 
-EvalResult evaluate(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, const EvalSettings& settings);
+struct EvalResults {
+    EvalResult online;
+    std::optional<EvalResult> ema;  // when the model has an EMA teacher
+};
+
+// Evaluates the online weights and the EMA teacher's, decoding each image once for both. Every rank of comm
+// must call it: each embeds its share of the images and texts (whole batches, so the embeddings are
+// bitwise those of one rank), and every rank receives the results of the whole set.
+EvalResults evaluate(Aclip& model, const ClipTokenizer& tokenizer, const EvalSettings& settings, Comm& comm);
+
+// The images [begin, begin + n) decoded and transformed for evaluation (resize, centre crop), on
+// `workers` threads: (n, 3, S, S) u8. A bad image is an error naming its index.
+Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begin, int64_t n,
+                       const TransformConfig& transform, int workers);
+
+// Rows [0, n) of a matrix made in shares: rank r makes the rows of its run of whole chunks of `chunk` rows
+// (make(begin, end): (end - begin, width) on `device`), and every rank receives all n rows, in order.
+Tensor rows_across_ranks(int64_t n, int64_t chunk, int64_t width, Device device, Comm& comm,
+                         const std::function<Tensor(int64_t, int64_t)>& make);
 
 // L2-normalised embeddings from a model's online towers or its EMA teacher (whose text side is the
 // online text transformer's embedding with the EMA blocks and projection), batched by
@@ -41,7 +62,8 @@ class Embedder {
     using ProgressFn = std::function<void(int64_t done)>;  // called after each batch
     Embedder(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, const EvalSettings& settings);
     Tensor images(const std::vector<std::string>& image_bytes,
-                  const ProgressFn& progress = {}) const;                                        // (N, E)
+                  const ProgressFn& progress = {}) const;  // (N, E)
+    Tensor images(const Tensor& decoded) const;            // (n, 3, S, S) u8 from decode_for_eval -> (n, E)
     Tensor texts(const std::vector<std::string>& texts, const ProgressFn& progress = {}) const;  // (M, E)
     // (K, E): per class, its prompts (each template with {} replaced by the class name) embedded,
     // averaged and normalised again.

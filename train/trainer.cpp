@@ -97,6 +97,7 @@ EvalSettings eval_settings_from(const Config& cfg, const AclipConfig& acfg) {
     es.templates = cfg.str("eval.templates");
     es.retrieval = cfg.str("eval.retrieval");
     es.batch_size = cfg.integer("eval.batch_size");
+    es.workers = static_cast<int>(cfg.integer("data.workers"));
     es.context = acfg.clip.text.context;
     es.truncate = truncate_from_name(cfg.str("tokenizer.truncate"));
     es.transform.size = acfg.clip.vision.image_size;
@@ -200,13 +201,14 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
 
     TrainResult result;
     result.first_step = result.step = at.step;
-    auto evaluate_now = [&](int64_t step) {
-        if (!rank0 || (es.zeroshot.empty() && es.retrieval.empty())) return;
-        result.online = evaluate(model, false, tokenizer, es);
-        report_eval(step, "online", result.online, metrics);
-        if (!model.ema) return;
-        result.ema = evaluate(model, true, tokenizer, es);
-        report_eval(step, "ema", result.ema, metrics);
+    auto evaluate_now = [&](int64_t step) {  // every rank embeds its share of the evaluation sets
+        if (es.zeroshot.empty() && es.retrieval.empty()) return;
+        const EvalResults r = evaluate(model, tokenizer, es, *comm);
+        result.online = r.online;
+        if (rank0) report_eval(step, "online", result.online, metrics);
+        if (!r.ema) return;
+        result.ema = *r.ema;
+        if (rank0) report_eval(step, "ema", result.ema, metrics);
     };
     // One micro-batch on the training device: 8-bit pixels cross to it and normalised floats are made
     // there; the random mask's stream is a function of the seed and the micro-step.

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "data/bpe_train.h"
 #include "data/image.h"
@@ -17,6 +18,42 @@
 
 using namespace aclip;
 namespace fs = std::filesystem;
+
+namespace {
+
+// Runs fn(rank, comm) on `world` threads (thread ranks) and waits; an exception is rethrown here.
+void run_ranks(int world, const std::function<void(int, Comm&)>& fn) {
+    auto comms = make_thread_comms(world);
+    std::vector<std::exception_ptr> errors(world);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < world; ++r)
+        threads.emplace_back([&, r] {
+            try {
+                fn(r, *comms[r]);
+            } catch (...) {
+                errors[r] = std::current_exception();
+            }
+        });
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
+}
+
+std::vector<double> fields(const EvalResult& r) {
+    return {r.top1,
+            r.top5,
+            r.i2t_r1,
+            r.i2t_r5,
+            r.i2t_r10,
+            r.t2i_r1,
+            r.t2i_r5,
+            r.t2i_r10,
+            static_cast<double>(r.zeroshot_images),
+            static_cast<double>(r.retrieval_images),
+            static_cast<double>(r.classes)};
+}
+
+}  // namespace
 
 TEST_SUITE("train") {
     TEST_CASE("zero-shot from DIR/<class>/<image>, retrieval from a Karpathy JSON") {
@@ -59,13 +96,126 @@ TEST_SUITE("train") {
         s.context = 16;
         s.batch_size = 4;
         s.transform.size = 32;
-        EvalResult r = evaluate(model, true, tok, s);
+        LocalComm one;
+        const EvalResults both = evaluate(model, tok, s, one);
+        REQUIRE(both.ema);
+        const EvalResult& r = *both.ema;
         CHECK(r.zeroshot_images == 6);
         CHECK(r.classes == 3);
         CHECK((r.top1 >= 0 && r.top1 <= 1 && r.top5 == 1.0));  // 3 classes: every label is in the top 5
         CHECK(r.retrieval_images == 3);                        // the train-split image is left out
         CHECK(r.i2t_r10 == 1.0);                               // 6 captions: all within the top 10
         CHECK(r.t2i_r5 == 1.0);
+    }
+
+    TEST_CASE("rows_across_ranks: every rank receives every row in order, whatever the world and shares") {
+        auto make = [](int64_t lo, int64_t hi) {  // row i is (i, -i)
+            std::vector<float> v;
+            for (int64_t i = lo; i < hi; ++i)
+                v.insert(v.end(), {static_cast<float>(i), -static_cast<float>(i)});
+            return from_vector(v, {hi - lo, 2});
+        };
+        for (int world : {1, 2, 3, 5})
+            for (int64_t n : {0, 1, 7, 12}) {
+                CAPTURE(world);
+                CAPTURE(n);
+                std::vector<std::vector<float>> got(static_cast<size_t>(world));
+                std::vector<std::vector<int64_t>> asked(
+                    static_cast<size_t>(world));  // the first row each made
+                run_ranks(world, [&](int r, Comm& c) {
+                    got[static_cast<size_t>(r)] =
+                        rows_across_ranks(n, 3, 2, Device::CPU, c, [&](int64_t lo, int64_t hi) {
+                            CHECK(lo % 3 == 0);  // whole chunks
+                            asked[static_cast<size_t>(r)].push_back(lo);
+                            return make(lo, hi);
+                        }).to_vector<float>();
+                });
+                const std::vector<float> want = make(0, n).to_vector<float>();
+                for (int r = 0; r < world; ++r) CHECK(got[static_cast<size_t>(r)] == want);
+            }
+    }
+
+    TEST_CASE("decode_for_eval: several threads decode as one; a bad image is an error") {
+        std::vector<std::string> images;
+        for (int i = 0; i < 7; ++i)
+            images.push_back(encode_jpeg(
+                Image{40 + i, 30, std::vector<uint8_t>((40 + i) * 30 * 3, static_cast<uint8_t>(30 * i))}));
+        TransformConfig t;
+        t.size = 24;
+        const Tensor one = decode_for_eval(images, 1, 6, t, 1), three = decode_for_eval(images, 1, 6, t, 3);
+        CHECK(one.shape() == Shape{6, 3, 24, 24});
+        CHECK(one.to_vector<uint8_t>() == three.to_vector<uint8_t>());
+        images[4] = "not an image";
+        CHECK_THROWS_AS(decode_for_eval(images, 0, 7, t, 3), Error);
+    }
+
+    TEST_CASE("evaluation split over 2 and 3 ranks gives one rank's results on every rank") {
+        std::string dir =
+            fs::temp_directory_path().string() + "/aclip_eval_ranks_" + std::to_string(getpid());
+        fs::remove_all(dir);
+        const std::vector<std::string> classes = {"cat", "dog", "fox", "owl", "elk"};
+        for (size_t c = 0; c < classes.size(); ++c) {
+            fs::create_directories(dir + "/val/c" + std::to_string(c));
+            for (int i = 0; i < 3; ++i) {
+                std::vector<uint8_t> px(36 * 32 * 3);
+                for (size_t p = 0; p < px.size(); ++p)
+                    px[p] = static_cast<uint8_t>((p * (c + 2) + 37 * i) % 251);
+                std::ofstream(dir + "/val/c" + std::to_string(c) + "/" + std::to_string(i) + ".jpg",
+                              std::ios::binary)
+                    << encode_jpeg(Image{36, 32, px});
+            }
+        }
+        std::ofstream(dir + "/classes.json") << "{\"x\": [\"cat\", \"dog\", \"fox\", \"owl\", \"elk\"]}";
+        std::ofstream(dir + "/templates.json") << "{\"x\": [\"a photo of a {}.\", \"a {}.\"]}";
+        fs::create_directories(dir + "/flickr");
+        std::string json = "{\"images\": [";
+        for (int i = 0; i < 9; ++i) {
+            std::vector<uint8_t> px(32 * 32 * 3);
+            for (size_t p = 0; p < px.size(); ++p) px[p] = static_cast<uint8_t>((p * (i + 3)) % 253);
+            std::ofstream(dir + "/flickr/" + std::to_string(i) + ".jpg", std::ios::binary)
+                << encode_jpeg(Image{32, 32, px});
+            json += std::string(i ? ", " : "") + "{\"filename\": \"" + std::to_string(i) +
+                    ".jpg\", \"split\": \"test\", \"sentences\": [{\"raw\": \"a " + classes[i % 5] +
+                    "\"}, {\"raw\": \"a photo of a " + classes[(i + 2) % 5] + "\"}]}";
+        }
+        std::ofstream(dir + "/flickr/karpathy.json") << json << "]}";
+        write_merges(dir + "/bpe.txt",
+                     learn_bpe({"a photo of a cat", "a dog", "a fox", "an owl", "an elk"}, 60));
+        ClipTokenizer tok(dir + "/bpe.txt", 1000);
+        AclipConfig cfg = model_preset("tiny");
+        cfg.clip.text.vocab = tok.vocab_size();
+        EvalSettings s;
+        s.zeroshot = dir + "/val";
+        s.classes = dir + "/classes.json";
+        s.templates = dir + "/templates.json";
+        s.retrieval = dir + "/flickr/karpathy.json";
+        s.context = 16;
+        s.batch_size = 4;  // 15 images: four batches, shared unevenly
+        s.workers = 2;
+        s.transform.size = 32;
+        auto results_of = [&](int world) {
+            std::vector<std::vector<double>> out(static_cast<size_t>(world));
+            std::vector<std::unique_ptr<Aclip>> models;
+            for (int r = 0; r < world; ++r) {
+                Generator gen(4);  // the same weights on every rank
+                models.push_back(std::make_unique<Aclip>(cfg, gen));
+            }
+            run_ranks(world, [&](int r, Comm& c) {
+                const EvalResults both = evaluate(*models[static_cast<size_t>(r)], tok, s, c);
+                REQUIRE(both.ema);
+                out[static_cast<size_t>(r)] = fields(both.online);
+                for (double v : fields(*both.ema)) out[static_cast<size_t>(r)].push_back(v);
+            });
+            return out;
+        };
+        const std::vector<double> alone = results_of(1)[0];
+        CHECK(alone[8] == 15);  // zero-shot images
+        CHECK(alone[9] == 9);   // retrieval images
+        for (int world : {2, 3})
+            for (const std::vector<double>& rank : results_of(world)) {
+                CAPTURE(world);
+                CHECK(rank == alone);  // whole batches per rank: the same embeddings, bit for bit
+            }
     }
 
     TEST_CASE("Embedder: unit-norm embeddings, batch size does not change them, classes average prompts") {
