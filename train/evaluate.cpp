@@ -50,9 +50,12 @@ double recall_at(const Tensor& scores, const std::vector<std::vector<int64_t>>& 
     return static_cast<double>(hits) / static_cast<double>(std::max<int64_t>(R, 1));
 }
 
+// Whether to read the image of the i-th sample (this rank embeds it); the others keep an empty image.
+using KeepImage = std::function<bool(int64_t)>;
+
 // Zero-shot samples from an ImageNet-style folder: DIR/<class>/<image>, classes in sorted order (the order
 // of torchvision's ImageFolder, which SLIP's labels.json follows).
-std::vector<Sample> read_class_folders(const std::string& dir) {
+std::vector<Sample> read_class_folders(const std::string& dir, const KeepImage& keep) {
     std::vector<std::string> classes;
     for (const auto& e : std::filesystem::directory_iterator(dir))
         if (e.is_directory()) classes.push_back(e.path().filename().string());
@@ -63,8 +66,10 @@ std::vector<Sample> read_class_folders(const std::string& dir) {
         for (const auto& e : std::filesystem::directory_iterator(dir + "/" + classes[c]))
             if (e.is_regular_file()) files.push_back(e.path().string());
         std::sort(files.begin(), files.end());
-        for (const std::string& f : files)
-            out.push_back({f, {{"jpg", read_maybe_gzipped(f)}, {"cls", std::to_string(c)}}});
+        for (const std::string& f : files) {
+            const bool mine = keep(static_cast<int64_t>(out.size()));
+            out.push_back({f, {{"jpg", mine ? read_maybe_gzipped(f) : ""}, {"cls", std::to_string(c)}}});
+        }
     }
     AC_CHECK(!out.empty(), "zero-shot folder '", dir, "' holds no DIR/<class>/<image> files");
     return out;
@@ -72,7 +77,7 @@ std::vector<Sample> read_class_folders(const std::string& dir) {
 
 // Retrieval samples from a Karpathy-split JSON (Flickr30K, COCO): the "test" images, with their
 // sentences; image files are found under the JSON's folder (filepath/filename).
-std::vector<Sample> read_karpathy(const std::string& json_path) {
+std::vector<Sample> read_karpathy(const std::string& json_path, const KeepImage& keep) {
     JsonValue v = json_parse(read_maybe_gzipped(json_path), json_path);
     const JsonValue* images = v.find("images");
     AC_CHECK(images && images->kind == JsonValue::Kind::Array, json_path, ": expected {\"images\": [...]}");
@@ -86,23 +91,29 @@ std::vector<Sample> read_karpathy(const std::string& json_path) {
             base + "/" + (filepath ? filepath->string + "/" : "") + im.find("filename")->string;
         std::vector<std::string> caps;
         for (const JsonValue& sent : im.find("sentences")->array) caps.push_back(sent.find("raw")->string);
+        const bool mine = keep(static_cast<int64_t>(out.size()));
         out.push_back({path,
-                       {{"jpg", read_maybe_gzipped(path)},
+                       {{"jpg", mine ? read_maybe_gzipped(path) : ""},
                         {"json", "{\"captions\": " + json_string_list(caps) + "}"}}});
     }
     AC_CHECK(!out.empty(), json_path, ": no image with split \"test\"");
     return out;
 }
 
-// Evaluation samples from shards, an ImageNet-style folder, or a Karpathy JSON.
-std::vector<Sample> read_samples(const std::string& source) {
-    if (std::filesystem::is_directory(source)) return read_class_folders(source);
-    if (source.size() > 5 && source.compare(source.size() - 5, 5, ".json") == 0) return read_karpathy(source);
+// Evaluation samples from shards, an ImageNet-style folder, or a Karpathy JSON; images only where kept.
+std::vector<Sample> read_samples(const std::string& source, const KeepImage& keep) {
+    if (std::filesystem::is_directory(source)) return read_class_folders(source, keep);
+    if (source.ends_with(".json")) return read_karpathy(source, keep);
     std::vector<Sample> out;
     for (const std::string& path : expand_shard_list(source)) {
         ShardReader r(path);
         Sample s;
-        while (r.next(s)) out.push_back(std::move(s));
+        while (r.next(s)) {
+            if (!keep(static_cast<int64_t>(out.size())))
+                for (auto& [ext, bytes] : s.files)
+                    if (ext == "jpg" || ext == "jpeg" || ext == "png") std::string().swap(bytes);
+            out.push_back(std::move(s));
+        }
         if (!r.error().empty())
             std::fprintf(stderr, "warning: eval shard %s: %s\n", path.c_str(), r.error().c_str());
     }
@@ -208,24 +219,34 @@ Tensor Embedder::classifier(const std::vector<std::string>& classes,
     return stack(rows, 0);
 }
 
+bool owns_row(int64_t row, int64_t chunk, const Comm& comm) {
+    return (row / chunk) % comm.world() == comm.rank();
+}
+
 Tensor rows_across_ranks(int64_t n, int64_t chunk, int64_t width, Device device, Comm& comm,
                          const std::function<Tensor(int64_t, int64_t)>& make) {
     const int64_t world = comm.world(), chunks = (n + chunk - 1) / chunk;
-    auto begin_of = [&](int64_t rank) { return std::min(n, chunks * rank / world * chunk); };
-    const int64_t lo = begin_of(comm.rank()), hi = begin_of(comm.rank() + 1);
-    Tensor mine = hi > lo ? make(lo, hi) : Tensor();  // (hi - lo, width)
-    AC_CHECK(!mine.defined() || mine.shape() == Shape({hi - lo, width}), "rows_across_ranks: made ",
-             mine.desc(), " for rows ", lo, " to ", hi, " of width ", width);
-    if (world == 1) return mine.defined() ? mine : empty({0, width}, DType::F32, device);
-    int64_t most = 0;
-    for (int64_t r = 0; r < world; ++r) most = std::max(most, begin_of(r + 1) - begin_of(r));
-    // all_gather takes equal shapes: each rank's rows padded to the longest share
-    Tensor padded = zeros({most, width}, mine.defined() ? mine.dtype() : DType::F32, device);
-    if (mine.defined()) padded.narrow(0, 0, hi - lo).copy_(mine);
-    Tensor all = comm.all_gather(padded);  // (world * most, width)
+    auto rows_of = [&](int64_t c) { return std::min(chunk, n - c * chunk); };
+    std::vector<Tensor> mine;  // this rank's chunks, in order
+    for (int64_t c = comm.rank(); c < chunks; c += world) {
+        mine.push_back(make(c * chunk, c * chunk + rows_of(c)).to(DType::F32));
+        AC_CHECK(mine.back().shape() == Shape({rows_of(c), width}), "rows_across_ranks: made ",
+                 mine.back().desc(), " for rows ", c * chunk, " to ", c * chunk + rows_of(c), " of width ",
+                 width);
+    }
+    if (chunks == 0) return empty({0, width}, DType::F32, device);
+    if (world == 1) return concat(mine, 0);
+    // all_gather takes equal shapes: each rank's chunks in slots of `chunk` rows, as many as the most any
+    // holds
+    const int64_t slots = (chunks + world - 1) / world;
+    Tensor padded = zeros({slots * chunk, width}, DType::F32, device);
+    for (size_t k = 0; k < mine.size(); ++k)
+        padded.narrow(0, static_cast<int64_t>(k) * chunk, mine[k].size(0)).copy_(mine[k]);
+    Tensor all =
+        comm.all_gather(padded);  // (world * slots * chunk, width): rank r's slot k is chunk r + k world
     std::vector<Tensor> parts;
-    for (int64_t r = 0; r < world; ++r)
-        parts.push_back(all.narrow(0, r * most, begin_of(r + 1) - begin_of(r)));
+    for (int64_t c = 0; c < chunks; ++c)
+        parts.push_back(all.narrow(0, ((c % world) * slots + c / world) * chunk, rows_of(c)));
     return concat(parts, 0);
 }
 
@@ -241,20 +262,17 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
     auto tower = [&](const Tensor& rows, size_t t) {
         return rows.narrow(1, static_cast<int64_t>(t) * E, E).contiguous();  // (rows, E)
     };
+    // A rank reads and embeds the images of its batches only (images: empty where not its own).
     auto image_rows = [&](const std::vector<std::string>& images) {
         return rows_across_ranks(
             static_cast<int64_t>(images.size()), s.batch_size, W, device, comm, [&](int64_t lo, int64_t hi) {
-                std::vector<Tensor> batches;
-                for (int64_t b = lo; b < hi; b += s.batch_size) {
-                    const Tensor decoded =
-                        decode_for_eval(images, b, std::min(s.batch_size, hi - b), s.transform, s.workers);
-                    std::vector<Tensor> per_tower;
-                    for (const Embedder& e : towers) per_tower.push_back(e.images(decoded));
-                    batches.push_back(side_by_side(per_tower));
-                }
-                return concat(batches, 0);
+                const Tensor decoded = decode_for_eval(images, lo, hi - lo, s.transform, s.workers);
+                std::vector<Tensor> per_tower;
+                for (const Embedder& e : towers) per_tower.push_back(e.images(decoded));
+                return side_by_side(per_tower);
             });
     };
+    const KeepImage mine = [&](int64_t row) { return owns_row(row, s.batch_size, comm); };
     auto text_rows = [&](const std::vector<std::string>& texts) {
         return rows_across_ranks(
             static_cast<int64_t>(texts.size()), s.batch_size, W, device, comm, [&](int64_t lo, int64_t hi) {
@@ -276,7 +294,7 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
             });  // (K, towers * E)
         std::vector<std::string> images;
         std::vector<std::vector<int64_t>> labels;
-        for (const Sample& smp : read_samples(s.zeroshot)) {
+        for (const Sample& smp : read_samples(s.zeroshot, mine)) {
             AC_CHECK(smp.files.count("cls"), "zero-shot sample '", smp.key, "' has no .cls");
             images.push_back(image_of(smp));
             labels.push_back({std::stoll(smp.files.at("cls"))});
@@ -293,7 +311,7 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
     if (!s.retrieval.empty()) {
         std::vector<std::string> images, captions;
         std::vector<std::vector<int64_t>> image_captions, caption_image;
-        for (const Sample& smp : read_samples(s.retrieval)) {
+        for (const Sample& smp : read_samples(s.retrieval, mine)) {
             AC_CHECK(smp.files.count("json"), "retrieval sample '", smp.key, "' has no .json");
             JsonValue v = json_parse(smp.files.at("json"), smp.key + ".json");
             const JsonValue* list = v.find("captions");

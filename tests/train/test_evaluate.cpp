@@ -2,6 +2,7 @@
 // Karpathy-split JSON (Flickr30K/COCO) for retrieval; recall counts only the test split.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -131,7 +132,18 @@ TEST_SUITE("train") {
                         }).to_vector<float>();
                 });
                 const std::vector<float> want = make(0, n).to_vector<float>();
-                for (int r = 0; r < world; ++r) CHECK(got[static_cast<size_t>(r)] == want);
+                std::vector<int64_t> made;  // every chunk made once, by the rank that owns it
+                for (int r = 0; r < world; ++r) {
+                    CHECK(got[static_cast<size_t>(r)] == want);
+                    for (int64_t lo : asked[static_cast<size_t>(r)]) {
+                        CHECK(lo / 3 % world == r);
+                        made.push_back(lo);
+                    }
+                }
+                std::sort(made.begin(), made.end());
+                std::vector<int64_t> chunks;
+                for (int64_t lo = 0; lo < n; lo += 3) chunks.push_back(lo);
+                CHECK(made == chunks);
             }
     }
 
