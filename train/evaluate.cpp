@@ -11,6 +11,7 @@
 #include "data/shards.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/io/json_lite.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -171,6 +172,7 @@ Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begi
 
 Tensor Embedder::images(const Tensor& decoded) const {
     NoGradGuard no_grad;
+    AutocastGuard autocast(settings_.mixed_precision);
     const Tensor input =
         normalize_images(decoded.to(device_), settings_.transform.mean, settings_.transform.std);
     return l2_normalize(visual_->forward(input).embed, -1);
@@ -189,6 +191,7 @@ Tensor Embedder::images(const std::vector<std::string>& image_bytes, const Progr
 
 Tensor Embedder::texts(const std::vector<std::string>& texts, const ProgressFn& progress) const {
     NoGradGuard no_grad;
+    AutocastGuard autocast(settings_.mixed_precision);
     const int64_t M = static_cast<int64_t>(texts.size()), C = settings_.context;
     std::vector<Tensor> parts;
     for (int64_t b = 0; b < M; b += settings_.batch_size) {

@@ -22,7 +22,9 @@ struct EvalSettings {
     // (Flickr30K, COCO: its "test" images). classes, templates: JSON files. Empty: skip.
     std::string zeroshot, classes, templates, retrieval;
     int64_t batch_size = 64;
-    int workers = 1;  // threads decoding the images of a batch
+    int workers = 1;               // threads decoding the images of a batch
+    bool mixed_precision = false;  // bf16 products, as under train.precision = bf16 (the official code
+                                   // evaluates under autocast too)
     int64_t context = 77;
     Truncate truncate = Truncate::Eot;
     TransformConfig transform;  // size, mean, std

@@ -98,6 +98,7 @@ EvalSettings eval_settings_from(const Config& cfg, const AclipConfig& acfg) {
     es.retrieval = cfg.str("eval.retrieval");
     es.batch_size = cfg.integer("eval.batch_size");
     es.workers = static_cast<int>(cfg.integer("data.workers"));
+    es.mixed_precision = cfg.str("train.precision") == "bf16";
     es.context = acfg.clip.text.context;
     es.truncate = truncate_from_name(cfg.str("tokenizer.truncate"));
     es.transform.size = acfg.clip.vision.image_size;

@@ -257,6 +257,16 @@ TEST_SUITE("train") {
         big.batch_size = 64;
         Embedder one_batch(model, false, tok, big);
         CHECK_CLOSE(one_batch.images(images), a, 1e-6, 0.0);  // batching is invisible (no cross-sample op)
+        EvalSettings bf16 = s;  // train.precision = bf16: bf16 products, f32 norms and embeddings
+        bf16.mixed_precision = true;
+        Embedder mixed(model, false, tok, bf16);
+        for (auto [low, high] : {std::pair{mixed.images(images), a},
+                                 std::pair{mixed.texts({"a dog", "cat"}), small.texts({"a dog", "cat"})}}) {
+            CHECK(low.dtype() == DType::F32);
+            const double err = test::norm_rel_error(low, high);
+            CHECK(err > 0);     // it did compute in bf16
+            CHECK(err < 2e-2);  // 8-bit mantissas through a few products: about 1e-2 at most
+        }
         Tensor cls = small.classifier({"cat", "dog"}, {"a photo of a {}.", "a {}."});
         Tensor cat = l2_normalize(mean(small.texts({"a photo of a cat.", "a cat."}), {0}), -1);
         CHECK_CLOSE(cls.select(0, 0), cat, 1e-6, 0.0);
