@@ -134,8 +134,8 @@ ConvertReport convert_fashion_mnist(const std::string& idx_dir, const std::strin
 ConvertReport convert_yfcc(const std::string& root, const std::string& metadata_tsv,
                            const std::string& out_dir, int64_t shard_size) {
     std::ifstream in(metadata_tsv);
-    AC_CHECK_HINT(in.good(), "export yfcc15m.pkl to a TSV of index, title, description", "cannot open '",
-                  metadata_tsv, "'");
+    AC_CHECK_HINT(in.good(), "export yfcc15m.pkl as JSON lines [index, title, description] (see the README)",
+                  "cannot open '", metadata_tsv, "'");
     ShardSetWriter out(out_dir, shard_size, "yfcc");
     ConvertReport r;
     zip_t* archive = nullptr;
@@ -144,14 +144,31 @@ ConvertReport convert_yfcc(const std::string& root, const std::string& metadata_
     int64_t line_no = 0;
     while (std::getline(in, line)) {
         ++line_no;
-        std::stringstream fields(line);
+        const std::string where = metadata_tsv + ":" + std::to_string(line_no);
         std::string index, title, description;
-        std::getline(fields, index, '\t');
-        std::getline(fields, title, '\t');
-        std::getline(fields, description, '\t');
+        if (!line.empty() && line[0] == '[') {  // JSON: [index, "title", "description"]
+            try {
+                const JsonValue v = json_parse(line, where);
+                AC_CHECK(v.kind == JsonValue::Kind::Array && v.array.size() == 3 &&
+                             v.array[0].kind == JsonValue::Kind::Int &&
+                             v.array[1].kind == JsonValue::Kind::String &&
+                             v.array[2].kind == JsonValue::Kind::String,
+                         where, ": expected [index, \"title\", \"description\"]");
+                index = std::to_string(v.array[0].integer);
+                title = v.array[1].string;
+                description = v.array[2].string;
+            } catch (const Error& e) {
+                skip_warning(r, e.what());
+                continue;
+            }
+        } else {
+            std::stringstream fields(line);
+            std::getline(fields, index, '\t');
+            std::getline(fields, title, '\t');
+            std::getline(fields, description, '\t');
+        }
         if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) {
-            if (line_no > 1 || !line.empty())
-                skip_warning(r, metadata_tsv + ":" + std::to_string(line_no) + ": no index");
+            if (line_no > 1 || !line.empty()) skip_warning(r, where + ": no index");
             continue;
         }
         const std::string key = key_of(std::stoll(index));  // XXYYYZZZ

@@ -1,7 +1,8 @@
 // converters.h: bringing other dataset layouts into webdataset shards (architecture.md decision 6).
 //   TSV/CSV of image path and caption; Fashion-MNIST's idx files (Debian's dataset-fashion-mnist);
-//   SLIP's YFCC15M layout: images/XX/YYY.zip holding ZZZ.jpg for photo XXYYYZZZ, with the metadata as a
-//   TSV of (index, title, description). Missing or unreadable inputs are skipped, counted and named.
+//   SLIP's YFCC15M layout: images/XX/YYY.zip holding ZZZ.jpg for photo XXYYYZZZ, with the metadata (SLIP's
+//   yfcc15m.pkl) as JSON lines [index, "title", "description"] or a TSV of the three. Missing or unreadable
+//   inputs are skipped, counted and named.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -23,7 +24,8 @@ ConvertReport convert_fashion_mnist(const std::string& idx_dir, const std::strin
                                     int64_t shard_size);
 
 // Keys are the 8-digit photo index; each sample gets KEY.jpg and KEY.json {"title", "description"}
-// (the loader's slip_json captions).
+// (the loader's slip_json captions). Metadata lines starting with '[' are JSON (which escapes the tabs and
+// newlines of YFCC's texts); others are index<TAB>title<TAB>description.
 ConvertReport convert_yfcc(const std::string& root, const std::string& metadata_tsv,
                            const std::string& out_dir, int64_t shard_size);
 

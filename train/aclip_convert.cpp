@@ -1,7 +1,7 @@
 // aclip_convert: converts other dataset layouts to webdataset shards (data/converters.h).
-//   aclip_convert tsv   --input captions.tsv --out shards/        (PATH<tab>CAPTION per line; --csv for
-//   commas) aclip_convert fashion-mnist --out fmnist/                     (from Debian's
-//   dataset-fashion-mnist) aclip_convert yfcc  --input yfcc15m.tsv --root /data/yfcc --out shards/
+//   aclip_convert tsv --input captions.tsv --out shards/    PATH<tab>CAPTION per line (--csv: commas)
+//   aclip_convert fashion-mnist --out fmnist/               from Debian's dataset-fashion-mnist
+//   aclip_convert yfcc --input yfcc15m.jsonl --root /data/yfcc --out shards/    SLIP's layout
 #include <cstdio>
 
 #include "data/converters.h"
@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
     CommandLine cli("aclip_convert",
                     "Converts a dataset to webdataset shards. First argument: tsv, fashion-mnist or yfcc.");
     cli.option("input", &input,
-               "tsv: the table of PATH and CAPTION; yfcc: the metadata TSV (index, title, description)");
+               "tsv: the table of PATH and CAPTION; yfcc: the metadata, JSON lines [index, title, "
+               "description] or a TSV of them");
     cli.option("root", &root, "yfcc: the folder holding images/XX/YYY.zip");
     cli.option("idx-dir", &idx_dir, "fashion-mnist: the folder of the idx .gz files");
     cli.option("out", &out, "the output folder");

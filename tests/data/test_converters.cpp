@@ -10,6 +10,7 @@
 #include "data/converters.h"
 #include "data/image.h"
 #include "data/shards.h"
+#include "engine/io/json_lite.h"
 #include "test_util.h"
 
 using namespace aclip;
@@ -109,5 +110,18 @@ TEST_SUITE("data") {
         CHECK(s[0].key == "00000001");
         CHECK(s[0].files.at("jpg") == jpg);
         CHECK(s[0].files.at("json") == "{\"title\": \"A title\", \"description\": \"A longer description\"}");
+
+        // JSON lines, as yfcc15m.pkl exports: a tab and newlines inside the texts survive; a bad line is
+        // skipped with its line number
+        std::ofstream(root + "/meta.jsonl") << "[1, \"A\\ttitle\", \"line one\\nline two\\r\\n\\u00e9\"]\n"
+                                            << "[2, \"missing\"]\n[\"x\", \"y\", \"z\"]\n";
+        r = convert_yfcc(root, root + "/meta.jsonl", root + "/out_json", 10);
+        CHECK(r.written == 1);
+        CHECK(r.skipped == 2);
+        s = read_dir(root + "/out_json");
+        REQUIRE(s.size() == 1);
+        const JsonValue meta = json_parse(s[0].files.at("json"), "test");
+        CHECK(meta.find("title")->string == "A\ttitle");
+        CHECK(meta.find("description")->string == "line one\nline two\r\n\xc3\xa9");
     }
 }
