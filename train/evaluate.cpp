@@ -141,32 +141,30 @@ Embedder::Embedder(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, c
 }
 
 Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begin, int64_t n,
-                       const TransformConfig& transform, int workers) {
+                       const TransformConfig& transform, int workers, std::vector<std::string>* errors) {
     const int64_t S = transform.size;
-    Tensor batch = empty({n, 3, S, S}, DType::U8);  // (n, 3, S, S)
+    Tensor batch = zeros({n, 3, S, S}, DType::U8);  // (n, 3, S, S)
     uint8_t* out = batch.data<uint8_t>();
+    std::vector<std::string> why(static_cast<size_t>(n));  // per image: "" when decoded
     auto decode = [&](int64_t i) {
-        const Bytes chw = eval_transform(image_bytes[static_cast<size_t>(begin + i)], transform);
-        std::copy(chw.begin(), chw.end(), out + i * 3 * S * S);
+        try {
+            const Bytes chw = eval_transform(image_bytes[static_cast<size_t>(begin + i)], transform);
+            std::copy(chw.begin(), chw.end(), out + i * 3 * S * S);
+        } catch (const std::exception& e) {
+            why[static_cast<size_t>(i)] = e.what();
+        }
     };
-    const int threads = static_cast<int>(std::min<int64_t>(std::max(workers, 1), n));
-    if (threads <= 1) {
-        for (int64_t i = 0; i < n; ++i) decode(i);
-        return batch;
-    }
-    std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+    const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(workers, n));
     std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t)
+    for (int64_t t = 1; t < threads; ++t)
         pool.emplace_back([&, t] {
-            try {
-                for (int64_t i = t; i < n; i += threads) decode(i);
-            } catch (...) {
-                errors[static_cast<size_t>(t)] = std::current_exception();
-            }
+            for (int64_t i = t; i < n; i += threads) decode(i);
         });
+    for (int64_t i = 0; i < n; i += threads) decode(i);  // this thread's share
     for (std::thread& t : pool) t.join();
-    for (const std::exception_ptr& e : errors)
-        if (e) std::rethrow_exception(e);
+    for (int64_t i = 0; i < n && !errors; ++i)
+        AC_CHECK(why[static_cast<size_t>(i)].empty(), "image ", begin + i, ": ", why[static_cast<size_t>(i)]);
+    if (errors) *errors = std::move(why);
     return batch;
 }
 
@@ -265,15 +263,39 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
     auto tower = [&](const Tensor& rows, size_t t) {
         return rows.narrow(1, static_cast<int64_t>(t) * E, E).contiguous();  // (rows, E)
     };
-    // A rank reads and embeds the images of its batches only (images: empty where not its own).
-    auto image_rows = [&](const std::vector<std::string>& images) {
-        return rows_across_ranks(
-            static_cast<int64_t>(images.size()), s.batch_size, W, device, comm, [&](int64_t lo, int64_t hi) {
-                const Tensor decoded = decode_for_eval(images, lo, hi - lo, s.transform, s.workers);
-                std::vector<Tensor> per_tower;
-                for (const Embedder& e : towers) per_tower.push_back(e.images(decoded));
-                return side_by_side(per_tower);
-            });
+    // A rank reads and embeds the images of its batches only (images: empty where not its own). An image
+    // that cannot be decoded is skipped with a warning, as the loader skips one: its row's last column (1
+    // when decoded) tells every rank.
+    auto image_rows = [&](const std::vector<std::string>& images, const std::vector<std::string>& keys) {
+        return rows_across_ranks(static_cast<int64_t>(images.size()), s.batch_size, W + 1, device, comm,
+                                 [&](int64_t lo, int64_t hi) {
+                                     std::vector<std::string> errors;
+                                     const Tensor decoded = decode_for_eval(images, lo, hi - lo, s.transform,
+                                                                            s.workers, &errors);
+                                     std::vector<float> decoded_ok;
+                                     for (int64_t i = lo; i < hi; ++i) {
+                                         const std::string& why = errors[static_cast<size_t>(i - lo)];
+                                         if (!why.empty())
+                                             std::fprintf(stderr, "warning: evaluation skips %s: %s\n",
+                                                          keys[static_cast<size_t>(i)].c_str(), why.c_str());
+                                         decoded_ok.push_back(why.empty() ? 1.0f : 0.0f);
+                                     }
+                                     std::vector<Tensor> per_tower;
+                                     for (const Embedder& e : towers) per_tower.push_back(e.images(decoded));
+                                     per_tower.push_back(from_vector(decoded_ok, {hi - lo, 1}).to(device));
+                                     return side_by_side(per_tower);
+                                 });
+    };
+    auto decoded_rows = [&](const Tensor& rows) {  // the indices of the images that decoded
+        std::vector<int64_t> kept;
+        const std::vector<float> ok = rows.narrow(1, W, 1).contiguous().to_vector<float>();
+        for (size_t i = 0; i < ok.size(); ++i)
+            if (ok[i] > 0.5f) kept.push_back(static_cast<int64_t>(i));
+        return kept;
+    };
+    auto rows_at = [&](const Tensor& rows, const std::vector<int64_t>& at) {
+        if (static_cast<int64_t>(at.size()) == rows.size(0)) return rows;
+        return index_select(rows, 0, from_vector(at, {static_cast<int64_t>(at.size())}).to(device));
     };
     const KeepImage mine = [&](int64_t row) { return owns_row(row, s.batch_size, comm); };
     auto text_rows = [&](const std::vector<std::string>& texts) {
@@ -286,6 +308,7 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
             });
     };
     std::vector<EvalResult> results(towers.size());
+    int64_t skipped = 0;  // images that could not be decoded
     if (!s.zeroshot.empty()) {
         const std::vector<std::string> classes = first_list(s.classes), templates = first_list(s.templates);
         const Tensor text = rows_across_ranks(
@@ -295,41 +318,54 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
                 for (const Embedder& e : towers) per_tower.push_back(e.classifier(part, templates));
                 return side_by_side(per_tower);
             });  // (K, towers * E)
-        std::vector<std::string> images;
-        std::vector<std::vector<int64_t>> labels;
+        std::vector<std::string> images, keys;
+        std::vector<std::vector<int64_t>> all_labels, labels;
         for (const Sample& smp : read_samples(s.zeroshot, mine)) {
             AC_CHECK(smp.files.count("cls"), "zero-shot sample '", smp.key, "' has no .cls");
             images.push_back(image_of(smp));
-            labels.push_back({std::stoll(smp.files.at("cls"))});
+            keys.push_back(smp.key);
+            all_labels.push_back({std::stoll(smp.files.at("cls"))});
         }
-        const Tensor img = image_rows(images);  // (N, towers * E)
+        const Tensor rows = image_rows(images, keys);  // (N, towers * E + 1)
+        const std::vector<int64_t> kept = decoded_rows(rows);
+        for (int64_t i : kept) labels.push_back(all_labels[static_cast<size_t>(i)]);
+        const Tensor img = rows_at(rows, kept);
+        skipped += static_cast<int64_t>(images.size() - kept.size());
         for (size_t t = 0; t < towers.size(); ++t) {
             Tensor scores = matmul(tower(img, t), tower(text, t).transpose(0, 1));  // (N, K)
             results[t].top1 = recall_at(scores, labels, 1);
             results[t].top5 = recall_at(scores, labels, 5);
-            results[t].zeroshot_images = static_cast<int64_t>(images.size());
+            results[t].zeroshot_images = static_cast<int64_t>(kept.size());
             results[t].classes = static_cast<int64_t>(classes.size());
         }
     }
     if (!s.retrieval.empty()) {
-        std::vector<std::string> images, captions;
-        std::vector<std::vector<int64_t>> image_captions, caption_image;
+        std::vector<std::string> images, keys, captions;
+        std::vector<std::vector<std::string>> captions_of;  // per image
         for (const Sample& smp : read_samples(s.retrieval, mine)) {
             AC_CHECK(smp.files.count("json"), "retrieval sample '", smp.key, "' has no .json");
             JsonValue v = json_parse(smp.files.at("json"), smp.key + ".json");
             const JsonValue* list = v.find("captions");
             AC_CHECK(list && list->kind == JsonValue::Kind::Array && !list->array.empty(), smp.key,
                      ".json: expected {\"captions\": [...]}");
-            std::vector<int64_t> mine;
-            for (const JsonValue& c : list->array) {
-                mine.push_back(static_cast<int64_t>(captions.size()));
-                caption_image.push_back({static_cast<int64_t>(images.size())});
-                captions.push_back(c.string);
-            }
-            image_captions.push_back(mine);
+            captions_of.emplace_back();
+            for (const JsonValue& c : list->array) captions_of.back().push_back(c.string);
             images.push_back(image_of(smp));
+            keys.push_back(smp.key);
         }
-        const Tensor img = image_rows(images), txt = text_rows(captions);
+        const Tensor rows = image_rows(images, keys);
+        const std::vector<int64_t> kept = decoded_rows(rows);  // a skipped image's captions are left out too
+        skipped += static_cast<int64_t>(images.size() - kept.size());
+        std::vector<std::vector<int64_t>> image_captions, caption_image;
+        for (int64_t i : kept) {
+            image_captions.emplace_back();
+            for (const std::string& c : captions_of[static_cast<size_t>(i)]) {
+                image_captions.back().push_back(static_cast<int64_t>(captions.size()));
+                caption_image.push_back({static_cast<int64_t>(image_captions.size()) - 1});
+                captions.push_back(c);
+            }
+        }
+        const Tensor img = rows_at(rows, kept), txt = text_rows(captions);
         for (size_t t = 0; t < towers.size(); ++t) {
             EvalResult& r = results[t];
             Tensor i = tower(img, t), c = tower(txt, t);
@@ -340,9 +376,10 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
             r.t2i_r1 = recall_at(t2i, caption_image, 1);
             r.t2i_r5 = recall_at(t2i, caption_image, 5);
             r.t2i_r10 = recall_at(t2i, caption_image, 10);
-            r.retrieval_images = static_cast<int64_t>(images.size());
+            r.retrieval_images = static_cast<int64_t>(kept.size());
         }
     }
+    for (EvalResult& r : results) r.skipped_images = skipped;
     EvalResults out{results[0], std::nullopt};
     if (results.size() > 1) out.ema = results[1];
     return out;

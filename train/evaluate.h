@@ -33,7 +33,8 @@ struct EvalSettings {
 struct EvalResult {
     double top1 = -1, top5 = -1;  // zero-shot, fractions
     double i2t_r1 = -1, i2t_r5 = -1, i2t_r10 = -1, t2i_r1 = -1, t2i_r5 = -1, t2i_r10 = -1;  // retrieval
-    int64_t zeroshot_images = 0, retrieval_images = 0, classes = 0;
+    int64_t zeroshot_images = 0, retrieval_images = 0, classes = 0;  // images that were evaluated
+    int64_t skipped_images = 0;  // could not be decoded (warned about, as the loader does), both sets
 };
 
 struct EvalResults {
@@ -41,15 +42,18 @@ struct EvalResults {
     std::optional<EvalResult> ema;  // when the model has an EMA teacher
 };
 
-// Evaluates the online weights and the EMA teacher's, decoding each image once for both. Every rank of comm
-// must call it: each embeds its share of the images and texts (whole batches, so the embeddings are
+// Evaluates the online weights and the EMA teacher's, decoding each image once for both; an image that
+// cannot be decoded is skipped with a warning (a retrieval image with its captions) and counted. Every rank
+// of comm must call it: each embeds its share of the images and texts (whole batches, so the embeddings are
 // bitwise those of one rank), and every rank receives the results of the whole set.
 EvalResults evaluate(Aclip& model, const ClipTokenizer& tokenizer, const EvalSettings& settings, Comm& comm);
 
 // The images [begin, begin + n) decoded and transformed for evaluation (resize, centre crop), on
-// `workers` threads: (n, 3, S, S) u8. A bad image is an error naming its index.
+// `workers` threads: (n, 3, S, S) u8. A bad image is an error naming its index; when `errors` is given,
+// it gets one entry per image instead (why it failed; "" when decoded) and a failed image's pixels are 0.
 Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begin, int64_t n,
-                       const TransformConfig& transform, int workers);
+                       const TransformConfig& transform, int workers,
+                       std::vector<std::string>* errors = nullptr);
 
 // Rows [0, n) of a matrix made in shares: the chunks of `chunk` rows are dealt to the ranks in turn, rank r
 // makes its own (make(begin, end): (end - begin, width) on `device`), and every rank receives all n rows

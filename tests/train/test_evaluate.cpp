@@ -51,7 +51,8 @@ std::vector<double> fields(const EvalResult& r) {
             r.t2i_r10,
             static_cast<double>(r.zeroshot_images),
             static_cast<double>(r.retrieval_images),
-            static_cast<double>(r.classes)};
+            static_cast<double>(r.classes),
+            static_cast<double>(r.skipped_images)};
 }
 
 }  // namespace
@@ -177,6 +178,7 @@ TEST_SUITE("train") {
                     << encode_jpeg(Image{36, 32, px});
             }
         }
+        std::ofstream(dir + "/val/c3/9.jpg") << "not an image";  // skipped with a warning, on whichever rank
         std::ofstream(dir + "/classes.json") << "{\"x\": [\"cat\", \"dog\", \"fox\", \"owl\", \"elk\"]}";
         std::ofstream(dir + "/templates.json") << "{\"x\": [\"a photo of a {}.\", \"a {}.\"]}";
         fs::create_directories(dir + "/flickr");
@@ -190,6 +192,10 @@ TEST_SUITE("train") {
                     ".jpg\", \"split\": \"test\", \"sentences\": [{\"raw\": \"a " + classes[i % 5] +
                     "\"}, {\"raw\": \"a photo of a " + classes[(i + 2) % 5] + "\"}]}";
         }
+        std::ofstream(dir + "/flickr/9.jpg") << "truncated";  // skipped, and its two captions with it
+        json +=
+            ", {\"filename\": \"9.jpg\", \"split\": \"test\", \"sentences\": [{\"raw\": \"a cat\"}, "
+            "{\"raw\": \"a dog\"}]}";
         std::ofstream(dir + "/flickr/karpathy.json") << json << "]}";
         write_merges(dir + "/bpe.txt",
                      learn_bpe({"a photo of a cat", "a dog", "a fox", "an owl", "an elk"}, 60));
@@ -221,8 +227,9 @@ TEST_SUITE("train") {
             return out;
         };
         const std::vector<double> alone = results_of(1)[0];
-        CHECK(alone[8] == 15);  // zero-shot images
-        CHECK(alone[9] == 9);   // retrieval images
+        CHECK(alone[8] == 15);  // zero-shot images: the unreadable sixteenth left out
+        CHECK(alone[9] == 9);   // retrieval images: the unreadable tenth left out
+        CHECK(alone[11] == 2);  // skipped
         for (int world : {2, 3})
             for (const std::vector<double>& rank : results_of(world)) {
                 CAPTURE(world);
