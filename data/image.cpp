@@ -5,6 +5,7 @@
 #include <jerror.h>
 #include <jpeglib.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstring>
 
@@ -75,6 +76,21 @@ bool planes_supported(const jpeg_decompress_struct& c) {
     return hx % cx == 0 && hy % cy == 0 && hx / cx <= 2 && hy / cy <= 2;
 }
 
+// A row of CMYK as libjpeg returns it to RGB, as PIL does: it reads 4-channel JPEGs with Adobe's inverted
+// polarity always (rawmode "CMYK;I"), then converts with cmyk2rgb: R = (255 - K) - C (255 - K) / 255,
+// rounded as PIL's MULDIV255.
+void cmyk_to_rgb(const uint8_t* four, uint8_t* rgb, int64_t width) {
+    auto muldiv255 = [](int a, int b) {
+        const int t = a * b + 128;
+        return ((t >> 8) + t) >> 8;
+    };
+    for (int64_t x = 0; x < width; ++x, four += 4, rgb += 3) {
+        const int not_k = four[3];  // 255 - K, K being 255 - the stored value
+        for (int c = 0; c < 3; ++c)
+            rgb[c] = static_cast<uint8_t>(std::clamp(not_k - muldiv255(255 - four[c], not_k), 0, 255));
+    }
+}
+
 // Reads a JPEG's header and, when an output is given, its pixels: as RGB (shrunk 1/scale_denom in the
 // DCT) into rgb, or as the stored Y, Cb and Cr planes into planes (left empty when the file's layout is
 // not one planes_supported accepts). One function, because libjpeg's error exit must longjmp back into
@@ -133,20 +149,24 @@ ImageInfo read_jpeg(const std::string& bytes, int scale_denom, int64_t max_pixel
             jpeg_read_raw_data(&cinfo, rows, static_cast<JDIMENSION>(cinfo.max_v_samp_factor * DCTSIZE));
         }
     } else {
-        cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr both come out as RGB; CMYK is refused below
+        // Grayscale and YCbCr come out as RGB; CMYK and YCCK as CMYK, converted below as PIL does.
+        const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+        cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
         cinfo.scale_num = 1;
         cinfo.scale_denom = static_cast<unsigned>(scale_denom);
         jpeg_start_decompress(&cinfo);
-        if (cinfo.output_components != 3) {
+        if (cinfo.output_components != (cmyk ? 4 : 3)) {
             jpeg_destroy_decompress(&cinfo);
-            AC_FAIL("jpeg: ", cinfo.output_components, " output components (CMYK?) are not supported");
+            AC_FAIL("jpeg: ", cinfo.output_components, " output components are not supported");
         }
         rgb->width = cinfo.output_width;
         rgb->height = cinfo.output_height;
         rgb->rgb.resize(static_cast<size_t>(rgb->width * rgb->height * 3));
+        std::vector<uint8_t> four(cmyk ? static_cast<size_t>(rgb->width * 4) : 0);
         while (cinfo.output_scanline < cinfo.output_height && !err.truncated) {
-            JSAMPROW row = rgb->rgb.data() + static_cast<size_t>(cinfo.output_scanline) * rgb->width * 3;
-            jpeg_read_scanlines(&cinfo, &row, 1);
+            uint8_t* out = rgb->rgb.data() + static_cast<size_t>(cinfo.output_scanline) * rgb->width * 3;
+            JSAMPROW row = cmyk ? four.data() : out;
+            if (jpeg_read_scanlines(&cinfo, &row, 1) == 1 && cmyk) cmyk_to_rgb(four.data(), out, rgb->width);
         }
     }
     if (err.truncated) {

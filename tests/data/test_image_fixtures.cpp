@@ -1,10 +1,11 @@
 // test_image_fixtures.cpp: the image operations against what PIL and torchvision compute on the same
 // inputs (tests/fixtures/image_ops.safetensors, made by tools/reference/make_image_fixtures.py):
 // crop_resize against PIL's box resize with the bilinear filter, the colour operations against
-// torchvision's functional ops on float images.
+// torchvision's functional ops on float images; a CMYK JPEG decoded to the RGB PIL makes of it.
 #include <cmath>
 
 #include "data/color.h"
+#include "data/image.h"
 #include "data/resize.h"
 #include "engine/io/safetensors.h"
 #include "test_util.h"
@@ -45,6 +46,15 @@ TEST_SUITE("data") {
             CHECK(worst <= 1.0 / 255 + 1e-6);
         }
         CHECK(cases == 6);
+    }
+
+    TEST_CASE("a CMYK JPEG decodes to the RGB of PIL's convert(\"RGB\"), bit for bit") {
+        const std::vector<uint8_t> jpeg = fixture().get("cmyk.jpeg").to_vector<uint8_t>();
+        const Tensor& expected = fixture().get("cmyk.rgb");  // (H, W, 3) uint8
+        const Image img = decode_image(std::string(jpeg.begin(), jpeg.end()));
+        CHECK(img.height == expected.shape()[0]);
+        CHECK(img.width == expected.shape()[1]);
+        CHECK(img.rgb == expected.to_vector<uint8_t>());  // the same libjpeg, then integer arithmetic
     }
 
     TEST_CASE("colour operations equal torchvision's on float images") {

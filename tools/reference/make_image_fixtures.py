@@ -6,10 +6,13 @@
   boxes of one 61x47 image (`resize.src`, `resize.N.box` as top, left, height, width, `resize.N.out`).
 - Colour: torchvision's functional colour operations on a float (3, H, W) image (`color.src`,
   `color.NAME.out`, `color.NAME.arg`).
+- CMYK: a 4-channel JPEG as PIL writes it (Adobe's inverted polarity) and the RGB image PIL's
+  Image.open(...).convert("RGB") makes of it, as A-CLIP's loader does (`cmyk.jpeg` bytes, `cmyk.rgb`).
 
-tests/data/test_image_fixtures.cpp compares data/resize.cpp and data/color.cpp with them.
+tests/data/test_image_fixtures.cpp compares data/resize.cpp, data/color.cpp and data/image.cpp with them.
 Run: /usr/bin/python3 tools/reference/make_image_fixtures.py   (Debian's python3-torch, -torchvision, -pil)
 """
+import io
 import os
 import sys
 
@@ -66,11 +69,17 @@ def main():
     for name, fn, arg in COLOR_CASES:
         tensors[f"color.{name}.out"] = fn(img.clone(), arg)
         tensors[f"color.{name}.arg"] = torch.tensor([arg], dtype=torch.float64)
+    cmyk = np.concatenate([src, (255 - src[..., :1]) // 3], -1)  # (H, W, 4): ink, some black
+    buf = io.BytesIO()
+    Image.frombytes("CMYK", (W, H), cmyk.tobytes()).save(buf, "JPEG", quality=90)
+    tensors["cmyk.jpeg"] = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+    rgb = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    tensors["cmyk.rgb"] = torch.from_numpy(np.asarray(rgb).copy())  # (H, W, 3) uint8
     path = os.path.join(ROOT, "tests", "fixtures", "image_ops.safetensors")
     safetensors_io.save(path, tensors, {"generator": "tools/reference/make_image_fixtures.py",
                                         "pil": PIL.__version__, "torchvision": torchvision.__version__,
                                         "torch": torch.__version__, "seed": 0})
-    print(f"wrote {path}: {len(RESIZE_CASES)} resize cases, {len(COLOR_CASES)} colour cases")
+    print(f"wrote {path}: {len(RESIZE_CASES)} resize cases, {len(COLOR_CASES)} colour cases, a CMYK JPEG")
 
 
 if __name__ == "__main__":
