@@ -7,13 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "data/bpe_train.h"
 #include "data/image.h"
 #include "engine/io/safetensors.h"
 #include "models/presets.h"
 #include "test_util.h"
+#include "thread_ranks.h"
 #include "train/evaluate.h"
 #include "train/inference.h"
 
@@ -21,24 +21,6 @@ using namespace aclip;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Runs fn(rank, comm) on `world` threads (thread ranks) and waits; an exception is rethrown here.
-void run_ranks(int world, const std::function<void(int, Comm&)>& fn) {
-    auto comms = make_thread_comms(world);
-    std::vector<std::exception_ptr> errors(world);
-    std::vector<std::thread> threads;
-    for (int r = 0; r < world; ++r)
-        threads.emplace_back([&, r] {
-            try {
-                fn(r, *comms[r]);
-            } catch (...) {
-                errors[r] = std::current_exception();
-            }
-        });
-    for (auto& t : threads) t.join();
-    for (auto& e : errors)
-        if (e) std::rethrow_exception(e);
-}
 
 std::vector<double> fields(const EvalResult& r) {
     return {r.top1,
@@ -124,7 +106,7 @@ TEST_SUITE("train") {
                 std::vector<std::vector<float>> got(static_cast<size_t>(world));
                 std::vector<std::vector<int64_t>> asked(
                     static_cast<size_t>(world));  // the first row each made
-                run_ranks(world, [&](int r, Comm& c) {
+                test::run_ranks(world, [&](int r, Comm& c) {
                     got[static_cast<size_t>(r)] =
                         rows_across_ranks(n, 3, 2, Device::CPU, c, [&](int64_t lo, int64_t hi) {
                             CHECK(lo % 3 == 0);  // whole chunks
@@ -218,7 +200,7 @@ TEST_SUITE("train") {
                 Generator gen(4);  // the same weights on every rank
                 models.push_back(std::make_unique<Aclip>(cfg, gen));
             }
-            run_ranks(world, [&](int r, Comm& c) {
+            test::run_ranks(world, [&](int r, Comm& c) {
                 const EvalResults both = evaluate(*models[static_cast<size_t>(r)], tok, s, c);
                 REQUIRE(both.ema);
                 out[static_cast<size_t>(r)] = fields(both.online);

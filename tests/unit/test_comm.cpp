@@ -1,35 +1,17 @@
 // test_comm.cpp: the thread communicator's collectives, and data parallelism over it: with the
 // contrastive losses gathering embeddings with gradient and the ranks averaging gradients, two ranks
 // with half a batch each compute the loss and the gradients of one process with the whole batch.
-#include <thread>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/dist/comm.h"
 #include "models/losses.h"
 #include "test_util.h"
+#include "thread_ranks.h"
 
 using namespace aclip;
 using aclip::test::random_tensor;
 
 namespace {
-
-// Runs fn(rank, comm) on `world` threads and waits; an exception in any thread is rethrown here.
-void run_ranks(int world, const std::function<void(int, Comm&)>& fn) {
-    auto comms = make_thread_comms(world);
-    std::vector<std::exception_ptr> errors(world);
-    std::vector<std::thread> threads;
-    for (int r = 0; r < world; ++r)
-        threads.emplace_back([&, r] {
-            try {
-                fn(r, *comms[r]);
-            } catch (...) {
-                errors[r] = std::current_exception();
-            }
-        });
-    for (auto& t : threads) t.join();
-    for (auto& e : errors)
-        if (e) std::rethrow_exception(e);
-}
 
 // Counts the collectives of the communicator it wraps.
 class Counting : public Comm {
@@ -77,7 +59,7 @@ TEST_SUITE("dist") {
     TEST_CASE(
         "broadcast_bytes: the root's bytes reach every rank, repeatedly; a world of one keeps its own") {
         std::vector<std::string> got(6);  // (root index, rank); checked here, not in the threads
-        run_ranks(3, [&](int r, Comm& c) {
+        test::run_ranks(3, [&](int r, Comm& c) {
             for (int i = 0; i < 2; ++i) {
                 const int root = 2 * i;
                 std::string data =
@@ -98,7 +80,7 @@ TEST_SUITE("dist") {
     TEST_CASE("thread communicator: all_gather in rank order, all_reduce sums, repeated use") {
         const int world = 3;
         std::vector<std::vector<float>> gathered(world), reduced(world);
-        run_ranks(world, [&](int r, Comm& c) {
+        test::run_ranks(world, [&](int r, Comm& c) {
             for (int round = 0; round < 3; ++round) {  // the barrier is reusable
                 gathered[r] = c.all_gather(full({1, 2}, r + 10 * round)).to_vector<float>();
                 Tensor t = full({2}, r + 1.0);
@@ -110,10 +92,10 @@ TEST_SUITE("dist") {
             CHECK(gathered[r] == std::vector<float>{20, 20, 21, 21, 22, 22});
             CHECK(reduced[r] == std::vector<float>{6, 6});
         }
-        CHECK_THROWS_WITH_AS(run_ranks(2,
-                                       [](int r, Comm& c) {
-                                           c.all_gather(zeros({r + 1, 2}));
-                                       }),
+        CHECK_THROWS_WITH_AS(test::run_ranks(2,
+                                             [](int r, Comm& c) {
+                                                 c.all_gather(zeros({r + 1, 2}));
+                                             }),
                              doctest::Contains("all_gather: rank"), Error);
     }
 
@@ -122,7 +104,7 @@ TEST_SUITE("dist") {
         const int world = 2;
         std::vector<std::vector<Tensor>> params(world);
         std::vector<int> reductions(world);
-        run_ranks(world, [&](int r, Comm& c) {
+        test::run_ranks(world, [&](int r, Comm& c) {
             std::vector<Tensor>& ps = params[r];
             for (size_t i = 0; i < shapes.size(); ++i) ps.push_back(zeros(shapes[i]).requires_grad_());
             ps.push_back(zeros({5}, DType::F64).requires_grad_());  // a second dtype: a second buffer
@@ -160,7 +142,7 @@ TEST_SUITE("dist") {
         const int world = 2;
         std::vector<double> rank_loss(world);
         std::vector<Replica> replicas = {make_replica(), make_replica()};
-        run_ranks(world, [&](int r, Comm& c) {
+        test::run_ranks(world, [&](int r, Comm& c) {
             const Replica& m = replicas[r];
             Tensor loss = replica_loss(m, x.narrow(0, r * B / 2, B / 2), y.narrow(0, r * B / 2, B / 2), &c);
             loss.backward();
@@ -205,7 +187,7 @@ TEST_SUITE("dist") {
             int gathers_forward = 0, reductions_forward = 0, gathers_backward = 0, reductions_backward = 0;
         };
         std::vector<Rank> ranks(world);
-        run_ranks(world, [&](int r, Comm& c) {
+        test::run_ranks(world, [&](int r, Comm& c) {
             Rank& k = ranks[r];
             k.x = x.narrow(0, first[r], rows[r]).contiguous().requires_grad_();
             k.gamma = gamma.clone().requires_grad_();
@@ -308,7 +290,7 @@ TEST_SUITE("dist") {
             Generator g(3);
             ranks.push_back(std::make_unique<Aclip>(cfg, g));
         }
-        run_ranks(2, [&](int r, Comm& c) {
+        test::run_ranks(2, [&](int r, Comm& c) {
             Aclip& m = *ranks[r];
             m.set_comm(&c);
             m.forward(slice(r), 0.9).loss.backward();
