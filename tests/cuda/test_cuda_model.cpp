@@ -1,11 +1,18 @@
 // test_cuda_model.cpp: the models on the GPU. A module moved with Module::to(Device::CUDA) computes the
 // A-CLIP step (teacher, masks, both views, text, every loss, backward) as it does on the CPU, in f32 and
 // under bf16 autocast, and trains as it does (AdamW, EMA, BatchNorm statistics over steps); the attentive
-// mask keeps the top squares of the GPU teacher's scores; moving back gives the same values. GPU cases are
-// skipped and counted without a GPU.
+// mask keeps the top squares of the GPU teacher's scores; moving back gives the same values; evaluation
+// embeds as on the CPU; SyncBatchNorm runs there. GPU cases are skipped and counted without a GPU.
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "data/bpe_train.h"
+#include "data/image.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/dist/comm.h"
+#include "engine/dist/sync_batch_norm.h"
 #include "engine/ops/autocast.h"
 #include "engine/optim/adamw.h"
 #include "model/aclip_compare.h"
@@ -13,6 +20,7 @@
 #include "models/presets.h"
 #include "test_util.h"
 #include "tests/gpu_skip.h"
+#include "train/evaluate.h"
 
 using namespace aclip;
 using aclip::test::norm_rel_error;
@@ -270,5 +278,67 @@ TEST_SUITE("cuda") {
         c->broadcast_bytes(bytes, 0);
         CHECK(bytes == std::string("abc\0def", 7));
         c->barrier();
+    }
+
+    TEST_CASE("GPU: evaluation embeds images and texts as on the CPU, in f32 and under bf16") {
+        if (!test::gpu_available("evaluation on the GPU")) return;
+        const std::string dir =
+            std::filesystem::temp_directory_path().string() + "/aclip_cuda_eval_" + std::to_string(getpid());
+        std::filesystem::create_directories(dir);
+        write_merges(dir + "/bpe.txt", learn_bpe({"a photo of a cat", "a photo of a dog"}, 40));
+        ClipTokenizer tok(dir + "/bpe.txt", 1000);
+        AclipConfig c = model_preset("tiny");
+        c.clip.text.vocab = tok.vocab_size();
+        Generator g1(5), g2(5);
+        Aclip cpu(c, g1), gpu(c, g2);
+        gpu.to(Device::CUDA);
+        std::vector<std::string> images;
+        for (int i = 0; i < 5; ++i) {
+            std::vector<uint8_t> px(36 * 32 * 3);
+            for (size_t p = 0; p < px.size(); ++p) px[p] = static_cast<uint8_t>((p * (i + 2)) % 251);
+            images.push_back(encode_jpeg(Image{36, 32, px}));
+        }
+        const std::vector<std::string> texts = {"a photo of a cat", "a dog", "a red fox"};
+        for (bool mixed : {false, true})
+            for (bool ema : {false, true}) {
+                CAPTURE(mixed);
+                CAPTURE(ema);
+                EvalSettings s;
+                s.context = 16;
+                s.transform.size = 32;
+                s.batch_size = 2;
+                s.mixed_precision = mixed;
+                Embedder on_cpu(cpu, ema, tok, s), on_gpu(gpu, ema, tok, s);
+                const Tensor ig = on_gpu.images(images), tg = on_gpu.texts(texts);
+                CHECK(ig.device() == Device::CUDA);
+                // f32: sums in other orders; bf16: each side rounds its own intermediates
+                const double tol = mixed ? 2e-2 : 1e-4;
+                CHECK(norm_rel_error(ig, on_cpu.images(images)) <= tol);
+                CHECK(norm_rel_error(tg, on_cpu.texts(texts)) <= tol);
+            }
+    }
+
+    TEST_CASE("GPU: sync_batch_norm on the GPU equals batch_norm, forward and backward") {
+        if (!test::gpu_available("sync_batch_norm on the GPU")) return;
+        std::unique_ptr<Comm> comm = nccl_available() ? make_nccl_comm(0, 1, 0, nccl_unique_id())
+                                                      : std::unique_ptr<Comm>(std::make_unique<LocalComm>());
+        Tensor x = random_tensor({6, 5}, 91, -1, 3, DType::F32), w = random_tensor({6, 5}, 92);
+        Tensor gamma = random_tensor({5}, 93, 0.5, 1.5, DType::F32),
+               beta = random_tensor({5}, 94, -1, 1, DType::F32);
+        auto run = [&](bool sync, Device d) {
+            Tensor xi = x.to(d).requires_grad_(), gi = gamma.to(d).requires_grad_(),
+                   bi = beta.to(d).requires_grad_();
+            Tensor mean = zeros({5}, DType::F32, d), var = ones({5}, DType::F32, d);
+            Tensor y = sync ? sync_batch_norm(xi, gi, bi, mean, var, 0.1, 1e-5, *comm)
+                            : batch_norm(xi, gi, bi, mean, var, true, 0.1, 1e-5);
+            sum(mul(y, w.to(DType::F32).to(d))).backward();
+            return std::vector<Tensor>{y, xi.grad(), gi.grad(), bi.grad(), mean, var};
+        };
+        const std::vector<Tensor> want = run(false, Device::CPU), got = run(true, Device::CUDA);
+        for (size_t i = 0; i < want.size(); ++i) {
+            CAPTURE(i);
+            CHECK(got[i].device() == Device::CUDA);
+            CHECK(norm_rel_error(got[i], want[i]) <= 1e-5);  // f32, sums in other orders
+        }
     }
 }
