@@ -48,8 +48,8 @@ std::vector<std::pair<uint8_t, std::string>> clip_byte_symbols() {
 
 std::string read_maybe_gzipped(const std::string& path) {
     gzFile f = gzopen(path.c_str(), "rb");  // reads plain files as they are
-    AC_CHECK_HINT(f != nullptr, "check the path in the config", "cannot open '", path,
-                  "': ", std::strerror(errno));
+    AC_CHECK_HINT(f != nullptr, "check the path (in the config or on the command line)", "cannot open '",
+                  path, "': ", std::strerror(errno));
     std::string data;
     char buf[1 << 16];
     int n;
