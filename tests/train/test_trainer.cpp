@@ -119,8 +119,12 @@ TEST_SUITE("train") {
             c.set_override(kv);
         LocalComm local;
         const AclipConfig acfg = aclip_config_from(c, 300);
-        CHECK(steps_per_epoch(loader_config_from(c, acfg, local, Device::CPU), 2) ==
-              5);  // 80 samples, 16 a step
+        LoaderConfig lc = loader_config_from(c, acfg, local, Device::CPU);
+        CHECK(steps_per_epoch(lc, 2) == 5);  // 80 samples, 16 a step
+        lc.world = 2;  // two ranks of 8 x 2: 32 samples a step, however the ranks split them
+        CHECK(steps_per_epoch(lc, 2) == 2);
+        lc.split_batches = true;
+        CHECK(steps_per_epoch(lc, 2) == 2);
         TrainResult r = train(c);
         CHECK(r.step == 10);
         std::vector<std::string> ckpts = list_checkpoints(data_dir() + "/epochs");
