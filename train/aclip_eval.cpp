@@ -30,17 +30,7 @@ int main(int argc, char** argv) {
         for (bool ema : {false, true}) {
             if (ema && !results.ema) continue;
             const EvalResult& r = ema ? *results.ema : results.online;
-            std::printf(
-                "%-6s | zero-shot top-1 %.2f%% top-5 %.2f%% (%lld images, %lld classes) | retrieval "
-                "image->text R@1 %.2f%% R@5 %.2f%% R@10 %.2f%%, text->image R@1 %.2f%% R@5 %.2f%% R@10 "
-                "%.2f%% "
-                "(%lld images)%s\n",
-                ema ? "ema" : "online", 100 * r.top1, 100 * r.top5, static_cast<long long>(r.zeroshot_images),
-                static_cast<long long>(r.classes), 100 * r.i2t_r1, 100 * r.i2t_r5, 100 * r.i2t_r10,
-                100 * r.t2i_r1, 100 * r.t2i_r5, 100 * r.t2i_r10, static_cast<long long>(r.retrieval_images),
-                r.skipped_images
-                    ? (" | " + std::to_string(r.skipped_images) + " unreadable images skipped").c_str()
-                    : "");
+            std::printf("%-6s | %s\n", ema ? "ema" : "online", eval_summary(r, true).c_str());
         }
     } catch (const Error& e) {
         std::fprintf(stderr, "aclip_eval: %s\n", e.what());

@@ -224,6 +224,31 @@ bool owns_row(int64_t row, int64_t chunk, const Comm& comm) {
     return (row / chunk) % comm.world() == comm.rank();
 }
 
+std::string eval_summary(const EvalResult& r, bool detailed) {
+    const int digits = detailed ? 2 : 1;
+    auto pct = [&](double v) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%.*f%%", digits, 100 * v);
+        return std::string(b);
+    };
+    std::vector<std::string> parts;
+    if (r.top1 >= 0)
+        parts.push_back("zero-shot top-1 " + pct(r.top1) + " top-5 " + pct(r.top5) + " (" +
+                        std::to_string(r.zeroshot_images) + " images, " + std::to_string(r.classes) +
+                        " classes)");
+    if (r.i2t_r1 >= 0)
+        parts.push_back(
+            detailed ? "retrieval image->text R@1 " + pct(r.i2t_r1) + " R@5 " + pct(r.i2t_r5) + " R@10 " +
+                           pct(r.i2t_r10) + ", text->image R@1 " + pct(r.t2i_r1) + " R@5 " + pct(r.t2i_r5) +
+                           " R@10 " + pct(r.t2i_r10) + " (" + std::to_string(r.retrieval_images) + " images)"
+                     : "retrieval R@1 image->text " + pct(r.i2t_r1) + " text->image " + pct(r.t2i_r1) + " (" +
+                           std::to_string(r.retrieval_images) + " images)");
+    if (r.skipped_images) parts.push_back(std::to_string(r.skipped_images) + " unreadable images skipped");
+    std::string line;
+    for (const std::string& p : parts) line += (line.empty() ? "" : " | ") + p;
+    return line;
+}
+
 Tensor rows_across_ranks(int64_t n, int64_t chunk, int64_t width, Device device, Comm& comm,
                          const std::function<Tensor(int64_t, int64_t)>& make) {
     const int64_t world = comm.world(), chunks = (n + chunk - 1) / chunk;

@@ -37,6 +37,10 @@ struct EvalResult {
     int64_t skipped_images = 0;  // could not be decoded (warned about, as the loader does), both sets
 };
 
+// One line of what was measured: "zero-shot top-1 ... | retrieval R@1 image->text ..." (a set that was not
+// evaluated is left out). detailed: R@1/5/10 both ways and two decimals (aclip_eval), else R@1 (the log).
+std::string eval_summary(const EvalResult& r, bool detailed);
+
 struct EvalResults {
     EvalResult online;
     std::optional<EvalResult> ema;  // when the model has an EMA teacher

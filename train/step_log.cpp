@@ -85,20 +85,17 @@ void report_step(const StepLog& s, std::ofstream& metrics) {
 }
 
 void report_eval(int64_t step, const std::string& label, const EvalResult& r, std::ofstream& metrics) {
-    if (r.top1 < 0 && r.t2i_r1 < 0) return;
-    std::printf(
-        "eval step %lld %-6s | zero-shot top-1 %.1f%% top-5 %.1f%% (%lld images, %lld classes) | "
-        "retrieval R@1 image->text %.1f%% text->image %.1f%% (%lld images)%s\n",
-        static_cast<long long>(step), label.c_str(), 100 * r.top1, 100 * r.top5,
-        static_cast<long long>(r.zeroshot_images), static_cast<long long>(r.classes), 100 * r.i2t_r1,
-        100 * r.t2i_r1, static_cast<long long>(r.retrieval_images),
-        r.skipped_images ? (" | " + std::to_string(r.skipped_images) + " unreadable images skipped").c_str()
-                         : "");
+    if (r.top1 < 0 && r.i2t_r1 < 0) return;
+    std::printf("eval step %lld %-6s | %s\n", static_cast<long long>(step), label.c_str(),
+                eval_summary(r, false).c_str());
     std::fflush(stdout);
     JsonLine j;
-    j.add("step", step).add("eval", label).add("top1", r.top1).add("top5", r.top5);
-    j.add("i2t_r1", r.i2t_r1).add("i2t_r5", r.i2t_r5).add("i2t_r10", r.i2t_r10);
-    j.add("t2i_r1", r.t2i_r1).add("t2i_r5", r.t2i_r5).add("t2i_r10", r.t2i_r10);
+    j.add("step", step).add("eval", label);
+    if (r.top1 >= 0) j.add("top1", r.top1).add("top5", r.top5);
+    if (r.i2t_r1 >= 0) {
+        j.add("i2t_r1", r.i2t_r1).add("i2t_r5", r.i2t_r5).add("i2t_r10", r.i2t_r10);
+        j.add("t2i_r1", r.t2i_r1).add("t2i_r5", r.t2i_r5).add("t2i_r10", r.t2i_r10);
+    }
     j.add("skipped_images", r.skipped_images);
     metrics << j.done();
     metrics.flush();

@@ -81,6 +81,8 @@ AclipConfig aclip_config_from(const Config& c, int64_t vocab) {
     a.simclr_tau = c.number("aclip.simclr_tau");
     a.simclr_pairs = c.str("aclip.simclr_pairs") == "views" ? SimclrPairs::Views : SimclrPairs::Official;
     a.ema_base = c.number("aclip.ema_momentum");
+    AC_CHECK_HINT(a.views == 2 || !a.ssl_losses, "set aclip.ssl = false for one view, or aclip.views = 2",
+                  "aclip.views = 1 with aclip.ssl = true: the SimCLR and BYOL losses compare two views");
     AC_CHECK(v.image_size % v.patch_size == 0, "model.image_size ", v.image_size,
              " is not a multiple of patch_size ", v.patch_size);
     AC_CHECK(v.width % v.heads == 0 && t.width % t.heads == 0,

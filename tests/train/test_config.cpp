@@ -106,5 +106,11 @@ TEST_SUITE("train") {
             ++n;
         }
         CHECK(n >= 1);
+        Config one_view;  // the SSL losses need two views: said in the keys' names
+        one_view.set_override("aclip.views=1");
+        CHECK(error_of([&] { aclip_config_from(one_view, 49408); }).find("set aclip.ssl = false") !=
+              std::string::npos);
+        one_view.set_override("aclip.ssl=false");
+        CHECK(aclip_config_from(one_view, 49408).views == 1);
     }
 }

@@ -130,6 +130,23 @@ TEST_SUITE("train") {
             }
     }
 
+    TEST_CASE("eval_summary names what was measured and leaves out a set that was not") {
+        EvalResult r;
+        r.top1 = 0.214, r.top5 = 0.744, r.zeroshot_images = 960, r.classes = 48;
+        CHECK(eval_summary(r, false) == "zero-shot top-1 21.4% top-5 74.4% (960 images, 48 classes)");
+        r.i2t_r1 = 0.07, r.i2t_r5 = 0.212, r.i2t_r10 = 0.318, r.t2i_r1 = 0.0415, r.t2i_r5 = 0.186,
+        r.t2i_r10 = 0.317;
+        r.retrieval_images = 500;
+        CHECK(eval_summary(r, false) ==
+              "zero-shot top-1 21.4% top-5 74.4% (960 images, 48 classes) | retrieval R@1 "
+              "image->text 7.0% text->image 4.2% (500 images)");
+        r.top1 = -1;
+        r.skipped_images = 2;
+        CHECK(eval_summary(r, true) ==
+              "retrieval image->text R@1 7.00% R@5 21.20% R@10 31.80%, text->image R@1 4.15% "
+              "R@5 18.60% R@10 31.70% (500 images) | 2 unreadable images skipped");
+    }
+
     TEST_CASE("decode_for_eval: several threads decode as one; a bad image is an error") {
         std::vector<std::string> images;
         for (int i = 0; i < 7; ++i)
