@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "engine/io/safetensors.h"
+#include "engine/ops/ops.h"
 
 namespace aclip {
 
@@ -42,15 +43,21 @@ class JsonLine {
 }  // namespace
 
 LossValues read_losses(const AclipStep& step) {
-    auto optional_item = [](const Tensor& t) {
-        return t.defined() ? std::optional<double>(t.item()) : std::nullopt;
+    // one read-back for every term (each would wait for the device on its own)
+    std::vector<Tensor> defined;
+    for (const Tensor* t : {&step.loss, &step.clip1, &step.clip2, &step.simclr, &step.byol})
+        if (t->defined()) defined.push_back(t->detach().to(DType::F32).reshape({1}));
+    const std::vector<double> values = concat(defined, 0).to_vector<double>();
+    size_t next = 0;
+    auto value_of = [&](const Tensor& t) {
+        return t.defined() ? std::optional<double>(values[next++]) : std::nullopt;
     };
     LossValues v;
-    v.loss = step.loss.item();
-    v.clip1 = step.clip1.item();
-    v.clip2 = optional_item(step.clip2);
-    v.simclr = optional_item(step.simclr);
-    v.byol = optional_item(step.byol);
+    v.loss = *value_of(step.loss);
+    v.clip1 = *value_of(step.clip1);
+    v.clip2 = value_of(step.clip2);
+    v.simclr = value_of(step.simclr);
+    v.byol = value_of(step.byol);
     return v;
 }
 
@@ -65,11 +72,13 @@ void report_step(const StepLog& s, std::ofstream& metrics) {
     std::printf(
         "step %lld/%lld | epoch %lld | lr %s | loss %.4f (clip %.3f/%s simclr %s byol %s) | scale %.1f | m "
         "%.5f | "
-        "%.1f samples/s | data %.0f%% | %.0f ms/step | peak %.0f MiB | eta %.0fs\n",
+        "%.1f samples/s%s | data %.0f%% | %.0f ms/step | peak %.0f MiB | eta %.0fs\n",
         static_cast<long long>(s.step), static_cast<long long>(s.total_steps),
         static_cast<long long>(s.epoch), fmt(s.lr, 3).c_str(), s.loss, s.last.clip1,
         term(s.last.clip2).c_str(), term(s.last.simclr).c_str(), term(s.last.byol).c_str(), s.logit_scale,
-        s.ema_momentum, s.samples_per_s, 100 * s.data_wait, s.ms_per_step, s.peak_mib, s.eta_s);
+        s.ema_momentum, s.samples_per_s,
+        s.ranks > 1 ? (" (" + fmt(s.samples_per_s / s.ranks, 4) + " a rank)").c_str() : "", 100 * s.data_wait,
+        s.ms_per_step, s.peak_mib, s.eta_s);
     std::fflush(stdout);
     JsonLine j;
     j.add("step", s.step).add("epoch", s.epoch).add("lr", s.lr);
@@ -78,7 +87,8 @@ void report_step(const StepLog& s, std::ofstream& metrics) {
         if (value && std::string(name) != "loss") j.add(name, *value);
     j.add("logit_scale", s.logit_scale)
         .add("ema_momentum", s.ema_momentum)
-        .add("samples_per_s", s.samples_per_s);
+        .add("samples_per_s", s.samples_per_s)
+        .add("ranks", static_cast<int64_t>(s.ranks));
     j.add("data_wait", s.data_wait).add("ms_per_step", s.ms_per_step).add("peak_mib", s.peak_mib);
     metrics << j.done();
     metrics.flush();

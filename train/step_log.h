@@ -27,7 +27,8 @@ struct StepLog {
     double loss = 0;  // mean over the step's micro-batches
     LossValues last;  // the terms of its last micro-batch
     double logit_scale = 0, ema_momentum = 0;
-    double samples_per_s = 0;
+    double samples_per_s = 0;  // of all ranks together
+    int ranks = 1;
     double data_wait = 0;  // share of the time spent waiting for the loader
     double ms_per_step = 0;
     double peak_mib = 0;  // peak memory of the training device

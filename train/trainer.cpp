@@ -295,7 +295,8 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
             s.last = last;
             s.logit_scale = std::exp(model.clip.logit_scale.item());
             s.ema_momentum = m;
-            s.samples_per_s = static_cast<double>(window_steps * accumulate * lc.batch_size) / secs;
+            s.ranks = comm->world();
+            s.samples_per_s = static_cast<double>(window_steps * accumulate * lc.batch_size * s.ranks) / secs;
             s.data_wait = (loader.stats().wait_seconds - window_wait) / secs;
             s.ms_per_step = 1e3 * secs / static_cast<double>(window_steps);
             s.peak_mib = static_cast<double>(device == Device::CUDA ? cuda::memory_stats().peak_in_use
