@@ -6,8 +6,12 @@
 
 namespace aclip {
 
+Device training_device(const Config& cfg) {
+    return cfg.str("train.device") == "cuda" ? Device::CUDA : Device::CPU;
+}
+
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& config_path,
-                                 const std::vector<std::string>& overrides) {
+                                 const std::vector<std::string>& overrides, bool to_device) {
     AC_CHECK_HINT(!path.empty(), "pass --checkpoint NAME.model.safetensors", "no checkpoint given");
     SafetensorsFile file = load_safetensors(path);
     LoadedCheckpoint c;
@@ -25,8 +29,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& con
     c.model = std::make_unique<Aclip>(c.acfg, gen);
     load_state(*c.model, file);
     c.model->eval();
-    if (c.cfg.str("train.device") == "cuda")
-        c.model->to(Device::CUDA);  // train.device=cuda on the command line
+    if (to_device && training_device(c.cfg) == Device::CUDA) c.model->to(Device::CUDA);
     c.tokenizer =
         std::make_unique<ClipTokenizer>(c.cfg.str("tokenizer.merges"), c.acfg.clip.text.vocab - 514);
     c.settings = eval_settings_from(c.cfg, c.acfg);

@@ -22,8 +22,12 @@ struct LoadedCheckpoint {
 };
 
 // config_path empty: the config stored in the checkpoint (an error naming the file when there is none).
-// overrides: "section.key=value" strings, applied last. train.device = cuda puts the model on the GPU.
+// overrides: "section.key=value" strings, applied last. train.device = cuda puts the model on the GPU,
+// unless to_device is false (a caller that must first choose its GPU, as a rank of several does).
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& config_path,
-                                 const std::vector<std::string>& overrides = {});
+                                 const std::vector<std::string>& overrides = {}, bool to_device = true);
+
+// The device train.device names.
+Device training_device(const Config& cfg);
 
 }  // namespace aclip

@@ -77,6 +77,13 @@ check "aclip_train evaluates online and EMA at the end" 2 "$(grep -c '^eval step
 check "aclip_eval exit status" 0 $?
 check "aclip_eval reports online and EMA" 2 "$(grep -c 'zero-shot top-1' "$tmp/eval.log")"
 ckpt="$tmp/run/step_00000002.model.safetensors"
+if command -v mpirun > /dev/null 2>&1; then  # two ranks share the sets; rank 0 prints the same figures
+    mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none -np 2 \
+        "$build/aclip_eval" --checkpoint "$ckpt" > "$tmp/eval2.log" 2> "$tmp/eval2.err"
+    if ! grep -q "this build has no MPI" "$tmp/eval2.err"; then
+        check "mpirun -np 2 aclip_eval gives one process's figures" "$(cat "$tmp/eval.log")" "$(cat "$tmp/eval2.log")"
+    fi
+fi
 tar -xf "$tmp/syn/train/00000.tar" -C "$tmp" 00000003.jpg 00000004.jpg
 printf 'a red circle\na blue square\n\n' > "$tmp/texts.txt"
 "$build/aclip_embed" --checkpoint "$ckpt" --images "$tmp/00000003.jpg" "$tmp/00000004.jpg" --texts "$tmp/texts.txt" \
