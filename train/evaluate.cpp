@@ -224,6 +224,34 @@ bool owns_row(int64_t row, int64_t chunk, const Comm& comm) {
     return (row / chunk) % comm.world() == comm.rank();
 }
 
+void check_eval_inputs(const EvalSettings& s) {
+    auto check_source = [](const std::string& source, const char* key) {
+        if (std::filesystem::is_directory(source) || source.ends_with(".json")) {
+            AC_CHECK_HINT(std::filesystem::exists(source), std::string("check ") + key, key, " = ", source,
+                          ": no such file or folder");
+            return;
+        }
+        for (const std::string& shard : expand_shard_list(source))
+            AC_CHECK_HINT(std::filesystem::exists(shard), std::string("check ") + key, key, " = ", source,
+                          ": shard ", shard, " does not exist");
+    };
+    if (!s.zeroshot.empty()) {
+        check_source(s.zeroshot, "eval.zeroshot");
+        const size_t names = first_list(s.classes).size();
+        AC_CHECK_HINT(names > 0, "check eval.classes", s.classes, ": no class names");
+        AC_CHECK_HINT(!first_list(s.templates).empty(), "check eval.templates", s.templates,
+                      ": no templates");
+        if (std::filesystem::is_directory(s.zeroshot)) {
+            size_t folders = 0;
+            for (const auto& e : std::filesystem::directory_iterator(s.zeroshot)) folders += e.is_directory();
+            AC_CHECK_HINT(folders == names, "give the folder of one subfolder per class, in the names' order",
+                          "eval.zeroshot = ", s.zeroshot, " has ", folders,
+                          " class folders but eval.classes (", s.classes, ") names ", names, " classes");
+        }
+    }
+    if (!s.retrieval.empty()) check_source(s.retrieval, "eval.retrieval");
+}
+
 std::string eval_summary(const EvalResult& r, bool detailed) {
     const int digits = detailed ? 2 : 1;
     auto pct = [&](double v) {
@@ -347,9 +375,14 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
         std::vector<std::vector<int64_t>> all_labels, labels;
         for (const Sample& smp : read_samples(s.zeroshot, mine)) {
             AC_CHECK(smp.files.count("cls"), "zero-shot sample '", smp.key, "' has no .cls");
+            const int64_t label = std::stoll(smp.files.at("cls"));
+            AC_CHECK_HINT(label >= 0 && label < static_cast<int64_t>(classes.size()),
+                          "eval.classes must name every class of the zero-shot set", "zero-shot sample '",
+                          smp.key, "' is of class ", label, " but ", s.classes, " names ", classes.size(),
+                          " classes");
             images.push_back(image_of(smp));
             keys.push_back(smp.key);
-            all_labels.push_back({std::stoll(smp.files.at("cls"))});
+            all_labels.push_back({label});
         }
         const Tensor rows = image_rows(images, keys);  // (N, towers * E + 1)
         const std::vector<int64_t> kept = decoded_rows(rows);

@@ -37,6 +37,11 @@ struct EvalResult {
     int64_t skipped_images = 0;  // could not be decoded (warned about, as the loader does), both sets
 };
 
+// Checks, without reading images, that the evaluation inputs a run will need are there: the class and
+// template lists parse and are not empty, and each source exists (a folder, a JSON file, or every shard of
+// a list). A run checks at its start, so that a typo is not found an epoch later.
+void check_eval_inputs(const EvalSettings& settings);
+
 // One line of what was measured: "zero-shot top-1 ... | retrieval R@1 image->text ..." (a set that was not
 // evaluated is left out). detailed: R@1/5/10 both ways and two decimals (aclip_eval), else R@1 (the log).
 std::string eval_summary(const EvalResult& r, bool detailed);

@@ -182,6 +182,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
 
     Loader loader(lc, tokenizer, at.cursor);
     const EvalSettings es = eval_settings_from(cfg, acfg);
+    check_eval_inputs(es);  // now, not at the first evaluation
     if (rank0)
         std::printf(
             "aclip_train: %s, %.2f M trainable parameters, %lld steps of %lld samples x %d ranks "

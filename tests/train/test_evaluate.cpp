@@ -10,6 +10,7 @@
 
 #include "data/bpe_train.h"
 #include "data/image.h"
+#include "data/shards.h"
 #include "engine/io/safetensors.h"
 #include "models/presets.h"
 #include "test_util.h"
@@ -90,6 +91,34 @@ TEST_SUITE("train") {
         CHECK(r.retrieval_images == 3);                        // the train-split image is left out
         CHECK(r.i2t_r10 == 1.0);                               // 6 captions: all within the top 10
         CHECK(r.t2i_r5 == 1.0);
+
+        // What a run checks at its start, so that a mistake is not found at the first evaluation
+        check_eval_inputs(s);
+        EvalSettings bad = s;
+        std::ofstream(dir + "/two.json") << "{\"x\": [\"cat\", \"dog\"]}";
+        bad.classes = dir + "/two.json";
+        CHECK(test::error_of([&] { check_eval_inputs(bad); }).find("has 3 class folders but eval.classes") !=
+              std::string::npos);
+        bad = s;
+        bad.zeroshot = dir + "/none/{0..1}.tar";
+        CHECK(test::error_of([&] {
+                  check_eval_inputs(bad);
+              }).find("shard " + dir + "/none/0.tar does not exist") != std::string::npos);
+        bad = s;
+        bad.retrieval = dir + "/missing.json";
+        CHECK(test::error_of([&] { check_eval_inputs(bad); }).find("no such file") != std::string::npos);
+        // a sample of a class the names do not reach is an error, not a read past the scores
+        {
+            ShardWriter w(dir + "/cls.tar");
+            w.write(
+                {"a", {{"jpg", encode_jpeg(Image{8, 8, std::vector<uint8_t>(8 * 8 * 3, 9)})}, {"cls", "3"}}});
+            w.close();
+        }
+        bad = s;
+        bad.zeroshot = dir + "/cls.tar";
+        bad.retrieval = "";
+        CHECK(test::error_of([&] { evaluate(model, tok, bad, one); }).find("is of class 3 but") !=
+              std::string::npos);
     }
 
     TEST_CASE("rows_across_ranks: every rank receives every row in order, whatever the world and shares") {
