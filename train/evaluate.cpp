@@ -220,10 +220,6 @@ Tensor Embedder::classifier(const std::vector<std::string>& classes,
     return stack(rows, 0);
 }
 
-bool owns_row(int64_t row, int64_t chunk, const Comm& comm) {
-    return (row / chunk) % comm.world() == comm.rank();
-}
-
 void check_eval_inputs(const EvalSettings& s) {
     auto check_source = [](const std::string& source, const char* key) {
         if (std::filesystem::is_directory(source) || source.ends_with(".json")) {
@@ -275,33 +271,6 @@ std::string eval_summary(const EvalResult& r, bool detailed) {
     std::string line;
     for (const std::string& p : parts) line += (line.empty() ? "" : " | ") + p;
     return line;
-}
-
-Tensor rows_across_ranks(int64_t n, int64_t chunk, int64_t width, Device device, Comm& comm,
-                         const std::function<Tensor(int64_t, int64_t)>& make) {
-    const int64_t world = comm.world(), chunks = (n + chunk - 1) / chunk;
-    auto rows_of = [&](int64_t c) { return std::min(chunk, n - c * chunk); };
-    std::vector<Tensor> mine;  // this rank's chunks, in order
-    for (int64_t c = comm.rank(); c < chunks; c += world) {
-        mine.push_back(make(c * chunk, c * chunk + rows_of(c)).to(DType::F32));
-        AC_CHECK(mine.back().shape() == Shape({rows_of(c), width}), "rows_across_ranks: made ",
-                 mine.back().desc(), " for rows ", c * chunk, " to ", c * chunk + rows_of(c), " of width ",
-                 width);
-    }
-    if (chunks == 0) return empty({0, width}, DType::F32, device);
-    if (world == 1) return concat(mine, 0);
-    // all_gather takes equal shapes: each rank's chunks in slots of `chunk` rows, as many as the most any
-    // holds
-    const int64_t slots = (chunks + world - 1) / world;
-    Tensor padded = zeros({slots * chunk, width}, DType::F32, device);
-    for (size_t k = 0; k < mine.size(); ++k)
-        padded.narrow(0, static_cast<int64_t>(k) * chunk, mine[k].size(0)).copy_(mine[k]);
-    Tensor all =
-        comm.all_gather(padded);  // (world * slots * chunk, width): rank r's slot k is chunk r + k world
-    std::vector<Tensor> parts;
-    for (int64_t c = 0; c < chunks; ++c)
-        parts.push_back(all.narrow(0, ((c % world) * slots + c / world) * chunk, rows_of(c)));
-    return concat(parts, 0);
 }
 
 EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings& s, Comm& comm) {

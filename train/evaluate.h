@@ -64,13 +64,6 @@ Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begi
                        const TransformConfig& transform, int workers,
                        std::vector<std::string>* errors = nullptr);
 
-// Rows [0, n) of a matrix made in shares: the chunks of `chunk` rows are dealt to the ranks in turn, rank r
-// makes its own (make(begin, end): (end - begin, width) on `device`), and every rank receives all n rows
-// in order, as f32.
-Tensor rows_across_ranks(int64_t n, int64_t chunk, int64_t width, Device device, Comm& comm,
-                         const std::function<Tensor(int64_t, int64_t)>& make);
-bool owns_row(int64_t row, int64_t chunk, const Comm& comm);  // whether this rank makes that row
-
 // L2-normalised embeddings from a model's online towers or its EMA teacher (whose text side is the
 // online text transformer's embedding with the EMA blocks and projection), batched by
 // settings.batch_size, on the model's device. Used by evaluate(), aclip_embed and aclip_predict.

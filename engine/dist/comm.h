@@ -5,6 +5,7 @@
 // contrastive losses' gather with gradient) is tested on any CPU; the MPI and NCCL communicators of the
 // trainer implement the same interface.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,13 @@ std::vector<std::unique_ptr<Comm>> make_thread_comms(int world);
 // rank's rows; backward sums the gathered gradient over ranks and returns this rank's rows. With
 // gradients averaged over ranks afterwards, this is the gradient of the loss over the global batch.
 Tensor all_gather_with_grad(const Tensor& x, Comm& comm);
+
+// Rows [0, n) of a matrix made in shares: the chunks of `chunk` rows are dealt to the ranks in turn, rank r
+// makes its own (make(begin, end): (end - begin, width) on `device`), and every rank receives all n rows
+// in order, as f32.
+Tensor rows_across_ranks(int64_t n, int64_t chunk, int64_t width, Device device, Comm& comm,
+                         const std::function<Tensor(int64_t, int64_t)>& make);
+bool owns_row(int64_t row, int64_t chunk, const Comm& comm);  // whether this rank makes that row
 
 // Averages the gradients of params over ranks (data parallel). Not one collective per parameter, each
 // paying its latency (hundreds a step): the gradients of a dtype and device are copied into one flat

@@ -2,6 +2,8 @@
 // contrastive losses gathering embeddings with gradient and the ranks averaging gradients, two ranks
 // with half a batch each compute the loss and the gradients of one process with the whole batch.
 
+#include <algorithm>
+
 #include "engine/autograd/grad_mode.h"
 #include "engine/dist/comm.h"
 #include "models/losses.h"
@@ -97,6 +99,44 @@ TEST_SUITE("dist") {
                                                  c.all_gather(zeros({r + 1, 2}));
                                              }),
                              doctest::Contains("all_gather: rank"), Error);
+    }
+
+    TEST_CASE("rows_across_ranks: every rank receives every row in order, whatever the world and shares") {
+        auto make = [](int64_t lo, int64_t hi) {  // row i is (i, -i)
+            std::vector<float> v;
+            for (int64_t i = lo; i < hi; ++i)
+                v.insert(v.end(), {static_cast<float>(i), -static_cast<float>(i)});
+            return from_vector(v, {hi - lo, 2});
+        };
+        for (int world : {1, 2, 3, 5})
+            for (int64_t n : {0, 1, 7, 12}) {
+                CAPTURE(world);
+                CAPTURE(n);
+                std::vector<std::vector<float>> got(static_cast<size_t>(world));
+                std::vector<std::vector<int64_t>> asked(
+                    static_cast<size_t>(world));  // the first row each made
+                test::run_ranks(world, [&](int r, Comm& c) {
+                    got[static_cast<size_t>(r)] =
+                        rows_across_ranks(n, 3, 2, Device::CPU, c, [&](int64_t lo, int64_t hi) {
+                            CHECK(lo % 3 == 0);  // whole chunks
+                            asked[static_cast<size_t>(r)].push_back(lo);
+                            return make(lo, hi);
+                        }).to_vector<float>();
+                });
+                const std::vector<float> want = make(0, n).to_vector<float>();
+                std::vector<int64_t> made;  // every chunk made once, by the rank that owns it
+                for (int r = 0; r < world; ++r) {
+                    CHECK(got[static_cast<size_t>(r)] == want);
+                    for (int64_t lo : asked[static_cast<size_t>(r)]) {
+                        CHECK(lo / 3 % world == r);
+                        made.push_back(lo);
+                    }
+                }
+                std::sort(made.begin(), made.end());
+                std::vector<int64_t> chunks;
+                for (int64_t lo = 0; lo < n; lo += 3) chunks.push_back(lo);
+                CHECK(made == chunks);
+            }
     }
 
     TEST_CASE("average_gradients: one reduction per dtype, every rank's mean, a missing gradient as zeros") {
