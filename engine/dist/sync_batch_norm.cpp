@@ -43,8 +43,8 @@ Tensor sync_batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& b
             running_var.mul_(1 - momentum).add_(div(m2, add_scalar(count, -1.0)).reshape({C}), momentum);
         }
     }
-    Tensor y =
-        x_hat.detach();  // its own tensor: the backward below holds x_hat, and y will hold the backward
+    // y is a tensor of its own even without weight and bias: the backward holds x_hat, and y the backward
+    Tensor y = x_hat.detach();
     {
         NoGradGuard no_grad;
         if (weight.defined()) y = mul(y, weight);
