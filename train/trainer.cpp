@@ -194,11 +194,16 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
             device == Device::CUDA ? (", on " + cuda::device_name()).c_str() : "");
     std::ofstream metrics;
     if (rank0) metrics = open_metrics(dir + "/metrics.jsonl", at.step);
-    // every rank takes part in these decisions, or a rank would wait forever in a collective
-    auto any_rank = [&](bool mine) {
-        Tensor flag = full({1}, mine ? 1.0 : 0.0, DType::F64);
-        comm->all_reduce_sum(flag);
-        return flag.item() > 0;
+    // Every rank takes part in these decisions, or a rank would wait forever in a collective. One exchange
+    // a micro-batch carries both: whether a rank's loss is not finite, and whether a rank was signalled.
+    struct Flags {
+        bool nonfinite = false, signalled = false;
+    };
+    auto any_rank = [&](bool nonfinite) {
+        Tensor flags = from_vector<double>({nonfinite ? 1.0 : 0.0, g_signal.load() != 0 ? 1.0 : 0.0}, {2});
+        comm->all_reduce_sum(flags);
+        const std::vector<double> any = flags.to_vector<double>();
+        return Flags{any[0] > 0, any[1] > 0};
     };
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
@@ -247,7 +252,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
         const double m = ema_momentum(step, total_steps, acfg.ema_base);
         LossValues last;
         double loss_sum = 0;
-        bool finite = true;
+        bool finite = true, stop = false;
         for (int64_t micro = 0; micro < accumulate; ++micro) {
             AclipBatch batch = to_device(loader.next(), step * accumulate + micro);
             AclipStep out;
@@ -257,7 +262,9 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
             }
             last = read_losses(out);
             const std::string bad = first_nonfinite(last);
-            if (any_rank(!bad.empty())) {
+            const Flags flags = any_rank(!bad.empty());
+            stop = flags.signalled;  // the step finishes, then the run stops (every rank at the same step)
+            if (flags.nonfinite) {
                 finite = false;
                 AC_CHECK_HINT(skip_nonfinite, "lower optim.lr, or set train.on_nonfinite = skip", "step ",
                               step, ": the ",
@@ -310,7 +317,6 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
             window_wait = loader.stats().wait_seconds;
             window_steps = 0;
         }
-        const bool stop = any_rank(g_signal.load() != 0);
         if ((ckpt_every > 0 && step % ckpt_every == 0) || step == total_steps || stop) {
             const LoaderCursor c = loader.cursor();
             const std::vector<int64_t> all =  // (world, 2): every rank's cursor
