@@ -68,6 +68,11 @@ void Aclip::set_comm(Comm* c) {
         for (auto& bn : h->bns) bn->comm = c;
 }
 
+void Aclip::set_grad_checkpointing(bool on) {
+    clip.visual.transformer.grad_checkpointing = on;
+    clip.text.transformer.grad_checkpointing = on;
+}
+
 void Aclip::update_ema(double m) {
     if (!ema || m == 1.0) return;  // momentum 1: the teacher stays as it is
     ema_update(params_of(ema->visual), params_of(clip.visual), m);

@@ -84,6 +84,9 @@ class Aclip : public Module {
     // the SSL heads (online and EMA) use every rank's statistics. Null: this process alone.
     void set_comm(Comm* c);
 
+    // Gradient checkpointing of the online towers' transformer blocks (the EMA teacher records nothing).
+    void set_grad_checkpointing(bool on);
+
     AclipConfig cfg;
     Comm* comm = nullptr;
     Clip clip;

@@ -159,6 +159,13 @@ const std::vector<ConfigKey>& Config::keys() {
          "string",
          {"f32", "bf16"}},
         {"train",
+         "grad_checkpointing",
+         "false",
+         "recompute each transformer block of the online towers in backward instead of keeping its "
+         "activations: much less memory for about a third more compute",
+         "bool",
+         {}},
+        {"train",
          "on_nonfinite",
          "stop",
          "a non-finite loss: stop the run, or skip the step",

@@ -153,6 +153,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     Aclip model(acfg, gen);
     if (device == Device::CUDA) model.to(Device::CUDA);  // before the optimizer, which holds the parameters
     model.set_comm(comm.get());
+    model.set_grad_checkpointing(cfg.boolean("train.grad_checkpointing"));
     std::vector<ParamGroup> groups = model.param_groups(cfg.number("optim.weight_decay"));
     AdamW opt(groups, cfg.number("optim.beta1"), cfg.number("optim.beta2"), cfg.number("optim.eps"));
     std::vector<Tensor> trainable;

@@ -83,11 +83,17 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
 
 void Tensor::backward() const {
     AC_CHECK(numel() == 1, "backward() needs a one-element tensor (a loss); got ", desc());
+    backward(ones_like(*this));
+}
+
+void Tensor::backward(const Tensor& gradient) const {
     AC_CHECK_HINT(requires_grad(),
                   "make a parameter require grad, and do not call backward under NoGradGuard",
                   "backward() on a tensor that does not require grad");
+    AC_CHECK(gradient.shape() == shape() && gradient.device() == device(), "backward: the gradient ",
+             gradient.desc(), " does not match ", desc());
     if (is_leaf()) {
-        accumulate_leaf(impl(), ones_like(*this));
+        accumulate_leaf(impl(), gradient);
         return;
     }
     NoGradGuard no_grad;  // backward rules are not recorded (no double backward)
@@ -110,7 +116,7 @@ void Tensor::backward() const {
     std::sort(order.begin(), order.end(), [](Node* a, Node* b) { return a->seq > b->seq; });
 
     std::unordered_map<Node*, Tensor> grads;
-    grads[order.front()] = ones_like(*this);
+    grads[order.front()] = gradient.dtype() == dtype() ? gradient : gradient.to(dtype());
     for (Node* node : order) {
         auto it = grads.find(node);
         if (it == grads.end()) continue;  // no gradient reached this node

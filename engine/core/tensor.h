@@ -70,7 +70,8 @@ class Tensor {
     Tensor grad() const { return Tensor(impl().grad); }
     void zero_grad() { impl().grad.reset(); }
     void backward() const;  // from a one-element tensor; see engine/autograd/backward.cpp
-    Tensor detach() const;  // same storage, no history
+    void backward(const Tensor& gradient) const;  // from any tensor, given the gradient of its elements
+    Tensor detach() const;                        // same storage, no history
     uint64_t version() const { return impl().storage->version; }
 
     // ---- views (share storage, recorded by autograd) ----

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "engine/autograd/checkpoint.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/ops/ops.h"
 
@@ -175,6 +176,14 @@ Transformer::Transformer(int64_t width, int64_t layers, int64_t heads, int64_t m
 Tensor Transformer::forward(const Tensor& x, bool causal, std::vector<Tensor>* first_probs) const {
     Tensor h = x;
     for (const auto& block : resblocks) {
+        if (grad_checkpointing && !first_probs) {
+            std::vector<Tensor> params;
+            for (const NamedTensor& p : block->named_parameters()) params.push_back(*p.tensor);
+            ResidualAttentionBlock* b = block.get();
+            h = checkpoint([b, causal](const Tensor& in) { return b->forward(in, causal, nullptr); }, h,
+                           params);
+            continue;
+        }
         Tensor p;
         h = block->forward(h, causal, first_probs ? &p : nullptr);
         if (first_probs) first_probs->push_back(p);

@@ -101,6 +101,9 @@ class Transformer : public Module {
     Tensor forward(const Tensor& x, bool causal, std::vector<Tensor>* first_probs = nullptr) const;
     void visit(Visitor& v) override;
     std::vector<std::unique_ptr<ResidualAttentionBlock>> resblocks;
+    // Gradient checkpointing: when recording, each block keeps only its input and is run again in
+    // backward (engine/autograd/checkpoint.h): about a third more compute for a fraction of the memory.
+    bool grad_checkpointing = false;
 };
 
 }  // namespace aclip

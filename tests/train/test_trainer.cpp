@@ -146,6 +146,21 @@ TEST_SUITE("train") {
                         "do not fill one step") != std::string::npos);
     }
 
+    TEST_CASE("train.grad_checkpointing trains to the same weights, bit for bit") {
+        auto weights_after = [&](const std::string& run, const char* checkpointing) {
+            Config c = tiny_run(run);
+            for (const char* kv : {"train.steps=2", "checkpoint.every=0"}) c.set_override(kv);
+            c.set_override(std::string("train.grad_checkpointing=") + checkpointing);
+            train(c);
+            return load_safetensors(list_checkpoints(data_dir() + "/" + run).back());
+        };
+        const SafetensorsFile plain = weights_after("gc_off", "false"), kept = weights_after("gc_on", "true");
+        for (const auto& [name, t] : plain.tensors) {
+            CAPTURE(name);
+            CHECK_CLOSE(kept.get(name), t, 0.0, 0.0);
+        }
+    }
+
     TEST_CASE("each log line is a JSON line of metrics.jsonl with every field") {
         Config c = tiny_run("fields");
         c.set_override("train.steps=3");

@@ -1,6 +1,10 @@
 // test_autograd.cpp: the tape's contract: gradients accumulate, fan-out sums, no_grad and detach cut
-// the graph, in-place changes of saved tensors are caught, and backward releases what it held.
+// the graph, in-place changes of saved tensors are caught, and backward releases what it held; backward
+// from a given gradient; checkpointed functions give the plain gradients while keeping less.
+#include "engine/autograd/checkpoint.h"
 #include "engine/autograd/grad_mode.h"
+#include "engine/autograd/gradcheck.h"
+#include "engine/ops/autocast.h"
 #include "test_util.h"
 
 using namespace aclip;
@@ -86,5 +90,75 @@ TEST_SUITE("unit") {
         w.zero_grad();
         CHECK(during > baseline + 5 * 64 * 256 * 4);  // the graph really held activations
         CHECK(cpu_bytes_in_use() == baseline);
+    }
+
+    TEST_CASE("backward from a given gradient is the gradient of sum(out * gradient)") {
+        Tensor x = aclip::test::random_tensor({3, 4}, 5).requires_grad_();
+        Tensor g = aclip::test::random_tensor({3, 4}, 6);
+        mul(x, x).backward(g);
+        CHECK_CLOSE(x.grad(), mul_scalar(mul(x.detach(), g), 2.0), 1e-15, 0.0);
+        CHECK(error_of([&] {
+                  mul(x, x).backward(zeros({4, 3}, DType::F64));
+              }).find("does not match") != std::string::npos);
+    }
+
+    TEST_CASE("checkpoint: the plain gradients, bit for bit (f32 and bf16 autocast), and an f64 gradcheck") {
+        // two layers of a small MLP as the checkpointed function; its parameters are leaves it reads
+        Tensor w1 = aclip::test::random_tensor({16, 32}, 7, -0.3, 0.3, DType::F32).requires_grad_();
+        Tensor w2 = aclip::test::random_tensor({32, 16}, 8, -0.3, 0.3, DType::F32).requires_grad_();
+        auto block = [&](const Tensor& h) {
+            return add(h, linear(gelu(linear(h, w1.transpose(0, 1))), w2.transpose(0, 1)));
+        };
+        Tensor x0 = aclip::test::random_tensor({8, 16}, 9, -1, 1, DType::F32);
+        Tensor a = aclip::test::random_tensor({16, 16}, 10, -0.5, 0.5, DType::F32).requires_grad_();
+        auto run = [&](bool checkpointed, bool mixed) {
+            w1.zero_grad(), w2.zero_grad(), a.zero_grad();
+            Tensor loss;
+            {
+                AutocastGuard autocast(mixed);
+                Tensor h = matmul(x0, a);  // the checkpointed input needs a gradient too
+                h = checkpointed ? checkpoint(block, h, {w1, w2}) : block(h);
+                loss = mean(mul(h, h));
+            }
+            loss.backward();
+            return std::vector<Tensor>{loss.detach(), w1.grad().clone(), w2.grad().clone(), a.grad().clone()};
+        };
+        for (bool mixed : {false, true}) {
+            CAPTURE(mixed);
+            const std::vector<Tensor> plain = run(false, mixed), kept = run(true, mixed);
+            for (size_t i = 0; i < plain.size(); ++i) CHECK_CLOSE(kept[i], plain[i], 0.0, 0.0);
+        }
+        GradcheckResult r = gradcheck(
+            [](const std::vector<Tensor>& in) {
+                auto f = [&](const Tensor& h) { return tanh(matmul(h, in[1])); };
+                return checkpoint(f, mul(in[0], in[0]), {in[1]});
+            },
+            {aclip::test::random_tensor({3, 4}, 11).requires_grad_(),
+             aclip::test::random_tensor({4, 2}, 12).requires_grad_()});
+        INFO(r.worst);
+        CHECK(r.ok);
+    }
+
+    TEST_CASE("checkpoint keeps only the input: the memory held for backward shrinks") {
+        Tensor w = random_tensor_f32({256, 256});
+        auto held = [&](bool checkpointed) {
+            Tensor x = aclip::test::random_tensor({64, 256}, 3, -1, 1, DType::F32);
+            const size_t before = cpu_bytes_in_use();
+            auto layers = [&](const Tensor& in) {
+                Tensor h = in;
+                for (int i = 0; i < 4; ++i) h = gelu(linear(h, w));
+                return h;
+            };
+            Tensor h = checkpointed ? checkpoint(layers, x, {w}) : layers(x);
+            Tensor loss = mean(mul(h, h));
+            const size_t during = cpu_bytes_in_use() - before;
+            loss.backward();
+            w.zero_grad();
+            return during;
+        };
+        const size_t plain = held(false), kept = held(true);
+        INFO("plain " << plain << " bytes, checkpointed " << kept);
+        CHECK(plain > 8 * 64 * 256 * 4);  // four layers' products and GELU inputs
+        CHECK(kept < 3 * 64 * 256 * 4);   // the output (and the loss's product)
     }
 }

@@ -8,8 +8,10 @@
 // includes those copies (the kernel profile's "memcpy host to device" row); --inputs device keeps f32
 // views on the GPU.
 // --profile N then runs N more steps under a kernel profile and prints where their time went.
+// --grad-checkpointing recomputes the online towers' blocks in backward (train.grad_checkpointing): its
+// cost in time and its saving in peak memory.
 // Usage: aclip_bench_step_cuda [--preset vit_b16] [--batch 256] [--steps 8] [--precision bf16|f32]
-//                              [--inputs host|device] [--profile N]
+//                              [--inputs host|device] [--profile N] [--grad-checkpointing]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -52,6 +54,7 @@ void print_profile(int64_t steps, Step step) {
 int main(int argc, char** argv) {
     std::string preset = "vit_b16", precision = "bf16", inputs = "host";
     int64_t B = 256, steps = 8, profile_steps = 0;
+    bool grad_checkpointing = false;
     for (int i = 1; i < argc; ++i) {
         auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
         if (!std::strcmp(argv[i], "--preset"))
@@ -64,6 +67,8 @@ int main(int argc, char** argv) {
             precision = value();
         else if (!std::strcmp(argv[i], "--profile"))
             profile_steps = std::stoll(value());
+        else if (!std::strcmp(argv[i], "--grad-checkpointing"))
+            grad_checkpointing = true;
         else if (!std::strcmp(argv[i], "--inputs") &&
                  (inputs = value(), inputs == "host" || inputs == "device"))
             continue;
@@ -71,7 +76,7 @@ int main(int argc, char** argv) {
             std::fprintf(
                 stderr,
                 "usage: aclip_bench_step_cuda [--preset P] [--batch B] [--steps N] [--precision bf16|f32] "
-                "[--inputs host|device] [--profile STEPS]\n");
+                "[--inputs host|device] [--profile STEPS] [--grad-checkpointing]\n");
             return 2;
         }
     }
@@ -85,6 +90,7 @@ int main(int argc, char** argv) {
         Generator gen(0);
         Aclip model(c, gen);
         model.to(Device::CUDA);
+        model.set_grad_checkpointing(grad_checkpointing);
         AdamW opt(model.param_groups(0.5), 0.9, 0.98, 1e-8);
         AclipBatch batch;
         batch.view1 = random_gpu({B, 3, S, S}, DType::F32, 1);
