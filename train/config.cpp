@@ -162,7 +162,7 @@ const std::vector<ConfigKey>& Config::keys() {
          "grad_checkpointing",
          "false",
          "recompute each transformer block of the online towers in backward instead of keeping its "
-         "activations: much less memory for about a third more compute",
+         "activations: much less memory for a second forward pass of the blocks",
          "bool",
          {}},
         {"train",
