@@ -25,7 +25,7 @@ Tensor checkpoint(const std::function<Tensor(const Tensor&)>& fn, const Tensor& 
         Tensor again = saved_x.get().detach().requires_grad_();
         Tensor y;
         {
-            EnableGradGuard record_again;  // backward runs with recording off
+            GradModeGuard record_again(true);  // backward runs with recording off
             AutocastGuard same_mode(autocast);
             y = fn(again);
         }

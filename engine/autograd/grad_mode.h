@@ -1,5 +1,5 @@
 // grad_mode.h: the thread-local switch that decides whether ops record themselves for backward.
-// NoGradGuard turns recording off for a scope (evaluation, optimizer steps, EMA updates); EnableGradGuard
+// NoGradGuard turns recording off for a scope (evaluation, optimizer steps, EMA updates); GradModeGuard(true)
 // turns it on (a checkpointed function recomputed during backward).
 #pragma once
 
@@ -8,26 +8,21 @@ namespace aclip {
 bool grad_enabled();
 void set_grad_enabled(bool on);
 
-class NoGradGuard {
+// Sets whether ops record for a scope, and restores the previous setting after it.
+class GradModeGuard {
   public:
-    NoGradGuard() : previous_(grad_enabled()) { set_grad_enabled(false); }
-    ~NoGradGuard() { set_grad_enabled(previous_); }
-    NoGradGuard(const NoGradGuard&) = delete;
-    NoGradGuard& operator=(const NoGradGuard&) = delete;
+    explicit GradModeGuard(bool on) : previous_(grad_enabled()) { set_grad_enabled(on); }
+    ~GradModeGuard() { set_grad_enabled(previous_); }
+    GradModeGuard(const GradModeGuard&) = delete;
+    GradModeGuard& operator=(const GradModeGuard&) = delete;
 
   private:
     bool previous_;
 };
 
-class EnableGradGuard {
+class NoGradGuard : public GradModeGuard {
   public:
-    EnableGradGuard() : previous_(grad_enabled()) { set_grad_enabled(true); }
-    ~EnableGradGuard() { set_grad_enabled(previous_); }
-    EnableGradGuard(const EnableGradGuard&) = delete;
-    EnableGradGuard& operator=(const EnableGradGuard&) = delete;
-
-  private:
-    bool previous_;
+    NoGradGuard() : GradModeGuard(false) {}
 };
 
 }  // namespace aclip
