@@ -192,7 +192,14 @@ std::vector<int64_t> shard_sizes(const std::vector<std::string>& shards) {
         std::string text = "{";
         for (const auto& [name, n] : by_dir[dir])
             text += (text.size() > 1 ? ", " : "") + json_quote(name) + ": " + std::to_string(n);
-        write_file_atomic(dir + "/sizes.json", text + "}\n");
+        try {  // a read-only dataset folder is fine: the counts are only remembered for the next run
+            write_file_atomic(dir + "/sizes.json", text + "}\n");
+        } catch (const Error& e) {
+            std::fprintf(stderr,
+                         "warning: the shard sizes could not be saved in %s/sizes.json (%s); "
+                         "the next run counts them again\n",
+                         dir.c_str(), e.what());
+        }
     }
     return out;
 }

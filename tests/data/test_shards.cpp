@@ -152,4 +152,16 @@ TEST_SUITE("data") {
         CHECK(test::error_of([&] { shard_sizes(shards); }).find("sizes.json: count of '0.tar'") !=
               std::string::npos);
     }
+
+    TEST_CASE("sizes.json that cannot be written (a read-only dataset folder): counted, not an error") {
+        std::string dir = temp_dir("sizes_ro");
+        ShardWriter w(dir + "/0.tar");
+        for (int i = 0; i < 5; ++i) w.write({"k" + std::to_string(i), {{"txt", "t"}}});
+        w.close();
+        fs::remove(dir + "/sizes.json");
+        // the atomic write's temporary name taken by a folder: the write fails as on a read-only folder
+        fs::create_directories(dir + "/sizes.json.tmp." + std::to_string(getpid()));
+        CHECK(shard_sizes({dir + "/0.tar"}) == std::vector<int64_t>{5});
+        CHECK_FALSE(fs::exists(dir + "/sizes.json"));
+    }
 }
