@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "engine/core/error.h"
@@ -147,6 +148,29 @@ void ShardSetWriter::close() {
     write_file_atomic(dir_ + "/sizes.json", text + "}\n");
 }
 
+namespace {
+
+// The samples img2dataset wrote to a shard, from the "successes" of its NAME_stats.json; nothing when there
+// is no such file or it does not say (a malformed one is named in a warning).
+std::optional<int64_t> img2dataset_count(const std::string& stats_path) {
+    std::ifstream in(stats_path);
+    if (!in) return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    try {
+        const JsonValue v = json_parse(ss.str(), stats_path);
+        const JsonValue* n = v.find("successes");
+        if (n && n->kind == JsonValue::Kind::Int && n->integer >= 0) return n->integer;
+        std::fprintf(stderr, "warning: %s has no count of \"successes\"; counting the shard\n",
+                     stats_path.c_str());
+    } catch (const Error& e) {
+        std::fprintf(stderr, "warning: %s; counting the shard\n", e.what());
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::vector<int64_t> shard_sizes(const std::vector<std::string>& shards) {
     std::map<std::string, std::map<std::string, int64_t>> by_dir;  // dir -> basename -> count
     auto load_dir = [&](const std::string& dir) -> std::map<std::string, int64_t>& {
@@ -175,6 +199,12 @@ std::vector<int64_t> shard_sizes(const std::vector<std::string>& shards) {
         std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
         auto& sizes = load_dir(dir);
         const std::string base = p.filename().string();
+        if (!sizes.count(base))
+            if (const std::optional<int64_t> n =
+                    img2dataset_count(dir + "/" + p.stem().string() + "_stats.json")) {
+                sizes[base] = *n;
+                changed[dir] = true;
+            }
         if (!sizes.count(base)) {
             ShardReader reader(shard);
             Sample s;

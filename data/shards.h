@@ -70,7 +70,8 @@ class ShardSetWriter {
 };
 
 // Sample counts of the shards, from the sizes.json beside them (basename -> count, as open_clip reads
-// it). Shards missing from it are scanned, and sizes.json is (re)written with them, atomically.
+// it), else from img2dataset's NAME_stats.json ("successes"), else by a scan of the shard; sizes.json is
+// (re)written with what was found, atomically (a folder that cannot take it only gets a warning).
 std::vector<int64_t> shard_sizes(const std::vector<std::string>& shards);
 
 }  // namespace aclip

@@ -153,6 +153,22 @@ TEST_SUITE("data") {
               std::string::npos);
     }
 
+    TEST_CASE("img2dataset's NAME_stats.json gives a shard's count without a scan") {
+        std::string dir = temp_dir("sizes_stats");
+        for (int k = 0; k < 2; ++k) {
+            ShardWriter w(dir + "/0000" + std::to_string(k) + ".tar");
+            for (int i = 0; i < 3; ++i) w.write({"k" + std::to_string(i), {{"txt", "t"}}});
+            w.close();
+        }
+        fs::remove(dir + "/sizes.json");
+        // 7, not the 3 inside: read from the file, not counted; a stats file without the count is scanned
+        std::ofstream(dir + "/00000_stats.json")
+            << "{\"count\": 10, \"successes\": 7, \"failed_to_download\": 3}";
+        std::ofstream(dir + "/00001_stats.json") << "{\"count\": 10}";
+        CHECK(shard_sizes(expand_shard_list(dir + "/{00000..00001}.tar")) == std::vector<int64_t>{7, 3});
+        CHECK(fs::exists(dir + "/sizes.json"));  // and remembered
+    }
+
     TEST_CASE("sizes.json that cannot be written (a read-only dataset folder): counted, not an error") {
         std::string dir = temp_dir("sizes_ro");
         ShardWriter w(dir + "/0.tar");
