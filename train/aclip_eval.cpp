@@ -10,6 +10,7 @@
 #include "engine/dist/comm.h"
 #include "train/cli.h"
 #include "train/inference.h"
+#include "train/progress.h"
 
 using namespace aclip;
 
@@ -30,7 +31,12 @@ int main(int argc, char** argv) {
         const EvalSettings& es = c.settings;
         AC_CHECK_HINT(!es.zeroshot.empty() || !es.retrieval.empty(), "set eval.zeroshot or eval.retrieval",
                       "nothing to evaluate");
-        const EvalResults results = evaluate(model, *c.tokenizer, es, *comm);
+        OnDemandProgressBar images;  // rank 0's share, on a terminal
+        const EvalResults results =
+            evaluate(model, *c.tokenizer, es, *comm, [&](int64_t done, int64_t total) {
+                if (comm->rank() == 0) images.update(done, total);
+            });
+        images.reset();
         for (bool ema : {false, true}) {
             if (comm->rank() != 0) break;  // rank 0 prints
             if (ema && !results.ema) continue;

@@ -273,7 +273,8 @@ std::string eval_summary(const EvalResult& r, bool detailed) {
     return line;
 }
 
-EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings& s, Comm& comm) {
+EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings& s, Comm& comm,
+                     const EvalProgress& progress) {
     NoGradGuard no_grad;
     std::vector<Embedder> towers = {Embedder(model, false, tok, s)};
     if (model.ema) towers.emplace_back(model, true, tok, s);
@@ -285,7 +286,16 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
     auto tower = [&](const Tensor& rows, size_t t) {
         return rows.narrow(1, static_cast<int64_t>(t) * E, E).contiguous();  // (rows, E)
     };
-    // A rank reads and embeds the images of its batches only (images: empty where not its own). An image
+    // A rank reads and embeds the images of its batches only (their bytes are empty elsewhere).
+    const KeepImage mine = [&](int64_t row) { return owns_row(row, s.batch_size, comm); };
+    const std::vector<Sample> zeroshot =
+        s.zeroshot.empty() ? std::vector<Sample>() : read_samples(s.zeroshot, mine);
+    const std::vector<Sample> retrieval =
+        s.retrieval.empty() ? std::vector<Sample>() : read_samples(s.retrieval, mine);
+    int64_t embedded = 0, to_embed = 0;  // this rank's images, for the progress report
+    for (const std::vector<Sample>* set : {&zeroshot, &retrieval})
+        for (int64_t i = 0; i < static_cast<int64_t>(set->size()); ++i) to_embed += mine(i);
+    // An image
     // that cannot be decoded is skipped with a warning, as the loader skips one: its row's last column (1
     // when decoded) tells every rank.
     auto image_rows = [&](const std::vector<std::string>& images, const std::vector<std::string>& keys) {
@@ -305,6 +315,8 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
                                      std::vector<Tensor> per_tower;
                                      for (const Embedder& e : towers) per_tower.push_back(e.images(decoded));
                                      per_tower.push_back(from_vector(decoded_ok, {hi - lo, 1}).to(device));
+                                     embedded += hi - lo;
+                                     if (progress) progress(embedded, to_embed);
                                      return side_by_side(per_tower);
                                  });
     };
@@ -319,7 +331,6 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
         if (static_cast<int64_t>(at.size()) == rows.size(0)) return rows;
         return index_select(rows, 0, from_vector(at, {static_cast<int64_t>(at.size())}).to(device));
     };
-    const KeepImage mine = [&](int64_t row) { return owns_row(row, s.batch_size, comm); };
     auto text_rows = [&](const std::vector<std::string>& texts) {
         return rows_across_ranks(
             static_cast<int64_t>(texts.size()), s.batch_size, W, device, comm, [&](int64_t lo, int64_t hi) {
@@ -342,7 +353,7 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
             });  // (K, towers * E)
         std::vector<std::string> images, keys;
         std::vector<std::vector<int64_t>> all_labels, labels;
-        for (const Sample& smp : read_samples(s.zeroshot, mine)) {
+        for (const Sample& smp : zeroshot) {
             AC_CHECK(smp.files.count("cls"), "zero-shot sample '", smp.key, "' has no .cls");
             const int64_t label = std::stoll(smp.files.at("cls"));
             AC_CHECK_HINT(label >= 0 && label < static_cast<int64_t>(classes.size()),
@@ -369,7 +380,7 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
     if (!s.retrieval.empty()) {
         std::vector<std::string> images, keys, captions;
         std::vector<std::vector<std::string>> captions_of;  // per image
-        for (const Sample& smp : read_samples(s.retrieval, mine)) {
+        for (const Sample& smp : retrieval) {
             AC_CHECK(smp.files.count("json"), "retrieval sample '", smp.key, "' has no .json");
             JsonValue v = json_parse(smp.files.at("json"), smp.key + ".json");
             const JsonValue* list = v.find("captions");

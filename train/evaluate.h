@@ -55,7 +55,10 @@ struct EvalResults {
 // cannot be decoded is skipped with a warning (a retrieval image with its captions) and counted. Every rank
 // of comm must call it: each embeds its share of the images and texts (whole batches, so the embeddings are
 // bitwise those of one rank), and every rank receives the results of the whole set.
-EvalResults evaluate(Aclip& model, const ClipTokenizer& tokenizer, const EvalSettings& settings, Comm& comm);
+// progress(done, total), if given, after each batch: this rank's images embedded so far, of its total.
+using EvalProgress = std::function<void(int64_t done, int64_t total)>;
+EvalResults evaluate(Aclip& model, const ClipTokenizer& tokenizer, const EvalSettings& settings, Comm& comm,
+                     const EvalProgress& progress = {});
 
 // The images [begin, begin + n) decoded and transformed for evaluation (resize, centre crop), on
 // `workers` threads: (n, 3, S, S) u8. A bad image is an error naming its index; when `errors` is given,

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 namespace aclip {
@@ -47,6 +48,22 @@ class ProgressBar {
     std::FILE* out_;
     bool active_;
     std::chrono::steady_clock::time_point start_;
+};
+
+// A bar for work that learns its total as it goes (an evaluation's share of images): the first update
+// draws it; reset() erases it.
+class OnDemandProgressBar {
+  public:
+    explicit OnDemandProgressBar(std::FILE* out = stderr) : out_(out) {}
+    void update(int64_t done, int64_t total) {
+        if (!bar_) bar_ = std::make_unique<ProgressBar>(total, 0, out_);
+        bar_->update(done);
+    }
+    void reset() { bar_.reset(); }
+
+  private:
+    std::FILE* out_;
+    std::unique_ptr<ProgressBar> bar_;
 };
 
 }  // namespace aclip

@@ -213,7 +213,11 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     result.first_step = result.step = at.step;
     auto evaluate_now = [&](int64_t step) {  // every rank embeds its share of the evaluation sets
         if (es.zeroshot.empty() && es.retrieval.empty()) return;
-        const EvalResults r = evaluate(model, tokenizer, es, *comm);
+        OnDemandProgressBar images;  // rank 0's share, on a terminal
+        const EvalResults r = evaluate(model, tokenizer, es, *comm, [&](int64_t done, int64_t total) {
+            if (rank0) images.update(done, total);
+        });
+        images.reset();
         result.online = r.online;
         if (rank0) report_eval(step, "online", result.online, metrics);
         if (!r.ema) return;

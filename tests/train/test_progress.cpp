@@ -39,6 +39,16 @@ TEST_SUITE("train") {
         std::string drawn = drain(master);
         CHECK(drawn.find("[###############...............] 60/100  eta ") != std::string::npos);
         CHECK(drawn.find("\r\033[K") != std::string::npos);
+        {
+            OnDemandProgressBar images(terminal);  // learns its total from the first update
+            images.update(3, 12);
+            images.update(12, 12);
+            images.reset();
+        }
+        drawn = drain(master);
+        CHECK(drawn.find("] 3/12  eta ") != std::string::npos);
+        CHECK(drawn.find("[##############################] 12/12") != std::string::npos);
+        CHECK(drawn.find("\r\033[K") != std::string::npos);
         std::fclose(terminal);
         ::close(master);
 
