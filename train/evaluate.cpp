@@ -208,16 +208,16 @@ Tensor Embedder::texts(const std::vector<std::string>& texts, const ProgressFn& 
 Tensor Embedder::classifier(const std::vector<std::string>& classes,
                             const std::vector<std::string>& templates) const {
     NoGradGuard no_grad;
-    std::vector<Tensor> rows;
-    for (const std::string& c : classes) {
-        std::vector<std::string> prompts;
+    const int64_t K = static_cast<int64_t>(classes.size()), T = static_cast<int64_t>(templates.size());
+    std::vector<std::string> prompts;  // class-major: every template of class 0, then of class 1, ...
+    for (const std::string& c : classes)
         for (const std::string& tpl : templates) {
             size_t at = tpl.find("{}");
             prompts.push_back(at == std::string::npos ? tpl : tpl.substr(0, at) + c + tpl.substr(at + 2));
         }
-        rows.push_back(l2_normalize(mean(texts(prompts), {0}), -1));
-    }
-    return stack(rows, 0);
+    // every class's prompts in full batches (not a batch of T per class), then averaged per class
+    const Tensor embedded = texts(prompts);                            // (K T, E)
+    return l2_normalize(mean(embedded.reshape({K, T, -1}), {1}), -1);  // (K, E)
 }
 
 void check_eval_inputs(const EvalSettings& s) {
@@ -344,13 +344,21 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
     int64_t skipped = 0;  // images that could not be decoded
     if (!s.zeroshot.empty()) {
         const std::vector<std::string> classes = first_list(s.classes), templates = first_list(s.templates);
-        const Tensor text = rows_across_ranks(
-            static_cast<int64_t>(classes.size()), 1, W, device, comm, [&](int64_t lo, int64_t hi) {
-                const std::vector<std::string> part(classes.begin() + lo, classes.begin() + hi);
-                std::vector<Tensor> per_tower;
-                for (const Embedder& e : towers) per_tower.push_back(e.classifier(part, templates));
-                return side_by_side(per_tower);
-            });  // (K, towers * E)
+        AC_CHECK_HINT(!classes.empty() && !templates.empty(), "check eval.classes and eval.templates",
+                      "zero-shot needs class names and templates: ", s.classes, " names ", classes.size(),
+                      ", ", s.templates, " holds ", templates.size());
+        // classes shared in chunks whose prompts fill about a batch
+        const int64_t classes_a_chunk =
+            std::max<int64_t>(1, s.batch_size / static_cast<int64_t>(templates.size()));
+        const Tensor text = rows_across_ranks(static_cast<int64_t>(classes.size()), classes_a_chunk, W,
+                                              device, comm, [&](int64_t lo, int64_t hi) {
+                                                  const std::vector<std::string> part(classes.begin() + lo,
+                                                                                      classes.begin() + hi);
+                                                  std::vector<Tensor> per_tower;
+                                                  for (const Embedder& e : towers)
+                                                      per_tower.push_back(e.classifier(part, templates));
+                                                  return side_by_side(per_tower);
+                                              });  // (K, towers * E)
         std::vector<std::string> images, keys;
         std::vector<std::vector<int64_t>> all_labels, labels;
         for (const Sample& smp : zeroshot) {
