@@ -22,6 +22,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// An evaluation of DIR/val (zero-shot, with DIR/classes.json and DIR/templates.json) and a Karpathy JSON by
+// the tiny model at 32 px, in batches of 4.
+EvalSettings small_eval(const std::string& dir, const std::string& karpathy) {
+    EvalSettings s;
+    s.zeroshot = dir + "/val";
+    s.classes = dir + "/classes.json";
+    s.templates = dir + "/templates.json";
+    s.retrieval = karpathy;
+    s.context = 16;
+    s.batch_size = 4;
+    s.transform.size = 32;
+    return s;
+}
+
 std::vector<double> fields(const EvalResult& r) {
     return {r.top1,
             r.top5,
@@ -72,14 +86,7 @@ TEST_SUITE("train") {
         cfg.clip.text.vocab = tok.vocab_size();
         Generator gen(1);
         Aclip model(cfg, gen);
-        EvalSettings s;
-        s.zeroshot = dir + "/val";
-        s.classes = dir + "/classes.json";
-        s.templates = dir + "/templates.json";
-        s.retrieval = dir + "/flickr/dataset_flickr30k.json";
-        s.context = 16;
-        s.batch_size = 4;
-        s.transform.size = 32;
+        EvalSettings s = small_eval(dir, dir + "/flickr/dataset_flickr30k.json");
         LocalComm one;
         const EvalResults both = evaluate(model, tok, s, one);
         REQUIRE(both.ema);
@@ -191,15 +198,9 @@ TEST_SUITE("train") {
         ClipTokenizer tok(dir + "/bpe.txt", 1000);
         AclipConfig cfg = model_preset("tiny");
         cfg.clip.text.vocab = tok.vocab_size();
-        EvalSettings s;
-        s.zeroshot = dir + "/val";
-        s.classes = dir + "/classes.json";
-        s.templates = dir + "/templates.json";
-        s.retrieval = dir + "/flickr/karpathy.json";
-        s.context = 16;
-        s.batch_size = 4;  // 15 images: four batches, shared unevenly
+        // 15 images: four batches of 4, shared unevenly
+        EvalSettings s = small_eval(dir, dir + "/flickr/karpathy.json");
         s.workers = 2;
-        s.transform.size = 32;
         auto results_of = [&](int world) {
             std::vector<std::vector<double>> out(static_cast<size_t>(world));
             std::vector<std::unique_ptr<Aclip>> models;
