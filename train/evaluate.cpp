@@ -273,6 +273,32 @@ std::string eval_summary(const EvalResult& r, bool detailed) {
     return line;
 }
 
+namespace {
+
+// Images [lo, hi) embedded by every tower, side by side, and a last column that is 1 where the image
+// decoded: (hi - lo, towers * E + 1). One that cannot be decoded is skipped with a warning, as the loader
+// skips one, and the column tells every rank.
+Tensor embed_images(const std::vector<Embedder>& towers, const std::vector<std::string>& images,
+                    const std::vector<std::string>& keys, int64_t lo, int64_t hi, const EvalSettings& s,
+                    Device device) {
+    std::vector<std::string> errors;
+    const Tensor decoded = decode_for_eval(images, lo, hi - lo, s.transform, s.workers, &errors);
+    std::vector<float> decoded_ok;
+    for (int64_t i = lo; i < hi; ++i) {
+        const std::string& why = errors[static_cast<size_t>(i - lo)];
+        if (!why.empty())
+            std::fprintf(stderr, "warning: evaluation skips %s: %s\n", keys[static_cast<size_t>(i)].c_str(),
+                         why.c_str());
+        decoded_ok.push_back(why.empty() ? 1.0f : 0.0f);
+    }
+    std::vector<Tensor> columns;
+    for (const Embedder& e : towers) columns.push_back(e.images(decoded));
+    columns.push_back(from_vector(decoded_ok, {hi - lo, 1}).to(device));
+    return concat(columns, 1);
+}
+
+}  // namespace
+
 EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings& s, Comm& comm,
                      const EvalProgress& progress) {
     NoGradGuard no_grad;
@@ -295,29 +321,14 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
     int64_t embedded = 0, to_embed = 0;  // this rank's images, for the progress report
     for (const std::vector<Sample>* set : {&zeroshot, &retrieval})
         for (int64_t i = 0; i < static_cast<int64_t>(set->size()); ++i) to_embed += mine(i);
-    // An image
-    // that cannot be decoded is skipped with a warning, as the loader skips one: its row's last column (1
-    // when decoded) tells every rank.
     auto image_rows = [&](const std::vector<std::string>& images, const std::vector<std::string>& keys) {
         return rows_across_ranks(static_cast<int64_t>(images.size()), s.batch_size, W + 1, device, comm,
                                  [&](int64_t lo, int64_t hi) {
-                                     std::vector<std::string> errors;
-                                     const Tensor decoded = decode_for_eval(images, lo, hi - lo, s.transform,
-                                                                            s.workers, &errors);
-                                     std::vector<float> decoded_ok;
-                                     for (int64_t i = lo; i < hi; ++i) {
-                                         const std::string& why = errors[static_cast<size_t>(i - lo)];
-                                         if (!why.empty())
-                                             std::fprintf(stderr, "warning: evaluation skips %s: %s\n",
-                                                          keys[static_cast<size_t>(i)].c_str(), why.c_str());
-                                         decoded_ok.push_back(why.empty() ? 1.0f : 0.0f);
-                                     }
-                                     std::vector<Tensor> per_tower;
-                                     for (const Embedder& e : towers) per_tower.push_back(e.images(decoded));
-                                     per_tower.push_back(from_vector(decoded_ok, {hi - lo, 1}).to(device));
+                                     const Tensor rows =
+                                         embed_images(towers, images, keys, lo, hi, s, device);
                                      embedded += hi - lo;
                                      if (progress) progress(embedded, to_embed);
-                                     return side_by_side(per_tower);
+                                     return rows;
                                  });
     };
     auto decoded_rows = [&](const Tensor& rows) {  // the indices of the images that decoded
