@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: installs missing packages (tools/install_deps.sh), configures, builds and runs every test of
-# aclip, then runs the test binary again from a sanitizer build. Warnings are errors. The CUDA backend is
-# compiled when nvcc is present (ACLIP_CUDA=AUTO) and its tests skip without a GPU.
+# aclip, then runs the test binary again from an ASan + UBSan build and, for the threaded code, from a TSan
+# build. Warnings are errors. The CUDA backend is compiled when nvcc is present (ACLIP_CUDA=AUTO) and its
+# tests skip without a GPU.
 # Usage: tools/test.sh [build-dir]    (default: build-test). The last line is "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +64,28 @@ else
     asan_passed=0 asan_failed=1
 fi
 
-passed=$((passed + asan_passed))
-failed=$((failed + asan_failed))
+# The threaded code (the loader's workers, evaluation's decoding threads, thread ranks, emulated warps)
+# under ThreadSanitizer: a data race fails the run. OpenMP's pool runs one thread (libgomp is not
+# instrumented); the tests that start other processes ran above.
+tsan_dir="$build_dir-tsan"
+mkdir -p "$tsan_dir"
+tsan_log="$tsan_dir/test.log"
+if cmake -S . -B "$tsan_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACLIP_SANITIZE_THREADS=ON \
+        -DACLIP_CUDA=OFF -DACLIP_WERROR=ON > "$tsan_dir/configure.log" 2>&1 &&
+        cmake --build "$tsan_dir" -j "$jobs" --target aclip_tests > "$tsan_dir/build.log" 2>&1; then
+    OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 "$tsan_dir/tests/aclip_tests" -ts=unit,dist,data,train,cuda \
+        -tce='*processes*,*SIGTERM*' > "$tsan_log" 2>&1
+    tsan_status=$?
+    read -r tsan_passed tsan_failed < <(count "$tsan_log")
+    [[ $tsan_status -ne 0 && $tsan_failed -eq 0 ]] && tsan_failed=1
+    echo "sanitizer build (TSan): $tsan_passed passed, $tsan_failed failed"
+    [[ $tsan_failed -ne 0 ]] && grep -E -A8 "WARNING: ThreadSanitizer|ERROR" "$tsan_log" | head -30
+else
+    echo "thread sanitizer build failed; see $tsan_dir/build.log"
+    tsan_passed=0 tsan_failed=1
+fi
+
+passed=$((passed + asan_passed + tsan_passed))
+failed=$((failed + asan_failed + tsan_failed))
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
