@@ -85,9 +85,9 @@ int64_t epoch_samples(const LoaderConfig& cfg) {
     return cfg.split_batches ? total : total / cfg.world;  // shards rotate among ranks
 }
 
-int64_t steps_per_epoch(const LoaderConfig& cfg, int64_t accumulate) {
+int64_t steps_per_epoch(const LoaderConfig& cfg, int64_t samples, int64_t accumulate) {
     const int64_t batch = cfg.split_batches ? cfg.batch_size * cfg.world : cfg.batch_size;  // of the stream
-    return epoch_samples(cfg) / (batch * accumulate);
+    return samples / (batch * accumulate);
 }
 
 Loader::Loader(const LoaderConfig& cfg, const ClipTokenizer& tokenizer, LoaderCursor start)
@@ -104,7 +104,6 @@ Loader::Loader(const LoaderConfig& cfg, const ClipTokenizer& tokenizer, LoaderCu
     shards_ = expand_shard_list(cfg.shards);
     AC_CHECK_HINT(static_cast<int>(shards_.size()) >= cfg.world, "use at least as many shards as ranks",
                   "Loader: ", shards_.size(), " shards cannot feed ", cfg.world, " ranks");
-    samples_per_epoch_ = epoch_samples(cfg);
     for (int i = 0; i < cfg.workers; ++i) threads_.emplace_back([this] { work(); });
     threads_.emplace_back([this] { produce(); });
 }
@@ -216,11 +215,7 @@ Loader::Result Loader::process(const Work& w) const {
                       static_cast<uint64_t>(w.position));
         const auto& files = w.sample.files;
         const std::string caption = sample_caption(files, cfg_.captions, rng);
-        const std::string* image = nullptr;
-        for (const char* ext : {"jpg", "jpeg", "png"}) {
-            auto it = files.find(ext);
-            if (it != files.end() && !image) image = &it->second;
-        }
+        const std::string* image = image_of(w.sample);
         AC_CHECK(image != nullptr, "no image (.jpg, .jpeg or .png)");
         r.views = aclip_train_transform(*image, cfg_.transform, rng);
         r.ids = tokenizer_.tokenize(caption, cfg_.context, cfg_.truncate);

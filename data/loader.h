@@ -57,9 +57,9 @@ struct LoaderConfig {
 // written there): the whole set when split_batches, else this rank's share.
 int64_t epoch_samples(const LoaderConfig& cfg);
 
-// Optimizer steps in an epoch, each taking `accumulate` batches (a partial last batch is dropped). The
-// same on every rank: how "N epochs" in a config becomes steps.
-int64_t steps_per_epoch(const LoaderConfig& cfg, int64_t accumulate);
+// Optimizer steps in an epoch of `samples` (epoch_samples), each taking `accumulate` batches (a partial
+// last batch is dropped). The same on every rank: how "N epochs" in a config becomes steps.
+int64_t steps_per_epoch(const LoaderConfig& cfg, int64_t samples, int64_t accumulate);
 
 struct Batch {
     Tensor view1, view2, ema_view;  // (B, 3, S, S) u8 each: normalize_images makes the model's input
@@ -91,7 +91,6 @@ class Loader {
     Batch next();  // the next full batch; epochs roll over (the last partial batch is dropped)
     LoaderCursor cursor() const { return cursor_; }  // where a resumed loader must start
     LoaderStats stats() const;
-    int64_t samples_per_epoch() const { return samples_per_epoch_; }  // this rank's share, from sizes.json
 
   private:
     struct Work;
@@ -103,7 +102,6 @@ class Loader {
     LoaderConfig cfg_;
     const ClipTokenizer& tokenizer_;
     std::vector<std::string> shards_;
-    int64_t samples_per_epoch_ = 0;
     LoaderCursor cursor_;
     bool usable_this_epoch_ = false;  // a whole epoch without one usable sample is an error, not a hang
 

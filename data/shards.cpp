@@ -74,6 +74,18 @@ std::vector<std::string> expand_shard_list(const std::string& pattern) {
     return out;
 }
 
+std::string* image_of(Sample& s) {
+    for (const char* ext : {"jpg", "jpeg", "png"}) {
+        auto it = s.files.find(ext);
+        if (it != s.files.end()) return &it->second;
+    }
+    return nullptr;
+}
+
+const std::string* image_of(const Sample& s) {
+    return image_of(const_cast<Sample&>(s));
+}
+
 bool ShardReader::next(Sample& out) {
     while (!done_) {
         TarMember m;

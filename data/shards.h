@@ -22,6 +22,10 @@ struct Sample {
     std::map<std::string, std::string> files;  // extension -> bytes
 };
 
+// The sample's image: its .jpg, .jpeg or .png member, in that order; null when it has none.
+const std::string* image_of(const Sample& s);
+std::string* image_of(Sample& s);
+
 // Streams the samples of one shard. A damaged or truncated shard ends early: the partial sample is
 // dropped, error() says what happened, and the caller warns once and moves on.
 class ShardReader {

@@ -110,9 +110,8 @@ std::vector<Sample> read_samples(const std::string& source, const KeepImage& kee
         ShardReader r(path);
         Sample s;
         while (r.next(s)) {
-            if (!keep(static_cast<int64_t>(out.size())))
-                for (auto& [ext, bytes] : s.files)
-                    if (ext == "jpg" || ext == "jpeg" || ext == "png") std::string().swap(bytes);
+            if (std::string* image = image_of(s); image && !keep(static_cast<int64_t>(out.size())))
+                std::string().swap(*image);
             out.push_back(std::move(s));
         }
         if (!r.error().empty())
@@ -121,10 +120,10 @@ std::vector<Sample> read_samples(const std::string& source, const KeepImage& kee
     return out;
 }
 
-const std::string& image_of(const Sample& s) {
-    for (const char* ext : {"jpg", "jpeg", "png"})
-        if (s.files.count(ext)) return s.files.at(ext);
-    AC_FAIL("eval sample '", s.key, "' has no image");
+const std::string& image_bytes(const Sample& s) {
+    const std::string* image = image_of(s);
+    AC_CHECK(image != nullptr, "eval sample '", s.key, "' has no image");
+    return *image;
 }
 
 }  // namespace
@@ -379,7 +378,7 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
                           "eval.classes must name every class of the zero-shot set", "zero-shot sample '",
                           smp.key, "' is of class ", label, " but ", s.classes, " names ", classes.size(),
                           " classes");
-            images.push_back(image_of(smp));
+            images.push_back(image_bytes(smp));
             keys.push_back(smp.key);
             all_labels.push_back({label});
         }
@@ -407,7 +406,7 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
                      ".json: expected {\"captions\": [...]}");
             captions_of.emplace_back();
             for (const JsonValue& c : list->array) captions_of.back().push_back(c.string);
-            images.push_back(image_of(smp));
+            images.push_back(image_bytes(smp));
             keys.push_back(smp.key);
         }
         const Tensor rows = image_rows(images, keys);

@@ -162,12 +162,12 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     // Lengths given in epochs become steps: an epoch is the full batches of the shards' samples.
     const LoaderConfig lc = loader_config_from(cfg, acfg, *comm, device);
     const int64_t accumulate = cfg.integer("train.accumulate");
-    const int64_t epoch_steps = steps_per_epoch(lc, accumulate);
+    const int64_t samples = epoch_samples(lc), epoch_steps = steps_per_epoch(lc, samples, accumulate);
     auto steps_of = [&](const std::string& key) {
         const StepCount c = cfg.step_count(key);
         AC_CHECK_HINT(!c.epochs || c.count == 0 || epoch_steps > 0,
                       "use more data or a smaller batch, or give it in steps", key, " = ", cfg.str(key),
-                      ": the ", epoch_samples(lc), " samples of an epoch do not fill one step");
+                      ": the ", samples, " samples of an epoch do not fill one step");
         return c.steps(epoch_steps);
     };
     const int64_t total_steps = steps_of("train.steps");

@@ -120,11 +120,11 @@ TEST_SUITE("train") {
         LocalComm local;
         const AclipConfig acfg = aclip_config_from(c, 300);
         LoaderConfig lc = loader_config_from(c, acfg, local, Device::CPU);
-        CHECK(steps_per_epoch(lc, 2) == 5);  // 80 samples, 16 a step
+        CHECK(steps_per_epoch(lc, epoch_samples(lc), 2) == 5);  // 80 samples, 16 a step
         lc.world = 2;  // two ranks of 8 x 2: 32 samples a step, however the ranks split them
-        CHECK(steps_per_epoch(lc, 2) == 2);
+        CHECK(steps_per_epoch(lc, epoch_samples(lc), 2) == 2);
         lc.split_batches = true;
-        CHECK(steps_per_epoch(lc, 2) == 2);
+        CHECK(steps_per_epoch(lc, epoch_samples(lc), 2) == 2);
         TrainResult r = train(c);
         CHECK(r.step == 10);
         std::vector<std::string> ckpts = list_checkpoints(data_dir() + "/epochs");
