@@ -177,11 +177,9 @@ Tensor Transformer::forward(const Tensor& x, bool causal, std::vector<Tensor>* f
     Tensor h = x;
     for (const auto& block : resblocks) {
         if (grad_checkpointing && !first_probs) {
-            std::vector<Tensor> params;
-            for (const NamedTensor& p : block->named_parameters()) params.push_back(*p.tensor);
             ResidualAttentionBlock* b = block.get();
             h = checkpoint([b, causal](const Tensor& in) { return b->forward(in, causal, nullptr); }, h,
-                           params);
+                           b->parameters());
             continue;
         }
         Tensor p;
