@@ -93,6 +93,33 @@ summary=$(grep -E "^\[doctest\] (test cases|assertions)" "$log_dir/gpu_tests.log
 [[ $test_status -eq 0 ]] || status=1
 tail -5 "$log_dir/gpu_tests.log"
 
+# A CUDA error such as an illegal address is sticky: every later launch of the process fails too. After
+# a failure, each GPU test case runs again in a process of its own, so the report names the ones that
+# fail by themselves (doctest splits filters at commas: a comma in a name becomes the wildcard '?').
+if [[ $test_status -ne 0 && $dry_run -eq 0 ]]; then
+    echo "== each GPU test case alone at $(elapsed) s"
+    echo "- each GPU test case in a process of its own (exit status, name; logs in gpu_tests_alone.log):" >> "$report"
+    : > "$log_dir/gpu_tests_alone.log"
+    "$build/tests/aclip_tests" --list-test-cases 2>/dev/null | grep -E '^(GPU:|parity:)' |
+        while IFS= read -r name; do
+            echo "=== $name" >> "$log_dir/gpu_tests_alone.log"
+            timeout 120 "$build/tests/aclip_tests" --require-gpu -tc="${name//,/?}" \
+                >> "$log_dir/gpu_tests_alone.log" 2>&1
+            echo "  - $? $name" >> "$report"
+        done
+    # the parity cases after one that broke the context, in fresh processes (at most four breaks)
+    skip=""
+    for _ in 1 2 3 4; do
+        broken=$(grep -h '^PARITY_CONTEXT_BROKEN_AT ' "$log_dir/gpu_tests_alone.log" | tail -1 | cut -d' ' -f2-)
+        [[ -n "$broken" && "|$skip|" != *"|$broken|"* ]] || break
+        skip="${skip:+$skip|}$broken"
+        echo "=== parity without: $skip" >> "$log_dir/gpu_tests_alone.log"
+        ACLIP_PARITY_SKIP="$skip" timeout 120 "$build/tests/aclip_tests" --require-gpu -tc="parity:*" \
+            >> "$log_dir/gpu_tests_alone.log" 2>&1
+        echo "  - $? parity without: $skip" >> "$report"
+    done
+fi
+
 if [[ $dry_run -eq 0 ]]; then
     echo "== benchmarks at $(elapsed) s"
     {
@@ -113,6 +140,13 @@ if [[ $dry_run -eq 0 ]]; then
         ACLIP_TENSOR_CORE_ATTENTION=0 timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
             --precision bf16 2>&1 | grep -v '^step [0-4]:'  # warm-up steps out, any error kept
         echo '```'
+        if (( $(elapsed) < 420 )); then
+            echo "- the same step with gradient checkpointing (train.grad_checkpointing: time against memory):"
+            echo '```'
+            timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 \
+                --grad-checkpointing 2>&1 | grep -v '^step [0-4]:'
+            echo '```'
+        fi
     } >> "$report"
 fi
 echo "- total: $(elapsed) s" >> "$report"
