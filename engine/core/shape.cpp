@@ -47,4 +47,29 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     return out;
 }
 
+std::optional<Strides> view_strides(const Shape& shape, const Strides& strides, const Shape& target) {
+    Strides out(target.size());
+    if (shape_numel(shape) == 0) return contiguous_strides(target);
+    // Walk the source from its last dim, one run of mutually contiguous dims at a time (size-1 dims join
+    // any run); the target's dims from the back must fill each run exactly, stepping by the run's stride.
+    int64_t t = static_cast<int64_t>(target.size()) - 1;
+    int64_t base = strides.empty() ? 1 : strides.back();  // the stride of the run's innermost dim
+    int64_t run_numel = 1, target_numel = 1;
+    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+        run_numel *= shape[d];
+        const bool run_ends = d == 0 || (shape[d - 1] != 1 && strides[d - 1] != run_numel * base);
+        if (!run_ends) continue;
+        while (t >= 0 && (target_numel < run_numel || target[t] == 1)) {
+            out[t] = target_numel * base;
+            target_numel *= target[t];
+            --t;
+        }
+        if (target_numel != run_numel) return std::nullopt;
+        if (d > 0) base = strides[d - 1], run_numel = 1, target_numel = 1;
+    }
+    while (t >= 0 && target[t] == 1) out[t] = 1, --t;  // leading size-1 dims of a scalar's view
+    if (t >= 0) return std::nullopt;
+    return out;
+}
+
 }  // namespace aclip

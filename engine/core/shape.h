@@ -2,6 +2,7 @@
 // contiguous strides, dimension wrapping, broadcasting.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,11 @@ std::string shape_str(const Shape& s);  // "[2, 3, 4]"
 
 // Wraps a possibly negative dim into [0, ndim); op names the caller in the error.
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
+
+// The strides under which memory laid out by (shape, strides) reads as target, which has as many
+// elements; none when target would need a copy. Each run of dims that are contiguous with one another may
+// be split or merged freely; a dim of target may not span two runs. A contiguous tensor takes any target.
+std::optional<Strides> view_strides(const Shape& shape, const Strides& strides, const Shape& target);
 
 // NumPy broadcasting of two shapes; op names the caller in the error.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);

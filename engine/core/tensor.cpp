@@ -191,7 +191,10 @@ Tensor Tensor::detach() const {
 // ---------------------------------------------------------------------------------------------------
 // views
 
-Tensor Tensor::view(const Shape& requested) const {
+namespace {
+
+// requested with its one -1 (if any) inferred from t's element count.
+Shape resolve_shape(const Tensor& t, const Shape& requested) {
     Shape s = requested;
     int64_t known = 1, infer = -1;
     for (size_t i = 0; i < s.size(); ++i) {
@@ -203,20 +206,29 @@ Tensor Tensor::view(const Shape& requested) const {
         }
     }
     if (infer >= 0) {
-        AC_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape_str(requested),
-                 " for ", desc());
-        s[infer] = numel() / known;
+        AC_CHECK(known > 0 && t.numel() % known == 0, "view: cannot infer -1 in ", shape_str(requested),
+                 " for ", t.desc());
+        s[infer] = t.numel() / known;
     }
-    AC_CHECK(shape_numel(s) == numel(), "view: shape ", shape_str(requested), " does not match ", desc());
-    AC_CHECK_HINT(is_contiguous(), "use reshape(), which copies when needed",
-                  "view of a non-contiguous tensor ", desc());
+    AC_CHECK(shape_numel(s) == t.numel(), "view: shape ", shape_str(requested), " does not match ", t.desc());
+    return s;
+}
+
+}  // namespace
+
+Tensor Tensor::view(const Shape& requested) const {
+    const Shape s = resolve_shape(*this, requested);
+    const std::optional<Strides> st = view_strides(shape(), strides(), s);
+    AC_CHECK_HINT(st.has_value(), "use reshape(), which copies when needed", "view: the strides of the ",
+                  "non-contiguous tensor ", desc(), " cannot hold shape ", shape_str(s));
     Shape in_shape = shape();
-    return record("view", make_view(*this, s, contiguous_strides(s), offset()), {*this},
+    return record("view", make_view(*this, s, *st, offset()), {*this},
                   [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
 }
 
-Tensor Tensor::reshape(const Shape& s) const {
-    return is_contiguous() ? view(s) : contiguous().view(s);
+Tensor Tensor::reshape(const Shape& requested) const {
+    const Shape s = resolve_shape(*this, requested);
+    return view_strides(shape(), strides(), s) ? view(s) : contiguous().view(s);
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& order) const {

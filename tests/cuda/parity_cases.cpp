@@ -210,7 +210,7 @@ std::vector<ParityCase> build() {
             Tensor p = as_parameter(x[0]), q = as_parameter(x[1]);
             add(sum(mul(p, p)), sum(mul_scalar(q, 3.0))).backward();
             double norm = clip_grad_norm({p, q}, 0.5);
-            return Ts{full({}, norm), p.grad(), q.grad()};
+            return Ts{full({}, norm).to(p.device()), p.grad(), q.grad()};
         };
         c.backward = false;
         c.nonfinite = false;

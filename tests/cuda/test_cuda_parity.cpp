@@ -143,7 +143,9 @@ const char* size_name(ParitySize s) {
     return s == ParitySize::Odd ? "odd" : s == ParitySize::One ? "one" : "large";
 }
 
-void run_case(const ParityCase& c) {
+// Runs case c on the CPU and on device other. With other = CPU (no GPU), the large size is left out: the
+// run then checks the case itself (its inputs, strided views and run function), which a GPU run needs.
+void run_case(const ParityCase& c, Device other) {
     for (DType dt : {DType::F32, DType::BF16}) {
         if (dt == DType::BF16 && !c.bf16) continue;
         const double tol = dt == DType::F32 ? c.f32_tol : c.bf16_tol;
@@ -157,6 +159,7 @@ void run_case(const ParityCase& c) {
                                          {ParitySize::Large, false, false}};
         if (c.nonfinite) variants.push_back({ParitySize::Odd, false, true});
         for (const Variant& var : variants) {
+            if (other == Device::CPU && var.size == ParitySize::Large) continue;
             std::vector<ParityInput> specs = c.inputs(var.size);
             std::vector<Tensor> values;
             for (size_t k = 0; k < specs.size(); ++k) {
@@ -179,7 +182,7 @@ void run_case(const ParityCase& c) {
             for (size_t k = 0; k < cpu.outputs.size(); ++k)
                 weights.push_back(draw(ParityInput{cpu.outputs[k].shape()}, 5000 + k));
             if (backward) cpu = run_on(c, values, specs, Device::CPU, var.strided, true, weights);
-            RunResult gpu = run_on(c, values, specs, Device::CUDA, var.strided, backward, weights);
+            RunResult gpu = run_on(c, values, specs, other, var.strided, backward, weights);
             CHECK(gpu.outputs.size() == cpu.outputs.size());
             if (gpu.outputs.size() != cpu.outputs.size()) continue;
             for (size_t k = 0; k < cpu.outputs.size(); ++k)
@@ -218,6 +221,17 @@ TEST_SUITE("cuda") {
         CHECK_MESSAGE(unique.size() == registered.size(), "a kernel name is registered twice");
     }
 
+    TEST_CASE("parity cases run on the CPU against themselves (the cases' own code, before a GPU runs it)") {
+        for (const ParityCase& c : parity_cases()) {
+            INFO("case: " << c.name);
+            try {
+                run_case(c, Device::CPU);
+            } catch (const std::exception& e) {
+                FAIL_CHECK("case '" << c.name << "' threw on the CPU: " << std::string(e.what()));
+            }
+        }
+    }
+
     // ACLIP_PARITY_SKIP="name|name" leaves cases out: after a kernel breaks the CUDA context (an illegal
     // address is sticky, and every later launch fails too), the rest can run in a fresh process.
     TEST_CASE("parity: every CUDA kernel against the CPU op") {
@@ -229,7 +243,7 @@ TEST_SUITE("cuda") {
             if (skip.find(str_cat("|", c.name, "|")) != std::string::npos) continue;
             if (!gpu_available(c.name.c_str())) continue;
             try {  // an error in one case is reported and the others still run
-                run_case(c);
+                run_case(c, Device::CUDA);
                 ++passed;
             } catch (const std::exception& e) {
                 ++failed;

@@ -41,6 +41,46 @@ TEST_SUITE("unit") {
         CHECK(a.flatten(1).shape() == Shape{2, 12});
     }
 
+    TEST_CASE("view and reshape of non-contiguous tensors: views where the strides allow, copies elsewhere") {
+        Tensor base = iota({2, 5, 9});
+        Tensor rows = base.narrow(2, 0, 6);  // (2, 5, 6): rows padded to 9
+        // splitting the padded last dim is a view (as self_attention splits a packed (B, T, 3W))
+        Tensor split = rows.view({2, 5, 3, 2});
+        CHECK(split.strides() == Strides{45, 9, 2, 1});
+        CHECK(split.raw_data() == base.raw_data());
+        CHECK(split.to_vector<float>() == rows.contiguous().view({2, 5, 3, 2}).to_vector<float>());
+        // merging the two leading dims keeps the padded rows: a view too
+        Tensor merged = rows.view({10, 6});
+        CHECK(merged.strides() == Strides{9, 1});
+        CHECK(merged.to_vector<float>() == rows.contiguous().view({10, 6}).to_vector<float>());
+        // size-1 dims go anywhere
+        CHECK(rows.view({2, 1, 5, 6, 1}).to_vector<float>() == rows.contiguous().to_vector<float>());
+        // merging across the padding needs a copy: view refuses, reshape copies
+        CHECK(error_of([&] { rows.view({2, 30}); }).find("cannot hold shape [2, 30]") != std::string::npos);
+        Tensor copied = rows.reshape({2, 30});
+        CHECK(copied.is_contiguous());
+        CHECK(copied.raw_data() != base.raw_data());
+        CHECK(copied.to_vector<float>() == rows.contiguous().to_vector<float>());
+        // a transpose splits and merges within its own dims only
+        Tensor t = iota({4, 6}).transpose(0, 1);  // (6, 4), strides (1, 6)
+        CHECK(t.view({2, 3, 4}).strides() == Strides{3, 1, 6});
+        CHECK(t.view({2, 3, 4}).to_vector<float>() == t.contiguous().view({2, 3, 4}).to_vector<float>());
+        CHECK_FALSE(view_strides(t.shape(), t.strides(), {24}).has_value());
+        // a scalar, an empty tensor and an expanded dim
+        CHECK(full({}, 2.0).view({1, 1}).to_vector<float>() == std::vector<float>{2});
+        CHECK(empty({0, 3}).transpose(0, 1).view({0}).numel() == 0);
+        Tensor e = iota({3, 1}).expand({3, 4});  // strides (1, 0)
+        CHECK(e.view({3, 2, 2}).strides() == Strides{1, 0, 0});
+        CHECK_FALSE(view_strides(e.shape(), e.strides(), {12}).has_value());
+        // the gradient of a strided view comes back in its input's shape
+        Tensor x = iota({3, 8}).requires_grad_();
+        sum(mul(x.narrow(1, 0, 6).view({3, 2, 3}), iota({3, 2, 3}))).backward();
+        std::vector<float> want(24, 0);
+        for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 6; ++j) want[i * 8 + j] = static_cast<float>(i * 6 + j);
+        CHECK(x.grad().to_vector<float>() == want);
+    }
+
     TEST_CASE("broadcasting: size-1 dims, scalars, missing leading dims, non-contiguous operands") {
         Tensor a = iota({3, 1}), b = iota({1, 4});
         CHECK(add(a, b).to_vector<float>() == std::vector<float>{0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5});
