@@ -1,26 +1,15 @@
 // resize.cu: bilinear resize (align_corners=False, no antialias) and average pooling of (N, C, H, W)
-// maps, forward and adjoint, with the tap arithmetic of engine/ops/resize.cpp (in double, as there).
+// maps, forward and adjoint, with the tap arithmetic of engine/math/bilinear.h (in double, as the CPU op).
 // The bilinear adjoint scatters with f32 atomics into a zeroed buffer, then casts.
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
+#include "engine/math/bilinear.h"
 
 namespace aclip::cuda {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-struct Tap {
-    int64_t i0, i1;
-    double w1;
-};
-
-__device__ __forceinline__ Tap bilinear_tap(int64_t o, int64_t in, int64_t out) {
-    const double scale = static_cast<double>(in) / static_cast<double>(out);
-    double src = fmax((o + 0.5) * scale - 0.5, 0.0);
-    int64_t lo = min(static_cast<int64_t>(floor(src)), in - 1);
-    return Tap{lo, min(lo + 1, in - 1), src - static_cast<double>(lo)};
-}
 
 // forward: x (P, H, W) -> out (P, OH, OW); adjoint: g (P, OH, OW) scattered into acc (P, H, W).
 template <class T>
@@ -30,7 +19,7 @@ __global__ void bilinear_kernel(const T* src, T* dst, float* acc, int64_t P, int
     for (int64_t q = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; q < n;
          q += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t p = q / (OH * OW), y = (q / OW) % OH, x = q % OW;
-        const Tap ty = bilinear_tap(y, H, OH), tx = bilinear_tap(x, W, OW);
+        const BilinearTap ty = bilinear_tap(y, H, OH), tx = bilinear_tap(x, W, OW);
         const double wy = ty.w1, wx = tx.w1;
         if (adjoint) {
             const double gv = ld(src[q]);
@@ -41,9 +30,8 @@ __global__ void bilinear_kernel(const T* src, T* dst, float* acc, int64_t P, int
             atomicAdd(a + ty.i1 * W + tx.i1, static_cast<float>(gv * wy * wx));
         } else {
             const T* s = src + p * H * W;
-            double v = (1 - wy) * ((1 - wx) * ld(s[ty.i0 * W + tx.i0]) + wx * ld(s[ty.i0 * W + tx.i1])) +
-                       wy * ((1 - wx) * ld(s[ty.i1 * W + tx.i0]) + wx * ld(s[ty.i1 * W + tx.i1]));
-            dst[q] = st<T>(v);
+            dst[q] = st<T>(bilinear_mix(ld(s[ty.i0 * W + tx.i0]), ld(s[ty.i0 * W + tx.i1]),
+                                        ld(s[ty.i1 * W + tx.i0]), ld(s[ty.i1 * W + tx.i1]), wy, wx));
         }
     }
 }

@@ -6,6 +6,7 @@
 #include "engine/autograd/node.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/math/bilinear.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -20,13 +21,11 @@ struct AxisTaps {
 
 AxisTaps bilinear_taps(int64_t in, int64_t out) {
     AxisTaps t;
-    const double scale = static_cast<double>(in) / static_cast<double>(out);
     for (int64_t o = 0; o < out; ++o) {
-        double src = std::max((o + 0.5) * scale - 0.5, 0.0);
-        int64_t lo = std::min(static_cast<int64_t>(std::floor(src)), in - 1);
-        t.i0.push_back(lo);
-        t.i1.push_back(std::min(lo + 1, in - 1));
-        t.w1.push_back(src - static_cast<double>(lo));
+        const BilinearTap tap = bilinear_tap(o, in, out);
+        t.i0.push_back(tap.i0);
+        t.i1.push_back(tap.i1);
+        t.w1.push_back(tap.w1);
     }
     return t;
 }
@@ -54,11 +53,9 @@ void bilinear_planes(const T* src, T* dst, int64_t P, int64_t H, int64_t W, int6
         const T* s = src + p * H * W;
         for (int64_t y = 0; y < OH; ++y)
             for (int64_t x = 0; x < OW; ++x) {
-                double wy = ty.w1[y], wx = tx.w1[x];
-                double v = (1 - wy) * ((1 - wx) * load(s[ty.i0[y] * W + tx.i0[x]]) +
-                                       wx * load(s[ty.i0[y] * W + tx.i1[x]])) +
-                           wy * ((1 - wx) * load(s[ty.i1[y] * W + tx.i0[x]]) +
-                                 wx * load(s[ty.i1[y] * W + tx.i1[x]]));
+                const double v = bilinear_mix(
+                    load(s[ty.i0[y] * W + tx.i0[x]]), load(s[ty.i0[y] * W + tx.i1[x]]),
+                    load(s[ty.i1[y] * W + tx.i0[x]]), load(s[ty.i1[y] * W + tx.i1[x]]), ty.w1[y], tx.w1[x]);
                 dst[(p * OH + y) * OW + x] = store_as<T>(v);
             }
     });

@@ -4,10 +4,12 @@
 // of the paper's ablations run.
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/ops/autocast.h"
+#include "models/attentive_mask.h"
 #include "models/checkpoint.h"
 #include "models/losses.h"
 #include "models/presets.h"
@@ -70,6 +72,50 @@ TEST_SUITE("model") {
         CHECK(kept_blocks(paper) == 25);
         CHECK(kept_patches(paper) == 100);
         CHECK(kept_blocks(MaskConfig{14, 2, 1.0}) == 49);  // keep everything
+    }
+
+    TEST_CASE("a view's score map is the official two-stage resize, bit for bit, boxes inside and out") {
+        const int64_t G = 14;
+        // the official get_mask with the engine's ops: resize to the EMA box, cut the view's box out (zero
+        // outside the EMA box), resize back
+        auto two_stage = [G](const Tensor& row, const int64_t* e, const int64_t* o) {
+            Tensor map = resize_bilinear(row.reshape({1, 1, G, G}), e[2], e[3]);
+            Tensor crop = zeros({1, 1, o[2], o[3]}, row.dtype());
+            const int64_t top = o[0] - e[0], left = o[1] - e[1];
+            const int64_t r0 = std::max<int64_t>(top, 0), r1 = std::min<int64_t>(top + o[2], e[2]);
+            const int64_t c0 = std::max<int64_t>(left, 0), c1 = std::min<int64_t>(left + o[3], e[3]);
+            if (r1 > r0 && c1 > c0)
+                crop.narrow(2, r0 - top, r1 - r0)
+                    .narrow(3, c0 - left, c1 - c0)
+                    .copy_(map.narrow(2, r0, r1 - r0).narrow(3, c0, c1 - c0));
+            return resize_bilinear(crop, G, G).reshape({G, G});
+        };
+        // (EMA box, view box): inside, overlapping each edge, smaller than the grid, far outside
+        const std::vector<std::array<int64_t, 8>> cases = {
+            {0, 0, 224, 224, 20, 30, 150, 120},  {50, 40, 300, 280, 10, 0, 200, 260},
+            {5, 7, 100, 90, 60, 70, 120, 150},   {0, 0, 9, 11, 2, 3, 5, 4},
+            {100, 100, 50, 60, 0, 0, 40, 40},    {30, 20, 413, 377, 29, 19, 415, 380},
+            {0, 0, 224, 224, -30, -20, 100, 90}, {12, 9, 97, 131, 15, 11, 13, 17}};
+        std::vector<std::array<int64_t, 8>> boxes = cases;  // and random boxes, to reach every edge
+        for (uint64_t i = 0; boxes.size() < cases.size() + 300; ++i) {
+            auto draw = [i](uint64_t k, int64_t lo, int64_t hi) {
+                return lo + static_cast<int64_t>(uniform_from_word(philox_word(77, i, k)) * (hi - lo));
+            };
+            const int64_t eh = draw(0, 3, 300), ew = draw(1, 3, 300);
+            boxes.push_back({draw(2, 0, 50), draw(3, 0, 50), eh, ew, draw(4, -60, 110), draw(5, -60, 110),
+                             draw(6, 3, 300), draw(7, 3, 300)});
+        }
+        for (DType dt : {DType::F32, DType::BF16}) {
+            Tensor score = random_tensor({G * G}, 41, 0, 0.02, dt);
+            for (const auto& b : boxes) {
+                CAPTURE(dtype_name(dt));
+                CAPTURE(b[0]);
+                CAPTURE(b[4]);
+                Tensor lazy = view_score_map(score, &b[0], &b[4], G), full = two_stage(score, &b[0], &b[4]);
+                CHECK(lazy.dtype() == dt);
+                CHECK(lazy.to_vector<double>() == full.to_vector<double>());
+            }
+        }
     }
 
     TEST_CASE("the attention score is a mean of softmax rows: it sums to at most 1 per sample") {
