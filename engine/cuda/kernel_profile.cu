@@ -2,6 +2,7 @@
 // it is on, turned into each kernel name's time when it stops. Events are kept for the next profile.
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <vector>
 
 #include "engine/cuda/cuda_check.cuh"
@@ -14,8 +15,10 @@ namespace {
 
 struct Timeline {
     cudaEvent_t start = nullptr;
+    std::chrono::steady_clock::time_point host_start;
     std::vector<cudaEvent_t> events;  // a pool: events[0 .. names.size()) are this profile's
     std::vector<const char*> names;   // kernel names are literals or static tables
+    std::vector<double> host_ms;      // when each launch had been queued, from host_start
 };
 
 Timeline& timeline() {
@@ -39,6 +42,8 @@ void record_profile_point(const char* name) {
     Timeline& t = timeline();
     AC_CUDA_CHECK(cudaEventRecord(event_at(t.names.size()), 0));
     t.names.push_back(name);
+    t.host_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t.host_start).count());
 }
 
 void profile_start() {
@@ -46,7 +51,10 @@ void profile_start() {
     Timeline& t = timeline();
     if (!t.start) AC_CUDA_CHECK(cudaEventCreate(&t.start));
     t.names.clear();
+    t.host_ms.clear();
+    AC_CUDA_CHECK(cudaDeviceSynchronize());  // nothing queued: the start event completes as it is recorded
     AC_CUDA_CHECK(cudaEventRecord(t.start, 0));
+    t.host_start = std::chrono::steady_clock::now();
     g_profile_on = true;
 }
 
@@ -63,7 +71,7 @@ std::vector<ProfileRow> profile_stop() {
         names.emplace_back(t.names[i]);
         end_ms.push_back(ms);
     }
-    return summarize_timeline(names, end_ms);
+    return summarize_timeline(names, end_ms, t.host_ms);
 }
 
 }  // namespace aclip::cuda

@@ -107,20 +107,6 @@ void where(const Tensor& out, const Tensor& mask, const Tensor& a, const Tensor&
 // ---- copies, casts and fill ---------------------------------------------------------------------------
 
 namespace {
-template <class D, class S>
-__global__ void copy_kernel(D* dst, const S* src, CollapsedDims dims, int64_t n) {
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        S v = src[offset_of<1>(dims, i)];
-        if constexpr (std::is_same_v<D, S>)
-            dst[offset_of<0>(dims, i)] = v;
-        else if constexpr (std::is_same_v<S, bf16>)
-            dst[offset_of<0>(dims, i)] = st<D>(ld(v));
-        else
-            dst[offset_of<0>(dims, i)] = st<D>(v);
-    }
-}
-
 template <class T>
 __global__ void fill_kernel(T* dst, T value, CollapsedDims dims, int64_t n) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -139,6 +125,7 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
         memcpy(dst.raw_data(), src.raw_data(), n * dtype_size(dst.dtype()), Copy::DeviceToDevice);
         return;
     }
+    const bool vectorized = dense && all_aligned({dst.raw_data(), src.raw_data()}, 16);
     Strides sd = dst.strides(), ss = broadcast_strides(src.shape(), src.strides(), dst.shape());
     const Strides* all[2] = {&sd, &ss};
     CollapsedDims dims = collapse_dims(dst.shape(), all, 2);
@@ -146,8 +133,14 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
         using D = typename decltype(dtag)::type;
         dispatch_any(src.dtype(), [&](auto stag) {
             using S = typename decltype(stag)::type;
-            copy_kernel<D, S><<<grid_for(n, kThreads), kThreads>>>(
-                static_cast<D*>(dst.raw_data()), static_cast<const S*>(src.raw_data()), dims, n);
+            D* d = static_cast<D*>(dst.raw_data());
+            const S* s = static_cast<const S*>(src.raw_data());
+            if (vectorized)  // a cast: 16 bytes of the wider dtype a thread and step
+                copy_vectorized<D, S>
+                    <<<grid_for(n / (16 / std::max(sizeof(D), sizeof(S))) + 1, kThreads), kThreads>>>(d, s,
+                                                                                                      n);
+            else
+                copy_strided<D, S><<<grid_for(n, kThreads), kThreads>>>(d, s, dims, n);
         });
     });
     AC_CUDA_LAUNCH_CHECK("strided_copy");

@@ -1,8 +1,10 @@
 // pointwise.cuh: the elementwise kernels of pointwise.cu (every formula of engine/math/pointwise.h, a
-// 16-byte vectorised path and a strided one), in a header so that tests/cuda/test_pointwise_emulated.cpp
-// can also compile them for the CPU and run them on emulated threads (warp_emulation.h).
+// 16-byte vectorised path and a strided one) and its copies between dtypes (the same two paths), in a
+// header so that tests/cuda/test_pointwise_emulated.cpp can also compile them for the CPU and run them on
+// emulated threads (warp_emulation.h).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "engine/cuda/device_math.cuh"
 #include "engine/math/pointwise.h"
@@ -37,6 +39,43 @@ __global__ void pointwise_strided(O* out, const T* a, const T* b, CollapsedDims 
         C y = ld(b[offset_of<2>(dims, i)]);
         out[offset_of<0>(dims, i)] = st<O>(pointwise_apply<op, C>(x, y, s0, s1));
     }
+}
+
+// One element converted as Tensor::to does on the CPU: bf16 through f32, everything else by a C++ cast.
+template <class D, class S>
+__device__ __forceinline__ D convert_element(S v) {
+    if constexpr (std::is_same_v<D, S>)
+        return v;
+    else if constexpr (std::is_same_v<S, bf16>)
+        return st<D>(ld(v));
+    else
+        return st<D>(v);
+}
+
+// A cast between contiguous tensors of one shape (autocast's casts of activations and gradients): V
+// elements a thread and step, 16 bytes of the wider dtype; then the tail one by one.
+template <class D, class S>
+__global__ void copy_vectorized(D* __restrict__ dst, const S* __restrict__ src, int64_t n) {
+    constexpr int V = 16 / static_cast<int>(sizeof(D) > sizeof(S) ? sizeof(D) : sizeof(S));
+    const int64_t vectors = n / V;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
+        const Pack<S, V> x = load_pack<S, V>(src + i * V);
+        Pack<D, V> o;
+#pragma unroll
+        for (int k = 0; k < V; ++k) o.v[k] = convert_element<D, S>(x.v[k]);
+        store_pack<D, V>(dst + i * V, o);
+    }
+    for (int64_t i = vectors * V + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        dst[i] = convert_element<D, S>(src[i]);
+}
+
+// Any copy: dst and src (broadcast to dst's shape) through collapsed dims, one element a thread and step.
+template <class D, class S>
+__global__ void copy_strided(D* dst, const S* src, CollapsedDims dims, int64_t n) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        dst[offset_of<0>(dims, i)] = convert_element<D, S>(src[offset_of<1>(dims, i)]);
 }
 
 }  // namespace aclip::cuda

@@ -68,6 +68,27 @@ TEST_SUITE("cuda") {
         CHECK(cuda::summarize_timeline({}, {}).empty());
     }
 
+    TEST_CASE("kernel profile: the time the GPU waited for the host is its own row") {
+        // a: queued at 0, ends at 1. b: queued at 3 (the host busy until then), ends at 3.5: the GPU
+        // idled from 1 to 3. c: queued at 3.2 while b ran, ends at 5: no idle. a again: queued at 4.
+        const auto rows =
+            cuda::summarize_timeline({"a", "b", "c", "a"}, {1.0, 3.5, 5.0, 5.5}, {0.0, 3.0, 3.2, 4.0});
+        auto row = [&](const std::string& name) {
+            for (const cuda::ProfileRow& r : rows)
+                if (r.name == name) return r;
+            return cuda::ProfileRow{};
+        };
+        CHECK(rows[0].name == cuda::kHostWaitRow);
+        CHECK(row(cuda::kHostWaitRow).ms == doctest::Approx(2.0));
+        CHECK(row(cuda::kHostWaitRow).calls == 1);
+        CHECK(row("a").ms == doctest::Approx(1.5));
+        CHECK(row("b").ms == doctest::Approx(0.5));
+        CHECK(row("c").ms == doctest::Approx(1.5));
+        double total = 0;
+        for (const cuda::ProfileRow& r : rows) total += r.ms;
+        CHECK(total == doctest::Approx(5.5));  // the timeline is split, never stretched
+    }
+
     TEST_CASE("launch: collapse_dims merges dims contiguous in every operand, drops size-1 dims") {
         Shape shape{4, 1, 3, 5};
         Strides out = contiguous_strides(shape);            // 15 15 5 1

@@ -67,9 +67,43 @@ void check_strided() {
     CHECK(bytes_of(out) == bytes_of(expected));
 }
 
+// A cast of n elements by the vectorised copy, and of a permuted (3, 5, 7) view by the strided one,
+// against Tensor::to on the CPU.
+template <class D, class S>
+void check_casts(int64_t n) {
+    CAPTURE(sizeof(D));
+    CAPTURE(sizeof(S));
+    CAPTURE(n);
+    const Tensor src = test::random_tensor({n}, 5, 0, 200).to(dtype_of<S>::value);
+    Tensor out = empty({n}, dtype_of<D>::value);
+    cuda::emulate_launch(2, 1, kThreads,
+                         [&] { cuda::copy_vectorized<D, S>(out.data<D>(), src.data<S>(), n); });
+    CHECK(bytes_of(out) == bytes_of(src.to(dtype_of<D>::value)));
+
+    const Tensor view =
+        test::random_tensor({7, 5, 3}, 6, -100, 100).to(dtype_of<S>::value).permute({2, 1, 0});
+    Tensor dst = empty(view.shape(), dtype_of<D>::value);
+    const Strides sd = dst.strides(), ss = view.strides();
+    const Strides* all[2] = {&sd, &ss};
+    const cuda::CollapsedDims dims = cuda::collapse_dims(view.shape(), all, 2);
+    cuda::emulate_launch(
+        1, 1, kThreads, [&] { cuda::copy_strided<D, S>(dst.data<D>(), view.data<S>(), dims, view.numel()); });
+    CHECK(bytes_of(dst) == bytes_of(view.to(dtype_of<D>::value)));
+}
+
 }  // namespace
 
 TEST_SUITE("cuda") {
+    TEST_CASE("copies between dtypes on emulated threads equal Tensor::to on the CPU, bit for bit") {
+        for (int64_t n : {int64_t(4805), int64_t(3)}) {  // whole packs over two grid-stride turns and a tail
+            check_casts<bf16, float>(n);
+            check_casts<float, bf16>(n);
+            check_casts<float, uint8_t>(n);
+            check_casts<double, float>(n);
+            check_casts<int64_t, float>(n);
+        }
+    }
+
     TEST_CASE("pointwise kernels on emulated threads equal the CPU's map, bit for bit") {
         for (int64_t n : {int64_t(4805), int64_t(3)}) {  // 600 packs of 8 (or 1,201 of 4) and a tail; no pack
             check_vectorized<PW::Add, float>(n, false);

@@ -41,8 +41,8 @@ void print_profile(int64_t steps, Step step) {
     for (const cuda::ProfileRow& r : rows) total += r.ms;
     const double n = static_cast<double>(steps);
     std::printf(
-        "kernel profile over %lld steps: %.1f ms/step on the GPU's timeline (a launch's time includes "
-        "any wait for the host before it)\n",
+        "kernel profile over %lld steps: %.1f ms/step on the GPU's timeline (the time the GPU waited for "
+        "the host to queue a launch is its own row)\n",
         static_cast<long long>(steps), total / n);
     std::printf("%10s %8s %6s  %s\n", "ms/step", "calls", "share", "kernel");
     for (size_t i = 0; i < rows.size() && i < 30; ++i)
