@@ -11,6 +11,9 @@
 #   tools/gpu_check.sh [REPORT]        on the GPU machine; REPORT defaults to gpu_report.md
 #   tools/gpu_check.sh --dry-run       here: the same build and tests without a GPU (GPU cases skip),
 #                                      to check the script and the engine-only build before spending GPU time
+#   tools/gpu_check.sh --quick REPORT  on the GPU machine, for a lease with under eight minutes left: the
+#                                      tests and the training step with its kernel profile only (about
+#                                      four and a half minutes on an H200)
 #
 # With the device tool: run `tools/gpu_check.sh --stage`, then on the machine, carrying .deps:
 #   tools/gpu_check.sh $OUT/gpu_report.md
@@ -29,8 +32,12 @@ if [[ "${1:-}" == "--stage" ]]; then
 fi
 
 dry_run=0
+quick=0
 if [[ "${1:-}" == "--dry-run" ]]; then
     dry_run=1
+    shift
+elif [[ "${1:-}" == "--quick" ]]; then
+    quick=1
     shift
 fi
 report="${1:-gpu_report.md}"
@@ -69,7 +76,9 @@ if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP
     echo "- configure: FAILED (see gpu_configure.log)" >> "$report"
     exit 1
 fi
-if ! cmake --build "$build" -j "$jobs" > "$log_dir/gpu_build.log" 2>&1; then
+targets=()
+[[ $quick -eq 1 ]] && targets=(--target aclip_tests aclip_bench_step_cuda)
+if ! cmake --build "$build" -j "$jobs" "${targets[@]}" > "$log_dir/gpu_build.log" 2>&1; then
     grep -E "error|Error" "$log_dir/gpu_build.log" | head -30
     echo "- build: FAILED after $(elapsed) s (see gpu_build.log)" >> "$report"
     exit 1
@@ -96,7 +105,7 @@ tail -5 "$log_dir/gpu_tests.log"
 # A CUDA error such as an illegal address is sticky: every later launch of the process fails too. After
 # a failure, each GPU test case runs again in a process of its own, so the report names the ones that
 # fail by themselves (doctest splits filters at commas: a comma in a name becomes the wildcard '?').
-if [[ $test_status -ne 0 && $dry_run -eq 0 ]]; then
+if [[ $test_status -ne 0 && $dry_run -eq 0 && $quick -eq 0 ]]; then
     echo "== each GPU test case alone at $(elapsed) s"
     echo "- each GPU test case in a process of its own (exit status, name; logs in gpu_tests_alone.log):" >> "$report"
     : > "$log_dir/gpu_tests_alone.log"
@@ -123,10 +132,12 @@ fi
 if [[ $dry_run -eq 0 ]]; then
     echo "== benchmarks at $(elapsed) s"
     {
-        echo "- benchmarks (tools/bench/compare_cuda.sh $build, same card, same run):"
-        echo '```'
-        timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
-        echo '```'
+        if [[ $quick -eq 0 ]]; then
+            echo "- benchmarks (tools/bench/compare_cuda.sh $build, same card, same run):"
+            echo '```'
+            timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
+            echo '```'
+        fi
         echo "- A-CLIP training step on this GPU (aclip_bench_step_cuda, random 8-bit views copied from"
         echo "  page-locked memory each step as the trainer's), then 2 steps under the kernel profile (where"
         echo "  the step's time goes; its 'memcpy host to device' row is the copies):"
@@ -134,18 +145,20 @@ if [[ $dry_run -eq 0 ]]; then
         timeout 150 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 --profile 2 2>&1 |
             grep -v '^step [0-4]:'  # warm-up steps out, any error kept
         echo '```'
-        echo "- the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the composed"
-        echo "  attention), for their share of the step, and a figure should their parity case fail:"
-        echo '```'
-        ACLIP_TENSOR_CORE_ATTENTION=0 timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
-            --precision bf16 2>&1 | grep -v '^step [0-4]:'  # warm-up steps out, any error kept
-        echo '```'
-        if (( $(elapsed) < 420 )); then
-            echo "- the same step with gradient checkpointing (train.grad_checkpointing: time against memory):"
+        if [[ $quick -eq 0 ]]; then
+            echo "- the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the composed"
+            echo "  attention), for their share of the step, and a figure should their parity case fail:"
             echo '```'
-            timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 \
-                --grad-checkpointing 2>&1 | grep -v '^step [0-4]:'
+            ACLIP_TENSOR_CORE_ATTENTION=0 timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
+                --precision bf16 2>&1 | grep -v '^step [0-4]:'  # warm-up steps out, any error kept
             echo '```'
+            if (( $(elapsed) < 420 )); then
+                echo "- the same step with gradient checkpointing (train.grad_checkpointing: time against memory):"
+                echo '```'
+                timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 \
+                    --grad-checkpointing 2>&1 | grep -v '^step [0-4]:'
+                echo '```'
+            fi
         fi
     } >> "$report"
 fi
