@@ -64,7 +64,12 @@ TEST_SUITE("cuda") {
                     AutocastGuard autocast(mixed);
                     out = m.forward(batch_on(c, 4, d), 0.99);
                 }
-                out.loss.backward();
+                // bf16: the CLIP loss alone. The SSL losses in bf16 are ill-conditioned at this size (SimCLR
+                // at temperature 0.1 over 8 rows): on the CPU alone, a 1e-3 change of the input moves the
+                // image tower's bf16 gradients by 13-35% with the SSL terms and by 1-2% without them, and
+                // the GPU's differing roundings did as much (docs/GPU_STATUS.md, run 5). f32 checks the
+                // whole loss, and the parity cases every kernel in bf16.
+                (mixed ? out.clip1 : out.loss).backward();
                 return out;
             };
             AclipStep a = step(cpu, Device::CPU), b = step(gpu, Device::CUDA);
@@ -79,6 +84,7 @@ TEST_SUITE("cuda") {
             for (const NamedTensor& p : pc) cpu_grads[p.name] = p.tensor->grad();
             std::set<std::string> buffers;
             for (const NamedTensor& b : cpu.named_buffers()) buffers.insert(b.name);
+            auto l2 = [](const Tensor& t) { return std::sqrt(sum(mul(t, t)).to(DType::F64).item()); };
             double worst = 0;
             std::string worst_name;
             for (size_t i = 0; i < pc.size(); ++i) {
@@ -86,18 +92,16 @@ TEST_SUITE("cuda") {
                 REQUIRE(pg[i].tensor->grad().defined());
                 CHECK(pg[i].tensor->grad().device() == Device::CUDA);
                 const Tensor &got = pg[i].tensor->grad(), &want = pc[i].tensor->grad();
-                double e = norm_rel_error(got, want);
+                const double error = l2(sub(got.to(Device::CPU).to(DType::F64), want.to(DType::F64)));
+                double e = error / l2(want);
                 // The bias of a Linear followed by BatchNorm (an SSL head's fcN before bnN) has no gradient
                 // in exact arithmetic, BN subtracting the batch mean: both sides hold rounding noise, so
                 // its error is measured against its layer's weight gradient.
                 const std::string& name = pc[i].name;
                 std::smatch m;
                 if (std::regex_match(name, m, std::regex(R"((.*)\.fc(\d+)\.bias)")) &&
-                    buffers.count(str_cat(m[1].str(), ".bn", m[2].str(), ".running_mean"))) {
-                    auto l2 = [](const Tensor& t) { return std::sqrt(sum(mul(t, t)).to(DType::F64).item()); };
-                    e = l2(sub(got.to(Device::CPU), want)) /
-                        l2(cpu_grads.at(str_cat(m[1].str(), ".fc", m[2].str(), ".weight")));
-                }
+                    buffers.count(str_cat(m[1].str(), ".bn", m[2].str(), ".running_mean")))
+                    e = error / l2(cpu_grads.at(str_cat(m[1].str(), ".fc", m[2].str(), ".weight")));
                 if (e > worst) worst = e, worst_name = name;
             }
             INFO("worst gradient: " << worst_name << " " << worst);
