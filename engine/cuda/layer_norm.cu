@@ -18,6 +18,14 @@ using namespace layer_norm_kernels;
 
 namespace {
 
+// fn(TypeTag<T>, TypeTag<Y>) for the input dtype x and the output (or output gradient) dtype y: the same,
+// or f32 -> bf16 (engine/ops/norm.cpp checks the pair).
+template <class F>
+void dispatch_pair(DType x, DType y, const char* op, F&& fn) {
+    if (x == DType::F32 && y == DType::BF16) return fn(TypeTag<float>{}, TypeTag<bf16>{});
+    dispatch_gpu_float(x, op, [&](auto tag) { fn(tag, tag); });
+}
+
 AC_REGISTER_KERNEL("layer_norm_forward");
 AC_REGISTER_KERNEL("layer_norm_backward");
 
@@ -32,20 +40,21 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
                         const Tensor& mean, const Tensor& rstd) {
     const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
     if (R == 0) return;
-    dispatch_gpu_float(x.dtype(), "layer_norm", [&](auto tag) {
+    dispatch_pair(x.dtype(), y.dtype(), "layer_norm", [&](auto tag, auto ytag) {
         using T = typename decltype(tag)::type;
+        using Y = typename decltype(ytag)::type;
         constexpr int V = vector_width<T>();
         const T *px = static_cast<const T*>(x.raw_data()), *pw = ptr_or_null<T>(w), *pb = ptr_or_null<T>(b);
-        T* py = static_cast<T*>(y.raw_data());
+        Y* py = static_cast<Y*>(y.raw_data());
         auto launch = [&](auto kernel) {
             kernel<<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
                 px, pw, pb, py, static_cast<float*>(mean.raw_data()), static_cast<float*>(rstd.raw_data()), R,
                 D, static_cast<float>(eps));
         };
         if (D % V == 0 && all_aligned({px, pw, pb, py}, 16))
-            launch(layer_norm_forward_kernel<T, V>);
+            launch(layer_norm_forward_kernel<T, Y, V>);
         else
-            launch(layer_norm_forward_kernel<T, 1>);
+            launch(layer_norm_forward_kernel<T, Y, 1>);
     });
     AC_CUDA_LAUNCH_CHECK("layer_norm_forward");
 }
@@ -54,40 +63,40 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
                          const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db) {
     const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
     if (R == 0) return;
-    dispatch_gpu_float(x.dtype(), "layer_norm_backward", [&](auto tag) {
+    dispatch_pair(x.dtype(), g.dtype(), "layer_norm_backward", [&](auto tag, auto gtag) {
         using T = typename decltype(tag)::type;
-        const T* pg = static_cast<const T*>(g.raw_data());
+        using G = typename decltype(gtag)::type;
+        const G* pg = static_cast<const G*>(g.raw_data());
         const T* px = static_cast<const T*>(x.raw_data());
         const float* pm = static_cast<const float*>(mean.raw_data());
         const float* pr = static_cast<const float*>(rstd.raw_data());
+        constexpr int V = vector_width<T>();
         if (dx.defined()) {
-            constexpr int V = vector_width<T>();
             const T* pw = ptr_or_null<T>(w);
             T* pdx = static_cast<T*>(dx.raw_data());
             auto launch = [&](auto kernel) {
                 kernel<<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(pg, px, pw, pm, pr, pdx, R, D);
             };
             if (D % V == 0 && all_aligned({pg, px, pw, pdx}, 16))
-                launch(layer_norm_dx_kernel<T, V>);
+                launch(layer_norm_dx_kernel<T, G, V>);
             else
-                launch(layer_norm_dx_kernel<T, 1>);
+                launch(layer_norm_dx_kernel<T, G, 1>);
             AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
         }
         if (!dw.defined() && !db.defined()) return;
         T* const outs[2] = {dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr,
                             db.defined() ? static_cast<T*>(db.raw_data()) : nullptr};
-        auto launch = [&](auto kernel, int V) {
-            run_column_sums(D, R, V, outs, "layer_norm_backward",
+        auto launch = [&](auto kernel, int vector) {
+            run_column_sums(D, R, vector, outs, "layer_norm_backward",
                             [&](dim3 grid, float* partial, int64_t chunks) {
                                 kernel<<<grid, columns::kThreads>>>(pg, px, pm, pr, partial, outs[0], outs[1],
                                                                     R, D, chunks);
                             });
         };
-        constexpr int V = vector_width<T>();
         if (D % V == 0 && all_aligned({pg, px}, 16))
-            launch(layer_norm_param_kernel<T, V>, V);
+            launch(layer_norm_param_kernel<T, G, V>, V);
         else
-            launch(layer_norm_param_kernel<T, 1>, 1);
+            launch(layer_norm_param_kernel<T, G, 1>, 1);
     });
 }
 

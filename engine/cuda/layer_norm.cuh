@@ -14,9 +14,10 @@ constexpr int kThreads = 256;
 constexpr int kRowsPerBlock = kThreads / 32;
 
 // Rows are read in packs of V elements (16-byte accesses when the row length and pointers allow, else
-// V = 1), a warp's lanes taking consecutive packs.
-template <class T, int V>
-__global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T* y, float* mean_out,
+// V = 1), a warp's lanes taking consecutive packs. x, w, b are T; y is Y: T, or bf16 for an f32 x (each
+// value rounded to T first, as the CPU op and a cast of a T output do).
+template <class T, class Y, int V>
+__global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, Y* y, float* mean_out,
                                           float* rstd_out, int64_t R, int64_t D, float eps) {
     const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
@@ -39,10 +40,11 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T*
         }
     }
     const float rs = rsqrtf(warp_sum(ss) / static_cast<float>(D) + eps);
-    T* yr = y + row * D;
+    Y* yr = y + row * D;
     for (int64_t i = lane * V; i < D; i += 32 * V) {
         const Pack<T, V> xp = load_pack<T, V>(xr + i);
-        Pack<T, V> wp, bp, yp;
+        Pack<T, V> wp, bp;
+        Pack<Y, V> yp;
         if (w) wp = load_pack<T, V>(w + i);
         if (b) bp = load_pack<T, V>(b + i);
 #pragma unroll
@@ -50,9 +52,9 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T*
             float v = (ld(xp.v[k]) - m) * rs;
             if (w) v *= ld(wp.v[k]);
             if (b) v += ld(bp.v[k]);
-            yp.v[k] = st<T>(v);
+            yp.v[k] = st<Y>(ld(st<T>(v)));
         }
-        store_pack<T, V>(yr + i, yp);
+        store_pack<Y, V>(yr + i, yp);
     }
     if (lane == 0) {
         mean_out[row] = m;
@@ -60,19 +62,20 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T*
     }
 }
 
-// dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
-template <class T, int V>
-__global__ void layer_norm_dx_kernel(const T* g, const T* x, const T* w, const float* mean, const float* rstd,
+// dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). g is in y's dtype G.
+template <class T, class G, int V>
+__global__ void layer_norm_dx_kernel(const G* g, const T* x, const T* w, const float* mean, const float* rstd,
                                      T* dx, int64_t R, int64_t D) {
     const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= R) return;
-    const T* gr = g + row * D;
+    const G* gr = g + row * D;
     const T* xr = x + row * D;
     const float m = mean[row], rs = rstd[row];
     // The V values of xhat and dxhat at i.
     auto terms = [&](int64_t i, float(&xhat)[V], float(&dxhat)[V]) {
-        const Pack<T, V> xp = load_pack<T, V>(xr + i), gp = load_pack<T, V>(gr + i);
+        const Pack<T, V> xp = load_pack<T, V>(xr + i);
+        const Pack<G, V> gp = load_pack<G, V>(gr + i);
         Pack<T, V> wp;
         if (w) wp = load_pack<T, V>(w + i);
 #pragma unroll
@@ -106,9 +109,9 @@ __global__ void layer_norm_dx_kernel(const T* g, const T* x, const T* w, const f
 
 // The weight and bias gradients, sums over rows of g * xhat and g (column_sums.cuh: into dw and db with one
 // row chunk, else into partial (2, chunks, D)).
-template <class T, int V>
+template <class T, class G, int V>
 __global__ void __launch_bounds__(columns::kThreads)
-    layer_norm_param_kernel(const T* g, const T* x, const float* mean, const float* rstd, float* partial,
+    layer_norm_param_kernel(const G* g, const T* x, const float* mean, const float* rstd, float* partial,
                             T* dw, T* db, int64_t R, int64_t D, int64_t chunks) {
     T* const outs[2] = {dw, db};
     columns::chunk_sums<2, V>(
@@ -116,7 +119,8 @@ __global__ void __launch_bounds__(columns::kThreads)
         [&](int64_t p, int64_t r0, int64_t r_end, float(&acc)[2][V]) {
 #pragma unroll 2
             for (int64_t r = r0; r < r_end; r += columns::kWarps) {
-                const Pack<T, V> gp = load_pack<T, V>(g + r * D + p), xp = load_pack<T, V>(x + r * D + p);
+                const Pack<G, V> gp = load_pack<G, V>(g + r * D + p);
+                const Pack<T, V> xp = load_pack<T, V>(x + r * D + p);
                 const float m = mean[r], rs = rstd[r];
 #pragma unroll
                 for (int v = 0; v < V; ++v) {

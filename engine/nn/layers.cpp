@@ -5,6 +5,7 @@
 
 #include "engine/autograd/checkpoint.h"
 #include "engine/autograd/grad_mode.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {
@@ -55,8 +56,8 @@ LayerNorm::LayerNorm(int64_t dim, double eps_) : eps(eps_) {
     init_zeros(bias);
 }
 
-Tensor LayerNorm::forward(const Tensor& x) const {
-    return layer_norm(x, weight, bias, eps);
+Tensor LayerNorm::forward(const Tensor& x, std::optional<DType> out_dtype) const {
+    return layer_norm(x, weight, bias, eps, out_dtype);
 }
 
 void LayerNorm::visit(Visitor& v) {
@@ -155,8 +156,12 @@ ResidualAttentionBlock::ResidualAttentionBlock(int64_t width, int64_t heads, int
     : ln_1(width, ln_eps), attn(width, heads, gen), ln_2(width, ln_eps), mlp(width, mlp_hidden, act, gen) {}
 
 Tensor ResidualAttentionBlock::forward(const Tensor& x, bool causal, Tensor* first_probs) const {
-    Tensor h = add(x, attn.forward(ln_1.forward(x), causal, first_probs));
-    return add(h, mlp.forward(ln_2.forward(h)));
+    // ln_1 and ln_2 feed only the first matrix product of attn and mlp: under autocast they write the bf16
+    // it takes instead of f32 and a cast (the same values; 2 bytes an element between them instead of 10,
+    // forward and backward)
+    const std::optional<DType> to_matmul = autocast_matmul_dtype();
+    Tensor h = add(x, attn.forward(ln_1.forward(x, to_matmul), causal, first_probs));
+    return add(h, mlp.forward(ln_2.forward(h, to_matmul)));
 }
 
 void ResidualAttentionBlock::visit(Visitor& v) {

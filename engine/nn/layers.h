@@ -29,7 +29,7 @@ class Linear : public Module {
 class LayerNorm : public Module {
   public:
     LayerNorm(int64_t dim, double eps);
-    Tensor forward(const Tensor& x) const;
+    Tensor forward(const Tensor& x, std::optional<DType> out_dtype = std::nullopt) const;  // see layer_norm
     void visit(Visitor& v) override;
     Tensor weight, bias;  // (dim), (dim)
     double eps;

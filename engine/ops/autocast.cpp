@@ -22,6 +22,10 @@ AutocastGuard::~AutocastGuard() {
     g_autocast = previous_;
 }
 
+std::optional<DType> autocast_matmul_dtype() {
+    return g_autocast ? std::optional<DType>(DType::BF16) : std::nullopt;
+}
+
 Tensor autocast_to_low(const Tensor& t) {
     return g_autocast && t.defined() && t.dtype() == DType::F32 ? t.to(DType::BF16) : t;
 }

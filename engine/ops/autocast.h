@@ -8,6 +8,8 @@
 // mixing dtypes is an error, as everywhere else in the engine. The switch for debugging is simply not to
 // open a guard (train.precision = f32).
 #pragma once
+#include <optional>
+
 #include "engine/core/tensor.h"
 
 namespace aclip {
@@ -24,6 +26,10 @@ class AutocastGuard {
   private:
     bool previous_;
 };
+
+// The dtype matrix products take under autocast (bf16), or none when it is off: for a producer whose
+// output feeds only matrix products to write it directly (layer_norm's out_dtype).
+std::optional<DType> autocast_matmul_dtype();
 
 // For the ops: t cast to bf16 when autocast is on and t is f32 (recorded by autograd); else t.
 Tensor autocast_to_low(const Tensor& t);

@@ -13,9 +13,10 @@ namespace aclip {
 
 namespace {
 
-// x (R, D) contiguous -> y (R, D), mean (R), rstd (R); w, b (D) may be null.
-template <class T>
-void layer_norm_rows(const T* x, const T* w, const T* b, T* y, float* mean_out, float* rstd_out, int64_t R,
+// x (R, D) contiguous -> y (R, D), mean (R), rstd (R); w, b (D) may be null. y is T, or bf16 when T is
+// f32 (the output rounded as a cast of it would be).
+template <class T, class Y>
+void layer_norm_rows(const T* x, const T* w, const T* b, Y* y, float* mean_out, float* rstd_out, int64_t R,
                      int64_t D, double eps) {
     using C = compute_t<T>;
     parallel_for(R, D, [&](int64_t r) {
@@ -28,13 +29,13 @@ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, float* mean_out, 
 #pragma omp simd reduction(+ : ss)
         for (int64_t i = 0; i < D; ++i) ss += (load(xr[i]) - m) * (load(xr[i]) - m);
         C rs = C(1) / std::sqrt(ss / static_cast<C>(D) + static_cast<C>(eps));
-        T* yr = y + r * D;
+        Y* yr = y + r * D;
 #pragma omp simd
         for (int64_t i = 0; i < D; ++i) {
             C v = (load(xr[i]) - m) * rs;
             if (w) v = v * load(w[i]);
             if (b) v = v + load(b[i]);
-            yr[i] = store_as<T>(v);
+            yr[i] = store_as<Y>(store_as<T>(v));
         }
         double mu = m, rstd = rs;
         mean_out[r] = static_cast<float>(mu);
@@ -91,9 +92,19 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
         }
 }
 
+// fn(TypeTag<T>, TypeTag<Y>) for LayerNorm's input dtype x and output dtype y: the same, or f32 -> bf16.
+template <class F>
+void dispatch_layer_norm(DType x, DType y, F&& fn) {
+    if (x == DType::F32 && y == DType::BF16) return fn(TypeTag<float>{}, TypeTag<bf16>{});
+    AC_CHECK(x == y, "layer_norm: output dtype ", dtype_name(y), " for an input of ", dtype_name(x),
+             ": the output has the input's dtype, or bf16 for an f32 input");
+    dispatch_float(x, "layer_norm", [&](auto tag) { fn(tag, tag); });
+}
+
 }  // namespace
 
-Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, double eps) {
+Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, double eps,
+                  std::optional<DType> out_dtype) {
     // Under autocast the normalisation runs in the dtype of its (f32) parameters.
     const Tensor x = autocast_enabled() && weight.defined() ? x_in.to(weight.dtype()) : autocast_to_f32(x_in);
     const Device device = common_device("layer_norm", {&x, &weight, &bias});
@@ -105,25 +116,26 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
                  "] to match ", x.desc());
     Tensor xc = x.contiguous().detach(), wc = weight.defined() ? weight.contiguous().detach() : Tensor(),
            bc = bias.defined() ? bias.contiguous().detach() : Tensor();
-    Tensor y = empty(x.shape(), x.dtype(), device);
+    const DType y_dtype = out_dtype.value_or(x.dtype());
+    Tensor y = empty(x.shape(), y_dtype, device);
     Tensor mean = empty({R}, DType::F32, device), rstd = empty({R}, DType::F32, device);
-    if (device == Device::CUDA) {
-        cuda::layer_norm_forward(xc, wc, bc, eps, y, mean, rstd);
-    } else {
-        dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
-            using T = typename decltype(tag)::type;
-            layer_norm_rows<T>(xc.data<T>(), wc.defined() ? wc.data<T>() : nullptr,
-                               bc.defined() ? bc.data<T>() : nullptr, y.data<T>(), mean.data<float>(),
-                               rstd.data<float>(), R, D, eps);
-        });
-    }
+    dispatch_layer_norm(x.dtype(), y_dtype, [&](auto tag, auto ytag) {
+        using T = typename decltype(tag)::type;
+        using Y = typename decltype(ytag)::type;
+        if (device == Device::CUDA)
+            cuda::layer_norm_forward(xc, wc, bc, eps, y, mean, rstd);
+        else
+            layer_norm_rows<T, Y>(xc.data<T>(), wc.defined() ? wc.data<T>() : nullptr,
+                                  bc.defined() ? bc.data<T>() : nullptr, y.data<Y>(), mean.data<float>(),
+                                  rstd.data<float>(), R, D, eps);
+    });
     if (!needs_grad({x, weight, bias})) return y;
     SavedTensor sx(xc, "layer_norm"), sw = wc.defined() ? SavedTensor(wc, "layer_norm") : SavedTensor();
     bool rx = x.requires_grad(), rw = weight.defined() && weight.requires_grad(),
          rb = bias.defined() && bias.requires_grad(), has_w = weight.defined();
     return record("layer_norm", y, {x, weight, bias}, [=](const Tensor& g) {
         const Tensor& xs = sx.get();
-        Tensor gc = g.contiguous();
+        Tensor gc = g.to(y_dtype).contiguous();
         if (xs.device() == Device::CUDA) {
             Tensor dx = rx ? empty(xs.shape(), xs.dtype(), Device::CUDA) : Tensor();
             Tensor gw = rw ? empty({D}, xs.dtype(), Device::CUDA) : Tensor();
@@ -131,11 +143,13 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
             cuda::layer_norm_backward(gc, xs, has_w ? sw.get() : Tensor(), mean, rstd, dx, gw, gb);
             return std::vector<Tensor>{dx, gw, gb};
         }
+        // on the CPU a bf16 gradient is widened first (exactly), so the sums run as the f32 op's do
+        const Tensor gx = gc.to(xs.dtype());
         Tensor dx = empty(xs.shape(), xs.dtype());
         std::vector<double> dw(rw ? D : 0, 0.0), db(rb ? D : 0, 0.0);
         dispatch_float(xs.dtype(), "layer_norm_backward", [&](auto tag) {
             using T = typename decltype(tag)::type;
-            layer_norm_backward_rows<T>(gc.data<T>(), xs.data<T>(), has_w ? sw.get().data<T>() : nullptr,
+            layer_norm_backward_rows<T>(gx.data<T>(), xs.data<T>(), has_w ? sw.get().data<T>() : nullptr,
                                         mean.data<float>(), rstd.data<float>(), dx.data<T>(),
                                         rw ? dw.data() : nullptr, rb ? db.data() : nullptr, R, D);
         });

@@ -97,7 +97,11 @@ Tensor matmul(const Tensor& a, const Tensor& b);  // (..., M, K) @ (..., K, N), 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});  // x Wᵀ + b; W (out, in)
 
 // ---- normalisation ----
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);  // over last dim
+// Over the last dim. out_dtype: the output's dtype, by default the input's (after autocast, f32); bf16 for
+// an f32 input writes the output as a cast to bf16 would (for a matrix product that takes bf16 anyway,
+// saving the f32 output and the cast), and takes its gradient in bf16.
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                  std::optional<DType> out_dtype = std::nullopt);
 // x (N, C). Training: batch statistics, and running_mean/var (if defined) move by momentum. Eval: running.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                   Tensor running_var, bool training, double momentum, double eps);

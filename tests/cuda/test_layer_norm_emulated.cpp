@@ -2,7 +2,8 @@
 // and run on emulated threads (engine/cuda/warp_emulation.h) against the engine's CPU layer_norm and its
 // autograd: the forward (output, mean, 1/std), the input gradient, and the weight and bias gradients
 // through the column sums, in f32 and bf16, with 16-byte packs and without, rows that leave a block partly
-// empty, and one and several row chunks.
+// empty, and one and several row chunks; and an f32 input with a bf16 output and output gradient (what a
+// matrix product under autocast takes).
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -31,38 +32,42 @@ Tensor tensor_of(const std::vector<T>& v, const Shape& s) {
     return from_vector(f, s);
 }
 
-template <class T, int V>
+// x, w, b in T; y and its gradient g in Y.
+template <class T, class Y, int V>
 void check_layer_norm(int64_t R, int64_t D) {
     CAPTURE(sizeof(T));
+    CAPTURE(sizeof(Y));
     CAPTURE(V);
     CAPTURE(R);
     CAPTURE(D);
     // Inputs as T holds them, and the reference on exactly those values in f32.
     const std::vector<T> x = values_of<T>(test::random_tensor({R, D}, 1, -2, 2)),
                          w = values_of<T>(test::random_tensor({D}, 2, 0.5, 1.5)),
-                         b = values_of<T>(test::random_tensor({D}, 3, -1, 1)),
-                         g = values_of<T>(test::random_tensor({R, D}, 4, -1, 1));
+                         b = values_of<T>(test::random_tensor({D}, 3, -1, 1));
+    const std::vector<Y> g = values_of<Y>(test::random_tensor({R, D}, 4, -1, 1));
     const Tensor xr = tensor_of(x, {R, D}).requires_grad_(), wr = tensor_of(w, {D}).requires_grad_(),
                  br = tensor_of(b, {D}).requires_grad_();
     const Tensor yr = layer_norm(xr, wr, br, 1e-5);
     sum(mul(yr, tensor_of(g, {R, D}))).backward();
 
     const unsigned row_blocks = static_cast<unsigned>((R + kRowsPerBlock - 1) / kRowsPerBlock);
-    std::vector<T> y(x.size()), dx(x.size()), dw(w.size()), db(b.size());
+    std::vector<Y> y(x.size());
+    std::vector<T> dx(x.size()), dw(w.size()), db(b.size());
     std::vector<float> mean(static_cast<size_t>(R)), rstd(mean.size());
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_forward_kernel<T, V>(x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(), R,
-                                        D, 1e-5f);
+        layer_norm_forward_kernel<T, Y, V>(x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(),
+                                           R, D, 1e-5f);
     });
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_dx_kernel<T, V>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), R, D);
+        layer_norm_dx_kernel<T, Y, V>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), R,
+                                      D);
     });
     const int64_t column_blocks = (D + 32 * V - 1) / (32 * V), chunks = cuda::column_chunks(column_blocks, R);
     std::vector<float> partial(static_cast<size_t>(2 * chunks * D));
     cuda::emulate_launch(
         static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks), cuda::columns::kThreads, [&] {
-            layer_norm_param_kernel<T, V>(g.data(), x.data(), mean.data(), rstd.data(), partial.data(),
-                                          dw.data(), db.data(), R, D, chunks);
+            layer_norm_param_kernel<T, Y, V>(g.data(), x.data(), mean.data(), rstd.data(), partial.data(),
+                                             dw.data(), db.data(), R, D, chunks);
         });
     if (chunks > 1)  // as run_column_sums finishes: each output's chunks added
         for (T* out : {dw.data(), db.data()})
@@ -72,9 +77,10 @@ void check_layer_norm(int64_t R, int64_t D) {
             });
 
     // f32: rounding of sums over D (forward, dx) or R (dw, db) terms; bf16: one rounding of each output to
-    // bf16 (2^-9 relative) on top, norm-relative.
+    // bf16 (2^-9 relative) on top, norm-relative. (The reference takes g as Y holds it, so dx, dw and db
+    // are as exact as T allows.)
     const double tol = sizeof(T) == 2 ? 1e-2 : 1e-5;
-    CHECK(test::norm_rel_error(tensor_of(y, {R, D}), yr.detach()) < tol);
+    CHECK(test::norm_rel_error(tensor_of(y, {R, D}), yr.detach()) < (sizeof(Y) == 2 ? 1e-2 : 1e-5));
     CHECK(test::norm_rel_error(tensor_of(dx, {R, D}), xr.grad()) < tol);
     CHECK(test::norm_rel_error(tensor_of(dw, {D}), wr.grad()) < tol);
     CHECK(test::norm_rel_error(tensor_of(db, {D}), br.grad()) < tol);
@@ -87,10 +93,12 @@ void check_layer_norm(int64_t R, int64_t D) {
 
 TEST_SUITE("cuda") {
     TEST_CASE("LayerNorm kernels on emulated threads equal the CPU op, forward and backward") {
-        check_layer_norm<float, 4>(37, 64);  // 16-byte packs; a partly empty last block; one row chunk
-        check_layer_norm<float, 1>(13, 45);  // single elements (45 columns take no packs)
-        check_layer_norm<bf16, 8>(100, 64);  // bf16 packs of 8; three row chunks for the column sums
-        check_layer_norm<bf16, 1>(9, 45);
+        check_layer_norm<float, float, 4>(37, 64);  // 16-byte packs; a partly empty last block; one row chunk
+        check_layer_norm<float, float, 1>(13, 45);  // single elements (45 columns take no packs)
+        check_layer_norm<bf16, bf16, 8>(100, 64);   // bf16 packs of 8; three row chunks for the column sums
+        check_layer_norm<bf16, bf16, 1>(9, 45);
+        check_layer_norm<float, bf16, 4>(100, 64);  // f32 in, bf16 out and gradient: packs of 4, 8 bytes out
+        check_layer_norm<float, bf16, 1>(9, 45);
     }
 }
 

@@ -54,6 +54,37 @@ TEST_SUITE("unit") {
         CHECK(autocast_enabled());
     }
 
+    TEST_CASE("layer_norm with a bf16 output is the f32 op and a cast, bit for bit, forward and backward") {
+        const Tensor x = random_tensor({7, 24}, 11, -2, 2, DType::F32), g = random_tensor({7, 24}, 12, -1, 1);
+        const Tensor w = random_tensor({24}, 13, 0.5, 1.5, DType::F32),
+                     b = random_tensor({24}, 14, -1, 1, DType::F32);
+        auto run = [&](bool fused) {  // y as bf16, and the gradients of sum(y * g) with g rounded to bf16
+            Tensor xi = x.detach().requires_grad_(), wi = w.detach().requires_grad_(),
+                   bi = b.detach().requires_grad_();
+            Tensor y = fused ? layer_norm(xi, wi, bi, 1e-5, DType::BF16)
+                             : layer_norm(xi, wi, bi, 1e-5).to(DType::BF16);
+            sum(mul(y.to(DType::F32), g.to(DType::BF16).to(DType::F32))).backward();
+            return std::vector<Tensor>{y, xi.grad(), wi.grad(), bi.grad()};
+        };
+        const std::vector<Tensor> fused = run(true), composed = run(false);
+        CHECK(fused[0].dtype() == DType::BF16);
+        for (size_t i = 0; i < fused.size(); ++i) {
+            CAPTURE(i);
+            CHECK(fused[i].dtype() == composed[i].dtype());
+            CHECK(fused[i].to_vector<double>() == composed[i].to_vector<double>());
+        }
+        CHECK(error_of([&] {
+                  layer_norm(x.to(DType::BF16), Tensor(), Tensor(), 1e-5, DType::F32);
+              }).find("layer_norm: output dtype f32 for an input of bf16") != std::string::npos);
+        // a transformer block under autocast hands its matrix products bf16 straight from its LayerNorms
+        Generator gen(3);
+        ResidualAttentionBlock block(16, 2, 32, Activation::GELU, 1e-5, gen);
+        const Tensor in = random_tensor({2, 5, 16}, 15, -1, 1, DType::F32);
+        AutocastGuard autocast;
+        CHECK(block.ln_1.forward(in, autocast_matmul_dtype()).dtype() == DType::BF16);
+        CHECK(block.forward(in, false, nullptr).dtype() == DType::F32);  // the residual stream stays f32
+    }
+
     TEST_CASE("autocast: a transformer's loss and gradients stay within bf16 accuracy of f32") {
         Generator gen(11);
         Transformer net(32, 2, 4, 128, Activation::GELU, 1e-5, gen);
