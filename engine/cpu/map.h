@@ -7,49 +7,71 @@
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/math/pointwise.h"
+#include "engine/ops/autocast.h"
 
 namespace aclip {
 
-// out = op(a, b; s0, s1); b undefined for unary ops. Shapes broadcast; a and b share a floating dtype.
+// The CPU loop of map_pointwise: a is A, b is B, out is O; computed in compute_t<A> (f32 when A and B are
+// f32 and bf16 in either order, as the GPU computes them).
+template <PW op, class A, class B, class O>
+void map_rows(const Tensor& out, const Tensor& a, const Tensor& b, const Shape& shape, double s0, double s1) {
+    using C = compute_t<A>;
+    Strides sa = broadcast_strides(a.shape(), a.strides(), shape);
+    Strides sb = b.defined() ? broadcast_strides(b.shape(), b.strides(), shape) : Strides(shape.size(), 0);
+    const A* pa = a.data<A>();
+    const B* pb = b.defined() ? b.data<B>() : reinterpret_cast<const B*>(pa);  // unary: read, ignored
+    O* po = out.data<O>();
+    const C c0 = static_cast<C>(s0), c1 = static_cast<C>(s1);
+    for_each_row<3>(shape, {out.strides(), sa, sb}, [&](auto off, int64_t n, auto inc) {
+        O* o = po + off[0];
+        const A* x = pa + off[1];
+        const B* y = pb + off[2];
+        if (inc[1] == 1 && inc[2] == 1) {
+            for (int64_t i = 0; i < n; ++i)
+                o[i] = store_as<O>(pointwise_apply<op, C>(load(x[i]), load(y[i]), c0, c1));
+        } else {
+            for (int64_t i = 0; i < n; ++i)
+                o[i] = store_as<O>(pointwise_apply<op, C>(load(x[i * inc[1]]), load(y[i * inc[2]]), c0, c1));
+        }
+    });
+}
+
+// out = op(a, b; s0, s1); b undefined for unary ops. Shapes broadcast; a and b share a floating dtype, or,
+// under autocast, are f32 and bf16 for the formulas that take both (pointwise_takes_mixed: f32 out).
 template <PW op>
 Tensor map_pointwise(const Tensor& a, const Tensor& b, double s0 = 0.0, double s1 = 0.0) {
     const char* name = pointwise_name(op);
     const Device device = common_device(name, {&a, &b});
     Shape shape = a.shape();
+    DType value_dtype = a.dtype();
     if (b.defined()) {
-        AC_CHECK(a.dtype() == b.dtype(), name, ": dtypes differ: ", a.desc(), " and ", b.desc(),
+        const bool mixed = pointwise_takes_mixed(op) && autocast_enabled() &&
+                           ((a.dtype() == DType::F32 && b.dtype() == DType::BF16) ||
+                            (a.dtype() == DType::BF16 && b.dtype() == DType::F32));
+        AC_CHECK(a.dtype() == b.dtype() || mixed, name, ": dtypes differ: ", a.desc(), " and ", b.desc(),
                  "; cast one with .to()");
+        if (mixed) value_dtype = DType::F32;
         shape = broadcast_shapes(a.shape(), b.shape(), name);
     }
-    Tensor out = empty(shape, pointwise_writes_mask(op) ? DType::U8 : a.dtype(), device);
+    Tensor out = empty(shape, pointwise_writes_mask(op) ? DType::U8 : value_dtype, device);
     if (device == Device::CUDA) {
         cuda::pointwise(op, s0, s1, out, a, b);
         return out;
     }
-    Strides sa = broadcast_strides(a.shape(), a.strides(), shape);
-    Strides sb = b.defined() ? broadcast_strides(b.shape(), b.strides(), shape) : Strides(shape.size(), 0);
+    if constexpr (pointwise_takes_mixed(op)) {
+        if (b.defined() && a.dtype() != b.dtype()) {
+            if (a.dtype() == DType::F32)
+                map_rows<op, float, bf16, float>(out, a, b, shape, s0, s1);
+            else
+                map_rows<op, bf16, float, float>(out, a, b, shape, s0, s1);
+            return out;
+        }
+    }
     dispatch_float(a.dtype(), name, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        using C = compute_t<T>;
         dispatch_any(out.dtype(), [&](auto otag) {
             using O = typename decltype(otag)::type;
-            const T* pa = a.data<T>();
-            const T* pb = b.defined() ? b.data<T>() : pa;
-            O* po = out.data<O>();
-            const C c0 = static_cast<C>(s0), c1 = static_cast<C>(s1);
-            for_each_row<3>(shape, {out.strides(), sa, sb}, [&](auto off, int64_t n, auto inc) {
-                O* o = po + off[0];
-                const T* x = pa + off[1];
-                const T* y = pb + off[2];
-                if (inc[1] == 1 && inc[2] == 1) {
-                    for (int64_t i = 0; i < n; ++i)
-                        o[i] = store_as<O>(pointwise_apply<op, C>(load(x[i]), load(y[i]), c0, c1));
-                } else {
-                    for (int64_t i = 0; i < n; ++i)
-                        o[i] = store_as<O>(
-                            pointwise_apply<op, C>(load(x[i * inc[1]]), load(y[i * inc[2]]), c0, c1));
-                }
-            });
+            map_rows<op, T, T, O>(out, a, b, shape, s0, s1);
         });
     });
     return out;

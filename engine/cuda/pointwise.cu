@@ -26,34 +26,52 @@ const char* kernel_name(PW op) {
     return "pointwise.?";
 }
 
+template <PW op, class A, class B>
+void launch_typed(double s0, double s1, const Tensor& out, const Tensor& a, const Tensor& b) {
+    using C = compute_t<A>;
+    using O = std::conditional_t<pointwise_writes_mask(op), uint8_t,
+                                 std::conditional_t<sizeof(B) < sizeof(A), A, B>>;
+    const int64_t n = out.numel();
+    O* po = static_cast<O*>(out.raw_data());
+    const A* pa = static_cast<const A*>(a.raw_data());
+    const B* pb = static_cast<const B*>(b.raw_data());
+    const bool dense = out.is_contiguous() && a.is_contiguous() && b.is_contiguous() &&
+                       a.shape() == out.shape() && b.shape() == out.shape();
+    if (dense && all_aligned({po, pa, pb}, 16)) {
+        const int64_t blocks = grid_for(n / pointwise_width<A, B>() + 1, kThreads);
+        pointwise_vectorized<op, A, B, O><<<blocks, kThreads>>>(po, pa, pb, n, C(s0), C(s1));
+    } else {
+        Strides so = out.strides();
+        Strides sa = broadcast_strides(a.shape(), a.strides(), out.shape());
+        Strides sb = broadcast_strides(b.shape(), b.strides(), out.shape());
+        const Strides* all[3] = {&so, &sa, &sb};
+        CollapsedDims dims = collapse_dims(out.shape(), all, 3);
+        pointwise_strided<op, A, B, O>
+            <<<grid_for(n, kThreads), kThreads>>>(po, pa, pb, dims, n, C(s0), C(s1));
+    }
+}
+
 template <PW op>
 void launch_pointwise(double s0, double s1, const Tensor& out, const Tensor& a, const Tensor& b) {
     const Tensor& bb = b.defined() ? b : a;  // unary ops read a second operand they ignore
-    const int64_t n = out.numel();
-    if (n == 0) return;
+    if (out.numel() == 0) return;
+    if constexpr (pointwise_takes_mixed(op)) {
+        if (a.dtype() == DType::F32 && bb.dtype() == DType::BF16) {
+            launch_typed<op, float, bf16>(s0, s1, out, a, bb);
+            AC_CUDA_LAUNCH_CHECK(kernel_name(op));
+            return;
+        }
+        if (a.dtype() == DType::BF16 && bb.dtype() == DType::F32) {
+            launch_typed<op, bf16, float>(s0, s1, out, a, bb);
+            AC_CUDA_LAUNCH_CHECK(kernel_name(op));
+            return;
+        }
+    }
     dispatch_gpu_float(a.dtype(), pointwise_name(op), [&](auto tag) {
         using T = typename decltype(tag)::type;
-        using C = compute_t<T>;
-        using O = std::conditional_t<pointwise_writes_mask(op), uint8_t, T>;
-        O* po = static_cast<O*>(out.raw_data());
-        const T* pa = static_cast<const T*>(a.raw_data());
-        const T* pb = static_cast<const T*>(bb.raw_data());
-        const bool dense = out.is_contiguous() && a.is_contiguous() && bb.is_contiguous() &&
-                           a.shape() == out.shape() && bb.shape() == out.shape();
-        if (dense && all_aligned({po, pa, pb}, 16)) {
-            const int64_t blocks = grid_for(n / vector_width<T>() + 1, kThreads);
-            pointwise_vectorized<op, T, O><<<blocks, kThreads>>>(po, pa, pb, n, C(s0), C(s1));
-        } else {
-            Strides so = out.strides();
-            Strides sa = broadcast_strides(a.shape(), a.strides(), out.shape());
-            Strides sb = broadcast_strides(bb.shape(), bb.strides(), out.shape());
-            const Strides* all[3] = {&so, &sa, &sb};
-            CollapsedDims dims = collapse_dims(out.shape(), all, 3);
-            pointwise_strided<op, T, O>
-                <<<grid_for(n, kThreads), kThreads>>>(po, pa, pb, dims, n, C(s0), C(s1));
-        }
-        AC_CUDA_LAUNCH_CHECK(kernel_name(op));
+        launch_typed<op, T, T>(s0, s1, out, a, bb);
     });
+    AC_CUDA_LAUNCH_CHECK(kernel_name(op));
 }
 
 #define AC_PW_REGISTER(id, name) AC_REGISTER_KERNEL_NAMED(pointwise_##id, "pointwise." #id);

@@ -11,15 +11,23 @@
 
 namespace aclip::cuda {
 
-template <PW op, class T, class O>
-__global__ void pointwise_vectorized(O* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b,
-                                     int64_t n, compute_t<T> s0, compute_t<T> s1) {
-    using C = compute_t<T>;
-    constexpr int V = vector_width<T>();  // 16 bytes of the input type per thread and step
+// a is A, b is B: the same type, or f32 and bf16 for pointwise_takes_mixed formulas (computed in f32).
+// V elements a thread and step: 16 bytes of the wider operand.
+template <class A, class B>
+constexpr int pointwise_width() {
+    return 16 / static_cast<int>(sizeof(A) > sizeof(B) ? sizeof(A) : sizeof(B));
+}
+
+template <PW op, class A, class B, class O>
+__global__ void pointwise_vectorized(O* __restrict__ out, const A* __restrict__ a, const B* __restrict__ b,
+                                     int64_t n, compute_t<A> s0, compute_t<A> s1) {
+    using C = compute_t<A>;
+    constexpr int V = pointwise_width<A, B>();
     const int64_t vectors = n / V;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
-        const Pack<T, V> x = load_pack<T, V>(a + i * V), y = load_pack<T, V>(b + i * V);
+        const Pack<A, V> x = load_pack<A, V>(a + i * V);
+        const Pack<B, V> y = load_pack<B, V>(b + i * V);
         Pack<O, V> o;
 #pragma unroll
         for (int k = 0; k < V; ++k) o.v[k] = st<O>(pointwise_apply<op, C>(ld(x.v[k]), ld(y.v[k]), s0, s1));
@@ -29,10 +37,10 @@ __global__ void pointwise_vectorized(O* __restrict__ out, const T* __restrict__ 
         out[i] = st<O>(pointwise_apply<op, C>(ld(a[i]), ld(b[i]), s0, s1));
 }
 
-template <PW op, class T, class O>
-__global__ void pointwise_strided(O* out, const T* a, const T* b, CollapsedDims dims, int64_t n,
-                                  compute_t<T> s0, compute_t<T> s1) {
-    using C = compute_t<T>;
+template <PW op, class A, class B, class O>
+__global__ void pointwise_strided(O* out, const A* a, const B* b, CollapsedDims dims, int64_t n,
+                                  compute_t<A> s0, compute_t<A> s1) {
+    using C = compute_t<A>;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         C x = ld(a[offset_of<1>(dims, i)]);

@@ -79,6 +79,13 @@ constexpr bool pointwise_writes_mask(PW op) {
     return op == PW::MaximumMask || op == PW::Greater || op == PW::Equal;
 }
 
+// Formulas that also take an f32 operand with a bf16 one (computing and writing f32): add and sub, where
+// autocast meets the residual stream. Their backward needs neither operand, so the bf16 one is never
+// widened in memory; other mixed ops cast it first (engine/ops/autocast.h).
+constexpr bool pointwise_takes_mixed(PW op) {
+    return op == PW::Add || op == PW::Sub;
+}
+
 // Overloads that pick the float or double C function on host and device alike (qualified: the ops of
 // ops.h, such as exp(const Tensor&), must not hide them wherever ops.h came first).
 AC_HD float pw_exp(float x) {

@@ -5,6 +5,7 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/cpu/map.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 #include "engine/optim/adamw.h"
 
@@ -128,6 +129,23 @@ std::vector<ParityCase> build() {
             return out;
         });
         c.backward = false;
+        v.push_back(c);
+    }
+    {
+        ParityCase c;
+        c.name = "add / sub of f32 and bf16 under autocast (the residual stream), dense and broadcast";
+        c.kernels = {"pointwise.Add", "pointwise.Sub"};
+        c.inputs = [](S s) {
+            Shape x = s == S::Odd ? Shape{3, 5, 37} : s == S::One ? Shape{1} : Shape{50432, 768};
+            return std::vector<In>{In{x}, In{x}, In{{x.back()}}};
+        };
+        // the second and third operands in the other dtype: f32 + bf16 for f32 runs, bf16 + f32 for bf16 ones
+        c.run = [](const Ts& x) {
+            AutocastGuard autocast;
+            const DType other = x[0].dtype() == DType::F32 ? DType::BF16 : DType::F32;
+            const Tensor y = x[1].to(other), row = x[2].to(other);
+            return Ts{add(x[0], y), sub(y, x[0]), add(x[0], row)};
+        };
         v.push_back(c);
     }
     {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/cpu/map.h"
+#include "engine/ops/autocast.h"
 #include "engine/cuda/pointwise.cuh"  // first: it brings the emulation's stand-ins for CUDA's keywords
 #include "test_util.h"
 
@@ -41,7 +42,7 @@ void check_vectorized(int64_t n, bool unary) {
     const T* pb = unary ? pa : b.data<T>();
     // Two blocks: fewer threads than packs, so the grid-stride loop takes a second turn.
     cuda::emulate_launch(2, 1, kThreads, [&] {
-        cuda::pointwise_vectorized<op, T, O>(out.data<O>(), pa, pb, n, compute_t<T>(0), compute_t<T>(0));
+        cuda::pointwise_vectorized<op, T, T, O>(out.data<O>(), pa, pb, n, compute_t<T>(0), compute_t<T>(0));
     });
     CHECK(bytes_of(out) == bytes_of(expected));
 }
@@ -61,10 +62,46 @@ void check_strided() {
     const Strides* all[3] = {&so, &sa, &sb};
     const cuda::CollapsedDims dims = cuda::collapse_dims(shape, all, 3);
     cuda::emulate_launch(1, 1, kThreads, [&] {
-        cuda::pointwise_strided<op, T, O>(out.data<O>(), a.data<T>(), b.data<T>(), dims, shape_numel(shape),
-                                          compute_t<T>(0), compute_t<T>(0));
+        cuda::pointwise_strided<op, T, T, O>(out.data<O>(), a.data<T>(), b.data<T>(), dims,
+                                             shape_numel(shape), compute_t<T>(0), compute_t<T>(0));
     });
     CHECK(bytes_of(out) == bytes_of(expected));
+}
+
+// An f32 operand with a bf16 one (either order; add and sub under autocast), vectorised and with a
+// broadcast bf16 row through the strided path, against the CPU's map on the same operands, bit for bit.
+template <PW op, class A, class B>
+void check_mixed(int64_t n) {
+    CAPTURE(pointwise_name(op));
+    CAPTURE(sizeof(A));
+    CAPTURE(n);
+    AutocastGuard autocast;  // where the engine takes mixed operands
+    const Tensor a = test::random_tensor({n}, 7, -3, 3).to(dtype_of<A>::value),
+                 b = test::random_tensor({n}, 8, -3, 3).to(dtype_of<B>::value);
+    const Tensor expected = map_pointwise<op>(a, b);
+    REQUIRE(expected.dtype() == DType::F32);
+    Tensor out = empty({n}, DType::F32);
+    cuda::emulate_launch(2, 1, kThreads, [&] {
+        cuda::pointwise_vectorized<op, A, B, float>(out.data<float>(), a.data<A>(), b.data<B>(), n, 0.0f,
+                                                    0.0f);
+    });
+    CHECK(bytes_of(out) == bytes_of(expected));
+    // and as the sum of the promoted operands, which the cast path computed
+    CHECK(bytes_of(out) == bytes_of(map_pointwise<op>(a.to(DType::F32), b.to(DType::F32))));
+
+    const Shape shape{5, 7};
+    const Tensor x = test::random_tensor(shape, 9, -3, 3).to(dtype_of<A>::value),
+                 row = test::random_tensor({7}, 10, -3, 3).to(dtype_of<B>::value);
+    Tensor strided_out = empty(shape, DType::F32);
+    const Strides so = strided_out.strides(), sa = x.strides(),
+                  sb = broadcast_strides(row.shape(), row.strides(), shape);
+    const Strides* all[3] = {&so, &sa, &sb};
+    const cuda::CollapsedDims dims = cuda::collapse_dims(shape, all, 3);
+    cuda::emulate_launch(1, 1, kThreads, [&] {
+        cuda::pointwise_strided<op, A, B, float>(strided_out.data<float>(), x.data<A>(), row.data<B>(), dims,
+                                                 shape_numel(shape), 0.0f, 0.0f);
+    });
+    CHECK(bytes_of(strided_out) == bytes_of(map_pointwise<op>(x, row)));
 }
 
 // A cast of n elements by the vectorised copy, and of a permuted (3, 5, 7) view by the strided one,
@@ -116,6 +153,12 @@ TEST_SUITE("cuda") {
         check_strided<PW::Mul, float>();
         check_strided<PW::Mul, bf16>();
         check_strided<PW::Greater, bf16>();
+        for (int64_t n : {int64_t(4805), int64_t(3)}) {
+            check_mixed<PW::Add, float, bf16>(n);
+            check_mixed<PW::Add, bf16, float>(n);
+            check_mixed<PW::Sub, float, bf16>(n);
+            check_mixed<PW::Sub, bf16, float>(n);
+        }
     }
 }
 

@@ -39,6 +39,15 @@ TEST_SUITE("unit") {
         CHECK(add(a, b).dtype() == DType::F32);
         CHECK(mul(b, a).dtype() == DType::F32);
         CHECK(add(b, b).dtype() == DType::BF16);  // same dtypes are left alone
+        // add and sub read the bf16 operand as it is (no cast recorded); each gradient has its input's dtype
+        Tensor x = a.detach().requires_grad_(), y = b.detach().requires_grad_();
+        Tensor s = sub(add(x, y), mul_scalar(y, 0.5));
+        CHECK(s.dtype() == DType::F32);
+        CHECK(add(x, y).to_vector<double>() == add(x, y.to(DType::F32)).to_vector<double>());
+        sum(s).backward();
+        CHECK(x.grad().dtype() == DType::F32);
+        CHECK(y.grad().dtype() == DType::BF16);
+        CHECK(y.grad().to_vector<double>() == std::vector<double>(4, 0.5));
     }
 
     TEST_CASE("autocast: layer_norm and cross_entropy run in f32; guards nest and restore") {
