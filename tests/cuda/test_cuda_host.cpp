@@ -78,9 +78,11 @@ TEST_SUITE("cuda") {
                 if (r.name == name) return r;
             return cuda::ProfileRow{};
         };
-        CHECK(rows[0].name == cuda::kHostWaitRow);
-        CHECK(row(cuda::kHostWaitRow).ms == doctest::Approx(2.0));
-        CHECK(row(cuda::kHostWaitRow).calls == 1);
+        const std::string wait_b = std::string(cuda::kHostWaitRow) + "b";
+        CHECK(rows[0].name == wait_b);
+        CHECK(row(wait_b).ms == doctest::Approx(2.0));
+        CHECK(row(wait_b).calls == 1);
+        CHECK(rows.size() == 4);  // a, b, c and the wait before b
         CHECK(row("a").ms == doctest::Approx(1.5));
         CHECK(row("b").ms == doctest::Approx(0.5));
         CHECK(row("c").ms == doctest::Approx(1.5));

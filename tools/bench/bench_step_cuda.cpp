@@ -37,18 +37,21 @@ void print_profile(int64_t steps, Step step) {
     cuda::profile_start();
     for (int64_t i = 0; i < steps; ++i) step();
     const std::vector<cuda::ProfileRow> rows = cuda::profile_stop();
-    double total = 0.0;
-    for (const cuda::ProfileRow& r : rows) total += r.ms;
+    double total = 0.0, idle = 0.0;
+    for (const cuda::ProfileRow& r : rows) {
+        total += r.ms;
+        if (r.name.starts_with(cuda::kHostWaitRow)) idle += r.ms;
+    }
     const double n = static_cast<double>(steps);
     std::printf(
-        "kernel profile over %lld steps: %.1f ms/step on the GPU's timeline (the time the GPU waited for "
-        "the host to queue a launch is its own row)\n",
-        static_cast<long long>(steps), total / n);
+        "kernel profile over %lld steps: %.1f ms/step on the GPU's timeline, of which %.1f ms waiting for "
+        "the host (rows '(GPU idle...) before' the launch it waited for)\n",
+        static_cast<long long>(steps), total / n, idle / n);
     std::printf("%10s %8s %6s  %s\n", "ms/step", "calls", "share", "kernel");
-    for (size_t i = 0; i < rows.size() && i < 30; ++i)
+    for (size_t i = 0; i < rows.size() && i < 40; ++i)
         std::printf("%10.2f %8.0f %5.1f%%  %s\n", rows[i].ms / n, static_cast<double>(rows[i].calls) / n,
                     100.0 * rows[i].ms / total, rows[i].name.c_str());
-    if (rows.size() > 30) std::printf("(%zu more kernel names)\n", rows.size() - 30);
+    if (rows.size() > 40) std::printf("(%zu more rows)\n", rows.size() - 40);
 }
 
 int main(int argc, char** argv) {
