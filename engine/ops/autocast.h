@@ -2,9 +2,11 @@
 // AutocastGuard, matrix products (matmul, linear) cast their f32 inputs to bf16 and return bf16: the
 // weights stay f32 masters, their casts are recorded, so gradients arrive in f32; accumulation is f32 on
 // the tensor cores and in the CPU GEMM. Elementwise ops that meet f32 and bf16 compute in f32 (so the
-// residual stream stays f32), and the ops whose precision matters most run in f32 whatever their input:
-// layer_norm and batch_norm (in the dtype of their f32 parameters), l2_normalize and cross_entropy.
-// Softmax keeps its input dtype: its kernels accumulate in f32. Outside a guard nothing changes, and
+// residual stream stays f32; add and sub read the bf16 operand as it is, the others widen it first), and
+// the ops whose precision matters most run in f32 whatever their input: layer_norm and batch_norm (in the
+// dtype of their f32 parameters; a LayerNorm that feeds only matrix products writes its output as bf16
+// directly, autocast_matmul_dtype), l2_normalize and cross_entropy. Softmax keeps its input dtype: its
+// kernels accumulate in f32. Outside a guard nothing changes, and
 // mixing dtypes is an error, as everywhere else in the engine. The switch for debugging is simply not to
 // open a guard (train.precision = f32).
 #pragma once
