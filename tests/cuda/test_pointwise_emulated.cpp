@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "engine/cpu/map.h"
-#include "engine/ops/autocast.h"
 #include "engine/cuda/pointwise.cuh"  // first: it brings the emulation's stand-ins for CUDA's keywords
+#include "engine/ops/autocast.h"
 #include "test_util.h"
 
 namespace aclip {
