@@ -54,7 +54,8 @@ double sum_of_squares(const std::vector<Tensor>& tensors);  // f32 tensors, accu
 void softmax_rows(const Tensor& x, const Tensor& y, bool log);
 void softmax_backward_rows(const Tensor& g, const Tensor& y, const Tensor& dx, bool log);
 void nll_sum(const Tensor& logp, const Tensor& target, const Tensor& out);  // out [] = -sum logp[i, t_i]
-void cross_entropy_backward(const Tensor& logp, const Tensor& target, double scale, const Tensor& dx);
+// dx = (exp(logp) - onehot(target)) * g / N; g: the loss's gradient, a one-element tensor of logp's dtype
+void cross_entropy_backward(const Tensor& logp, const Tensor& target, const Tensor& g, const Tensor& dx);
 
 // ---- layer_norm (layer_norm.cu); x (R, D) contiguous; w, b (D) or undefined ----
 void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,

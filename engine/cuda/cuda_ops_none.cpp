@@ -80,7 +80,7 @@ void softmax_backward_rows(const Tensor&, const Tensor&, const Tensor&, bool) {
 void nll_sum(const Tensor&, const Tensor&, const Tensor&) {
     no_backend("cross_entropy");
 }
-void cross_entropy_backward(const Tensor&, const Tensor&, double, const Tensor&) {
+void cross_entropy_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
     no_backend("cross_entropy_backward");
 }
 void layer_norm_forward(const Tensor&, const Tensor&, const Tensor&, double, const Tensor&, const Tensor&,

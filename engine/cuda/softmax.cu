@@ -68,14 +68,15 @@ void nll_sum(const Tensor& logp, const Tensor& target, const Tensor& out) {
     AC_CUDA_LAUNCH_CHECK("nll_sum");
 }
 
-void cross_entropy_backward(const Tensor& logp, const Tensor& target, double scale, const Tensor& dx) {
+void cross_entropy_backward(const Tensor& logp, const Tensor& target, const Tensor& g, const Tensor& dx) {
     const int64_t N = logp.size(0), C = logp.size(1);
     if (N * C == 0) return;
     dispatch_gpu_float(logp.dtype(), "cross_entropy_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
         cross_entropy_backward_kernel<T><<<grid_for(N * C, kThreads), kThreads>>>(
             static_cast<const T*>(logp.raw_data()), static_cast<const int64_t*>(target.raw_data()),
-            static_cast<T*>(dx.raw_data()), N, C, static_cast<float>(scale));
+            static_cast<const T*>(g.raw_data()), static_cast<T*>(dx.raw_data()), N, C,
+            static_cast<float>(1.0 / static_cast<double>(N)));
     });
     AC_CUDA_LAUNCH_CHECK("cross_entropy_backward");
 }

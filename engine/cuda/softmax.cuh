@@ -145,10 +145,12 @@ __global__ void nll_sum_kernel(const T* logp, const int64_t* target, T* out, int
     if (threadIdx.x == 0) *out = st<T>(s);
 }
 
+// dx = (softmax - onehot(target)) * g / N, g the loss's gradient read on the device (no read-back).
 template <class T>
-__global__ void cross_entropy_backward_kernel(const T* logp, const int64_t* target, T* dx, int64_t N,
-                                              int64_t C, float scale) {
+__global__ void cross_entropy_backward_kernel(const T* logp, const int64_t* target, const T* g, T* dx,
+                                              int64_t N, int64_t C, float inv_n) {
     const int64_t n = N * C;
+    const float scale = ld(*g) * inv_n;
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < n;
          p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t i = p / C, j = p % C;

@@ -89,9 +89,14 @@ BatchNorm1d::BatchNorm1d(int64_t channels, double eps_, double momentum_) : eps(
 }
 
 Tensor BatchNorm1d::forward(const Tensor& x) {
-    if (training()) {  // one counter, wherever it lives (a read-back on the GPU)
+    if (training()) {  // one counter, wherever it lives
         NoGradGuard no_grad;
-        num_batches_tracked.copy_(scalar_tensor(num_batches_tracked.item() + 1, DType::I64));
+        if (counted_at_ != num_batches_tracked.raw_data() ||
+            counted_version_ != num_batches_tracked.version())
+            batches_ = static_cast<int64_t>(num_batches_tracked.item());  // written elsewhere: read it
+        num_batches_tracked.fill_(static_cast<double>(++batches_));
+        counted_at_ = num_batches_tracked.raw_data();
+        counted_version_ = num_batches_tracked.version();
     }
     if (training() && comm && comm->world() > 1)
         return sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, *comm);

@@ -53,6 +53,13 @@ class BatchNorm1d : public Module {
     Tensor weight, bias, running_mean, running_var, num_batches_tracked;  // (C) x4, i64 []
     double eps, momentum;
     Comm* comm = nullptr;  // when set (world > 1), training statistics span every rank (SyncBatchNorm)
+
+  private:
+    // The host's copy of num_batches_tracked, valid while the tensor's storage and version are the ones it
+    // last wrote (a checkpoint load or a move re-reads it): a GPU counter is counted without a read-back.
+    int64_t batches_ = 0;
+    const void* counted_at_ = nullptr;
+    uint64_t counted_version_ = 0;
 };
 
 // c_fc -> activation -> c_proj, as in CLIP's ResidualAttentionBlock.

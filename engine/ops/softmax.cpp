@@ -167,13 +167,14 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target) {
     }
     if (!needs_grad({logits})) return out;
     return record("cross_entropy", out, {logits, Tensor()}, [logp, target64, t, N, C](const Tensor& g) {
-        // d loss / d logits = (softmax - onehot(target)) * g / N
-        double scale = g.item() / static_cast<double>(N);
+        // d loss / d logits = (softmax - onehot(target)) * g / N; the GPU reads g where it is
         if (logp.device() == Device::CUDA) {
             Tensor dx = empty(logp.shape(), logp.dtype(), Device::CUDA);
-            cuda::cross_entropy_backward(logp, target64, scale, dx);
+            cuda::cross_entropy_backward(logp, target64, g.to(Device::CUDA).to(logp.dtype()).contiguous(),
+                                         dx);
             return std::vector<Tensor>{dx, Tensor()};
         }
+        const double scale = g.item() / static_cast<double>(N);
         Tensor dx = map1<PW::ExpScale>(logp, scale);
         dispatch_float(dx.dtype(), "cross_entropy_backward", [&](auto tag) {
             using T = typename decltype(tag)::type;

@@ -108,6 +108,26 @@ TEST_SUITE("nn") {
         CHECK_CLOSE(bn.forward(f.get("bn.x_eval")), f.get("bn.y_eval"), 1e-5, 1e-5);
     }
 
+    TEST_CASE("BatchNorm1d counts its batches through loads and replacements of the counter") {
+        BatchNorm1d bn(3);
+        const Tensor x = from_vector(std::vector<float>{1, 2, 3, 4, 5, 7, 0, 1, 1}, {3, 3});
+        auto count = [&] { return bn.num_batches_tracked.to_vector<int64_t>()[0]; };
+        for (int i = 0; i < 3; ++i) (void)bn.forward(x);
+        CHECK(count() == 3);
+        {
+            NoGradGuard no_grad;
+            bn.num_batches_tracked.copy_(scalar_tensor(10, DType::I64));  // as a checkpoint load writes it
+        }
+        (void)bn.forward(x);
+        CHECK(count() == 11);
+        bn.num_batches_tracked = scalar_tensor(40, DType::I64);  // a new tensor (a move to another device)
+        (void)bn.forward(x);
+        CHECK(count() == 41);
+        bn.eval();
+        (void)bn.forward(x);
+        CHECK(count() == 41);  // eval does not count
+    }
+
     TEST_CASE("an MLP learns the two-spirals task") {
         // 2 interleaved spirals, 200 points; a linear model cannot exceed ~60% accuracy on them.
         const int64_t n = 200;
