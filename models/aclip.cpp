@@ -112,8 +112,10 @@ AclipStep Aclip::forward(const AclipBatch& batch, double m) {
 
     // 2. Which patches each view keeps.
     if (cfg.mask == MaskMode::Attentive) {
-        out.keep1 = attentive_keep(out.attn, batch.boxes, 0, mask_cfg);
-        if (cfg.views == 2) out.keep2 = attentive_keep(out.attn, batch.boxes, 1, mask_cfg);
+        const Tensor attn = out.attn.to(Device::CPU);  // one read-back for both views' masks
+        out.keep1 = attentive_keep(attn, batch.boxes, 0, mask_cfg).to(batch.view1.device());
+        if (cfg.views == 2)
+            out.keep2 = attentive_keep(attn, batch.boxes, 1, mask_cfg).to(batch.view1.device());
     } else if (cfg.mask == MaskMode::Random) {
         out.keep1 =
             random_keep(B, N, cfg.keep_ratio, batch.mask_seed, batch.mask_offset).to(batch.view1.device());
