@@ -92,8 +92,9 @@ void Tensor::backward(const Tensor& gradient) const {
                   "backward() on a tensor that does not require grad");
     AC_CHECK(gradient.shape() == shape() && gradient.device() == device(), "backward: the gradient ",
              gradient.desc(), " does not match ", desc());
+    const Tensor g = gradient.to(dtype());
     if (is_leaf()) {
-        accumulate_leaf(impl(), gradient);
+        accumulate_leaf(impl(), g);
         return;
     }
     NoGradGuard no_grad;  // backward rules are not recorded (no double backward)
@@ -116,7 +117,7 @@ void Tensor::backward(const Tensor& gradient) const {
     std::sort(order.begin(), order.end(), [](Node* a, Node* b) { return a->seq > b->seq; });
 
     std::unordered_map<Node*, Tensor> grads;
-    grads[order.front()] = gradient.dtype() == dtype() ? gradient : gradient.to(dtype());
+    grads[order.front()] = g;
     for (Node* node : order) {
         auto it = grads.find(node);
         if (it == grads.end()) continue;  // no gradient reached this node

@@ -59,6 +59,10 @@ inline bool is_floating(DType t) {
 inline bool is_integral(DType t) {
     return !is_floating(t);
 }
+// f32 with bf16, in either order: the pair autocast meets, which some kernels take as it is.
+inline bool f32_with_bf16(DType a, DType b) {
+    return (a == DType::F32 && b == DType::BF16) || (a == DType::BF16 && b == DType::F32);
+}
 
 // The C++ type behind each dtype, and back.
 template <class T>

@@ -45,9 +45,8 @@ Tensor map_pointwise(const Tensor& a, const Tensor& b, double s0 = 0.0, double s
     Shape shape = a.shape();
     DType value_dtype = a.dtype();
     if (b.defined()) {
-        const bool mixed = pointwise_takes_mixed(op) && autocast_enabled() &&
-                           ((a.dtype() == DType::F32 && b.dtype() == DType::BF16) ||
-                            (a.dtype() == DType::BF16 && b.dtype() == DType::F32));
+        const bool mixed =
+            pointwise_takes_mixed(op) && autocast_enabled() && f32_with_bf16(a.dtype(), b.dtype());
         AC_CHECK(a.dtype() == b.dtype() || mixed, name, ": dtypes differ: ", a.desc(), " and ", b.desc(),
                  "; cast one with .to()");
         if (mixed) value_dtype = DType::F32;

@@ -38,7 +38,7 @@ void launch_typed(double s0, double s1, const Tensor& out, const Tensor& a, cons
     const bool dense = out.is_contiguous() && a.is_contiguous() && b.is_contiguous() &&
                        a.shape() == out.shape() && b.shape() == out.shape();
     if (dense && all_aligned({po, pa, pb}, 16)) {
-        const int64_t blocks = grid_for(n / pointwise_width<A, B>() + 1, kThreads);
+        const int64_t blocks = grid_for(n / pack_width<A, B>() + 1, kThreads);
         pointwise_vectorized<op, A, B, O><<<blocks, kThreads>>>(po, pa, pb, n, C(s0), C(s1));
     } else {
         Strides so = out.strides();
@@ -144,19 +144,20 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
         return;
     }
     const bool vectorized = dense && all_aligned({dst.raw_data(), src.raw_data()}, 16);
-    Strides sd = dst.strides(), ss = broadcast_strides(src.shape(), src.strides(), dst.shape());
-    const Strides* all[2] = {&sd, &ss};
-    CollapsedDims dims = collapse_dims(dst.shape(), all, 2);
+    CollapsedDims dims{};
+    if (!vectorized) {
+        Strides sd = dst.strides(), ss = broadcast_strides(src.shape(), src.strides(), dst.shape());
+        const Strides* all[2] = {&sd, &ss};
+        dims = collapse_dims(dst.shape(), all, 2);
+    }
     dispatch_any(dst.dtype(), [&](auto dtag) {
         using D = typename decltype(dtag)::type;
         dispatch_any(src.dtype(), [&](auto stag) {
             using S = typename decltype(stag)::type;
             D* d = static_cast<D*>(dst.raw_data());
             const S* s = static_cast<const S*>(src.raw_data());
-            if (vectorized)  // a cast: 16 bytes of the wider dtype a thread and step
-                copy_vectorized<D, S>
-                    <<<grid_for(n / (16 / std::max(sizeof(D), sizeof(S))) + 1, kThreads), kThreads>>>(d, s,
-                                                                                                      n);
+            if (vectorized)  // a cast between contiguous tensors
+                copy_vectorized<D, S><<<grid_for(n / pack_width<D, S>() + 1, kThreads), kThreads>>>(d, s, n);
             else
                 copy_strided<D, S><<<grid_for(n, kThreads), kThreads>>>(d, s, dims, n);
         });

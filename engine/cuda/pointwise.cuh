@@ -11,18 +11,20 @@
 
 namespace aclip::cuda {
 
-// a is A, b is B: the same type, or f32 and bf16 for pointwise_takes_mixed formulas (computed in f32).
-// V elements a thread and step: 16 bytes of the wider operand.
+// Elements a thread moves a step when operands of types A and B are read and written together: 16 bytes
+// of the wider one.
 template <class A, class B>
-constexpr int pointwise_width() {
+constexpr int pack_width() {
     return 16 / static_cast<int>(sizeof(A) > sizeof(B) ? sizeof(A) : sizeof(B));
 }
+
+// a is A, b is B: the same type, or f32 and bf16 for pointwise_takes_mixed formulas (computed in f32).
 
 template <PW op, class A, class B, class O>
 __global__ void pointwise_vectorized(O* __restrict__ out, const A* __restrict__ a, const B* __restrict__ b,
                                      int64_t n, compute_t<A> s0, compute_t<A> s1) {
     using C = compute_t<A>;
-    constexpr int V = pointwise_width<A, B>();
+    constexpr int V = pack_width<A, B>();
     const int64_t vectors = n / V;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
@@ -64,7 +66,7 @@ __device__ __forceinline__ D convert_element(S v) {
 // elements a thread and step, 16 bytes of the wider dtype; then the tail one by one.
 template <class D, class S>
 __global__ void copy_vectorized(D* __restrict__ dst, const S* __restrict__ src, int64_t n) {
-    constexpr int V = 16 / static_cast<int>(sizeof(D) > sizeof(S) ? sizeof(D) : sizeof(S));
+    constexpr int V = pack_width<D, S>();
     const int64_t vectors = n / V;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {

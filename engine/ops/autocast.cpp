@@ -34,9 +34,9 @@ Tensor autocast_to_f32(const Tensor& t) {
     return g_autocast && t.defined() && t.dtype() == DType::BF16 ? t.to(DType::F32) : t;
 }
 
-std::pair<Tensor, Tensor> autocast_promote(const Tensor& a, const Tensor& b) {
+std::pair<Tensor, Tensor> autocast_promote(const Tensor& a, const Tensor& b, bool takes_mixed) {
     if (!g_autocast || !a.defined() || !b.defined() || a.dtype() == b.dtype() || !is_floating(a.dtype()) ||
-        !is_floating(b.dtype()))
+        !is_floating(b.dtype()) || (takes_mixed && f32_with_bf16(a.dtype(), b.dtype())))
         return {a, b};
     return width(a.dtype()) > width(b.dtype()) ? std::pair{a, b.to(a.dtype())}
                                                : std::pair{a.to(b.dtype()), b};

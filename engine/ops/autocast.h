@@ -38,7 +38,8 @@ Tensor autocast_to_low(const Tensor& t);
 // t cast to f32 when autocast is on and t is bf16; else t.
 Tensor autocast_to_f32(const Tensor& t);
 // Under autocast, two floating operands of different dtypes are both brought to the wider one; else
-// they are returned unchanged (and the op reports a mismatch).
-std::pair<Tensor, Tensor> autocast_promote(const Tensor& a, const Tensor& b);
+// they are returned unchanged (and the op reports a mismatch). takes_mixed: the op's kernel reads f32 with
+// bf16 as they are (pointwise_takes_mixed), so that pair is returned unchanged too.
+std::pair<Tensor, Tensor> autocast_promote(const Tensor& a, const Tensor& b, bool takes_mixed = false);
 
 }  // namespace aclip

@@ -13,20 +13,13 @@ namespace aclip {
 
 namespace {
 using Grads = std::vector<Tensor>;
-
-// add and sub take f32 and bf16 operands as they are under autocast (map_pointwise computes in f32): the
-// residual stream meets each bf16 block output without widening it in memory first. Their backward needs
-// neither operand; autograd casts each gradient to its input's dtype.
-std::pair<Tensor, Tensor> autocast_mixed(const Tensor& a, const Tensor& b) {
-    const bool f32_bf16 = a.defined() && b.defined() &&
-                          ((a.dtype() == DType::F32 && b.dtype() == DType::BF16) ||
-                           (a.dtype() == DType::BF16 && b.dtype() == DType::F32));
-    return autocast_enabled() && f32_bf16 ? std::pair{a, b} : autocast_promote(a, b);
-}
 }  // namespace
 
+// add and sub take f32 with bf16 as they are under autocast: the residual stream meets each bf16 block
+// output without widening it in memory first. Their backward needs neither operand; autograd casts each
+// gradient to its input's dtype.
 Tensor add(const Tensor& a_in, const Tensor& b_in) {
-    auto [a, b] = autocast_mixed(a_in, b_in);
+    auto [a, b] = autocast_promote(a_in, b_in, pointwise_takes_mixed(PW::Add));
     Tensor out = map_pointwise<PW::Add>(a, b);
     Shape sa = a.shape(), sb = b.shape();
     bool ra = a.requires_grad(), rb = b.requires_grad();
@@ -36,7 +29,7 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor sub(const Tensor& a_in, const Tensor& b_in) {
-    auto [a, b] = autocast_mixed(a_in, b_in);
+    auto [a, b] = autocast_promote(a_in, b_in, pointwise_takes_mixed(PW::Sub));
     Tensor out = map_pointwise<PW::Sub>(a, b);
     Shape sa = a.shape(), sb = b.shape();
     bool ra = a.requires_grad(), rb = b.requires_grad();

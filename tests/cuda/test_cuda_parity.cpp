@@ -182,17 +182,17 @@ void run_case(const ParityCase& c, Device other) {
             for (size_t k = 0; k < cpu.outputs.size(); ++k)
                 weights.push_back(draw(ParityInput{cpu.outputs[k].shape()}, 5000 + k));
             if (backward) cpu = run_on(c, values, specs, Device::CPU, var.strided, true, weights);
-            RunResult gpu = run_on(c, values, specs, other, var.strided, backward, weights);
-            CHECK(gpu.outputs.size() == cpu.outputs.size());
-            if (gpu.outputs.size() != cpu.outputs.size()) continue;
+            RunResult run = run_on(c, values, specs, other, var.strided, backward, weights);
+            CHECK(run.outputs.size() == cpu.outputs.size());
+            if (run.outputs.size() != cpu.outputs.size()) continue;
             for (size_t k = 0; k < cpu.outputs.size(); ++k)
-                check_close(gpu.outputs[k], cpu.outputs[k], tol, str_cat(what, " output ", k),
+                check_close(run.outputs[k], cpu.outputs[k], tol, str_cat(what, " output ", k),
                             cpu.integral[k]);
             for (size_t k = 0; k < cpu.grads.size(); ++k) {
                 if (!cpu.grads[k].defined()) continue;
-                CHECK(gpu.grads[k].defined());
-                if (!gpu.grads[k].defined()) continue;
-                check_close(gpu.grads[k], cpu.grads[k], tol, str_cat(what, " gradient of input ", k), false);
+                CHECK(run.grads[k].defined());
+                if (!run.grads[k].defined()) continue;
+                check_close(run.grads[k], cpu.grads[k], tol, str_cat(what, " gradient of input ", k), false);
             }
         }
     }
