@@ -406,8 +406,10 @@ Tensor Tensor::to(Device target) const {
     Tensor src = contiguous();
     Tensor out = empty(shape(), dtype(), target);
     size_t bytes = static_cast<size_t>(numel()) * dtype_size(dtype());
-    cuda::memcpy(out.raw_data(), src.raw_data(), bytes,
-                 target == Device::CUDA ? cuda::Copy::HostToDevice : cuda::Copy::DeviceToHost);
+    if (target == Device::CUDA)
+        cuda::copy_to_device(out.raw_data(), src.raw_data(), bytes, src.is_pinned());
+    else
+        cuda::copy_to_host(out.raw_data(), src.raw_data(), bytes);
     Device source = device();
     return record("to_device", out, {*this},
                   [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; });

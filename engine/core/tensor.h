@@ -85,9 +85,12 @@ class Tensor {
     Tensor squeeze(int64_t dim) const;
     Tensor unsqueeze(int64_t dim) const;
     Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
-    Tensor contiguous() const;       // itself when already contiguous
-    Tensor to(DType dtype) const;    // differentiable between floating dtypes
-    Tensor to(Device device) const;  // a contiguous copy on that device (itself when already there)
+    Tensor contiguous() const;     // itself when already contiguous
+    Tensor to(DType dtype) const;  // differentiable between floating dtypes
+    // A contiguous copy on that device (itself when already there). To the GPU the copy is queued and this
+    // returns at once; from page-locked memory (empty_pinned) the host must not write the source until the
+    // GPU has run the copy (freeing it is safe). To the CPU it waits for the copy.
+    Tensor to(Device device) const;
     Tensor clone() const;
 
     // ---- in-place writes (not recorded; refused on tensors that need grad while grad mode is on) ----

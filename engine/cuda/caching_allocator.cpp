@@ -1,5 +1,6 @@
 // caching_allocator.cpp: best-fit reuse of cached device blocks, splitting and coalescing within
-// segments, and release-and-retry when the device is out of memory. See caching_allocator.h.
+// segments, frees deferred behind fences, and release-and-retry when the device is out of memory. See
+// caching_allocator.h.
 #include "engine/cuda/caching_allocator.h"
 
 #include <vector>
@@ -59,6 +60,7 @@ void CachingAllocator::split(Block* block, size_t size, FreeList& pool) {
 
 void* CachingAllocator::allocate(size_t bytes, StreamId stream) {
     std::lock_guard<std::mutex> lock(mutex_);
+    reclaim_fenced_locked(false);
     const size_t size = round_size(bytes);
     const bool small = size <= kSmallLimit;
     FreeList& pool = small ? small_free_ : large_free_;
@@ -70,6 +72,7 @@ void* CachingAllocator::allocate(size_t bytes, StreamId stream) {
         void* mem = device_.allocate(seg);
         if (!mem) {  // out of memory: give every cached segment back and try once more
             stats_.out_of_memory_retries++;
+            reclaim_fenced_locked(true);
             release_free_segments_locked();
             mem = device_.allocate(seg);
         }
@@ -92,18 +95,20 @@ void* CachingAllocator::allocate(size_t bytes, StreamId stream) {
     return block->ptr;
 }
 
-void CachingAllocator::free(void* ptr) {
-    if (!ptr) return;
-    std::lock_guard<std::mutex> lock(mutex_);
+CachingAllocator::Block* CachingAllocator::take_allocated_locked(void* ptr, const char* what) {
     auto it = allocated_.find(ptr);
     AC_CHECK_HINT(it != allocated_.end(), "this is a bug in the engine: please report it",
-                  "CachingAllocator::free of a pointer it did not hand out (", ptr, ")");
+                  "CachingAllocator::", what, " of a pointer it did not hand out (", ptr, ")");
     Block* b = it->second;
     allocated_.erase(it);
+    return b;
+}
+
+// Puts a block that is no longer used back on its free list, coalesced with free neighbours of its segment.
+void CachingAllocator::return_to_pool_locked(Block* b) {
     stats_.in_use -= b->size;
     b->allocated = false;
     FreeList& pool = pool_of(b);
-    // Coalesce with free neighbours of the same segment.
     for (Block* n : {b->prev, b->next}) {
         if (!n || n->allocated) continue;
         pool.erase(n);
@@ -123,6 +128,34 @@ void CachingAllocator::free(void* ptr) {
     pool.insert(b);
 }
 
+void CachingAllocator::free(void* ptr) {
+    if (!ptr) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    return_to_pool_locked(take_allocated_locked(ptr, "free"));
+}
+
+void CachingAllocator::free_after_queued_work(void* ptr) {
+    if (!ptr) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    Block* b = take_allocated_locked(ptr, "free_after_queued_work");  // stays `allocated` for its neighbours
+    fenced_.push_back({b, device_.record_fence()});
+    stats_.fenced_frees++;
+}
+
+// Returns the fenced blocks whose fences have passed (all of them, waiting, when `wait`).
+void CachingAllocator::reclaim_fenced_locked(bool wait) {
+    while (!fenced_.empty()) {
+        Fenced f = fenced_.front();
+        if (wait)
+            device_.wait_fence(f.fence);
+        else if (!device_.fence_passed(f.fence))
+            return;  // later fences were recorded after this one: none of them has passed either
+        device_.destroy_fence(f.fence);
+        fenced_.pop_front();
+        return_to_pool_locked(f.block);
+    }
+}
+
 void CachingAllocator::release_free_segments_locked() {
     for (FreeList* pool : {&small_free_, &large_free_}) {
         std::vector<Block*> whole;
@@ -140,6 +173,7 @@ void CachingAllocator::release_free_segments_locked() {
 
 void CachingAllocator::release_cached() {
     std::lock_guard<std::mutex> lock(mutex_);
+    reclaim_fenced_locked(false);
     release_free_segments_locked();
 }
 

@@ -23,12 +23,24 @@ namespace aclip::cuda {
 void* allocate(size_t bytes);  // from the caching allocator, on the current stream
 void free(void* ptr);
 // Page-locked host memory, from a caching allocator of its own (cudaHostAlloc is slow): host-to-device
-// copies from it run at the link's full speed instead of through a staging buffer.
+// copies from it run at the link's full speed and need no staging. A freed block is reused only after
+// the work queued before its free has run (a copy may still read it).
 void* allocate_pinned(size_t bytes);
 void free_pinned(void* ptr);
-enum class Copy { HostToDevice, DeviceToHost, DeviceToDevice };
-void memcpy(void* dst, const void* src, size_t bytes, Copy kind);  // synchronous for device-to-host
-void synchronize();
+
+// Copies between host and device, all on the default stream, in order with the kernels.
+// copy_to_device is queued and returns at once: from page-locked memory directly (the host must not write
+// the source until the device has run the copy), from pageable memory up to kStagedCopyLimit bytes through
+// a page-locked staging block; larger pageable copies (weights at setup) wait for the device.
+// copy_to_host waits for the copy, and so for everything queued before it, then raises any index fault.
+constexpr size_t kStagedCopyLimit = 1 << 20;
+void copy_to_device(void* dst, const void* src, size_t bytes, bool src_pinned);
+void copy_to_host(void* dst, const void* src, size_t bytes);
+void copy_on_device(void* dst, const void* src, size_t bytes);
+void synchronize();  // waits for all queued work, then raises any index fault
+// Times the host has waited for the device (copies to the host, synchronize, large pageable copies): each
+// leaves the GPU idle until the host queues work again, so a training step should have few.
+uint64_t host_waits();
 void set_device(int index);  // before the first CUDA tensor: one GPU per process (data parallel)
 AllocatorStats memory_stats();
 void reset_peak_memory();
@@ -53,7 +65,8 @@ double sum_of_squares(const std::vector<Tensor>& tensors);  // f32 tensors, accu
 // ---- softmax and losses (softmax.cu); rows of the last dim, contiguous ----
 void softmax_rows(const Tensor& x, const Tensor& y, bool log);
 void softmax_backward_rows(const Tensor& g, const Tensor& y, const Tensor& dx, bool log);
-void nll_sum(const Tensor& logp, const Tensor& target, const Tensor& out);  // out [] = -sum logp[i, t_i]
+// out [] = -sum logp[i, t_i]; targets outside [0, C) are reported as index faults (index_fault.cuh)
+void nll_sum(const Tensor& logp, const Tensor& target, const Tensor& out);
 // dx = (exp(logp) - onehot(target)) * g / N; g: the loss's gradient, a one-element tensor of logp's dtype
 void cross_entropy_backward(const Tensor& logp, const Tensor& target, const Tensor& g, const Tensor& dx);
 
@@ -79,9 +92,15 @@ struct GemmOperand {
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
           int64_t K, const Tensor& bias = Tensor());
 
-// ---- indexing (index.cu); index tensors are i64, contiguous, already range-checked ----
-void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor& index, const Tensor& out);
-void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor& index, const Tensor& src);
+// ---- indexing (index.cu); index tensors are i64 and contiguous ----
+// The kernels check each index against its range (index_fault.cuh): an index outside it is skipped and
+// reported at the next synchronisation; `op` names the op in that report (a string literal).
+// x seen as (O, S, I), out (O, L, I): out[o, l] = x[o, index[l]], or x[o, index[o, l]] when `batched`
+// (index (O, L)). index_add is its adjoint: dst (O, S, I) += src (O, L, I) at those rows.
+void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor& index, bool batched,
+                  const Tensor& out, const char* op);
+void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor& index, bool batched,
+               const Tensor& src, const char* op);
 // out[p] = x[offset of p with coordinate dim replaced by index[p]] (gather), or x[...] += src[p].
 void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
 void scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);

@@ -24,8 +24,17 @@ void* allocate_pinned(size_t) {
 void free_pinned(void*) {
     no_backend("cuda::free_pinned");
 }
-void memcpy(void*, const void*, size_t, Copy) {
-    no_backend("cuda::memcpy");
+void copy_to_device(void*, const void*, size_t, bool) {
+    no_backend("cuda::copy_to_device");
+}
+void copy_to_host(void*, const void*, size_t) {
+    no_backend("cuda::copy_to_host");
+}
+void copy_on_device(void*, const void*, size_t) {
+    no_backend("cuda::copy_on_device");
+}
+uint64_t host_waits() {
+    return 0;
 }
 void profile_start() {
     no_backend("cuda::profile_start");
@@ -95,10 +104,10 @@ bool gemm(const GemmOperand&, const GemmOperand&, const Tensor&, int64_t, int64_
           const Tensor&) {
     no_backend("matmul");
 }
-void index_select(const Tensor&, int64_t, int64_t, int64_t, const Tensor&, const Tensor&) {
+void index_select(const Tensor&, int64_t, int64_t, int64_t, const Tensor&, bool, const Tensor&, const char*) {
     no_backend("index_select");
 }
-void index_add(const Tensor&, int64_t, int64_t, int64_t, const Tensor&, const Tensor&) {
+void index_add(const Tensor&, int64_t, int64_t, int64_t, const Tensor&, bool, const Tensor&, const char*) {
     no_backend("index_add");
 }
 void gather(const Tensor&, int64_t, const Tensor&, const Tensor&) {

@@ -4,10 +4,12 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 
 #include "engine/cuda/cuda_check.cuh"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/index_fault.cuh"
 
 namespace aclip::cuda {
 
@@ -50,6 +52,32 @@ class PinnedHostMemory : public DeviceMemory {
         AC_CUDA_CHECK(cudaSetDevice(g_device.load()));
         AC_CUDA_CHECK(cudaFreeHost(ptr));
     }
+    // A copy queued from page-locked memory reads it later: its block is reused once the default stream
+    // has passed an event recorded at its free. Without a runtime (a storage freed while the process
+    // exits) nothing is queued: no fence.
+    Fence record_fence() override {
+        cudaEvent_t e = nullptr;
+        if (cudaSetDevice(g_device.load()) != cudaSuccess ||
+            cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) {
+            cudaGetLastError();
+            return nullptr;
+        }
+        AC_CUDA_CHECK(cudaEventRecord(e, 0));
+        return e;
+    }
+    bool fence_passed(Fence f) override {
+        if (!f) return true;
+        cudaError_t err = cudaEventQuery(static_cast<cudaEvent_t>(f));
+        if (err == cudaErrorNotReady) return false;
+        AC_CUDA_CHECK(err);
+        return true;
+    }
+    void wait_fence(Fence f) override {
+        if (f) AC_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(f)));
+    }
+    void destroy_fence(Fence f) override {
+        if (f) AC_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(f)));
+    }
 };
 
 CachingAllocator& allocator() {
@@ -65,7 +93,43 @@ CachingAllocator& pinned_allocator() {
     return *cache;
 }
 
+std::atomic<uint64_t> g_host_waits{0};
+void count_host_wait() {
+    g_host_waits.fetch_add(1, std::memory_order_relaxed);
+}
+
+IndexFault* g_fault = nullptr;            // on the device, allocated at the first checking launch
+std::atomic<bool> g_fault_unread{false};  // a checking kernel was queued since the record was last read
+
 }  // namespace
+
+IndexFault* index_fault_record() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        AC_CUDA_CHECK(
+            cudaMalloc(&g_fault, sizeof(IndexFault)));  // outside the cache: lives as long as the process
+        AC_CUDA_CHECK(cudaMemset(g_fault, 0, sizeof(IndexFault)));
+    });
+    g_fault_unread.store(true);
+    return g_fault;
+}
+
+void raise_index_fault() {
+    if (!g_fault_unread.exchange(false)) return;
+    IndexFault f{};
+    AC_CUDA_CHECK(cudaMemcpy(&f, g_fault, sizeof f, cudaMemcpyDeviceToHost));  // the device is idle: cheap
+    if (f.op == 0) return;
+    AC_CUDA_CHECK(cudaMemset(g_fault, 0, sizeof(IndexFault)));
+    AC_FAIL_HINT(
+        "an index tensor holds a value outside its range; on the GPU indices are checked by the "
+        "kernels that use them, and reported here, at the next synchronisation",
+        reinterpret_cast<const char*>(f.op), ": index ", f.index, " at position ", f.position,
+        " is outside [0, ", f.limit, ") (found on the GPU)");
+}
+
+uint64_t host_waits() {
+    return g_host_waits.load(std::memory_order_relaxed);
+}
 
 void* allocate(size_t bytes) {
     return allocator().allocate(bytes, 0);
@@ -76,26 +140,45 @@ void free(void* ptr) {
 void* allocate_pinned(size_t bytes) {
     return pinned_allocator().allocate(bytes, 0);
 }
+
 void free_pinned(void* ptr) {
-    pinned_allocator().free(ptr);
+    pinned_allocator().free_after_queued_work(ptr);  // a queued copy may still read it
 }
 
-void memcpy(void* dst, const void* src, size_t bytes, Copy kind) {
+void copy_to_device(void* dst, const void* src, size_t bytes, bool src_pinned) {
     if (bytes == 0) return;
-    cudaMemcpyKind k = kind == Copy::HostToDevice   ? cudaMemcpyHostToDevice
-                       : kind == Copy::DeviceToHost ? cudaMemcpyDeviceToHost
-                                                    : cudaMemcpyDeviceToDevice;
-    if (kind == Copy::DeviceToDevice)
-        AC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, 0));
-    else
-        AC_CUDA_CHECK(cudaMemcpy(dst, src, bytes, k));  // pageable host memory: synchronous
-    profile_point(kind == Copy::HostToDevice   ? "memcpy host to device"
-                  : kind == Copy::DeviceToHost ? "memcpy device to host"
-                                               : "memcpy device to device");
+    if (src_pinned) {
+        AC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, 0));
+    } else if (bytes <= kStagedCopyLimit) {
+        void* staging = pinned_allocator().allocate(bytes, 0);
+        std::memcpy(staging, src, bytes);
+        AC_CUDA_CHECK(cudaMemcpyAsync(dst, staging, bytes, cudaMemcpyHostToDevice, 0));
+        pinned_allocator().free_after_queued_work(staging);
+    } else {
+        AC_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+        count_host_wait();
+    }
+    profile_point("memcpy host to device");
+}
+
+void copy_to_host(void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    AC_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    count_host_wait();
+    profile_point("memcpy device to host");
+    raise_index_fault();
+}
+
+void copy_on_device(void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    AC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+    profile_point("memcpy device to device");
 }
 
 void synchronize() {
     AC_CUDA_CHECK(cudaDeviceSynchronize());
+    count_host_wait();
+    raise_index_fault();
 }
 
 void set_device(int index) {

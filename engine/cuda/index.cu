@@ -1,11 +1,13 @@
-// index.cu: kernels that move elements by index: index_select (and so embedding) and its adjoint
-// index_add, gather and its adjoint scatter_add, and a rank-by-counting sort of rows for topk and
-// argsort. Index tensors arrive as contiguous i64, already range-checked by the op. The adjoints add
-// with atomics, so their f32 sums may differ in the last bits between runs when indices repeat.
+// index.cu: kernels that move elements by index: index_select (and so embedding and gather_rows) and
+// its adjoint index_add, gather and its adjoint scatter_add, and a rank-by-counting sort of rows for
+// topk and argsort. Index tensors arrive as contiguous i64, unchecked: each kernel checks the indices it
+// uses (index_fault.cuh), so the op need not read them back to the host. The adjoints add with atomics,
+// so their f32 sums may differ in the last bits between runs when indices repeat.
 #include <cuda_bf16.h>
 
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
+#include "engine/cuda/index_fault.cuh"
 
 namespace aclip::cuda {
 
@@ -20,25 +22,36 @@ __device__ __forceinline__ void atomic_add(bf16* p, float v) {
     atomicAdd(reinterpret_cast<__nv_bfloat16*>(p), __float2bfloat16_rn(v));
 }
 
+// Rows of x (O, S, I) picked by index: index[l] for every o, or index[o * L + l] (batched: index_stride L).
+struct RowIndex {
+    const int64_t* index;
+    int64_t index_stride;  // 0, or L when each o has its own row of indices
+    IndexFault* fault;
+    const char* op;
+};
+
+// out (O, L, I) = x at rows index; a row outside [0, S) gives zeros and an index fault.
 template <class T>
-__global__ void index_select_kernel(const T* x, const int64_t* index, T* out, int64_t O, int64_t S, int64_t L,
+__global__ void index_select_kernel(const T* x, RowIndex r, T* out, int64_t O, int64_t S, int64_t L,
                                     int64_t I) {
     const int64_t n = O * L * I;
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < n;
          p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const int64_t o = p / (L * I), l = (p / I) % L, i = p % I;
-        out[p] = x[(o * S + index[l]) * I + i];
+        const int64_t o = p / (L * I), l = (p / I) % L, i = p % I, at = o * r.index_stride + l;
+        const int64_t row = r.index[at];
+        out[p] = index_in_range(r.fault, r.op, row, S, at) ? x[(o * S + row) * I + i] : T{};
     }
 }
 
 template <class T>
-__global__ void index_add_kernel(T* dst, const int64_t* index, const T* src, int64_t O, int64_t S, int64_t L,
+__global__ void index_add_kernel(T* dst, RowIndex r, const T* src, int64_t O, int64_t S, int64_t L,
                                  int64_t I) {
     const int64_t n = O * L * I;
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < n;
          p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const int64_t o = p / (L * I), l = (p / I) % L, i = p % I;
-        atomic_add(dst + (o * S + index[l]) * I + i, ld(src[p]));
+        const int64_t o = p / (L * I), l = (p / I) % L, i = p % I, at = o * r.index_stride + l;
+        const int64_t row = r.index[at];
+        if (index_in_range(r.fault, r.op, row, S, at)) atomic_add(dst + (o * S + row) * I + i, ld(src[p]));
     }
 }
 
@@ -46,6 +59,9 @@ __global__ void index_add_kernel(T* dst, const int64_t* index, const T* src, int
 struct IndexedLayout {
     int ndim;
     int dim;
+    int64_t limit;  // x.size(dim): the range of the index values
+    IndexFault* fault;
+    const char* op;
     int64_t shape[kMaxDims];
     int64_t strides[kMaxDims];
 };
@@ -64,14 +80,16 @@ template <class T>
 __global__ void gather_kernel(const T* x, const int64_t* index, T* out, IndexedLayout L, int64_t n) {
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < n;
          p += static_cast<int64_t>(gridDim.x) * blockDim.x)
-        out[p] = x[indexed_offset(L, p, index[p])];
+        out[p] =
+            index_in_range(L.fault, L.op, index[p], L.limit, p) ? x[indexed_offset(L, p, index[p])] : T{};
 }
 
 template <class T>
 __global__ void scatter_add_kernel(T* x, const int64_t* index, const T* src, IndexedLayout L, int64_t n) {
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < n;
          p += static_cast<int64_t>(gridDim.x) * blockDim.x)
-        atomic_add(x + indexed_offset(L, p, index[p]), ld(src[p]));
+        if (index_in_range(L.fault, L.op, index[p], L.limit, p))
+            atomic_add(x + indexed_offset(L, p, index[p]), ld(src[p]));
 }
 
 // Element j of row r goes to position rank(j) = the number of elements ordered before it (by value,
@@ -102,11 +120,14 @@ AC_REGISTER_KERNEL("gather");
 AC_REGISTER_KERNEL("scatter_add");
 AC_REGISTER_KERNEL("sort_rows");
 
-IndexedLayout indexed_layout(const Tensor& x, int64_t dim, const Tensor& index) {
-    AC_CHECK(x.dim() <= kMaxDims, "CUDA gather/scatter_add: at most ", kMaxDims, " dims, got ", x.desc());
+IndexedLayout indexed_layout(const Tensor& x, int64_t dim, const Tensor& index, const char* op) {
+    AC_CHECK(x.dim() <= kMaxDims, "CUDA ", op, ": at most ", kMaxDims, " dims, got ", x.desc());
     IndexedLayout L{};
     L.ndim = static_cast<int>(index.dim());
     L.dim = static_cast<int>(dim);
+    L.limit = x.size(dim);
+    L.fault = index_fault_record();
+    L.op = op;
     for (int d = 0; d < L.ndim; ++d) {
         L.shape[d] = index.size(d);
         L.strides[d] = x.strides()[d];
@@ -116,26 +137,30 @@ IndexedLayout indexed_layout(const Tensor& x, int64_t dim, const Tensor& index) 
 
 }  // namespace
 
-void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor& index, const Tensor& out) {
-    const int64_t L = index.numel(), n = O * L * I;
+void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor& index, bool batched,
+                  const Tensor& out, const char* op) {
+    const int64_t L = batched ? index.numel() / std::max<int64_t>(O, 1) : index.numel(), n = O * L * I;
     if (n == 0) return;
+    const RowIndex r{static_cast<const int64_t*>(index.raw_data()), batched ? L : 0, index_fault_record(),
+                     op};
     dispatch_any(x.dtype(), [&](auto tag) {
         using T = typename decltype(tag)::type;
         index_select_kernel<T><<<grid_for(n, kThreads), kThreads>>>(
-            static_cast<const T*>(x.raw_data()), static_cast<const int64_t*>(index.raw_data()),
-            static_cast<T*>(out.raw_data()), O, S, L, I);
+            static_cast<const T*>(x.raw_data()), r, static_cast<T*>(out.raw_data()), O, S, L, I);
     });
     AC_CUDA_LAUNCH_CHECK("index_select");
 }
 
-void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor& index, const Tensor& src) {
-    const int64_t L = index.numel(), n = O * L * I;
+void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor& index, bool batched,
+               const Tensor& src, const char* op) {
+    const int64_t L = batched ? index.numel() / std::max<int64_t>(O, 1) : index.numel(), n = O * L * I;
     if (n == 0) return;
+    const RowIndex r{static_cast<const int64_t*>(index.raw_data()), batched ? L : 0, index_fault_record(),
+                     op};
     dispatch_gpu_float(dst.dtype(), "index_add", [&](auto tag) {
         using T = typename decltype(tag)::type;
         index_add_kernel<T><<<grid_for(n, kThreads), kThreads>>>(
-            static_cast<T*>(dst.raw_data()), static_cast<const int64_t*>(index.raw_data()),
-            static_cast<const T*>(src.raw_data()), O, S, L, I);
+            static_cast<T*>(dst.raw_data()), r, static_cast<const T*>(src.raw_data()), O, S, L, I);
     });
     AC_CUDA_LAUNCH_CHECK("index_add");
 }
@@ -143,7 +168,7 @@ void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor&
 void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
     const int64_t n = index.numel();
     if (n == 0) return;
-    IndexedLayout L = indexed_layout(x, dim, index);
+    IndexedLayout L = indexed_layout(x, dim, index, "gather");
     dispatch_any(x.dtype(), [&](auto tag) {
         using T = typename decltype(tag)::type;
         gather_kernel<T><<<grid_for(n, kThreads), kThreads>>>(static_cast<const T*>(x.raw_data()),
@@ -156,7 +181,7 @@ void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out
 void scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
     const int64_t n = index.numel();
     if (n == 0) return;
-    IndexedLayout L = indexed_layout(x, dim, index);
+    IndexedLayout L = indexed_layout(x, dim, index, "scatter_add");
     dispatch_gpu_float(x.dtype(), "scatter_add", [&](auto tag) {
         using T = typename decltype(tag)::type;
         scatter_add_kernel<T><<<grid_for(n, kThreads), kThreads>>>(

@@ -140,7 +140,7 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
     if (n == 0) return;
     const bool dense = dst.is_contiguous() && src.is_contiguous() && dst.shape() == src.shape();
     if (dense && dst.dtype() == src.dtype()) {
-        memcpy(dst.raw_data(), src.raw_data(), n * dtype_size(dst.dtype()), Copy::DeviceToDevice);
+        copy_on_device(dst.raw_data(), src.raw_data(), n * dtype_size(dst.dtype()));
         return;
     }
     const bool vectorized = dense && all_aligned({dst.raw_data(), src.raw_data()}, 16);

@@ -61,9 +61,9 @@ void nll_sum(const Tensor& logp, const Tensor& target, const Tensor& out) {
     const int64_t N = logp.size(0), C = logp.size(1);
     dispatch_gpu_float(logp.dtype(), "cross_entropy", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        nll_sum_kernel<T><<<1, 1024>>>(static_cast<const T*>(logp.raw_data()),
-                                       static_cast<const int64_t*>(target.raw_data()),
-                                       static_cast<T*>(out.raw_data()), N, C);
+        nll_sum_kernel<T><<<1, 1024>>>(
+            static_cast<const T*>(logp.raw_data()), static_cast<const int64_t*>(target.raw_data()),
+            static_cast<T*>(out.raw_data()), N, C, index_fault_record(), "cross_entropy (its target)");
     });
     AC_CUDA_LAUNCH_CHECK("nll_sum");
 }

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "engine/cuda/device_math.cuh"
+#include "engine/cuda/index_fault.cuh"
 
 namespace aclip::cuda::softmax_kernels {
 
@@ -137,15 +138,18 @@ __global__ void softmax_backward_kernel(const T* g, const T* y, T* dx, int64_t R
 }
 
 template <class T>
-__global__ void nll_sum_kernel(const T* logp, const int64_t* target, T* out, int64_t N, int64_t C) {
+__global__ void nll_sum_kernel(const T* logp, const int64_t* target, T* out, int64_t N, int64_t C,
+                               IndexFault* fault, const char* op) {
     __shared__ float shared[32];
     float s = 0.0f;
-    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s -= ld(logp[i * C + target[i]]);
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x)
+        if (index_in_range(fault, op, target[i], C, i)) s -= ld(logp[i * C + target[i]]);
     s = block_sum(s, shared);
     if (threadIdx.x == 0) *out = st<T>(s);
 }
 
-// dx = (softmax - onehot(target)) * g / N, g the loss's gradient read on the device (no read-back).
+// dx = (softmax - onehot(target)) * g / N, g the loss's gradient read on the device (no read-back). A
+// target outside [0, C) reads nothing here (nll_sum reported it).
 template <class T>
 __global__ void cross_entropy_backward_kernel(const T* logp, const int64_t* target, const T* g, T* dx,
                                               int64_t N, int64_t C, float inv_n) {

@@ -89,12 +89,11 @@ class NcclComm : public Comm {
         const auto n = static_cast<int64_t>(size.item());
         Tensor buf = empty({n}, DType::U8, Device::CUDA);
         if (rank_ == root && n > 0)
-            cuda::memcpy(buf.raw_data(), data.data(), static_cast<size_t>(n), cuda::Copy::HostToDevice);
+            cuda::copy_to_device(buf.raw_data(), data.data(), static_cast<size_t>(n), false);
         AC_NCCL_CHECK(ncclBroadcast(buf.raw_data(), buf.raw_data(), static_cast<size_t>(n), ncclUint8, root,
                                     comm_, nullptr));
         data.resize(static_cast<size_t>(n));
-        if (n > 0)
-            cuda::memcpy(data.data(), buf.raw_data(), static_cast<size_t>(n), cuda::Copy::DeviceToHost);
+        if (n > 0) cuda::copy_to_host(data.data(), buf.raw_data(), static_cast<size_t>(n));
     }
 
   private:

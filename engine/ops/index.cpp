@@ -1,5 +1,8 @@
-// index.cpp: ops that move elements by index (index_select, embedding, gather, scatter_add), join and
-// cut tensors (concat, stack, split), and order them (topk, argsort; no gradient).
+// index.cpp: ops that move elements by index (index_select, embedding, gather, gather_rows,
+// scatter_add), join and cut tensors (concat, stack, split), and order them (topk, argsort; no gradient).
+// On the CPU an index is checked before it is used; on the GPU the kernels check the indices themselves
+// and a bad one is reported at the next synchronisation (engine/cuda/index_fault.cuh), so no op here
+// reads a CUDA index tensor back to the host.
 #include <algorithm>
 #include <numeric>
 
@@ -13,36 +16,39 @@ namespace aclip {
 
 namespace {
 
-std::vector<int64_t> index_values(const Tensor& index, const char* op) {
+void check_index_dtype(const Tensor& index, const char* op) {
     AC_CHECK(index.dtype() == DType::I64 || index.dtype() == DType::I32, op,
              ": index must be i32 or i64, got ", index.desc());
-    return index.to_vector<int64_t>();
 }
 
-void check_range(const std::vector<int64_t>& idx, int64_t limit, const char* op, const Tensor& x,
-                 int64_t dim) {
+// The values of a CPU index, each checked to lie in [0, limit) (of dim `dim` of x).
+std::vector<int64_t> checked_indices(const Tensor& index, int64_t limit, const char* op, const Tensor& x,
+                                     int64_t dim) {
+    std::vector<int64_t> idx = index.contiguous().to_vector<int64_t>();
     for (size_t i = 0; i < idx.size(); ++i)
         AC_CHECK(idx[i] >= 0 && idx[i] < limit, op, ": index ", idx[i], " at position ", i,
                  " is out of range [0, ", limit, ") for dim ", dim, " of ", x.desc());
+    return idx;
 }
 
-// x seen as (O, S, I) around dim; dst (O, L, I): dst[o, l] (+)= x[o, idx[l]]  (gather_rows)
-// or dst (O, S, I) += src (O, L, I) at rows idx[l]                              (add_rows)
+// x seen as (O, S, I) around a dim, the index as L values shared by every o (index_stride 0) or a row of
+// L values per o (index_stride L). dst (O, L, I) = x at those rows (select_rows), or dst (O, S, I) += src
+// (O, L, I) at them (add_rows).
 template <class T>
-void select_rows(const T* x, T* dst, const std::vector<int64_t>& idx, int64_t O, int64_t S, int64_t I) {
-    const int64_t L = static_cast<int64_t>(idx.size());
+void select_rows(const T* x, T* dst, const std::vector<int64_t>& idx, int64_t index_stride, int64_t O,
+                 int64_t S, int64_t L, int64_t I) {
     parallel_for(O * L, I, [&](int64_t p) {
-        int64_t o = p / L, l = p % L;
-        std::copy(x + (o * S + idx[l]) * I, x + (o * S + idx[l] + 1) * I, dst + p * I);
+        const int64_t o = p / L, row = idx[o * index_stride + p % L];
+        std::copy(x + (o * S + row) * I, x + (o * S + row + 1) * I, dst + p * I);
     });
 }
 
 template <class T>
-void add_rows(T* dst, const T* src, const std::vector<int64_t>& idx, int64_t O, int64_t S, int64_t I) {
-    const int64_t L = static_cast<int64_t>(idx.size());
+void add_rows(T* dst, const T* src, const std::vector<int64_t>& idx, int64_t index_stride, int64_t O,
+              int64_t S, int64_t L, int64_t I) {
     parallel_for(O, L * I, [&](int64_t o) {  // rows of one o may repeat an index: keep each o on one thread
         for (int64_t l = 0; l < L; ++l) {
-            T* d = dst + (o * S + idx[l]) * I;
+            T* d = dst + (o * S + idx[o * index_stride + l]) * I;
             const T* s = src + (o * L + l) * I;
             for (int64_t i = 0; i < I; ++i) d[i] = store_as<T>(load(d[i]) + load(s[i]));
         }
@@ -57,73 +63,83 @@ int64_t inner_size(const Shape& s, int64_t d) {
     return shape_numel(Shape(s.begin() + d + 1, s.end()));
 }
 
-// dst (shape of x) += src placed at rows idx of dim (the backward of index_select).
-Tensor index_add_zeros(const Shape& shape, DType dtype, int64_t dim, const std::vector<int64_t>& idx,
-                       const Tensor& index64, const Tensor& src) {
-    Tensor out = zeros(shape, dtype, src.device());
-    Tensor sc = src.contiguous();
-    if (src.device() == Device::CUDA) {
-        cuda::index_add(out, outer_size(shape, dim), shape[dim], inner_size(shape, dim), index64, sc);
-        return out;
+// Rows along dim: x (..., S, ...) at index (L) -> (..., L, ...), or, `batched`, dim 1 of x (O, S, ...) at
+// index (O, L) -> (O, L, ...). The backward adds the gradient's rows back (add_rows, cuda::index_add).
+Tensor take_rows(const Tensor& x, int64_t dim, const Tensor& index, bool batched, const char* op) {
+    const Device device = common_device(op, {&x, &index});
+    check_index_dtype(index, op);
+    const int64_t O = outer_size(x.shape(), dim), S = x.size(dim), I = inner_size(x.shape(), dim);
+    const int64_t L = batched ? index.size(1) : index.numel(), stride = batched ? L : 0;
+    std::vector<int64_t> idx;  // the CPU's indices, checked
+    if (device == Device::CPU) idx = checked_indices(index, S, op, x, dim);
+    Shape out_shape = x.shape();
+    out_shape[dim] = L;
+    Tensor xc = x.contiguous();
+    Tensor out = empty(out_shape, x.dtype(), device);
+    Tensor index64 = index.to(DType::I64).contiguous();
+    if (device == Device::CUDA) {
+        cuda::index_select(xc, O, S, I, index64, batched, out, op);
+    } else {
+        dispatch_any(x.dtype(), [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            select_rows<T>(xc.data<T>(), out.data<T>(), idx, stride, O, S, L, I);
+        });
     }
-    dispatch_any(dtype, [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        add_rows<T>(out.data<T>(), sc.data<T>(), idx, outer_size(shape, dim), shape[dim],
-                    inner_size(shape, dim));
+    const Shape in_shape = x.shape();
+    const DType dt = x.dtype();
+    return record(op, out, {x, Tensor()}, [=](const Tensor& g) {
+        Tensor dx = zeros(in_shape, dt, g.device());
+        Tensor gc = g.contiguous();
+        if (g.device() == Device::CUDA) {
+            cuda::index_add(dx, O, S, I, index64, batched, gc, op);
+        } else {
+            dispatch_any(dt, [&](auto tag) {
+                using T = typename decltype(tag)::type;
+                add_rows<T>(dx.data<T>(), gc.data<T>(), idx, stride, O, S, L, I);
+            });
+        }
+        return std::vector<Tensor>{dx, Tensor()};
     });
-    return out;
 }
 
 }  // namespace
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
-    const Device device = common_device("index_select", {&x, &index});
     dim = wrap_dim(dim, x.dim(), "index_select");
     AC_CHECK(index.dim() == 1, "index_select: index must be 1-D, got ", index.desc());
-    std::vector<int64_t> idx = index_values(index, "index_select");
-    check_range(idx, x.size(dim), "index_select", x, dim);
-    Shape out_shape = x.shape();
-    out_shape[dim] = static_cast<int64_t>(idx.size());
-    Tensor xc = x.contiguous();
-    Tensor out = empty(out_shape, x.dtype(), device);
-    Tensor index64 = index.to(DType::I64).contiguous();
-    if (device == Device::CUDA) {
-        cuda::index_select(xc, outer_size(x.shape(), dim), x.size(dim), inner_size(x.shape(), dim), index64,
-                           out);
-    } else {
-        dispatch_any(x.dtype(), [&](auto tag) {
-            using T = typename decltype(tag)::type;
-            select_rows<T>(xc.data<T>(), out.data<T>(), idx, outer_size(x.shape(), dim), x.size(dim),
-                           inner_size(x.shape(), dim));
-        });
-    }
-    Shape in_shape = x.shape();
-    DType dt = x.dtype();
-    return record("index_select", out, {x, Tensor()}, [=](const Tensor& g) {
-        return std::vector<Tensor>{index_add_zeros(in_shape, dt, dim, idx, index64, g), Tensor()};
-    });
+    return take_rows(x, dim, index, false, "index_select");
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
     AC_CHECK(weight.dim() == 2, "embedding: weight must be (V, D), got ", weight.desc());
     Shape out_shape = ids.shape();
     out_shape.push_back(weight.size(1));
-    return index_select(weight, 0, ids.reshape({-1})).reshape(out_shape);
+    return take_rows(weight, 0, ids.reshape({-1}), false, "embedding").reshape(out_shape);
+}
+
+Tensor gather_rows(const Tensor& x, const Tensor& index) {
+    AC_CHECK(x.dim() >= 2 && index.dim() == 2 && index.size(0) == x.size(0), "gather_rows: x ", x.desc(),
+             " must be (B, N, ...) and index ", index.desc(), " (B, K)");
+    return take_rows(x, 1, index, true, "gather_rows");
 }
 
 namespace {
 
-// Calls fn(index_offset_in_x, position_in_index) for every element of index, where the x offset
-// replaces the coordinate along dim by the index value. Shared by gather and scatter_add.
-template <class Fn>
-void for_each_indexed(const Tensor& x, int64_t dim, const Tensor& index, const std::vector<int64_t>& idx,
-                      const char* op, Fn fn) {
+// Checks that index fits x (and src) outside dim.
+void check_indexed_shape(const Tensor& x, int64_t dim, const Tensor& index, const char* op) {
     const Shape& s = index.shape();
     for (int64_t d = 0; d < index.dim(); ++d)
         if (d != dim)
             AC_CHECK(s[d] <= x.size(d), op, ": index ", index.desc(), " is larger than ", x.desc(),
                      " in dim ", d);
-    check_range(idx, x.size(dim), op, x, dim);
+}
+
+// Calls fn(index_offset_in_x, position_in_index) for every element of index, where the x offset
+// replaces the coordinate along dim by the index value. Shared by gather and scatter_add on the CPU.
+template <class Fn>
+void for_each_indexed(const Tensor& x, int64_t dim, const Tensor& index, const char* op, Fn fn) {
+    const std::vector<int64_t> idx = checked_indices(index, x.size(dim), op, x, dim);
+    const Shape& s = index.shape();
     std::vector<int64_t> coord(s.size(), 0);
     const int64_t n = index.numel();
     for (int64_t p = 0; p < n; ++p) {
@@ -144,17 +160,17 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
     const Device device = common_device("gather", {&x, &index});
     dim = wrap_dim(dim, x.dim(), "gather");
     AC_CHECK(index.dim() == x.dim(), "gather: index ", index.desc(), " must have the rank of ", x.desc());
-    std::vector<int64_t> idx = index_values(index.contiguous(), "gather");
+    check_index_dtype(index, "gather");
+    check_indexed_shape(x, dim, index, "gather");
     Tensor out = empty(index.shape(), x.dtype(), device);
     if (device == Device::CUDA) {
-        for_each_indexed(x, dim, index, idx, "gather", [](int64_t, int64_t) {});  // shape and range checks
         cuda::gather(x, dim, index.to(DType::I64).contiguous(), out);
     } else {
         dispatch_any(x.dtype(), [&](auto tag) {
             using T = typename decltype(tag)::type;
             const T* px = x.data<T>();
             T* po = out.data<T>();
-            for_each_indexed(x, dim, index, idx, "gather", [&](int64_t off, int64_t p) { po[p] = px[off]; });
+            for_each_indexed(x, dim, index, "gather", [&](int64_t off, int64_t p) { po[p] = px[off]; });
         });
     }
     Shape in_shape = x.shape();
@@ -173,20 +189,20 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
     for (int64_t d = 0; d < x.dim(); ++d)
         AC_CHECK(index.size(d) <= src.size(d), "scatter_add: index ", index.desc(), " is larger than src ",
                  src.desc(), " in dim ", d);
-    std::vector<int64_t> idx = index_values(index.contiguous(), "scatter_add");
+    check_index_dtype(index, "scatter_add");
+    check_indexed_shape(x, dim, index, "scatter_add");
     Tensor out = x.detach().contiguous().clone();
     // src elements are read at the index's coordinates (src may be larger than index)
     Tensor src_view = as_strided(src, index.shape(), src.strides(), src.offset());
     Tensor sc = src_view.contiguous();
     if (device == Device::CUDA) {
-        for_each_indexed(out, dim, index, idx, "scatter_add", [](int64_t, int64_t) {});  // checks
         cuda::scatter_add(out, dim, index.to(DType::I64).contiguous(), sc);
     } else {
         dispatch_any(x.dtype(), [&](auto tag) {
             using T = typename decltype(tag)::type;
             T* po = out.data<T>();
             const T* ps = sc.data<T>();
-            for_each_indexed(out, dim, index, idx, "scatter_add", [&](int64_t off, int64_t p) {
+            for_each_indexed(out, dim, index, "scatter_add", [&](int64_t off, int64_t p) {
                 po[off] = store_as<T>(load(po[off]) + load(ps[p]));
             });
         });
@@ -205,22 +221,6 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
         }
         return std::vector<Tensor>{g, Tensor(), gs};
     });
-}
-
-Tensor gather_rows(const Tensor& x, const Tensor& index) {
-    AC_CHECK(x.dim() >= 2 && index.dim() == 2 && index.size(0) == x.size(0), "gather_rows: x ", x.desc(),
-             " must be (B, N, ...) and index ", index.desc(), " (B, K)");
-    const int64_t B = x.size(0), N = x.size(1), K = index.size(1);
-    std::vector<int64_t> idx = index_values(index, "gather_rows");
-    check_range(idx, N, "gather_rows", x, 1);
-    for (int64_t b = 0; b < B; ++b)
-        for (int64_t k = 0; k < K; ++k) idx[b * K + k] += b * N;  // a row of the flattened (B * N, ...)
-    Shape flat = x.shape(), out_shape = x.shape();
-    flat.erase(flat.begin());
-    flat[0] = B * N;
-    out_shape[1] = K;
-    Tensor rows = from_vector(idx, {B * K}).to(x.device());
-    return index_select(x.reshape(flat), 0, rows).reshape(out_shape);
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {

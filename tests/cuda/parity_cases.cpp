@@ -362,6 +362,20 @@ std::vector<ParityCase> build() {
     }
     {
         ParityCase c;
+        c.name = "gather_rows (index_select of each sample's rows)";
+        c.kernels = {"index_select", "index_add"};
+        c.inputs = [](S s) {
+            if (s == S::Odd) return std::vector<In>{In{{3, 11, 5}}, In{{3, 7}, In::Index, 11}};
+            if (s == S::One) return std::vector<In>{In{{1, 1, 1}}, In{{1, 1}, In::Index, 1}};
+            return std::vector<In>{In{{256, 197, 768}}, In{{256, 50}, In::Index, 197}};  // kept patches
+        };
+        c.run = [](const Ts& x) { return Ts{gather_rows(x[0], x[1])}; };
+        c.bf16_tol = 3e-2;
+        c.tol_reason = "bf16 atomics round after every addition when an index repeats";
+        v.push_back(c);
+    }
+    {
+        ParityCase c;
         c.name = "gather / scatter_add";
         c.kernels = {"gather", "scatter_add"};
         c.inputs = [](S s) {

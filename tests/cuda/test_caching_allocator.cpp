@@ -1,9 +1,11 @@
 // test_caching_allocator.cpp: the CUDA caching allocator's policy, run on the CPU against a fake device
 // (host memory with a byte limit), so every rule is tested without a GPU: size classes, reuse, splitting
-// and coalescing, streams kept apart, statistics, release-and-retry on out-of-memory, and that blocks
-// handed out never overlap.
+// and coalescing, streams kept apart, statistics, release-and-retry on out-of-memory, frees behind fences
+// (reused only after queued work ran; waited for before out-of-memory fails), and that blocks handed out
+// never overlap.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -42,6 +44,29 @@ class FakeDevice : public DeviceMemory {
   private:
     size_t capacity_, used_ = 0;
     std::map<void*, size_t> live_;
+};
+
+// A device with a queue the test runs by hand: fence k passes once `run_until(k)` said so, as a CUDA
+// event passes once the stream has reached it. wait_fence runs the queue up to that fence.
+class QueuedFakeDevice : public FakeDevice {
+  public:
+    using FakeDevice::FakeDevice;
+    Fence record_fence() override { return reinterpret_cast<Fence>(++recorded); }
+    bool fence_passed(Fence f) override { return number(f) <= ran; }
+    void wait_fence(Fence f) override {
+        waits++;
+        ran = std::max(ran, number(f));
+    }
+    void destroy_fence(Fence f) override {
+        CHECK(number(f) > destroyed);  // each once, oldest first
+        destroyed = number(f);
+    }
+    void run_until(uintptr_t k) { ran = k; }
+    uintptr_t recorded = 0, ran = 0, destroyed = 0;
+    int waits = 0;
+
+  private:
+    static uintptr_t number(Fence f) { return reinterpret_cast<uintptr_t>(f); }
 };
 
 using CA = CachingAllocator;
@@ -168,10 +193,49 @@ TEST_SUITE("cuda") {
         CHECK(a.stats().peak_in_use == (1u << 20));
         a.free(q);
         CHECK_THROWS_AS(a.free(reinterpret_cast<void*>(0x1234)), Error);
+        CHECK_THROWS_AS(a.free_after_queued_work(reinterpret_cast<void*>(0x1234)), Error);
+    }
+
+    TEST_CASE("allocator: a block freed behind a fence is reused only after its fence has passed") {
+        QueuedFakeDevice dev(64 << 20);
+        CA a(dev);
+        void* p = a.allocate(4096);
+        a.free_after_queued_work(p);  // a queued copy still reads p: fence 1
+        CHECK(a.stats().in_use == 4096);
+        CHECK(a.stats().fenced_frees == 1);
+        void* q = a.allocate(4096);  // fence 1 has not passed: a different block
+        CHECK(q != p);
+        a.free_after_queued_work(q);  // fence 2
+        dev.run_until(1);
+        void* r = a.allocate(4096);  // p is back (q's fence has not passed)
+        CHECK(r == p);
+        CHECK(a.stats().in_use == 2 * 4096);
+        a.free(r);
+        dev.run_until(2);
+        a.release_cached();  // reclaims q, then the whole segment goes back
+        CHECK(a.stats().in_use == 0);
+        CHECK(dev.destroyed == 2);
+        CHECK(dev.used() == 0);
+        CHECK(dev.waits == 0);  // nothing had to wait
+    }
+
+    TEST_CASE("allocator: out of memory waits for fenced blocks before it releases the cache") {
+        QueuedFakeDevice dev(24 << 20);
+        CA a(dev);
+        void* p = a.allocate(12 << 20);
+        a.free_after_queued_work(p);     // its fence has not passed
+        void* q = a.allocate(16 << 20);  // needs p's segment back: waits for the fence, releases, retries
+        CHECK(q != nullptr);
+        CHECK(dev.waits == 1);
+        CHECK(a.stats().device_releases == 1);
+        CHECK(a.stats().in_use == (16u << 20));
+        a.free(q);
+        a.release_cached();
+        CHECK(dev.used() == 0);
     }
 
     TEST_CASE("allocator: random traffic never hands out overlapping blocks and ends with nothing in use") {
-        FakeDevice dev(512 << 20);
+        QueuedFakeDevice dev(512 << 20);
         CA a(dev);
         std::mt19937 rng(7);
         struct Live {
@@ -179,15 +243,29 @@ TEST_SUITE("cuda") {
             size_t n;
             char tag;
         };
-        std::vector<Live> live;
+        std::vector<Live> live, fenced;
         for (int step = 0; step < 4000; ++step) {
             if (!live.empty() && rng() % 2) {
                 size_t k = rng() % live.size();
                 bool intact = true;  // no other block was written over this one
                 for (size_t i = 0; i < live[k].n; i += 97) intact = intact && live[k].p[i] == live[k].tag;
                 REQUIRE(intact);
-                a.free(live[k].p);
+                if (rng() % 3 == 0) {
+                    a.free_after_queued_work(live[k].p);  // the queue runs on a few steps later
+                    fenced.push_back({live[k].p, live[k].n, live[k].tag});
+                } else {
+                    a.free(live[k].p);
+                }
                 live.erase(live.begin() + static_cast<long>(k));
+                if (rng() % 4 == 0) {
+                    for (const Live& f : fenced) {  // not reused before its fence passed: still intact
+                        bool untouched = true;
+                        for (size_t i = 0; i < f.n; i += 97) untouched = untouched && f.p[i] == f.tag;
+                        REQUIRE(untouched);
+                    }
+                    fenced.clear();
+                    dev.run_until(dev.recorded);
+                }
             } else {
                 size_t bytes = rng() % 3 == 0 ? (rng() % (12 << 20)) + 1 : (rng() % 70000) + 1;
                 char* p = static_cast<char*>(a.allocate(bytes, rng() % 2));
@@ -204,8 +282,9 @@ TEST_SUITE("cuda") {
             end = e;
         }
         for (const Live& l : live) a.free(l.p);
-        CHECK(a.stats().in_use == 0);
+        dev.run_until(dev.recorded);
         a.release_cached();
+        CHECK(a.stats().in_use == 0);
         CHECK(dev.used() == 0);
     }
 }

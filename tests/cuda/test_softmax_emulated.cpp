@@ -1,9 +1,12 @@
 // test_softmax_emulated.cpp: the softmax kernels of engine/cuda/softmax.cuh, compiled for the CPU and run on
 // emulated threads (engine/cuda/warp_emulation.h) against the CPU's softmax and log_softmax with autograd:
 // rows held in registers (K values a lane: rows of 45 and 200) and rows looped over (1,100), forward and
-// backward, in f32 and bf16, with a partly empty last block of rows.
+// backward, in f32 and bf16, with a partly empty last block of rows. And cross_entropy's summed negative
+// log-likelihood, whose kernel checks the targets itself: a bad one is skipped and recorded as an index
+// fault (engine/cuda/index_fault.cuh) for the host to raise.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "engine/cuda/softmax.cuh"  // first: it brings the emulation's stand-ins for CUDA's keywords
@@ -64,6 +67,41 @@ TEST_SUITE("cuda") {
                 check_softmax<float>(13, D, log);
                 check_softmax<bf16>(13, D, log);
             }
+    }
+
+    TEST_CASE("nll_sum on emulated threads: the targets' sum, bad targets skipped and one of them recorded") {
+        const int64_t N = 300, C = 7;  // more rows than the block's threads: a thread checks several
+        const Tensor logp = log_softmax(test::random_tensor({N, C}, 9, -3, 3), -1);
+        const std::vector<float> lp = logp.to_vector<float>();
+        std::vector<int64_t> target(N);
+        for (int64_t i = 0; i < N; ++i) target[i] = (i * 5) % C;
+        const std::vector<int64_t> bad = {7, -1, 100};  // at positions 17, 150 and 299
+        target[17] = bad[0], target[150] = bad[1], target[299] = bad[2];
+        double want = 0;
+        for (int64_t i = 0; i < N; ++i)
+            if (target[i] >= 0 && target[i] < C) want -= lp[i * C + target[i]];
+        static const char* kOp = "cross_entropy (its target)";
+        for (bool faulty : {false, true}) {
+            CAPTURE(faulty);
+            std::vector<int64_t> t = target;
+            if (!faulty) t[17] = t[150] = t[299] = 0;
+            double expect = want;
+            if (!faulty)
+                for (int64_t i : {17, 150, 299}) expect -= lp[i * C];
+            cuda::IndexFault fault{};
+            float out = 0;
+            cuda::emulate_launch(
+                1, 1, 256, [&] { nll_sum_kernel<float>(lp.data(), t.data(), &out, N, C, &fault, kOp); });
+            CHECK(out == doctest::Approx(expect).epsilon(1e-5));  // f32 sums of 300 terms in another order
+            if (!faulty) {
+                CHECK(fault.op == 0u);
+                continue;
+            }
+            REQUIRE(fault.op == reinterpret_cast<unsigned long long>(kOp));  // the host's literal, back
+            CHECK(fault.limit == C);
+            CHECK(t[fault.position] == fault.index);  // one coherent record: the index at its position
+            CHECK(std::find(bad.begin(), bad.end(), fault.index) != bad.end());
+        }
     }
 }
 

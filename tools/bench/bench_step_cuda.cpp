@@ -154,17 +154,22 @@ int main(int argc, char** argv) {
             if (step >= 2) ms.push_back(t);  // the first steps warm the allocator and cuBLASLt
             std::printf("step %lld: %.1f ms, loss %.4f\n", static_cast<long long>(step), t, loss.item());
         }
+        cuda::synchronize();
+        const uint64_t waits_before = cuda::host_waits();
+        (void)train_step();  // one more, counting the times its host waited for the GPU
+        const uint64_t waits = cuda::host_waits() - waits_before;
+        cuda::synchronize();
         std::sort(ms.begin(), ms.end());
         const double med = ms.empty() ? 0 : ms[ms.size() / 2];
         const double sps = static_cast<double>(B) / (med / 1e3);
         AllocatorStats st = cuda::memory_stats();
         std::printf(
             "%s A-CLIP %s (%s attention, inputs from the %s), batch %lld: %.1f ms/step, %.0f samples/s, MFU "
-            "%.1f%% (159 GFLOP/pair over 989.4 TFLOP/s), peak %.1f GiB\n",
+            "%.1f%% (159 GFLOP/pair over 989.4 TFLOP/s), peak %.1f GiB, host waits %llu a step\n",
             preset.c_str(), precision.c_str(),
             precision == "bf16" && cuda::tensor_core_attention() ? "tensor-core" : "composed", inputs.c_str(),
             static_cast<long long>(B), med, sps, 100.0 * sps * 159e9 / 989.4e12,
-            st.peak_in_use / 1073741824.0);
+            st.peak_in_use / 1073741824.0, static_cast<unsigned long long>(waits));
         if (profile_steps > 0) print_profile(profile_steps, [&] { (void)train_step().item(); });
     } catch (const Error& e) {
         std::fprintf(stderr, "aclip_bench_step_cuda: %s\n", e.what());
