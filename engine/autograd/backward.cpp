@@ -71,11 +71,22 @@ void accumulate(Tensor& slot, const Tensor& g) {
         slot = slot + g;
 }
 
-void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
-    if (!leaf.grad) {
-        leaf.grad = g.clone().impl_ptr();  // a private contiguous copy: g may alias other tensors
-    } else {
+// Whether nothing but `g` itself holds its tensor or its memory, and that memory is exactly its elements:
+// a gradient made for this edge alone, which a leaf may keep as its .grad without a copy.
+bool owned_alone(const Tensor& g) {
+    const TensorImpl& t = *g.impl_ptr();
+    return g.impl_ptr().use_count() == 1 && t.storage.use_count() == 1 && !t.grad_fn && !t.requires_grad &&
+           g.is_contiguous() && t.offset == 0 &&
+           t.storage->bytes == static_cast<size_t>(g.numel()) * dtype_size(g.dtype());
+}
+
+void accumulate_leaf(TensorImpl& leaf, Tensor g) {
+    if (leaf.grad) {
         Tensor(leaf.grad).add_(g);
+    } else if (owned_alone(g)) {
+        leaf.grad = g.impl_ptr();  // nobody else sees it: kept as it is (a copy per parameter less)
+    } else {
+        leaf.grad = g.clone().impl_ptr();  // a private contiguous copy: g may alias other tensors
     }
 }
 
@@ -132,7 +143,7 @@ void Tensor::backward(const Tensor& gradient) const {
         for (size_t i = 0; i < grad_in.size(); ++i) {
             const Edge& e = node->edges[i];
             if (!grad_in[i].defined() || (!e.node && !e.leaf)) continue;
-            Tensor g = grad_in[i];
+            Tensor g = std::move(grad_in[i]);  // alone, unless another entry returned the same tensor
             AC_CHECK(g.shape() == node->input_shapes[i], "backward of ", node->op, ": gradient ", i,
                      " has shape ", shape_str(g.shape()), " but the input had ",
                      shape_str(node->input_shapes[i]));
@@ -140,7 +151,7 @@ void Tensor::backward(const Tensor& gradient) const {
             if (e.node)
                 accumulate(grads[e.node.get()], g);
             else
-                accumulate_leaf(*e.leaf, g);
+                accumulate_leaf(*e.leaf, std::move(g));
         }
     }
 }

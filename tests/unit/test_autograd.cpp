@@ -1,6 +1,7 @@
 // test_autograd.cpp: the tape's contract: gradients accumulate, fan-out sums, no_grad and detach cut
 // the graph, in-place changes of saved tensors are caught, and backward releases what it held; backward
-// from a given gradient; checkpointed functions give the plain gradients while keeping less.
+// from a given gradient; a leaf keeps a gradient no one else holds without copying it; checkpointed
+// functions give the plain gradients while keeping less.
 #include "engine/autograd/checkpoint.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/gradcheck.h"
@@ -66,6 +67,24 @@ TEST_SUITE("unit") {
     TEST_CASE("backward needs a one-element tensor") {
         Tensor x = from_vector<double>({1, 2}, {2}).requires_grad_();
         CHECK(error_of([&] { mul(x, x).backward(); }).find("one-element") != std::string::npos);
+    }
+
+    TEST_CASE("a leaf keeps a gradient made for it alone without a copy, and copies one it would share") {
+        // Made for w alone: 3 * (the expanded ones of sum's backward), a fresh tensor that w keeps.
+        Tensor w = from_vector(std::vector<float>(1 << 20, 1.0f), {1 << 20}).requires_grad_();
+        Tensor loss = sum(mul_scalar(w, 3.0));
+        const size_t before = cpu_bytes_in_use();
+        cpu_bytes_reset_peak();
+        loss.backward();
+        CHECK(w.grad().to_vector<float>()[12345] == 3.0f);
+        CHECK(cpu_bytes_peak() - before < 2 * w.numel() * sizeof(float));  // one gradient, not two
+        // add's backward hands one tensor to both inputs: each leaf gets its own.
+        Tensor a = from_vector<double>({1, 2}, {2}).requires_grad_(),
+               b = from_vector<double>({3, 4}, {2}).requires_grad_();
+        sum(add(a, b)).backward();
+        CHECK(a.grad().data<double>() != b.grad().data<double>());
+        a.grad().mul_(5.0);
+        CHECK(b.grad().to_vector<double>() == std::vector<double>{1, 1});
     }
 
     TEST_CASE("memory held for backward returns to its baseline after backward") {
