@@ -2,8 +2,10 @@
 #include "models/aclip.h"
 
 #include <cmath>
+#include <optional>
 
 #include "engine/autograd/grad_mode.h"
+#include "engine/core/host_copy.h"
 #include "models/losses.h"
 
 namespace aclip {
@@ -110,9 +112,15 @@ AclipStep Aclip::forward(const AclipBatch& batch, double m) {
         if (cfg.ssl_losses) byol_target = ema->ssl.byol_projector.forward(teacher.cls);  // (B, D)
     }
 
-    // 2. Which patches each view keeps.
+    // 2. The text, queued behind the read-back of the teacher's scores (one for both views' masks): on a
+    // GPU it runs while the host computes the masks.
+    std::optional<HostCopy> scores;
+    if (cfg.mask == MaskMode::Attentive) scores.emplace(out.attn);
+    Tensor text_embed = clip.text.forward(batch.text);  // (B, E), shared by both views
+
+    // 3. Which patches each view keeps.
     if (cfg.mask == MaskMode::Attentive) {
-        const Tensor attn = out.attn.to(Device::CPU);  // one read-back for both views' masks
+        const Tensor attn = scores->wait();
         out.keep1 = attentive_keep(attn, batch.boxes, 0, mask_cfg).to(batch.view1.device());
         if (cfg.views == 2)
             out.keep2 = attentive_keep(attn, batch.boxes, 1, mask_cfg).to(batch.view1.device());
@@ -124,13 +132,12 @@ AclipStep Aclip::forward(const AclipBatch& batch, double m) {
                             .to(batch.view1.device());
     }
 
-    // 3. The online towers: both views in one pass.
+    // 4. The online image tower: both views in one pass.
     Tensor images = cfg.views == 2 ? concat({batch.view1, batch.view2}, 0) : batch.view1;  // (V*B, 3, S, S)
     Tensor keep = out.keep1.defined() && cfg.views == 2 ? concat({out.keep1, out.keep2}, 0) : out.keep1;
     VisionOutput online = clip.visual.forward(images, keep);
-    Tensor text_embed = clip.text.forward(batch.text);  // (B, E), shared by both views
 
-    // 4. The loss terms.
+    // 5. The loss terms.
     out.clip1 = clip_loss(online.embed.narrow(0, 0, B), text_embed, clip.logit_scale, comm);
     Tensor clip_term = out.clip1;
     if (cfg.views == 2) {

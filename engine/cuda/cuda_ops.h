@@ -37,6 +37,12 @@ constexpr size_t kStagedCopyLimit = 1 << 20;
 void copy_to_device(void* dst, const void* src, size_t bytes, bool src_pinned);
 void copy_to_host(void* dst, const void* src, size_t bytes);
 void copy_on_device(void* dst, const void* src, size_t bytes);
+// A copy to page-locked host memory queued behind the work so far (engine/core/host_copy.h). The handle
+// goes to wait_for_copy (waits for that copy alone, then raises an index fault recorded before it) or to
+// release_copy (dropped unwaited).
+void* copy_to_host_queued(void* dst, const void* src, size_t bytes);
+void wait_for_copy(void* copy);
+void release_copy(void* copy);
 void synchronize();  // waits for all queued work, then raises any index fault
 // Times the host has waited for the device (copies to the host, synchronize, large pageable copies): each
 // leaves the GPU idle until the host queues work again, so a training step should have few.

@@ -30,6 +30,15 @@ void copy_to_device(void*, const void*, size_t, bool) {
 void copy_to_host(void*, const void*, size_t) {
     no_backend("cuda::copy_to_host");
 }
+void* copy_to_host_queued(void*, const void*, size_t) {
+    no_backend("cuda::copy_to_host_queued");
+}
+void wait_for_copy(void*) {
+    no_backend("cuda::wait_for_copy");
+}
+void release_copy(void*) {
+    no_backend("cuda::release_copy");
+}
 void copy_on_device(void*, const void*, size_t) {
     no_backend("cuda::copy_on_device");
 }

@@ -101,13 +101,30 @@ void count_host_wait() {
 IndexFault* g_fault = nullptr;            // on the device, allocated at the first checking launch
 std::atomic<bool> g_fault_unread{false};  // a checking kernel was queued since the record was last read
 
+// Throws the error for a recorded fault, clearing the record first so the process can go on.
+[[noreturn]] void throw_index_fault(const IndexFault& f) {
+    AC_CUDA_CHECK(cudaMemsetAsync(g_fault, 0, sizeof(IndexFault), 0));
+    AC_FAIL_HINT(
+        "an index tensor holds a value outside its range; on the GPU indices are checked by the "
+        "kernels that use them, and reported here, at the next synchronisation",
+        reinterpret_cast<const char*>(f.op), ": index ", f.index, " at position ", f.position,
+        " is outside [0, ", f.limit, ") (found on the GPU)");
+}
+
+// A queued copy to the host: its event, and a snapshot of the fault record taken behind the copy (in
+// page-locked memory; null when no checking kernel had run).
+struct QueuedHostCopy {
+    cudaEvent_t done = nullptr;
+    IndexFault* fault = nullptr;
+};
+
 }  // namespace
 
 IndexFault* index_fault_record() {
     static std::once_flag once;
     std::call_once(once, [] {
-        AC_CUDA_CHECK(
-            cudaMalloc(&g_fault, sizeof(IndexFault)));  // outside the cache: lives as long as the process
+        // outside the cache: it lives as long as the process
+        AC_CUDA_CHECK(cudaMalloc(&g_fault, sizeof(IndexFault)));
         AC_CUDA_CHECK(cudaMemset(g_fault, 0, sizeof(IndexFault)));
     });
     g_fault_unread.store(true);
@@ -118,13 +135,37 @@ void raise_index_fault() {
     if (!g_fault_unread.exchange(false)) return;
     IndexFault f{};
     AC_CUDA_CHECK(cudaMemcpy(&f, g_fault, sizeof f, cudaMemcpyDeviceToHost));  // the device is idle: cheap
-    if (f.op == 0) return;
-    AC_CUDA_CHECK(cudaMemset(g_fault, 0, sizeof(IndexFault)));
-    AC_FAIL_HINT(
-        "an index tensor holds a value outside its range; on the GPU indices are checked by the "
-        "kernels that use them, and reported here, at the next synchronisation",
-        reinterpret_cast<const char*>(f.op), ": index ", f.index, " at position ", f.position,
-        " is outside [0, ", f.limit, ") (found on the GPU)");
+    if (f.op != 0) throw_index_fault(f);
+}
+
+void* copy_to_host_queued(void* dst, const void* src, size_t bytes) {
+    auto* q = new QueuedHostCopy;
+    AC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, 0));
+    if (g_fault_unread.load()) {  // the record as the kernels before the copy left it
+        q->fault = static_cast<IndexFault*>(pinned_allocator().allocate(sizeof(IndexFault), 0));
+        AC_CUDA_CHECK(cudaMemcpyAsync(q->fault, g_fault, sizeof(IndexFault), cudaMemcpyDeviceToHost, 0));
+    }
+    AC_CUDA_CHECK(cudaEventCreateWithFlags(&q->done, cudaEventDisableTiming));
+    AC_CUDA_CHECK(cudaEventRecord(q->done, 0));
+    profile_point("memcpy device to host");
+    return q;
+}
+
+void release_copy(void* copy) {
+    auto* q = static_cast<QueuedHostCopy*>(copy);
+    AC_CUDA_CHECK(cudaEventDestroy(q->done));  // a pending event is released once it completes
+    if (q->fault) pinned_allocator().free_after_queued_work(q->fault);
+    delete q;
+}
+
+void wait_for_copy(void* copy) {
+    auto* q = static_cast<QueuedHostCopy*>(copy);
+    const cudaError_t err = cudaEventSynchronize(q->done);
+    const IndexFault f = err == cudaSuccess && q->fault ? *q->fault : IndexFault{};
+    release_copy(copy);
+    AC_CUDA_CHECK(err);
+    count_host_wait();
+    if (f.op != 0) throw_index_fault(f);
 }
 
 uint64_t host_waits() {

@@ -1,12 +1,14 @@
 // test_cuda_sync.cpp: the host waits for the GPU only where it needs a value. Copies to the GPU are queued
 // (page-locked sources directly, pageable ones through a staging block), and neither the source's nor the
 // staging block's memory is reused before the copy ran; indices are checked by the kernels, and a bad one
-// is an error at the next synchronisation, naming the op, after which the GPU goes on; an A-CLIP training
-// step waits once, for the teacher's scores. GPU cases are skipped and counted without a GPU.
+// is an error at the next synchronisation, naming the op, after which the GPU goes on; HostCopy waits for
+// its own copy, not for the work queued after it; an A-CLIP training step waits once, for the teacher's
+// scores. GPU cases are skipped and counted without a GPU.
 #include <functional>
 #include <string>
 
 #include "engine/core/error.h"
+#include "engine/core/host_copy.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
@@ -60,6 +62,27 @@ TEST_SUITE("cuda") {
         CHECK(from_pageable.to(Device::CPU).to_vector<float>() == want);
         CHECK(from_pinned.to(Device::CPU).to_vector<float>() == want);
         CHECK(cuda::host_waits() == waits + 2);  // each read-back waits
+    }
+
+    TEST_CASE("GPU: HostCopy waits for its copy alone, while later work goes on, and raises earlier faults") {
+        if (!test::gpu_available("HostCopy")) return;
+        const Tensor work = random_tensor({2048, 2048}, 5, -1, 1, DType::F32).to(Device::CUDA);
+        const Tensor x = mul_scalar(work.narrow(0, 0, 3), 2.0);  // (3, 2048), made on the GPU
+        cuda::synchronize();
+        const uint64_t waits = cuda::host_waits();
+        HostCopy copy(x);
+        keep_the_gpu_busy(work);  // queued behind the copy
+        const Tensor host = copy.wait();
+        CHECK(cuda::host_waits() == waits + 1);
+        CHECK(host.device() == Device::CPU);
+        CHECK(host.to_vector<float>() ==
+              mul_scalar(work.narrow(0, 0, 3).to(Device::CPU), 2.0).to_vector<float>());
+        // A fault of a kernel queued before the copy is raised by wait().
+        const Tensor table = work.narrow(0, 0, 4);
+        const Tensor rows = index_select(table, 0, from_vector<int64_t>({4}, {1}).to(Device::CUDA));
+        HostCopy faulty(rows);
+        CHECK(error_of([&] { (void)faulty.wait(); }).find("index_select") != std::string::npos);
+        CHECK_NOTHROW(cuda::synchronize());  // reported once
     }
 
     TEST_CASE("GPU: an index out of range is an error at the next synchronisation, naming the op") {

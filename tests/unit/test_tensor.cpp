@@ -1,8 +1,9 @@
 // test_tensor.cpp: layout and views (shared storage, strides), broadcasting edge cases, contiguous(),
-// conversion, printing, and the errors for bad shapes, dtypes and devices.
+// conversion, printing, HostCopy of a CPU tensor, and the errors for bad shapes, dtypes and devices.
 #include <sstream>
 
 #include "engine/autograd/grad_mode.h"
+#include "engine/core/host_copy.h"
 #include "test_util.h"
 
 using namespace aclip;
@@ -158,6 +159,18 @@ TEST_SUITE("unit") {
         NoGradGuard no_grad;
         w.add_(iota({3}));
         CHECK(w.to_vector<float>() == std::vector<float>{0, 2, 4});
+    }
+
+    TEST_CASE("HostCopy of a CPU tensor holds it, contiguous, without history") {
+        Tensor x = iota({2, 3}).requires_grad_();
+        HostCopy transposed(x.transpose(0, 1)), held(x);
+        Tensor t = transposed.wait();
+        CHECK(t.shape() == Shape{3, 2});
+        CHECK(t.is_contiguous());
+        CHECK_FALSE(t.requires_grad());
+        CHECK(t.to_vector<float>() == std::vector<float>{0, 3, 1, 4, 2, 5});
+        x.detach().fill_(7.0);  // a contiguous CPU tensor is held, not copied
+        CHECK(held.wait().to_vector<float>() == std::vector<float>(6, 7.0f));
     }
 
     TEST_CASE("storage is aligned to 64 bytes") {
