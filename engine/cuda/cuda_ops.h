@@ -91,12 +91,15 @@ struct GemmOperand {
     int64_t ld;  // leading dimension of the stored layout
     int64_t batch_stride;
 };
-// bias, if given: (N) of out's dtype, contiguous, with batch 1; cuBLASLt's epilogue adds it to every row
-// of out, saving the pass over out that adding it afterwards costs. Returns whether the bias was added:
-// false without one, or when the epilogue cannot take it (a bias not 16-byte aligned, or no algorithm
-// with the epilogue), and the caller then adds it.
+// What the product's epilogue does with `bias` (batch 1, contiguous, of out's dtype): Bias adds the (N)
+// bias to every row of out, saving the pass over out that adding it afterwards costs; BiasGradient writes
+// the sums of a's rows over K into the (M) bias, saving a pass over a (a linear layer's bias gradient
+// beside its weight gradient, a = the output gradient transposed). gemm returns whether the epilogue ran:
+// false without a bias, or when cuBLASLt cannot (a bias not 16-byte aligned, or no algorithm with the
+// epilogue), and the caller then does it.
+enum class GemmEpilogue { Bias, BiasGradient };
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
-          int64_t K, const Tensor& bias = Tensor());
+          int64_t K, const Tensor& bias = Tensor(), GemmEpilogue epilogue = GemmEpilogue::Bias);
 
 // ---- indexing (index.cu); index tensors are i64 and contiguous ----
 // The kernels check each index against its range (index_fault.cuh): an index outside it is skipped and

@@ -3,8 +3,9 @@
 // algorithm comes from cuBLASLt's heuristic, with a 32 MiB workspace from the caching allocator.
 // Descriptors and the chosen algorithm are cached per plan (shapes, layouts, dtype, operand alignment,
 // epilogue): a training step repeats the same few dozen products, and asking the heuristic costs tens of
-// microseconds each time. A linear layer's bias is added by the bias epilogue; its pointer is set on the
-// cached descriptor at each call (GPU work is issued from one thread).
+// microseconds each time. A linear layer's bias is added by the bias epilogue, and its bias gradient
+// computed by the bias-gradient epilogue beside the weight gradient; the bias pointer is set on the cached
+// descriptor at each call (GPU work is issued from one thread).
 #include <cublasLt.h>
 
 #include <mutex>
@@ -82,11 +83,11 @@ struct PlanKey {
     bool ta, tb;
     int64_t m, n, k, batch, lda, ldb, sa, sb;
     uint32_t align_a, align_b, align_d;
-    bool bias;  // the bias epilogue
+    int epilogue;  // 0: none; 1 + GemmEpilogue
     bool operator==(const PlanKey& o) const {
         return type == o.type && ta == o.ta && tb == o.tb && m == o.m && n == o.n && k == o.k &&
                batch == o.batch && lda == o.lda && ldb == o.ldb && sa == o.sa && sb == o.sb &&
-               align_a == o.align_a && align_b == o.align_b && align_d == o.align_d && bias == o.bias;
+               align_a == o.align_a && align_b == o.align_b && align_d == o.align_d && epilogue == o.epilogue;
     }
 };
 struct PlanKeyHash {
@@ -95,7 +96,7 @@ struct PlanKeyHash {
         for (int64_t v : {k.m, k.n, k.k, k.batch, k.lda, k.ldb, k.sa, k.sb})
             h ^= std::hash<int64_t>()(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
         return h ^ (static_cast<size_t>(k.align_a) << 1) ^ (static_cast<size_t>(k.align_b) << 10) ^
-               (static_cast<size_t>(k.align_d) << 20) ^ (k.bias ? 1u << 30 : 0u);
+               (static_cast<size_t>(k.align_d) << 20) ^ (static_cast<size_t>(k.epilogue) << 30);
     }
 };
 struct Plan {  // kept for the life of the process
@@ -119,8 +120,12 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     cublasOperation_t tb = g.b.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
     AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    if (key.bias) {
-        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    if (key.epilogue != 0) {
+        // Our b is cuBLASLt's A and our a its B (gemm_plan.h): out's columns are D's rows, so the bias of
+        // out's rows is BIAS, and the sums over K of our a, one per column of D, are BGRADB.
+        const cublasLtEpilogue_t epilogue = key.epilogue == 1 + static_cast<int>(GemmEpilogue::Bias)
+                                                ? CUBLASLT_EPILOGUE_BIAS
+                                                : CUBLASLT_EPILOGUE_BGRADB;
         AC_CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
     }
@@ -166,7 +171,7 @@ AC_REGISTER_KERNEL("gemm");
 }  // namespace
 
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
-          int64_t K, const Tensor& bias) {
+          int64_t K, const Tensor& bias, GemmEpilogue epilogue) {
     if (batch * M * N == 0) return false;
     if (K == 0) {
         fill(out, 0.0);
@@ -193,15 +198,15 @@ bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
                       address_alignment(b.t->raw_data()),
                       address_alignment(a.t->raw_data()),
                       address_alignment(out.raw_data()),
-                      false};
+                      0};
     if (bias.defined()) {
-        AC_CHECK(batch == 1 && bias.dtype() == dt && bias.numel() == N && bias.is_contiguous(),
-                 "matmul: the bias epilogue takes a contiguous (", N,
-                 ") bias of the output's dtype and batch 1, "
-                 "got ",
+        const int64_t length = epilogue == GemmEpilogue::Bias ? N : M;
+        AC_CHECK(batch == 1 && bias.dtype() == dt && bias.numel() == length && bias.is_contiguous(),
+                 "matmul: the ", epilogue == GemmEpilogue::Bias ? "bias" : "bias-gradient",
+                 " epilogue takes a contiguous (", length, ") bias of the output's dtype and batch 1, got ",
                  bias.desc(), " with batch ", batch);
         PlanKey with_bias = key;
-        with_bias.bias = true;
+        with_bias.epilogue = 1 + static_cast<int>(epilogue);
         const Plan* p = address_alignment(bias.raw_data()) >= 16 ? &plan_for(with_bias, plan) : nullptr;
         if (p && p->found) {
             const void* pointer = bias.raw_data();

@@ -89,9 +89,10 @@ bool single_batch_stride(const Shape& batch, const Strides& strides, int64_t& st
 // The GPU path: one cuBLASLt call for the whole batch. Operands whose layout cuBLASLt cannot take
 // (batch dims that do not collapse, or rows and columns both strided) are copied first. bias, if
 // defined ((N), one matrix), is added to every row by the product's epilogue where cuBLASLt can,
-// else afterwards.
+// else afterwards. row_sums, if given (one matrix), receives the sums of a's rows ((M), a's dtype) from
+// the product's epilogue where cuBLASLt can, and stays undefined where it cannot.
 Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const Shape& out_shape,
-                   const Tensor& bias) {
+                   const Tensor& bias, Tensor* row_sums = nullptr) {
     Tensor out = empty(out_shape, a.dtype(), Device::CUDA);
     auto prepare = [&](const Tensor& t, Tensor& keep, cuda::GemmOperand& op) {
         Shape rc = batch;
@@ -113,16 +114,22 @@ Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const S
     cuda::GemmOperand oa{}, ob{};
     prepare(a, ka, oa);
     prepare(b, kb, ob);
-    const bool epilogue = bias.defined() && shape_numel(batch) == 1 && bias.dtype() == out.dtype();
-    const bool added = cuda::gemm(oa, ob, out, shape_numel(batch), a.size(-2), b.size(-1), a.size(-1),
-                                  epilogue ? bias.contiguous() : Tensor());
+    const int64_t nb = shape_numel(batch), M = a.size(-2), N = b.size(-1), K = a.size(-1);
+    if (row_sums && nb == 1) {
+        Tensor sums = empty({M}, a.dtype(), Device::CUDA);
+        if (cuda::gemm(oa, ob, out, nb, M, N, K, sums, cuda::GemmEpilogue::BiasGradient)) *row_sums = sums;
+        return out;
+    }
+    const bool epilogue = bias.defined() && nb == 1 && bias.dtype() == out.dtype();
+    const bool added = cuda::gemm(oa, ob, out, nb, M, N, K, epilogue ? bias.contiguous() : Tensor());
     if (bias.defined() && !added) out.add_(bias);
     return out;
 }
 
 // a @ b, plus bias ((N), added to every row) when defined: the bias rides on the product's epilogue on
-// the GPU.
-Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor()) {
+// the GPU. On the GPU row_sums, if given, may receive the sums of a's rows (see cuda_matmul).
+Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor(),
+                      Tensor* row_sums = nullptr) {
     const Device device = common_device("matmul", {&a, &b});
     AC_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: needs at least 2 dims, got ", a.desc(), " @ ", b.desc());
     AC_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: ", a.desc(), " @ ", b.desc());
@@ -134,7 +141,8 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Ten
     out_shape.push_back(b.size(-1));
     NoGradGuard no_grad;
     if (device == Device::CUDA)
-        return cuda_matmul(a.detach(), b.detach(), batch, out_shape, bias.defined() ? bias.detach() : bias);
+        return cuda_matmul(a.detach(), b.detach(), batch, out_shape, bias.defined() ? bias.detach() : bias,
+                           row_sums);
     Tensor out;
     if (a.dtype() == DType::BF16) {
         out = matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(DType::BF16);
@@ -189,8 +197,13 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
         const Tensor &xs = sx.get(), &w = sw.get();
         Tensor g2 = g.reshape({-1, g.size(-1)});  // (N, out)
         Tensor gx = rx ? matmul_forward(g2, w).reshape(xs.shape()) : Tensor();
-        Tensor gw = rw ? matmul_forward(g2.transpose(0, 1), xs.reshape({-1, xs.size(-1)})) : Tensor();
-        Tensor gb = rb ? sum(g2, {0}) : Tensor();
+        Tensor gw, gb;
+        if (rw) {
+            // (out, N) @ (N, in); on the GPU the bias gradient may come from the same product
+            gw = matmul_forward(g2.transpose(0, 1), xs.reshape({-1, xs.size(-1)}), Tensor(),
+                                rb ? &gb : nullptr);
+        }
+        if (rb && !gb.defined()) gb = sum(g2, {0});
         return std::vector<Tensor>{gx, gw, gb};
     });
 }
