@@ -152,8 +152,11 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     p.found = found > 0;
     p.algo = heuristic.algo;
     const bool bf16 = key.type == CUDA_R_16BF, batched = key.batch > 1;
-    p.profile_name = bf16 ? (batched ? "gemm (bf16, batched)" : "gemm (bf16)")
-                          : (batched ? "gemm (f32, batched)" : "gemm (f32)");
+    const bool bias_gradient = key.epilogue == 1 + static_cast<int>(GemmEpilogue::BiasGradient);
+    p.profile_name =
+        bias_gradient ? (bf16 ? "gemm (bf16, with the bias gradient)" : "gemm (f32, with the bias gradient)")
+        : bf16        ? (batched ? "gemm (bf16, batched)" : "gemm (bf16)")
+                      : (batched ? "gemm (f32, batched)" : "gemm (f32)");
     return cache->emplace(key, p).first->second;
 }
 
