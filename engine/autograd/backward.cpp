@@ -64,11 +64,37 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
 
 namespace {
 
+std::atomic<uint64_t> g_added_in_place{0};
+
 void accumulate(Tensor& slot, const Tensor& g) {
     if (!slot.defined())
         slot = g;
-    else
+    else if (g.impl_ptr() != slot.impl_ptr())
         slot = slot + g;
+    else  // the same tensor: the op added into it (pending_gradient)
+        g_added_in_place.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The gradients pending_gradient() offers to the backward function running on this thread.
+thread_local const std::vector<Tensor>* t_pending = nullptr;
+
+// For each input of node, the gradient gathered so far for it that it may add into (see pending_gradient).
+std::vector<Tensor> offerable_gradients(const Node& node, std::unordered_map<Node*, Tensor>& grads) {
+    std::vector<Tensor> offer(node.edges.size());
+    for (size_t i = 0; i < node.edges.size(); ++i) {
+        Node* producer = node.edges[i].node.get();
+        if (!producer) continue;
+        auto it = grads.find(producer);
+        if (it == grads.end()) continue;
+        const Tensor& g = it->second;
+        bool once = true;
+        for (size_t j = 0; j < node.edges.size(); ++j)
+            once = once && (j == i || node.edges[j].node.get() != producer);
+        if (once && g.impl_ptr().use_count() == 1 && g.impl_ptr()->storage.use_count() == 1 &&
+            g.is_contiguous() && g.shape() == node.input_shapes[i] && g.dtype() == node.input_dtypes[i])
+            offer[i] = g;
+    }
+    return offer;
 }
 
 // Whether nothing but `g` itself holds its tensor or its memory, and that memory is exactly its elements:
@@ -91,6 +117,14 @@ void accumulate_leaf(TensorImpl& leaf, Tensor g) {
 }
 
 }  // namespace
+
+Tensor pending_gradient(size_t input) {
+    return t_pending && input < t_pending->size() ? (*t_pending)[input] : Tensor();
+}
+
+uint64_t gradients_added_in_place() {
+    return g_added_in_place.load(std::memory_order_relaxed);
+}
 
 void Tensor::backward() const {
     AC_CHECK(numel() == 1, "backward() needs a one-element tensor (a loss); got ", desc());
@@ -136,7 +170,16 @@ void Tensor::backward(const Tensor& gradient) const {
         grads.erase(it);
         AC_CHECK_HINT(node->backward, "call backward() once per forward pass", "backward through ", node->op,
                       " a second time: its saved tensors were already released");
-        std::vector<Tensor> grad_in = node->backward(grad_out);
+        const std::vector<Tensor> offered = offerable_gradients(*node, grads);
+        t_pending = &offered;
+        std::vector<Tensor> grad_in;
+        try {
+            grad_in = node->backward(grad_out);
+        } catch (...) {
+            t_pending = nullptr;
+            throw;
+        }
+        t_pending = nullptr;
         node->backward = nullptr;  // release saved tensors now
         AC_CHECK(grad_in.size() == node->edges.size(), "backward of ", node->op, " returned ", grad_in.size(),
                  " gradients for ", node->edges.size(), " inputs");

@@ -52,4 +52,13 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
 // True when record() would record an op over these inputs.
 bool needs_grad(const std::vector<Tensor>& inputs);
 
+// Inside a backward function: the gradient already gathered for input i from the input's other uses,
+// when the op may add its own into it in place (nothing else holds it; contiguous, of the input's shape
+// and dtype; the input appears once among the op's inputs); else undefined. An op that adds into it
+// returns that same tensor as input i's gradient, and the engine does not add it again: a residual
+// stream's LayerNorm writes (its gradient + the pending one) in one pass instead of its gradient and
+// then a separate sum.
+Tensor pending_gradient(size_t input);
+uint64_t gradients_added_in_place();  // how many times an op did so, in this process
+
 }  // namespace aclip

@@ -60,7 +60,8 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
 }
 
 void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
-                         const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db) {
+                         const Tensor& rstd, const Tensor& dx, bool accumulate, const Tensor& dw,
+                         const Tensor& db) {
     const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
     if (R == 0) return;
     dispatch_pair(x.dtype(), g.dtype(), "layer_norm_backward", [&](auto tag, auto gtag) {
@@ -75,7 +76,8 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
             const T* pw = ptr_or_null<T>(w);
             T* pdx = static_cast<T*>(dx.raw_data());
             auto launch = [&](auto kernel) {
-                kernel<<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(pg, px, pw, pm, pr, pdx, R, D);
+                kernel<<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(pg, px, pw, pm, pr, pdx,
+                                                                              accumulate, R, D);
             };
             if (D % V == 0 && all_aligned({pg, px, pw, pdx}, 16))
                 launch(layer_norm_dx_kernel<T, G, V>);

@@ -62,10 +62,12 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, Y*
     }
 }
 
-// dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). g is in y's dtype G.
+// dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). g is in y's dtype G. With
+// `accumulate`, dx holds a gradient already (a residual stream's) and each value is added to it, rounded
+// as adding dx afterwards would: one pass instead of writing dx and then a separate sum.
 template <class T, class G, int V>
 __global__ void layer_norm_dx_kernel(const G* g, const T* x, const T* w, const float* mean, const float* rstd,
-                                     T* dx, int64_t R, int64_t D) {
+                                     T* dx, bool accumulate, int64_t R, int64_t D) {
     const int64_t row = warp_row();
     const int lane = threadIdx.x % 32;
     if (row >= R) return;
@@ -103,6 +105,11 @@ __global__ void layer_norm_dx_kernel(const G* g, const T* x, const T* w, const f
         Pack<T, V> out;
 #pragma unroll
         for (int k = 0; k < V; ++k) out.v[k] = st<T>(rs * (dxhat[k] - a - xhat[k] * c));
+        if (accumulate) {
+            const Pack<T, V> held = load_pack<T, V>(dr + i);
+#pragma unroll
+            for (int k = 0; k < V; ++k) out.v[k] = st<T>(ld(held.v[k]) + ld(out.v[k]));
+        }
         store_pack<T, V>(dr + i, out);
     }
 }

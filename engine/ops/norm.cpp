@@ -43,10 +43,11 @@ void layer_norm_rows(const T* x, const T* w, const T* b, Y* y, float* mean_out, 
     });
 }
 
-// Backward of layer_norm_rows. dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g*w.
+// Backward of layer_norm_rows. dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g*w;
+// with `accumulate`, dx holds a gradient already and each value is added to it.
 template <class T>
 void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* mean, const float* rstd, T* dx,
-                              double* dw, double* db, int64_t R, int64_t D) {
+                              bool accumulate, double* dw, double* db, int64_t R, int64_t D) {
     using C = compute_t<T>;
     parallel_for(R, D, [&](int64_t r) {
         const T* gr = g + r * D;
@@ -66,7 +67,8 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
         for (int64_t i = 0; i < D; ++i) {
             C xhat = (load(xr[i]) - m) * rs;
             C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
-            dr[i] = store_as<T>(rs * (dxhat - a - xhat * c));
+            const T v = store_as<T>(rs * (dxhat - a - xhat * c));
+            dr[i] = accumulate ? store_as<T>(load(dr[i]) + load(v)) : v;  // as adding dx afterwards would
         }
     });
     if (!dw && !db) return;
@@ -136,21 +138,25 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
     return record("layer_norm", y, {x, weight, bias}, [=](const Tensor& g) {
         const Tensor& xs = sx.get();
         Tensor gc = g.to(y_dtype).contiguous();
+        // x's gradient from its other uses (a residual stream's), when this op may add its own into it
+        const Tensor pending = rx ? pending_gradient(0) : Tensor();
+        const bool accumulate = pending.defined();
         if (xs.device() == Device::CUDA) {
-            Tensor dx = rx ? empty(xs.shape(), xs.dtype(), Device::CUDA) : Tensor();
+            Tensor dx = accumulate ? pending : rx ? empty(xs.shape(), xs.dtype(), Device::CUDA) : Tensor();
             Tensor gw = rw ? empty({D}, xs.dtype(), Device::CUDA) : Tensor();
             Tensor gb = rb ? empty({D}, xs.dtype(), Device::CUDA) : Tensor();
-            cuda::layer_norm_backward(gc, xs, has_w ? sw.get() : Tensor(), mean, rstd, dx, gw, gb);
+            cuda::layer_norm_backward(gc, xs, has_w ? sw.get() : Tensor(), mean, rstd, dx, accumulate, gw,
+                                      gb);
             return std::vector<Tensor>{dx, gw, gb};
         }
         // on the CPU a bf16 gradient is widened first (exactly), so the sums run as the f32 op's do
         const Tensor gx = gc.to(xs.dtype());
-        Tensor dx = empty(xs.shape(), xs.dtype());
+        Tensor dx = accumulate ? pending : empty(xs.shape(), xs.dtype());
         std::vector<double> dw(rw ? D : 0, 0.0), db(rb ? D : 0, 0.0);
         dispatch_float(xs.dtype(), "layer_norm_backward", [&](auto tag) {
             using T = typename decltype(tag)::type;
             layer_norm_backward_rows<T>(gx.data<T>(), xs.data<T>(), has_w ? sw.get().data<T>() : nullptr,
-                                        mean.data<float>(), rstd.data<float>(), dx.data<T>(),
+                                        mean.data<float>(), rstd.data<float>(), dx.data<T>(), accumulate,
                                         rw ? dw.data() : nullptr, rb ? db.data() : nullptr, R, D);
         });
         Tensor gw = rw ? from_vector(dw, {D}).to(xs.dtype()) : Tensor();

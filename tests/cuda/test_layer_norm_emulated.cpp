@@ -59,9 +59,21 @@ void check_layer_norm(int64_t R, int64_t D) {
                                            R, D, 1e-5f);
     });
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_dx_kernel<T, Y, V>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), R,
-                                      D);
+        layer_norm_dx_kernel<T, Y, V>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(),
+                                      false, R, D);
     });
+    // Added into a gradient already held (a residual stream's): bit for bit that gradient + dx, as the
+    // separate sum rounds it.
+    std::vector<T> held = values_of<T>(test::random_tensor({R, D}, 5, -1, 1)), summed = held;
+    cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
+        layer_norm_dx_kernel<T, Y, V>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), summed.data(),
+                                      true, R, D);
+    });
+    const DType dt = dtype_of<T>::value;  // tensor_of gives f32: the separate sum in T, as the engine adds
+    const Tensor separate = add(tensor_of(held, {R, D}).to(dt), tensor_of(dx, {R, D}).to(dt)).to(DType::F32);
+    const std::vector<float> fused = tensor_of(summed, {R, D}).template to_vector<float>(),
+                             apart = separate.template to_vector<float>();
+    CHECK(fused == apart);
     const int64_t column_blocks = (D + 32 * V - 1) / (32 * V), chunks = cuda::column_chunks(column_blocks, R);
     std::vector<float> partial(static_cast<size_t>(2 * chunks * D));
     cuda::emulate_launch(

@@ -1,10 +1,12 @@
 // test_autograd.cpp: the tape's contract: gradients accumulate, fan-out sums, no_grad and detach cut
 // the graph, in-place changes of saved tensors are caught, and backward releases what it held; backward
-// from a given gradient; a leaf keeps a gradient no one else holds without copying it; checkpointed
+// from a given gradient; a leaf keeps a gradient no one else holds without copying it; an op may add into
+// the gradient its input gathered from other uses (pending_gradient), bit for bit the sum; checkpointed
 // functions give the plain gradients while keeping less.
 #include "engine/autograd/checkpoint.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/gradcheck.h"
+#include "engine/autograd/node.h"
 #include "engine/ops/autocast.h"
 #include "test_util.h"
 
@@ -85,6 +87,55 @@ TEST_SUITE("unit") {
         CHECK(a.grad().data<double>() != b.grad().data<double>());
         a.grad().mul_(5.0);
         CHECK(b.grad().to_vector<double>() == std::vector<double>{1, 1});
+    }
+
+    TEST_CASE(
+        "pending_gradient: an op may add its gradient into the one gathered from the input's other uses") {
+        // A custom op y = 3 h that adds its gradient into what h already has from the add, and says so.
+        int offered = 0;
+        auto triple = [&](const Tensor& h) {
+            return record("triple", mul_scalar(h.detach(), 3.0), {h}, [&](const Tensor& g) {
+                Tensor pending = pending_gradient(0);
+                if (!pending.defined()) return std::vector<Tensor>{mul_scalar(g, 3.0)};
+                ++offered;
+                pending.add_(mul_scalar(g, 3.0));
+                return std::vector<Tensor>{pending};  // the same tensor: not added again
+            });
+        };
+        Tensor x = from_vector<double>({1, 2}, {2}).requires_grad_();
+        Tensor h = mul_scalar(x, 2.0);
+        // The add's gradient reaches h first, and a step later (the mul) triple holds a gradient of its own:
+        // h's is held by nothing else, so it is offered. (The outer mul makes that gradient contiguous:
+        // sum's is an expanded one.)
+        sum(mul_scalar(add(h, mul_scalar(triple(h), 1.0)), 1.0)).backward();
+        CHECK(offered == 1);
+        CHECK(x.grad().to_vector<double>() == std::vector<double>{8, 8});  // 2 * (1 + 3)
+        x.zero_grad();
+        Tensor h2 = mul_scalar(x, 2.0);
+        sum(triple(h2)).backward();  // nothing gathered yet: not offered
+        CHECK(offered == 1);
+        CHECK(x.grad().to_vector<double>() == std::vector<double>{6, 6});
+    }
+
+    TEST_CASE("a residual LayerNorm adds into the stream's gradient: bit for bit the separate sum") {
+        for (DType dt : {DType::F32, DType::BF16}) {
+            CAPTURE(dtype_name(dt));
+            Tensor leaf = aclip::test::random_tensor({5, 24}, 8, -1, 1, dt).requires_grad_();
+            Tensor w = aclip::test::random_tensor({24}, 9, 0.5, 1.5, dt).requires_grad_();
+            Tensor proj = aclip::test::random_tensor({24, 24}, 10, -0.3, 0.3, dt).requires_grad_();
+            auto grad_of = [&](bool apart) {
+                leaf.zero_grad();
+                Tensor h = mul_scalar(leaf, 1.5);
+                for (int block = 0; block < 3; ++block)  // h + linear(LN(h)), as a transformer block
+                    h = add(h, linear(layer_norm(apart ? h.clone() : h, w, Tensor(), 1e-5), proj));
+                const uint64_t before = gradients_added_in_place();
+                sum(mul(h, h)).backward();
+                CHECK(gradients_added_in_place() - before == (apart ? 0u : 3u));
+                return leaf.grad().to(DType::F32).to_vector<float>();
+            };
+            // apart: LN reads a clone, whose gradient reaches h through the clone's backward and a sum
+            CHECK(grad_of(false) == grad_of(true));
+        }
     }
 
     TEST_CASE("memory held for backward returns to its baseline after backward") {

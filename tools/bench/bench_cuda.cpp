@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
         Tensor dx = empty({N, C}, DType::BF16, Device::CUDA), dw = empty({C}, DType::BF16, Device::CUDA),
                db = empty({C}, DType::BF16, Device::CUDA);
         report("layer_norm_bwd",
-               time_ms(iters, [&] { cuda::layer_norm_backward(r, x, w, mean, rstd, dx, dw, db); }), 0,
+               time_ms(iters, [&] { cuda::layer_norm_backward(r, x, w, mean, rstd, dx, false, dw, db); }), 0,
                3 * act);
         report("residual_add", time_ms(iters, [&] { (void)add(x, r); }), 0, 3 * act);
         Tensor h = random_gpu({N, 4 * C}, DType::BF16, 8);
