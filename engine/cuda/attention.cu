@@ -109,13 +109,20 @@ void attention_cls_probs(const Tensor& q, const Tensor& k, const Tensor& probs) 
         ks{k.strides()[0], k.strides()[1], k.strides()[2]};
     if (BH * Tk == 0) return;
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-    AC_CHECK_HINT(Tk <= kMaxClsKeys, "use fewer patches per image", "attention_cls_probs: ", Tk,
-                  " keys; the kernel holds at most ", kMaxClsKeys, " scores in shared memory");
+    AC_CHECK_HINT(Tk <= kMaxClsKeys && D <= kMaxClsHeadDim, "use fewer patches per image, or smaller heads",
+                  "attention_cls_probs: ", Tk, " keys of ", D, " dims; the kernel holds at most ",
+                  kMaxClsKeys, " scores and ", kMaxClsHeadDim, " query dims in shared memory");
     dispatch_gpu_float(q.dtype(), "attention_cls_probs", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        cls_probs_kernel<T><<<BH, 256>>>(static_cast<const T*>(q.raw_data()), qs,
-                                         static_cast<const T*>(k.raw_data()), ks,
-                                         static_cast<T*>(probs.raw_data()), H, Tk, D, scale);
+        constexpr int V = vector_width<T>();
+        const T *pq = static_cast<const T*>(q.raw_data()), *pk = static_cast<const T*>(k.raw_data());
+        T* pp = static_cast<T*>(probs.raw_data());
+        const bool packs =
+            D % V == 0 && ks.batch % V == 0 && ks.head % V == 0 && ks.row % V == 0 && all_aligned({pk}, 16);
+        if (packs)
+            cls_probs_kernel<T, V><<<BH, 256>>>(pq, qs, pk, ks, pp, H, Tk, D, scale);
+        else
+            cls_probs_kernel<T, 1><<<BH, 256>>>(pq, qs, pk, ks, pp, H, Tk, D, scale);
     });
     AC_CUDA_LAUNCH_CHECK("attention_cls_probs");
 }

@@ -182,23 +182,35 @@ __global__ void flash_backward_q_kernel(const T* q, const T* k, const T* v, cons
 
 // probs[b, h, j] = softmax_j(scale * q[b, h, 0] . k[b, h, j]); one block per (b, h), the Tk <= kMaxClsKeys
 // scores in shared memory. q and k are (B, H, T, D) views with a contiguous last dim: element (b, h, t, d) at
-// b * s[0] + h * s[1] + t * s[2] + d, so the q and k of a packed projection are read in place.
+// b * s[0] + h * s[1] + t * s[2] + d, so the q and k of a packed projection are read in place. The CLS
+// query sits in shared memory; a thread takes a key and reads its row in V-element packs (16 bytes where
+// the row and strides allow): rows a packed projection's 3 H D elements apart, read an element at a time,
+// each cost a cache line per element while the lines of a block's rows were evicted between uses.
 constexpr int64_t kMaxClsKeys = 4096;  // 16 KiB of scores: a 1024 px image at patch 16
+constexpr int64_t kMaxClsHeadDim = 256;
 struct ViewStrides {
     int64_t batch, head, row;
 };
-template <class T>
+template <class T, int V>
 __global__ void cls_probs_kernel(const T* q, ViewStrides qs, const T* k, ViewStrides ks, T* probs, int64_t H,
                                  int64_t Tk, int64_t D, float scale) {
     __shared__ float scores[kMaxClsKeys];
+    __shared__ float query[kMaxClsHeadDim];
     __shared__ float shared[32];
     const int64_t bh = blockIdx.x, b = bh / H, h = bh % H;
     const T* q0 = q + b * qs.batch + h * qs.head;
     const T* kb = k + b * ks.batch + h * ks.head;
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) query[d] = ld(q0[d]);
+    __syncthreads();
     float m = -INFINITY;
     for (int64_t j = threadIdx.x; j < Tk; j += blockDim.x) {
+        const T* row = kb + j * ks.row;
         float s = 0.0f;
-        for (int64_t d = 0; d < D; ++d) s += ld(q0[d]) * ld(kb[j * ks.row + d]);
+        for (int64_t d = 0; d < D; d += V) {
+            const Pack<T, V> p = load_pack<T, V>(row + d);
+#pragma unroll
+            for (int e = 0; e < V; ++e) s += query[d + e] * ld(p.v[e]);
+        }
         scores[j] = s * scale;
         m = fmaxf(m, scores[j]);
     }

@@ -76,9 +76,10 @@ void check_attention_kernels(int64_t Tq, int64_t Tk, bool causal) {
 }
 
 // probs (B, H, T) from the q and k of a packed (B, T, 3, H, D) projection, as the EMA teacher calls it.
-template <class T>
+template <class T, int V>
 void check_cls_probs(int64_t T_, int64_t D) {
     CAPTURE(sizeof(T));
+    CAPTURE(V);
     CAPTURE(T_);
     CAPTURE(D);
     const int64_t B = 2, H = 3, W = H * D;
@@ -90,7 +91,7 @@ void check_cls_probs(int64_t T_, int64_t D) {
     const T* base = device_qkv.data<T>();
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     cuda::emulate_launch(static_cast<unsigned>(B * H), 1, 256, [&] {
-        cls_probs_kernel<T>(base, strides, base + W, strides, probs.data(), H, T_, D, scale);
+        cls_probs_kernel<T, V>(base, strides, base + W, strides, probs.data(), H, T_, D, scale);
     });
     // f32: sums of D products and of T exponentials in another order; bf16 adds the output's rounding
     const double tolerance = sizeof(T) == 4 ? 1e-5 : 8e-3;
@@ -133,8 +134,10 @@ TEST_SUITE("cuda") {
     TEST_CASE("the CLS row of the attention probabilities, read from a packed projection in place") {
         // One key, fewer keys than threads, more keys than threads (the strided loop), the ViT's 197.
         for (int64_t T_ : {1, 37, 300, 197}) {
-            check_cls_probs<float>(T_, 16);
-            check_cls_probs<bf16>(T_, 64);
+            check_cls_probs<float, 1>(T_, 16);  // an element at a time
+            check_cls_probs<bf16, 1>(T_, 64);
+            check_cls_probs<float, 4>(T_, 16);  // 16-byte packs
+            check_cls_probs<bf16, 8>(T_, 64);
         }
     }
 }
