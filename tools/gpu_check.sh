@@ -25,8 +25,11 @@ if [[ "${1:-}" == "--stage" ]]; then
     header=$(find /usr/include -name doctest.h -path '*doctest/doctest.h' | head -1)
     [[ -n "$header" ]] || { echo "doctest.h not found: run tools/install_deps.sh" >&2; exit 1; }
     cp "$header" .deps/doctest/doctest.h
-    git rev-parse HEAD > .deps/commit 2>/dev/null || echo unknown > .deps/commit
-    git diff --quiet HEAD 2>/dev/null || echo "(with uncommitted changes)" >> .deps/commit
+    if git rev-parse HEAD > .deps/commit 2>/dev/null; then
+        git diff --quiet HEAD || echo "(with uncommitted changes)" >> .deps/commit
+    else
+        echo unknown > .deps/commit
+    fi
     echo "staged .deps/ (doctest, commit $(head -1 .deps/commit))"
     exit 0
 fi
@@ -53,7 +56,12 @@ mkdir -p "$log_dir"
     echo "# aclip GPU check"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- commit: $(tr '\n' ' ' < .deps/commit)"
+    # In a git checkout (a dry run here) its HEAD; on the GPU machine, whose copy has no .git, the staged id.
+    if head=$(git rev-parse HEAD 2>/dev/null); then
+        git diff --quiet HEAD 2>/dev/null && echo "- commit: $head" || echo "- commit: $head (with uncommitted changes)"
+    else
+        echo "- commit: $(tr '\n' ' ' < .deps/commit)"
+    fi
     echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
     echo "- nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo none)"
 } > "$report"
