@@ -1,9 +1,10 @@
 // caching_allocator.h: the device-memory cache behind every CUDA tensor.
 // cudaMalloc and cudaFree synchronise the device and cost tens of microseconds, so freed blocks are kept
-// and reused. The policy (size classes, splitting of cached segments, per-stream free lists, statistics,
-// release-and-retry on out-of-memory) is plain C++ written against the DeviceMemory interface: the CUDA
-// backend plugs in cudaMalloc, and the unit tests plug in a fake device with a byte limit, so all of it
-// is tested on machines without a GPU.
+// and reused. The policy (size classes, splitting of cached segments, per-stream free lists, frees behind
+// fences for memory a queued copy still reads, statistics, release-and-retry on out-of-memory) is plain C++
+// written against the DeviceMemory interface: the CUDA backend plugs in cudaMalloc (and cudaHostAlloc with
+// CUDA events as fences, for page-locked host memory), and the unit tests plug in a fake device with a
+// byte limit and a queue they run by hand, so all of it is tested on machines without a GPU.
 #pragma once
 #include <cstddef>
 #include <cstdint>

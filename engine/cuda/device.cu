@@ -1,6 +1,8 @@
 // device.cu: device memory for CUDA tensors (cudaMalloc behind the caching allocator), page-locked host
-// memory for batches on their way to the GPU (cudaHostAlloc behind a second one), copies between
-// host and device, the device's description, and the registry of kernel names.
+// memory for batches on their way to the GPU and for staging (cudaHostAlloc behind a second one, its frees
+// fenced by CUDA events), copies between host and device (queued to the GPU; waited for to the host,
+// counted as host waits), the index-fault record (index_fault.cuh), the device's description, and the
+// registry of kernel names.
 #include <cuda_runtime.h>
 
 #include <atomic>
