@@ -121,8 +121,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // inde
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);        // index same rank as x
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
 // x (B, N, ...), index (B, K): out (B, K, ...) with out[b, k] = x[b, index[b, k]], rows of each sample
-// (kept patches, end-of-text tokens). One index_select over (B * N, ...): the index holds B * K values,
-// not one per element as gather's would.
+// (kept patches, end-of-text tokens). index_select with a row of indices per sample: the index holds B * K
+// values, not one per element as gather's would.
 Tensor gather_rows(const Tensor& x, const Tensor& index);
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
