@@ -75,27 +75,28 @@ void accumulate(Tensor& slot, const Tensor& g) {
         g_added_in_place.fetch_add(1, std::memory_order_relaxed);
 }
 
-// The gradients pending_gradient() offers to the backward function running on this thread.
-thread_local const std::vector<Tensor>* t_pending = nullptr;
+// The node whose backward runs on this thread, and the gradients gathered so far: what pending_gradient()
+// looks in, only when a backward asks.
+struct RunningBackward {
+    const Node* node = nullptr;
+    std::unordered_map<Node*, Tensor>* grads = nullptr;
+};
+thread_local RunningBackward t_running;
 
-// For each input of node, the gradient gathered so far for it that it may add into (see pending_gradient).
-std::vector<Tensor> offerable_gradients(const Node& node, std::unordered_map<Node*, Tensor>& grads) {
-    std::vector<Tensor> offer(node.edges.size());
-    for (size_t i = 0; i < node.edges.size(); ++i) {
-        Node* producer = node.edges[i].node.get();
-        if (!producer) continue;
-        auto it = grads.find(producer);
-        if (it == grads.end()) continue;
-        const Tensor& g = it->second;
-        bool once = true;
-        for (size_t j = 0; j < node.edges.size(); ++j)
-            once = once && (j == i || node.edges[j].node.get() != producer);
-        if (once && g.impl_ptr().use_count() == 1 && g.impl_ptr()->storage.use_count() == 1 &&
-            g.is_contiguous() && g.shape() == node.input_shapes[i] && g.dtype() == node.input_dtypes[i])
-            offer[i] = g;
+// Sets t_running for one backward function, restoring the enclosing one after (a checkpointed function
+// runs a backward of its own inside its node's).
+class RunningGuard {
+  public:
+    RunningGuard(const Node* node, std::unordered_map<Node*, Tensor>* grads) : saved_(t_running) {
+        t_running = {node, grads};
     }
-    return offer;
-}
+    ~RunningGuard() { t_running = saved_; }
+    RunningGuard(const RunningGuard&) = delete;
+    RunningGuard& operator=(const RunningGuard&) = delete;
+
+  private:
+    RunningBackward saved_;
+};
 
 // Whether nothing but `g` itself holds its tensor or its memory, and that memory is exactly its elements:
 // a gradient made for this edge alone, which a leaf may keep as its .grad without a copy.
@@ -119,7 +120,18 @@ void accumulate_leaf(TensorImpl& leaf, Tensor g) {
 }  // namespace
 
 Tensor pending_gradient(size_t input) {
-    return t_pending && input < t_pending->size() ? (*t_pending)[input] : Tensor();
+    const Node* node = t_running.node;
+    if (!node || input >= node->edges.size() || !node->edges[input].node) return Tensor();
+    const Node* producer = node->edges[input].node.get();
+    for (size_t j = 0; j < node->edges.size(); ++j)
+        if (j != input && node->edges[j].node.get() == producer) return Tensor();  // the input appears twice
+    auto it = t_running.grads->find(const_cast<Node*>(producer));
+    if (it == t_running.grads->end()) return Tensor();
+    const Tensor& g = it->second;
+    const bool alone = g.impl_ptr().use_count() == 1 && g.impl_ptr()->storage.use_count() == 1;
+    const bool fits =
+        g.is_contiguous() && g.shape() == node->input_shapes[input] && g.dtype() == node->input_dtypes[input];
+    return alone && fits ? g : Tensor();
 }
 
 uint64_t gradients_added_in_place() {
@@ -170,16 +182,11 @@ void Tensor::backward(const Tensor& gradient) const {
         grads.erase(it);
         AC_CHECK_HINT(node->backward, "call backward() once per forward pass", "backward through ", node->op,
                       " a second time: its saved tensors were already released");
-        const std::vector<Tensor> offered = offerable_gradients(*node, grads);
-        t_pending = &offered;
         std::vector<Tensor> grad_in;
-        try {
+        {
+            RunningGuard running(node, &grads);
             grad_in = node->backward(grad_out);
-        } catch (...) {
-            t_pending = nullptr;
-            throw;
         }
-        t_pending = nullptr;
         node->backward = nullptr;  // release saved tensors now
         AC_CHECK(grad_in.size() == node->edges.size(), "backward of ", node->op, " returned ", grad_in.size(),
                  " gradients for ", node->edges.size(), " inputs");

@@ -22,8 +22,8 @@ class HostCopy {
 
   private:
     Tensor host_;
-    void* event_ =
-        nullptr;  // the queued copy (cuda::copy_to_host_queued); null for a CPU tensor, or once waited
+    // The queued copy (cuda::copy_to_host_queued); null for a CPU tensor, or once waited for.
+    void* event_ = nullptr;
 };
 
 }  // namespace aclip
