@@ -135,14 +135,20 @@ IndexedLayout indexed_layout(const Tensor& x, int64_t dim, const Tensor& index, 
     return L;
 }
 
+// The rows of index for an (O, S, I) x: L a row, and the kernel's view of them.
+RowIndex row_index(const Tensor& index, int64_t O, bool batched, const char* op, int64_t& L) {
+    L = batched ? index.numel() / std::max<int64_t>(O, 1) : index.numel();
+    return {static_cast<const int64_t*>(index.raw_data()), batched ? L : 0, index_fault_record(), op};
+}
+
 }  // namespace
 
 void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor& index, bool batched,
                   const Tensor& out, const char* op) {
-    const int64_t L = batched ? index.numel() / std::max<int64_t>(O, 1) : index.numel(), n = O * L * I;
+    int64_t L = 0;
+    const RowIndex r = row_index(index, O, batched, op, L);
+    const int64_t n = O * L * I;
     if (n == 0) return;
-    const RowIndex r{static_cast<const int64_t*>(index.raw_data()), batched ? L : 0, index_fault_record(),
-                     op};
     dispatch_any(x.dtype(), [&](auto tag) {
         using T = typename decltype(tag)::type;
         index_select_kernel<T><<<grid_for(n, kThreads), kThreads>>>(
@@ -153,10 +159,10 @@ void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor
 
 void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor& index, bool batched,
                const Tensor& src, const char* op) {
-    const int64_t L = batched ? index.numel() / std::max<int64_t>(O, 1) : index.numel(), n = O * L * I;
+    int64_t L = 0;
+    const RowIndex r = row_index(index, O, batched, op, L);
+    const int64_t n = O * L * I;
     if (n == 0) return;
-    const RowIndex r{static_cast<const int64_t*>(index.raw_data()), batched ? L : 0, index_fault_record(),
-                     op};
     dispatch_gpu_float(dst.dtype(), "index_add", [&](auto tag) {
         using T = typename decltype(tag)::type;
         index_add_kernel<T><<<grid_for(n, kThreads), kThreads>>>(
