@@ -267,7 +267,11 @@ std::vector<ParityCase> build() {
             return std::vector<In>{In{x}, In{{x[2]}}, In{{x[2]}}};
         };
         c.run = [](const Ts& x) {
-            return Ts{layer_norm(x[0], x[1], x[2], 1e-5), layer_norm(x[0], {}, {}, 1e-6)};
+            // A residual stream: h + LN(h), whose backward adds LN's gradient into h's (pending_gradient;
+            // the outer product gives the add a gradient of its own to hand on)
+            const Tensor h = mul_scalar(x[0], 1.5);
+            const Tensor residual = mul_scalar(add(h, mul_scalar(layer_norm(h, x[1], x[2], 1e-5), 0.5)), 1.0);
+            return Ts{layer_norm(x[0], x[1], x[2], 1e-5), layer_norm(x[0], {}, {}, 1e-6), residual};
         };
         c.f32_tol = 1e-4;
         c.tol_reason =
