@@ -99,7 +99,7 @@ struct GemmOperand {
 // beside its weight gradient, a = the output gradient transposed). gemm returns whether the epilogue ran:
 // false without a bias, or when cuBLASLt cannot (a bias not 16-byte aligned, or no algorithm with the
 // epilogue), and the caller then does it.
-enum class GemmEpilogue { Bias, BiasGradient };
+enum class GemmEpilogue { None, Bias, BiasGradient };  // None: a plain product (no bias given)
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
           int64_t K, const Tensor& bias = Tensor(), GemmEpilogue epilogue = GemmEpilogue::Bias);
 

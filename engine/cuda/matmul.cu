@@ -83,7 +83,7 @@ struct PlanKey {
     bool ta, tb;
     int64_t m, n, k, batch, lda, ldb, sa, sb;
     uint32_t align_a, align_b, align_d;
-    int epilogue;  // 0: none; 1 + GemmEpilogue
+    GemmEpilogue epilogue;
     bool operator==(const PlanKey& o) const {
         return type == o.type && ta == o.ta && tb == o.tb && m == o.m && n == o.n && k == o.k &&
                batch == o.batch && lda == o.lda && ldb == o.ldb && sa == o.sa && sb == o.sb &&
@@ -120,12 +120,11 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     cublasOperation_t tb = g.b.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
     AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    if (key.epilogue != 0) {
+    if (key.epilogue != GemmEpilogue::None) {
         // Our b is cuBLASLt's A and our a its B (gemm_plan.h): out's columns are D's rows, so the bias of
         // out's rows is BIAS, and the sums over K of our a, one per column of D, are BGRADB.
-        const cublasLtEpilogue_t epilogue = key.epilogue == 1 + static_cast<int>(GemmEpilogue::Bias)
-                                                ? CUBLASLT_EPILOGUE_BIAS
-                                                : CUBLASLT_EPILOGUE_BGRADB;
+        const cublasLtEpilogue_t epilogue =
+            key.epilogue == GemmEpilogue::Bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
         AC_CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
     }
@@ -152,7 +151,7 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     p.found = found > 0;
     p.algo = heuristic.algo;
     const bool bf16 = key.type == CUDA_R_16BF, batched = key.batch > 1;
-    const bool bias_gradient = key.epilogue == 1 + static_cast<int>(GemmEpilogue::BiasGradient);
+    const bool bias_gradient = key.epilogue == GemmEpilogue::BiasGradient;
     p.profile_name =
         bias_gradient ? (bf16 ? "gemm (bf16, with the bias gradient)" : "gemm (f32, with the bias gradient)")
         : bf16        ? (batched ? "gemm (bf16, batched)" : "gemm (bf16)")
@@ -201,15 +200,15 @@ bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
                       address_alignment(b.t->raw_data()),
                       address_alignment(a.t->raw_data()),
                       address_alignment(out.raw_data()),
-                      0};
-    if (bias.defined()) {
+                      GemmEpilogue::None};
+    if (bias.defined() && epilogue != GemmEpilogue::None) {
         const int64_t length = epilogue == GemmEpilogue::Bias ? N : M;
         AC_CHECK(batch == 1 && bias.dtype() == dt && bias.numel() == length && bias.is_contiguous(),
                  "matmul: the ", epilogue == GemmEpilogue::Bias ? "bias" : "bias-gradient",
                  " epilogue takes a contiguous (", length, ") bias of the output's dtype and batch 1, got ",
                  bias.desc(), " with batch ", batch);
         PlanKey with_bias = key;
-        with_bias.epilogue = 1 + static_cast<int>(epilogue);
+        with_bias.epilogue = epilogue;
         const Plan* p = address_alignment(bias.raw_data()) >= 16 ? &plan_for(with_bias, plan) : nullptr;
         if (p && p->found) {
             const void* pointer = bias.raw_data();
