@@ -1,36 +1,75 @@
 #!/usr/bin/env bash
 # gpu_check.sh: the one prepared check of the CUDA backend on a GPU machine (one H100 or H200 with the CUDA
-# toolkit, CMake, Ninja and PyTorch, but none of Debian's -dev packages and no network). In under six
-# minutes it builds the engine, the models and their tests (ACLIP_ENGINE_ONLY), runs every test with
-# --require-gpu (so a skipped GPU case fails), runs the kernel benchmarks and their PyTorch twin on the
-# same card and the ViT-B/16 A-CLIP training step (samples/s, MFU; again with the tensor-core attention
-# off), and writes one report.
+# toolkit, CMake, Ninja and PyTorch, but none of Debian's -dev packages and no network). In about six
+# minutes it builds everything against the data libraries staged from this machine, runs the engine's,
+# models' and GPU tests with --require-gpu (so a skipped GPU case fails), the ViT-B/16 A-CLIP training step
+# (samples/s, MFU, its kernel profile), `aclip_train` on the quickstart recipe on the GPU, the kernel
+# benchmarks and their PyTorch twin on the same card, and writes one report.
 #
-#   tools/gpu_check.sh --stage         here, before sending the tree: copies the header-only test framework
-#                                      (doctest) and the commit id into .deps/ (ignored; carry it along)
+#   tools/gpu_check.sh --stage         here, before sending the tree: copies into .deps/ (ignored; carry it
+#                                      along) the headers and shared libraries of the data libraries (ICU,
+#                                      libjpeg, zlib, libzip and what they need), stb, doctest and the commit id
 #   tools/gpu_check.sh [REPORT]        on the GPU machine; REPORT defaults to gpu_report.md
-#   tools/gpu_check.sh --dry-run       here: the same build and tests without a GPU (GPU cases skip),
-#                                      to check the script and the engine-only build before spending GPU time
+#   tools/gpu_check.sh --dry-run       here: the same build (from the staged prefix alone: /usr is ignored),
+#                                      the tests (GPU cases skip) and a short CPU run of the trainer section,
+#                                      to check the script and the build before spending GPU time
 #   tools/gpu_check.sh --quick REPORT  on the GPU machine, for a lease with under eight minutes left: the
-#                                      tests and the training step with its kernel profile only (about
-#                                      four and a half minutes on an H200)
+#                                      tests, the training step with its kernel profile and aclip_train only
 #
 # With the device tool: run `tools/gpu_check.sh --stage`, then on the machine, carrying .deps:
 #   tools/gpu_check.sh $OUT/gpu_report.md
 set -uo pipefail
 cd "$(dirname "$0")/.."
+sysroot=.deps/sysroot
 
-if [[ "${1:-}" == "--stage" ]]; then
-    mkdir -p .deps/doctest
-    header=$(find /usr/include -name doctest.h -path '*doctest/doctest.h' | head -1)
-    [[ -n "$header" ]] || { echo "doctest.h not found: run tools/install_deps.sh" >&2; exit 1; }
-    cp "$header" .deps/doctest/doctest.h
+# The data libraries as a prefix (include/, lib/) that CMake searches first: the -dev packages' headers,
+# and each library's shared object under its soname with what it needs beyond the C and C++ runtimes.
+stage() {
+    rm -rf .deps
+    mkdir -p "$sysroot/include" "$sysroot/lib"
+    local packages=(libicu-dev libjpeg62-turbo-dev zlib1g-dev libzip-dev libstb-dev doctest-dev)
+    local header
+    for header in $(dpkg -L "${packages[@]}" | grep -E '^/usr/include/.*\.(h|hpp)$'); do
+        local relative=${header#/usr/include/}
+        relative=${relative#x86_64-linux-gnu/}
+        mkdir -p "$sysroot/include/$(dirname "$relative")"
+        cp "$header" "$sysroot/include/$relative"
+    done
+    local -A staged=()
+    local queue=() library
+    for library in icuuc icudata jpeg z zip; do
+        queue+=("$(readlink -f "$(g++ -print-file-name=lib$library.so)")")
+    done
+    while [[ ${#queue[@]} -gt 0 ]]; do
+        library=${queue[0]}
+        queue=("${queue[@]:1}")
+        local soname
+        soname=$(objdump -p "$library" | awk '/SONAME/ {print $2}')
+        [[ -n "$soname" && -z "${staged[$soname]:-}" ]] || continue
+        staged[$soname]=1
+        cp -L "$library" "$sysroot/lib/$soname"
+        local needed
+        for needed in $(ldd "$library" | awk '/=> \// {print $3}'); do
+            case $(basename "$needed") in
+                libc.so* | libm.so* | libstdc++.so* | libgcc_s.so* | ld-linux* | libpthread.so* | libdl.so* | librt.so*) ;;
+                *) queue+=("$(readlink -f "$needed")") ;;
+            esac
+        done
+    done
     if git rev-parse HEAD > .deps/commit 2>/dev/null; then
         git diff --quiet HEAD || echo "(with uncommitted changes)" >> .deps/commit
     else
         echo unknown > .deps/commit
     fi
-    echo "staged .deps/ (doctest, commit $(head -1 .deps/commit))"
+    echo "staged .deps/: ${!staged[*]}, $(find "$sysroot/include" -type f | wc -l) headers," \
+        "$(du -sh .deps | cut -f1), commit $(head -1 .deps/commit)"
+}
+
+if [[ "${1:-}" == "--stage" ]]; then
+    for p in libicu-dev libjpeg62-turbo-dev zlib1g-dev libzip-dev libstb-dev doctest-dev; do
+        dpkg-query -W "$p" > /dev/null 2>&1 || { echo "$p is not installed: run tools/install_deps.sh" >&2; exit 1; }
+    done
+    stage
     exit 0
 fi
 
@@ -48,7 +87,14 @@ build=build-gpu
 jobs=$(nproc 2>/dev/null || echo 4)
 start=$(date +%s)
 elapsed() { echo $(( $(date +%s) - start )); }
-[[ -f .deps/doctest/doctest.h ]] || { echo "run tools/gpu_check.sh --stage first (here, not on the GPU machine)" >&2; exit 1; }
+[[ -f $sysroot/include/doctest/doctest.h ]] || { echo "run tools/gpu_check.sh --stage first (here, not on the GPU machine)" >&2; exit 1; }
+# Each staged library also under its link-time name (libicuuc.so -> libicuuc.so.72): made here, as links
+# need not survive the copy to the GPU machine. At run time the binaries find them by their RUNPATH, and
+# the libraries find each other through LD_LIBRARY_PATH.
+for library in "$sysroot"/lib/*.so.*; do
+    ln -sfn "$(basename "$library")" "${library%%.so.*}.so"
+done
+export LD_LIBRARY_PATH="$PWD/$sysroot/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 log_dir=$(dirname "$report")
 mkdir -p "$log_dir"
@@ -71,32 +117,42 @@ echo "== configure and build ($jobs jobs)"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cuda_flag=ON
-[[ $dry_run -eq 1 ]] && cuda_flag=AUTO
+# A dry run ignores /usr, so that the staged prefix must supply every data library, as on the GPU machine
+# (ccache, CUDA in /usr/local and the compilers are still found).
+isolate=()
+if [[ $dry_run -eq 1 ]]; then
+    cuda_flag=AUTO
+    isolate=(-DCMAKE_IGNORE_PREFIX_PATH=/usr -DCCACHE_PROGRAM="$(command -v ccache || echo CCACHE_PROGRAM-NOTFOUND)")
+fi
 # NCCL: beside the toolkit, or in pip's nvidia-nccl package of the machine's PyTorch
 if [[ -z "${NCCL_ROOT:-}" ]]; then
     NCCL_ROOT=$(python3 -c "import nvidia.nccl as n; print(list(n.__path__)[0])" 2>/dev/null || true)
     export NCCL_ROOT
 fi
-if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP_ENGINE_ONLY=ON \
-        -DACLIP_CUDA=$cuda_flag -DCMAKE_CUDA_ARCHITECTURES=90 -DDOCTEST_INCLUDE_DIR="$PWD/.deps" \
+if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP_ENGINE_ONLY=OFF -DACLIP_CUDA=$cuda_flag \
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$PWD/$sysroot" \
+        -DDOCTEST_INCLUDE_DIR="$PWD/$sysroot/include" "${isolate[@]}" \
         > "$log_dir/gpu_configure.log" 2>&1; then
     tail -30 "$log_dir/gpu_configure.log"
     echo "- configure: FAILED (see gpu_configure.log)" >> "$report"
     exit 1
 fi
 targets=()
-[[ $quick -eq 1 ]] && targets=(--target aclip_tests aclip_bench_step_cuda)
+[[ $quick -eq 1 ]] && targets=(--target aclip_tests aclip_bench_step_cuda aclip_train aclip_make_synthetic)
 if ! cmake --build "$build" -j "$jobs" "${targets[@]}" > "$log_dir/gpu_build.log" 2>&1; then
     grep -E "error|Error" "$log_dir/gpu_build.log" | head -30
     echo "- build: FAILED after $(elapsed) s (see gpu_build.log)" >> "$report"
     exit 1
 fi
-echo "- build: ok in $(elapsed) s" >> "$report"
+echo "- build: ok in $(elapsed) s (data libraries: $(grep -E '^(ICU_UC_LIBRARY_RELEASE|JPEG_LIBRARY_RELEASE|LIBZIP_LIBRARY):' "$build/CMakeCache.txt" | cut -d= -f2 | tr '\n' ' '))" >> "$report"
 
 echo "== tests (--require-gpu) at $(elapsed) s"
 require=(--require-gpu)
 [[ $dry_run -eq 1 ]] && require=()
-timeout 240 "$build/tests/aclip_tests" "${require[@]}" > "$log_dir/gpu_tests.log" 2>&1
+# The data and trainer suites run on the CPU only, in CI; the cuda suite has the trainer's and evaluation's
+# GPU cases.
+timeout 240 "$build/tests/aclip_tests" "${require[@]}" --test-suite-exclude=data,train \
+    > "$log_dir/gpu_tests.log" 2>&1
 test_status=$?
 summary=$(grep -E "^\[doctest\] (test cases|assertions)" "$log_dir/gpu_tests.log" | tr -s ' ')
 {
@@ -137,15 +193,43 @@ if [[ $test_status -ne 0 && $dry_run -eq 0 && $quick -eq 0 ]]; then
     done
 fi
 
-if [[ $dry_run -eq 0 ]]; then
-    echo "== benchmarks at $(elapsed) s"
+# aclip_train itself: the quickstart recipe (configs/quickstart.ini on the synthetic set, rendered here) on
+# the GPU in bf16, then aclip_eval on its last checkpoint. A dry run trains 20 steps on the CPU.
+trainer_run() {
+    local device=cuda extra=() run=runs/gpu_check
+    [[ $dry_run -eq 1 ]] && device=cpu extra=(train.steps=20 checkpoint.every=10)
+    echo "- aclip_train on this machine ($device, bf16): configs/quickstart.ini, then aclip_eval on its"
+    echo "  last checkpoint (log lines in gpu_train.log):"
+    echo '```'
+    if [[ ! -f datasets/synthetic/train/sizes.json ]]; then
+        timeout 60 "$build/aclip_make_synthetic" --out datasets/synthetic --train 10000 --val 500 \
+            --zeroshot 960 --retrieval 500 > "$log_dir/gpu_synthetic.log" 2>&1 ||
+            echo "aclip_make_synthetic FAILED (exit $?): see gpu_synthetic.log"
+    fi
+    rm -rf "$run"
+    timeout 150 "$build/aclip_train" configs/quickstart.ini train.device=$device train.precision=bf16 \
+        checkpoint.dir=$run "${extra[@]}" > "$log_dir/gpu_train.log" 2>&1
+    echo "aclip_train: exit $?"
+    local log="$log_dir/gpu_train.log"
+    grep -m1 '^aclip_train' "$log"
+    grep -E '^step [0-9]+/' "$log" | tail -1
+    grep -E '^(eval |done)|rror' "$log" | tail -4
+    local last
+    last=$(ls "$run"/*.model.safetensors 2>/dev/null | tail -1)
+    if [[ -n "$last" ]]; then
+        timeout 60 "$build/aclip_eval" --checkpoint "$last" > "$log_dir/gpu_eval.log" 2>&1
+        echo "aclip_eval $last: exit $?"
+        grep -vE '^\[|=|^#|^$' "$log_dir/gpu_eval.log" | tail -4
+    fi
+    echo '```'
+}
+
+if [[ $dry_run -eq 1 ]]; then
+    echo "== aclip_train (CPU) at $(elapsed) s"
+    trainer_run >> "$report"
+else
+    echo "== the training step at $(elapsed) s"
     {
-        if [[ $quick -eq 0 ]]; then
-            echo "- benchmarks (tools/bench/compare_cuda.sh $build, same card, same run):"
-            echo '```'
-            timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
-            echo '```'
-        fi
         echo "- A-CLIP training step on this GPU (aclip_bench_step_cuda, random 8-bit views copied from"
         echo "  page-locked memory each step as the trainer's), then 2 steps under the kernel profile (where"
         echo "  the step's time goes; its 'memcpy host to device' row is the copies):"
@@ -153,22 +237,33 @@ if [[ $dry_run -eq 0 ]]; then
         timeout 150 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 --profile 2 2>&1 |
             grep -v '^step [0-4]:'  # warm-up steps out, any error kept
         echo '```'
-        if [[ $quick -eq 0 ]]; then
-            echo "- the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the composed"
-            echo "  attention), for their share of the step, and a figure should their parity case fail:"
+    } >> "$report"
+    echo "== aclip_train at $(elapsed) s"
+    trainer_run >> "$report"
+    if [[ $quick -eq 0 ]]; then
+        echo "== benchmarks at $(elapsed) s"
+        {
+            echo "- benchmarks (tools/bench/compare_cuda.sh $build, same card, same run):"
             echo '```'
-            ACLIP_TENSOR_CORE_ATTENTION=0 timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
-                --precision bf16 2>&1 | grep -v '^step [0-4]:'  # warm-up steps out, any error kept
+            timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
             echo '```'
+            if (( $(elapsed) < 400 )); then
+                echo "- the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the"
+                echo "  composed attention), for their share of the step, and a figure should their parity case fail:"
+                echo '```'
+                ACLIP_TENSOR_CORE_ATTENTION=0 timeout 60 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
+                    --precision bf16 2>&1 | grep -v '^step [0-4]:'  # warm-up steps out, any error kept
+                echo '```'
+            fi
             if (( $(elapsed) < 420 )); then
                 echo "- the same step with gradient checkpointing (train.grad_checkpointing: time against memory):"
                 echo '```'
-                timeout 120 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 \
+                timeout 60 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 \
                     --grad-checkpointing 2>&1 | grep -v '^step [0-4]:'
                 echo '```'
             fi
-        fi
-    } >> "$report"
+        } >> "$report"
+    fi
 fi
 echo "- total: $(elapsed) s" >> "$report"
 cat "$report"

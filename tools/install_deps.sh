@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build ccache libopenblas-openmp-dev doctest-dev clang-format libicu-dev
-          zlib1g-dev libjpeg62-turbo-dev libstb-dev libzip-dev pkg-config dataset-fashion-mnist
+          zlib1g-dev libjpeg62-turbo-dev libstb-dev libzip-dev dataset-fashion-mnist
           libopenmpi-dev openmpi-bin python3-matplotlib)
 if [[ "${1:-}" == "--with-reference" ]]; then
     packages+=(python3-torch python3-numpy python3-torchvision python3-pil)

@@ -12,6 +12,8 @@
 #include "engine/cuda/launch.h"  // CollapsedDims
 
 #if !defined(__CUDACC__)
+#include <atomic>
+
 #include "engine/cuda/warp_emulation.h"
 #endif
 
@@ -62,6 +64,23 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& x) {
 template <class T>
 constexpr int vector_width() {
     return 16 / static_cast<int>(sizeof(T));
+}
+
+// A grid-stride loop over [0, n): for (int64_t p = first_thread(); p < n; p += thread_count()).
+__device__ __forceinline__ int64_t first_thread() {
+    return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t thread_count() {
+    return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+// *p += v for threads that may meet at p; returns the old value.
+__device__ __forceinline__ int atomic_add_int(int* p, int v) {
+#if defined(__CUDACC__)
+    return atomicAdd(p, v);
+#else  // emulated threads
+    return std::atomic_ref<int>(*p).fetch_add(v);
+#endif
 }
 
 // The row of this thread's warp in kernels where each warp of a block takes one row.

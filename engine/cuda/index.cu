@@ -1,12 +1,14 @@
 // index.cu: kernels that move elements by index: index_select (and so embedding and gather_rows) and
-// its adjoint index_add, gather and its adjoint scatter_add, and a rank-by-counting sort of rows for
-// topk and argsort. Index tensors arrive as contiguous i64, unchecked: each kernel checks the indices it
-// uses (index_fault.cuh), so the op need not read them back to the host. The adjoints add with atomics,
-// so their f32 sums may differ in the last bits between runs when indices repeat.
+// its adjoint index_add (index_add.cuh: in a fixed order, the CPU's), gather and its adjoint scatter_add,
+// and a rank-by-counting sort of rows for topk and argsort. Index tensors arrive as contiguous i64,
+// unchecked: each kernel checks the indices it uses (index_fault.cuh), so the op need not read them back
+// to the host. scatter_add adds with atomics, so its f32 sums may differ in the last bits between runs
+// when indices repeat (its use here, the losses' gathers, has none).
 #include <cuda_bf16.h>
 
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
+#include "engine/cuda/index_add.cuh"
 #include "engine/cuda/index_fault.cuh"
 
 namespace aclip::cuda {
@@ -22,14 +24,6 @@ __device__ __forceinline__ void atomic_add(bf16* p, float v) {
     atomicAdd(reinterpret_cast<__nv_bfloat16*>(p), __float2bfloat16_rn(v));
 }
 
-// Rows of x (O, S, I) picked by index: index[l] for every o, or index[o * L + l] (batched: index_stride L).
-struct RowIndex {
-    const int64_t* index;
-    int64_t index_stride;  // 0, or L when each o has its own row of indices
-    IndexFault* fault;
-    const char* op;
-};
-
 // out (O, L, I) = x at rows index; a row outside [0, S) gives zeros and an index fault.
 template <class T>
 __global__ void index_select_kernel(const T* x, RowIndex r, T* out, int64_t O, int64_t S, int64_t L,
@@ -40,18 +34,6 @@ __global__ void index_select_kernel(const T* x, RowIndex r, T* out, int64_t O, i
         const int64_t o = p / (L * I), l = (p / I) % L, i = p % I, at = o * r.index_stride + l;
         const int64_t row = r.index[at];
         out[p] = index_in_range(r.fault, r.op, row, S, at) ? x[(o * S + row) * I + i] : T{};
-    }
-}
-
-template <class T>
-__global__ void index_add_kernel(T* dst, RowIndex r, const T* src, int64_t O, int64_t S, int64_t L,
-                                 int64_t I) {
-    const int64_t n = O * L * I;
-    for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < n;
-         p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const int64_t o = p / (L * I), l = (p / I) % L, i = p % I, at = o * r.index_stride + l;
-        const int64_t row = r.index[at];
-        if (index_in_range(r.fault, r.op, row, S, at)) atomic_add(dst + (o * S + row) * I + i, ld(src[p]));
     }
 }
 
@@ -159,14 +141,26 @@ void index_select(const Tensor& x, int64_t O, int64_t S, int64_t I, const Tensor
 
 void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor& index, bool batched,
                const Tensor& src, const char* op) {
+    using namespace index_add_kernels;
     int64_t L = 0;
     const RowIndex r = row_index(index, O, batched, op, L);
-    const int64_t n = O * L * I;
-    if (n == 0) return;
+    const int64_t n = O * L, K = O * S;
+    if (n * I == 0) return;
+    AC_CHECK(n < INT32_MAX && K < INT32_MAX, "CUDA ", op, ": ", n, " rows added into ", K,
+             " is over the 2^31 rows the ordered index_add numbers with int");
+    Tensor count = zeros({K}, DType::I32, Device::CUDA), filled = zeros({K}, DType::I32, Device::CUDA);
+    Tensor start = empty({K}, DType::I32, Device::CUDA);
+    Tensor order = empty({n}, DType::I32, Device::CUDA), sorted = empty({n}, DType::I32, Device::CUDA);
+    auto ints = [](const Tensor& t) { return static_cast<int*>(t.raw_data()); };
+    int *pc = ints(count), *pf = ints(filled), *ps = ints(start), *po = ints(order), *pso = ints(sorted);
+    count_rows<<<grid_for(n, kThreads), kThreads>>>(r, pc, n, L, S);
+    scan_counts<<<1, kScanThreads>>>(pc, ps, K);
+    place_rows<<<grid_for(n, kThreads), kThreads>>>(r, ps, pf, po, n, L, S);
+    order_buckets<<<grid_for(n, kThreads), kThreads>>>(r, ps, pc, po, pso, n, L, S);
     dispatch_gpu_float(dst.dtype(), "index_add", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        index_add_kernel<T><<<grid_for(n, kThreads), kThreads>>>(
-            static_cast<T*>(dst.raw_data()), r, static_cast<const T*>(src.raw_data()), O, S, L, I);
+        add_buckets<T><<<grid_for(K * I, kThreads), kThreads>>>(
+            static_cast<T*>(dst.raw_data()), static_cast<const T*>(src.raw_data()), ps, pc, pso, K, I);
     });
     AC_CUDA_LAUNCH_CHECK("index_add");
 }

@@ -13,51 +13,21 @@
 #include <sstream>
 #include <thread>
 
-#include "data/bpe_train.h"
-#include "data/shards.h"
-#include "data/synthetic.h"
 #include "engine/dist/comm.h"
 #include "engine/io/safetensors.h"
 #include "model/aclip_compare.h"
 #include "test_util.h"
+#include "tests/train/small_run.h"
 #include "train/trainer.h"
 
 using namespace aclip;
 namespace fs = std::filesystem;
+using test::tiny_run;
 
 namespace {
-
 const std::string& data_dir() {
-    static const std::string dir = [] {
-        std::string d = fs::temp_directory_path().string() + "/aclip_trainer_" + std::to_string(getpid());
-        fs::remove_all(d);
-        ShardSetWriter w(d + "/train", 40, "test");
-        std::vector<std::string> captions;
-        for (uint64_t i = 0; i < 80; ++i) {
-            Scene s = render_scene(0, i, 32);
-            w.write({"k" + std::to_string(i), {{"jpg", encode_jpeg(s.image)}, {"txt", s.captions[0]}}});
-            captions.push_back(s.captions[0]);
-        }
-        w.close();
-        write_merges(d + "/bpe.txt", learn_bpe(captions, 200));
-        return d;
-    }();
-    return dir;
+    return test::small_set_dir();
 }
-
-Config tiny_run(const std::string& run) {
-    Config c;
-    for (const std::string& kv :
-         {"data.train=" + data_dir() + "/train/{00000..00001}.tar",
-          "tokenizer.merges=" + data_dir() + "/bpe.txt", std::string("tokenizer.context=16"),
-          std::string("train.steps=6"), std::string("train.batch_size=4"), std::string("train.log_every=3"),
-          std::string("data.workers=2"), std::string("data.shuffle_buffer=16"), std::string("optim.lr=1e-3"),
-          std::string("optim.warmup_steps=2"), std::string("checkpoint.every=3"),
-          std::string("checkpoint.keep=5"), "checkpoint.dir=" + data_dir() + "/" + run})
-        c.set_override(kv);
-    return c;
-}
-
 }  // namespace
 
 TEST_SUITE("train") {
@@ -79,14 +49,7 @@ TEST_SUITE("train") {
         CHECK(resumed.first_step == 3);  // resumed, not started afresh (which would end in the same place)
         CHECK(resumed.step == 6);
         CHECK(resumed.loss == full.loss);
-        SafetensorsFile a = load_safetensors(list_checkpoints(data_dir() + "/full").back());
-        SafetensorsFile b = load_safetensors(list_checkpoints(data_dir() + "/parted").back());
-        REQUIRE(a.tensors.size() == b.tensors.size());
-        for (size_t i = 0; i < a.tensors.size(); ++i) {
-            CAPTURE(a.tensors[i].first);
-            CHECK(a.tensors[i].first == b.tensors[i].first);
-            CHECK(a.tensors[i].second.to_vector<double>() == b.tensors[i].second.to_vector<double>());
-        }
+        test::check_same_last_checkpoint("full", "parted");
         // the metrics file describes the run beside it: the resumed run's rows replace the forgotten half's
         // (and the torn row)
         auto steps_logged = [](const std::string& run) {

@@ -1,0 +1,116 @@
+// index_add.cuh: index_add on the GPU, the adjoint of index_select (the backward of embedding and of
+// gather_rows): dst (O, S, I) += src (O, L, I) at the rows an index names. An index may repeat (a token
+// in a batch of texts), so several source rows add into one destination row. Adding them with atomics,
+// in whatever order threads arrive, gives other last bits on every run; here each destination row adds
+// its source rows in their order, value by value as the CPU op does, so the result is the CPU's bit for
+// bit and the same on every run (a resumed GPU run ends where an uninterrupted one does).
+// Five passes over the n = O L source rows and the K = O S destination rows:
+//   count_rows     count[k]: how many source rows go to row k (integer atomics, exact in any order)
+//   scan_counts    start[k] = count[0] + ... + count[k - 1] (one block)
+//   place_rows     each source row's number p into its destination's bucket, order[start[k] ...], in
+//                  arrival order
+//   order_buckets  each bucket sorted: p goes to sorted[start[k] + the bucket's rows below p]; a bucket of
+//                  c rows costs c^2 comparisons (16 K padding tokens in a batch of 256 texts: ~0.3 G)
+//   add_buckets    dst[k][i] += src[p][i] for the bucket's p in order, one thread per (k, i)
+// In a header so that tests/cuda/test_index_add_emulated.cpp runs it on emulated threads. The kernels sit
+// in an unnamed namespace: index.cu and the test each compile their own.
+#pragma once
+#include <cstdint>
+
+#include "engine/cuda/device_math.cuh"  // on the CPU, with warp_emulation.h
+#include "engine/cuda/index_fault.cuh"
+
+namespace aclip::cuda {
+
+// Rows of x (O, S, I) picked by index: index[l] for every o, or index[o * L + l] (batched: index_stride L).
+struct RowIndex {
+    const int64_t* index;
+    int64_t index_stride;  // 0, or L when each o has its own row of indices
+    IndexFault* fault;
+    const char* op;
+};
+
+namespace index_add_kernels {
+namespace {
+
+constexpr int kScanThreads = 1024;  // scan_counts' one block
+
+// The destination row k = o S + row of source row p = o L + l, or -1 for an index out of range (which
+// count_rows records as the fault).
+__device__ __forceinline__ int64_t destination(const RowIndex& r, int64_t p, int64_t L, int64_t S) {
+    const int64_t o = p / L, row = r.index[o * r.index_stride + p % L];
+    return row >= 0 && row < S ? o * S + row : -1;
+}
+
+__global__ void count_rows(RowIndex r, int* count, int64_t n, int64_t L, int64_t S) {
+    for (int64_t p = first_thread(); p < n; p += thread_count()) {
+        const int64_t o = p / L, at = o * r.index_stride + p % L, row = r.index[at];
+        if (index_in_range(r.fault, r.op, row, S, at)) atomic_add_int(count + o * S + row, 1);
+    }
+}
+
+// One block of kScanThreads: thread t sums its run of count, thread 0 turns the runs' sums into their
+// starts, and each thread writes its run's starts.
+__global__ void scan_counts(const int* count, int* start, int64_t K) {
+    __shared__ int run_starts[kScanThreads];
+    const int t = threadIdx.x;
+    const int64_t per = (K + kScanThreads - 1) / kScanThreads;
+    const int64_t lo = t * per < K ? t * per : K, hi = lo + per < K ? lo + per : K;
+    int sum = 0;
+    for (int64_t k = lo; k < hi; ++k) sum += count[k];
+    run_starts[t] = sum;
+    __syncthreads();
+    if (t == 0) {
+        int total = 0;
+        for (int i = 0; i < kScanThreads; ++i) {
+            const int c = run_starts[i];
+            run_starts[i] = total;
+            total += c;
+        }
+    }
+    __syncthreads();
+    int at = run_starts[t];
+    for (int64_t k = lo; k < hi; ++k) {
+        start[k] = at;
+        at += count[k];
+    }
+}
+
+__global__ void place_rows(RowIndex r, const int* start, int* filled, int* order, int64_t n, int64_t L,
+                           int64_t S) {
+    for (int64_t p = first_thread(); p < n; p += thread_count()) {
+        const int64_t k = destination(r, p, L, S);
+        if (k >= 0) order[start[k] + atomic_add_int(filled + k, 1)] = static_cast<int>(p);
+    }
+}
+
+__global__ void order_buckets(RowIndex r, const int* start, const int* count, const int* order, int* sorted,
+                              int64_t n, int64_t L, int64_t S) {
+    for (int64_t p = first_thread(); p < n; p += thread_count()) {
+        const int64_t k = destination(r, p, L, S);
+        if (k < 0) continue;
+        const int* bucket = order + start[k];
+        int below = 0;
+        for (int j = 0; j < count[k]; ++j) below += bucket[j] < p;
+        sorted[start[k] + below] = static_cast<int>(p);
+    }
+}
+
+template <class T>
+__global__ void add_buckets(T* dst, const T* src, const int* start, const int* count, const int* sorted,
+                            int64_t K, int64_t I) {
+    for (int64_t q = first_thread(); q < K * I; q += thread_count()) {
+        const int64_t k = q / I, i = q % I;
+        const int c = count[k];
+        if (c == 0) continue;
+        const int* bucket = sorted + start[k];
+        T acc = dst[q];
+        for (int j = 0; j < c; ++j) acc = st<T>(ld(acc) + ld(src[bucket[j] * I + i]));
+        dst[q] = acc;
+    }
+}
+
+}  // namespace
+}  // namespace index_add_kernels
+
+}  // namespace aclip::cuda
