@@ -86,7 +86,8 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
 
 // ---- matrix products (matmul.cu, cuBLASLt) ----
 // out (batch, M, N) = a (batch, M, K) @ b (batch, K, N); each operand row-major or transposed, batch
-// strides in elements (0 broadcasts). f32 or bf16 inputs, f32 accumulation.
+// strides in elements (0 broadcasts). f32 or bf16 inputs, f32 accumulation; out in the inputs' dtype, or
+// f32 from bf16 inputs.
 struct GemmOperand {
     const Tensor* t;
     bool trans;  // the (rows, cols) matrix is stored column-major
@@ -98,10 +99,13 @@ struct GemmOperand {
 // the sums of a's rows over K into the (M) bias, saving a pass over a (a linear layer's bias gradient
 // beside its weight gradient, a = the output gradient transposed). gemm returns whether the epilogue ran:
 // false without a bias, or when cuBLASLt cannot (a bias not 16-byte aligned, or no algorithm with the
-// epilogue), and the caller then does it.
+// epilogue), and the caller then does it. `accumulate`, if defined (batch 1, contiguous, out's shape and
+// dtype), is added to the product as it is written (cuBLASLt's C with beta 1): out = a b + accumulate
+// (+ bias), one pass over out instead of writing the product and adding it in another (a residual stream).
 enum class GemmEpilogue { None, Bias, BiasGradient };  // None: a plain product (no bias given)
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
-          int64_t K, const Tensor& bias = Tensor(), GemmEpilogue epilogue = GemmEpilogue::Bias);
+          int64_t K, const Tensor& bias = Tensor(), GemmEpilogue epilogue = GemmEpilogue::Bias,
+          const Tensor& accumulate = Tensor());
 
 // ---- indexing (index.cu); index tensors are i64 and contiguous ----
 // The kernels check each index against its range (index_fault.cuh): an index outside it is skipped and

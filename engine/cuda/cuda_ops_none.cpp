@@ -110,7 +110,7 @@ void layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tens
     no_backend("layer_norm_backward");
 }
 bool gemm(const GemmOperand&, const GemmOperand&, const Tensor&, int64_t, int64_t, int64_t, int64_t,
-          const Tensor&, GemmEpilogue) {
+          const Tensor&, GemmEpilogue, const Tensor&) {
     no_backend("matmul");
 }
 void index_select(const Tensor&, int64_t, int64_t, int64_t, const Tensor&, bool, const Tensor&, const char*) {

@@ -1,11 +1,12 @@
 // matmul.cu: matrix products through cuBLASLt. f32 runs in true f32 (the debugging path); bf16 inputs
 // and outputs accumulate in f32 on the tensor cores. The layout translation is gemm_plan.h; the
 // algorithm comes from cuBLASLt's heuristic, with a 32 MiB workspace from the caching allocator.
-// Descriptors and the chosen algorithm are cached per plan (shapes, layouts, dtype, operand alignment,
-// epilogue): a training step repeats the same few dozen products, and asking the heuristic costs tens of
-// microseconds each time. A linear layer's bias is added by the bias epilogue, and its bias gradient
-// computed by the bias-gradient epilogue beside the weight gradient; the bias pointer is set on the cached
-// descriptor at each call (GPU work is issued from one thread).
+// Descriptors and the chosen algorithm are cached per plan (shapes, layouts, dtypes, operand alignment,
+// epilogue, accumulation): a training step repeats the same few dozen products, and asking the heuristic
+// costs tens of microseconds each time. A linear layer's bias is added by the bias epilogue, and its bias
+// gradient computed by the bias-gradient epilogue beside the weight gradient; the bias pointer is set on
+// the cached descriptor at each call (GPU work is issued from one thread). A residual stream is added as
+// cuBLASLt's C (beta 1), written in f32 from bf16 inputs (linear_add).
 #include <cublasLt.h>
 
 #include <mutex>
@@ -79,24 +80,28 @@ cublasLtMatrixLayout_t make_layout(cudaDataType_t type, const LtMatrix& m, int64
 
 // What a cached plan depends on.
 struct PlanKey {
-    cudaDataType_t type;
+    cudaDataType_t type, out_type;  // of a and b; of out (and the accumulated C)
     bool ta, tb;
     int64_t m, n, k, batch, lda, ldb, sa, sb;
-    uint32_t align_a, align_b, align_d;
+    uint32_t align_a, align_b, align_c, align_d;
     GemmEpilogue epilogue;
+    bool accumulate;  // beta 1: C added
     bool operator==(const PlanKey& o) const {
-        return type == o.type && ta == o.ta && tb == o.tb && m == o.m && n == o.n && k == o.k &&
-               batch == o.batch && lda == o.lda && ldb == o.ldb && sa == o.sa && sb == o.sb &&
-               align_a == o.align_a && align_b == o.align_b && align_d == o.align_d && epilogue == o.epilogue;
+        return type == o.type && out_type == o.out_type && ta == o.ta && tb == o.tb && m == o.m && n == o.n &&
+               k == o.k && batch == o.batch && lda == o.lda && ldb == o.ldb && sa == o.sa && sb == o.sb &&
+               align_a == o.align_a && align_b == o.align_b && align_c == o.align_c && align_d == o.align_d &&
+               epilogue == o.epilogue && accumulate == o.accumulate;
     }
 };
 struct PlanKeyHash {
     size_t operator()(const PlanKey& k) const {
-        size_t h = static_cast<size_t>(k.type) * 1315423911u + (k.ta ? 2 : 0) + (k.tb ? 1 : 0);
+        size_t h = static_cast<size_t>(k.type) * 1315423911u + static_cast<size_t>(k.out_type) * 2654435761u +
+                   (k.ta ? 2 : 0) + (k.tb ? 1 : 0) + (k.accumulate ? 4 : 0);
         for (int64_t v : {k.m, k.n, k.k, k.batch, k.lda, k.ldb, k.sa, k.sb})
             h ^= std::hash<int64_t>()(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
         return h ^ (static_cast<size_t>(k.align_a) << 1) ^ (static_cast<size_t>(k.align_b) << 10) ^
-               (static_cast<size_t>(k.align_d) << 20) ^ (static_cast<size_t>(k.epilogue) << 30);
+               (static_cast<size_t>(k.align_d) << 20) ^ (static_cast<size_t>(k.align_c) << 40) ^
+               (static_cast<size_t>(k.epilogue) << 30);
     }
 };
 struct Plan {  // kept for the life of the process
@@ -130,7 +135,7 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     }
     p.a = make_layout(key.type, g.a, g.batch);
     p.b = make_layout(key.type, g.b, g.batch);
-    p.d = make_layout(key.type, g.d, g.batch);
+    p.d = make_layout(key.out_type, g.d, g.batch);  // C's too: C and D share a layout
     cublasLtMatmulPreference_t pref = nullptr;
     AC_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = kWorkspaceBytes;
@@ -139,7 +144,7 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_a},
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_b},
-        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_d},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_c},
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align_d}};
     for (const auto& [attr, value] : aligns)
         AC_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value));
@@ -153,17 +158,22 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
     const bool bf16 = key.type == CUDA_R_16BF, batched = key.batch > 1;
     const bool bias_gradient = key.epilogue == GemmEpilogue::BiasGradient;
     p.profile_name =
-        bias_gradient ? (bf16 ? "gemm (bf16, with the bias gradient)" : "gemm (f32, with the bias gradient)")
-        : bf16        ? (batched ? "gemm (bf16, batched)" : "gemm (bf16)")
-                      : (batched ? "gemm (f32, batched)" : "gemm (f32)");
+        key.accumulate
+            ? (bf16 ? "gemm (bf16, added into the residual)" : "gemm (f32, added into the residual)")
+        : bias_gradient
+            ? (bf16 ? "gemm (bf16, with the bias gradient)" : "gemm (f32, with the bias gradient)")
+        : bf16 ? (batched ? "gemm (bf16, batched)" : "gemm (bf16)")
+               : (batched ? "gemm (f32, batched)" : "gemm (f32)");
     return cache->emplace(key, p).first->second;
 }
 
-// out = a b (+ the epilogue's bias), with cuBLASLt's operands swapped (gemm_plan.h).
-void run(const Plan& p, const GemmOperand& a, const GemmOperand& b, const Tensor& out) {
-    const float alpha = 1.0f, beta = 0.0f;
+// out = a b (+ accumulate) (+ the epilogue's bias), with cuBLASLt's operands swapped (gemm_plan.h).
+void run(const Plan& p, const GemmOperand& a, const GemmOperand& b, const Tensor& out,
+         const Tensor& accumulate) {
+    const float alpha = 1.0f, beta = accumulate.defined() ? 1.0f : 0.0f;
+    const void* c = accumulate.defined() ? accumulate.raw_data() : out.raw_data();
     AC_CUBLAS_CHECK(cublasLtMatmul(lt().handle, p.op, &alpha, b.t->raw_data(), p.a, a.t->raw_data(), p.b,
-                                   &beta, out.raw_data(), p.d, out.raw_data(), p.d, &p.algo, lt().workspace,
+                                   &beta, c, p.d, out.raw_data(), p.d, &p.algo, lt().workspace,
                                    kWorkspaceBytes, 0));
     profile_point(p.profile_name);
 }
@@ -173,20 +183,31 @@ AC_REGISTER_KERNEL("gemm");
 }  // namespace
 
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
-          int64_t K, const Tensor& bias, GemmEpilogue epilogue) {
+          int64_t K, const Tensor& bias, GemmEpilogue epilogue, const Tensor& accumulate) {
     if (batch * M * N == 0) return false;
+    if (accumulate.defined())
+        AC_CHECK(batch == 1 && accumulate.dtype() == out.dtype() && accumulate.is_contiguous() &&
+                     accumulate.numel() == M * N,
+                 "matmul: the accumulated matrix must be a contiguous (", M, ", ", N,
+                 ") of the output's dtype", " with batch 1, got ", accumulate.desc(), " with batch ", batch);
     if (K == 0) {
-        fill(out, 0.0);
+        if (accumulate.defined())
+            copy_on_device(out.raw_data(), accumulate.raw_data(),
+                           static_cast<size_t>(out.numel()) * dtype_size(out.dtype()));
+        else
+            fill(out, 0.0);
         return false;
     }
-    const DType dt = out.dtype();
-    AC_CHECK(dt == DType::F32 || dt == DType::BF16, "matmul: CUDA products take f32 or bf16, got ",
-             out.desc());
-    const cudaDataType_t type = dt == DType::F32 ? CUDA_R_32F : CUDA_R_16BF;
+    const DType in = a.t->dtype(), dt = out.dtype();
+    AC_CHECK((in == DType::F32 || in == DType::BF16) && (dt == in || dt == DType::F32),
+             "matmul: CUDA products take f32 or bf16 inputs with an output of their dtype or f32, got ",
+             a.t->desc(), " into ", out.desc());
+    auto type_of = [](DType d) { return d == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; };
     GemmPlan plan =
         plan_gemm({a.trans, a.ld, a.batch_stride}, {b.trans, b.ld, b.batch_stride}, batch, M, N, K);
     // cuBLASLt's A is our b, its B our a (gemm_plan.h).
-    const PlanKey key{type,
+    const PlanKey key{type_of(in),
+                      type_of(dt),
                       plan.a.transpose,
                       plan.b.transpose,
                       M,
@@ -199,8 +220,10 @@ bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
                       b.batch_stride,
                       address_alignment(b.t->raw_data()),
                       address_alignment(a.t->raw_data()),
+                      address_alignment((accumulate.defined() ? accumulate : out).raw_data()),
                       address_alignment(out.raw_data()),
-                      GemmEpilogue::None};
+                      GemmEpilogue::None,
+                      accumulate.defined()};
     if (bias.defined() && epilogue != GemmEpilogue::None) {
         const int64_t length = epilogue == GemmEpilogue::Bias ? N : M;
         AC_CHECK(batch == 1 && bias.dtype() == dt && bias.numel() == length && bias.is_contiguous(),
@@ -214,13 +237,14 @@ bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
             const void* pointer = bias.raw_data();
             AC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer,
                                                            sizeof pointer));
-            run(*p, a, b, out);
+            run(*p, a, b, out, accumulate);
             return true;
         }
     }
     const Plan& p = plan_for(key, plan);
-    AC_CHECK(p.found, "matmul: cuBLASLt has no algorithm for M ", M, ", N ", N, ", K ", K, ", batch ", batch);
-    run(p, a, b, out);
+    AC_CHECK(p.found, "matmul: cuBLASLt has no algorithm for M ", M, ", N ", N, ", K ", K, ", batch ", batch,
+             accumulate.defined() ? " adding into the output" : "");
+    run(p, a, b, out, accumulate);
     return false;
 }
 

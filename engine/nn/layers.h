@@ -21,7 +21,10 @@ Activation activation_from_name(const std::string& name);  // "gelu", "quick_gel
 class Linear : public Module {
   public:
     Linear(int64_t in, int64_t out, bool bias, Generator& gen);
-    Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }
+    // x Wᵀ + b, or residual + x Wᵀ + b in one pass when a residual stream is given (linear_add)
+    Tensor forward(const Tensor& x, const Tensor& residual = {}) const {
+        return residual.defined() ? linear_add(residual, x, weight, bias) : linear(x, weight, bias);
+    }
     void visit(Visitor& v) override;
     Tensor weight, bias;  // (out, in), (out)
 };
@@ -66,7 +69,7 @@ class BatchNorm1d : public Module {
 class Mlp : public Module {
   public:
     Mlp(int64_t width, int64_t hidden, Activation act, Generator& gen);
-    Tensor forward(const Tensor& x) const;
+    Tensor forward(const Tensor& x, const Tensor& residual = {}) const;  // residual: added by c_proj
     void visit(Visitor& v) override;
     Linear c_fc, c_proj;
     Activation act;
@@ -79,7 +82,9 @@ class MultiheadAttention : public Module {
     MultiheadAttention(int64_t width, int64_t heads, Generator& gen);
     // first_probs, if given, receives the attention probabilities of the first query (B, H, T), without
     // a gradient (attention_cls_probs: the fused attention never forms the (T, T) matrix); not causal.
-    Tensor forward(const Tensor& x, bool causal, Tensor* first_probs = nullptr) const;
+    // residual, if given, is added by out_proj.
+    Tensor forward(const Tensor& x, bool causal, Tensor* first_probs = nullptr,
+                   const Tensor& residual = {}) const;
     void visit(Visitor& v) override;
     Tensor in_proj_weight, in_proj_bias;  // (3W, W), (3W)
     Linear out_proj;

@@ -1,5 +1,6 @@
 // matmul.cpp: matrix products. matmul broadcasts batch dims and multiplies the last two; linear is the
-// layer op x Wᵀ + b with its backward done directly as GEMMs. bf16 inputs are multiplied in f32.
+// layer op x Wᵀ + b with its backward done directly as GEMMs, and linear_add adds it to a residual stream
+// as the product is written. bf16 inputs are multiplied in f32.
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
 #include "engine/cpu/gemm.h"
@@ -90,10 +91,11 @@ bool single_batch_stride(const Shape& batch, const Strides& strides, int64_t& st
 // (batch dims that do not collapse, or rows and columns both strided) are copied first. bias, if
 // defined ((N), one matrix), is added to every row by the product's epilogue where cuBLASLt can,
 // else afterwards. row_sums, if given (one matrix), receives the sums of a's rows ((M), a's dtype) from
-// the product's epilogue where cuBLASLt can, and stays undefined where it cannot.
+// the product's epilogue where cuBLASLt can, and stays undefined where it cannot. accumulate, if defined
+// (one matrix of out's shape, contiguous), is added as the product is written; out takes its dtype.
 Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const Shape& out_shape,
-                   const Tensor& bias, Tensor* row_sums = nullptr) {
-    Tensor out = empty(out_shape, a.dtype(), Device::CUDA);
+                   const Tensor& bias, Tensor* row_sums, const Tensor& accumulate) {
+    Tensor out = empty(out_shape, accumulate.defined() ? accumulate.dtype() : a.dtype(), Device::CUDA);
     auto prepare = [&](const Tensor& t, Tensor& keep, cuda::GemmOperand& op) {
         Shape rc = batch;
         rc.push_back(t.size(-2));
@@ -121,15 +123,18 @@ Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const S
         return out;
     }
     const bool epilogue = bias.defined() && nb == 1 && bias.dtype() == out.dtype();
-    const bool added = cuda::gemm(oa, ob, out, nb, M, N, K, epilogue ? bias.contiguous() : Tensor());
+    const bool added = cuda::gemm(oa, ob, out, nb, M, N, K, epilogue ? bias.contiguous() : Tensor(),
+                                  cuda::GemmEpilogue::Bias, accumulate);
     if (bias.defined() && !added) out.add_(bias);
     return out;
 }
 
 // a @ b, plus bias ((N), added to every row) when defined: the bias rides on the product's epilogue on
 // the GPU. On the GPU row_sums, if given, may receive the sums of a's rows (see cuda_matmul).
+// accumulate, if defined ((M, N), no batch), is added: out = accumulate + (a @ b + bias) in accumulate's
+// dtype (bf16 inputs into an f32 accumulate are multiplied in f32 and not rounded to bf16).
 Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor(),
-                      Tensor* row_sums = nullptr) {
+                      Tensor* row_sums = nullptr, const Tensor& accumulate = Tensor()) {
     const Device device = common_device("matmul", {&a, &b});
     AC_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: needs at least 2 dims, got ", a.desc(), " @ ", b.desc());
     AC_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: ", a.desc(), " @ ", b.desc());
@@ -140,9 +145,17 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Ten
     out_shape.push_back(a.size(-2));
     out_shape.push_back(b.size(-1));
     NoGradGuard no_grad;
+    if (accumulate.defined())
+        AC_CHECK(batch.empty() && accumulate.shape() == out_shape && accumulate.device() == device,
+                 "matmul: the accumulated tensor must be the (", a.size(-2), ", ", b.size(-1), ") output on ",
+                 device_name(device), ", got ", accumulate.desc());
     if (device == Device::CUDA)
         return cuda_matmul(a.detach(), b.detach(), batch, out_shape, bias.defined() ? bias.detach() : bias,
-                           row_sums);
+                           row_sums, accumulate.defined() ? accumulate.detach().contiguous() : accumulate);
+    if (accumulate.defined()) {
+        const DType dt = accumulate.dtype();
+        return add(accumulate, matmul_forward(a.to(dt), b.to(dt), bias.defined() ? bias.to(dt) : bias));
+    }
     Tensor out;
     if (a.dtype() == DType::BF16) {
         out = matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(DType::BF16);
@@ -205,6 +218,54 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
         }
         if (rb && !gb.defined()) gb = sum(g2, {0});
         return std::vector<Tensor>{gx, gw, gb};
+    });
+}
+
+Tensor linear_add(const Tensor& residual, const Tensor& x_in, const Tensor& weight_in,
+                  const Tensor& bias_in) {
+    const Tensor x = autocast_to_low(x_in), weight = autocast_to_low(weight_in);
+    common_device("linear_add", {&residual, &x, &weight, &bias_in});
+    AC_CHECK(weight.dim() == 2, "linear_add: weight must be (out, in), got ", weight.desc());
+    AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear_add: input ", x.desc(),
+             " does not match weight ", weight.desc(), " (last dim must equal in_features)");
+    Shape out_shape = x.shape();
+    out_shape.back() = weight.size(0);
+    AC_CHECK(residual.shape() == out_shape, "linear_add: residual ", residual.desc(),
+             " must have the output's shape ", shape_str(out_shape));
+    AC_CHECK(
+        is_floating(residual.dtype()) && (residual.dtype() == x.dtype() || residual.dtype() == DType::F32),
+        "linear_add: residual ", residual.desc(), " must have the input's dtype or f32 (input ", x.desc(),
+        ")");
+    AC_CHECK(!bias_in.defined() || (bias_in.dim() == 1 && bias_in.size(0) == weight.size(0)),
+             "linear_add: bias ", bias_in.desc(), " does not match weight ", weight.desc());
+    // The bias is added at the output's precision (an f32 master bias is used as it is under autocast).
+    const Tensor bias =
+        bias_in.defined() && bias_in.dtype() != residual.dtype() ? bias_in.to(residual.dtype()) : bias_in;
+    Tensor y;
+    {
+        NoGradGuard no_grad;
+        const int64_t out = weight.size(0);
+        Tensor x2 = x.reshape({-1, x.size(-1)});  // (N, in)
+        y = matmul_forward(x2, weight.transpose(0, 1), bias, nullptr, residual.reshape({-1, out}))
+                .reshape(out_shape);  // (N, out)
+    }
+    if (!needs_grad({residual, x, weight, bias})) return y;
+    SavedTensor sx(x, "linear_add"), sw(weight, "linear_add");
+    const bool rr = residual.requires_grad(), rx = x.requires_grad(), rw = weight.requires_grad(),
+               rb = bias.defined() && bias.requires_grad();
+    const DType bias_dtype = bias.defined() ? bias.dtype() : residual.dtype();
+    return record("linear_add", y, {residual, x, weight, bias}, [=](const Tensor& g) {
+        const Tensor &xs = sx.get(), &w = sw.get();
+        // The branch's products take the gradient in their inputs' dtype, as linear's do.
+        Tensor g2 = g.to(xs.dtype()).reshape({-1, g.size(-1)});  // (N, out)
+        Tensor gx = rx ? matmul_forward(g2, w).reshape(xs.shape()) : Tensor();
+        Tensor gw, gb;
+        if (rw)
+            gw = matmul_forward(g2.transpose(0, 1), xs.reshape({-1, xs.size(-1)}), Tensor(),
+                                rb ? &gb : nullptr);
+        if (rb && !gb.defined()) gb = sum(g2, {0});
+        if (gb.defined()) gb = gb.to(bias_dtype);
+        return std::vector<Tensor>{rr ? g : Tensor(), gx, gw, gb};
     });
 }
 

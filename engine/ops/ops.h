@@ -95,6 +95,11 @@ Tensor sum_to_shape(const Tensor& a, const Shape& shape);  // undoes broadcastin
 // ---- matrix products ----
 Tensor matmul(const Tensor& a, const Tensor& b);  // (..., M, K) @ (..., K, N), batch dims broadcast
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});  // x Wᵀ + b; W (out, in)
+// residual + linear(x, weight, bias) in residual's dtype, for a residual stream: on the GPU the product is
+// written straight into the sum (cuBLASLt adds residual as it writes), one pass over the stream instead of
+// the product's and the add's. Under autocast x and W are bf16 while residual and bias stay f32: the branch
+// is then not rounded to bf16 before it is added (on the CPU as on the GPU).
+Tensor linear_add(const Tensor& residual, const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 
 // ---- normalisation ----
 // Over the last dim. out_dtype: the output's dtype, by default the input's (after autocast, f32); bf16 for

@@ -345,6 +345,27 @@ std::vector<ParityCase> build() {
             "f32 products with K up to 1024 accumulated in different orders (OpenBLAS vs cuBLASLt)";
         v.push_back(c);
     }
+    {
+        ParityCase c;
+        c.name = "linear_add (a product added into a residual stream), plain and under autocast";
+        c.kernels = {"gemm"};
+        c.inputs = [](S s) {  // residual, x, weight, bias
+            if (s == S::Odd) return std::vector<In>{In{{3, 5, 11}}, In{{3, 5, 7}}, In{{11, 7}}, In{{11}}};
+            if (s == S::One) return std::vector<In>{In{{1, 1}}, In{{1, 1}}, In{{1, 1}}, In{{1}}};
+            return std::vector<In>{In{{8, 197, 768}}, In{{8, 197, 1024}}, In{{768, 1024}}, In{{768}}};
+        };
+        c.run = [](const Ts& x) {
+            Tensor plain = linear_add(x[0], x[1], x[2], x[3]);
+            // The trainer's case: an f32 stream and master weights, the product from bf16 into f32.
+            AutocastGuard autocast;
+            Tensor mixed = linear_add(x[0].to(DType::F32), x[1], x[2].to(DType::F32), x[3].to(DType::F32));
+            return Ts{plain, mixed};
+        };
+        c.f32_tol = 1e-4;
+        c.tol_reason =
+            "f32 products with K up to 1024 accumulated in different orders (OpenBLAS vs cuBLASLt)";
+        v.push_back(c);
+    }
     // ---- indexing ----
     {
         ParityCase c;

@@ -47,6 +47,7 @@ const std::map<std::string, OpFn>& op_cases() {
         {"matmul_2d", [](const Inputs& x) { return matmul(x[0], x[1]); }},
         {"matmul_batched_broadcast", [](const Inputs& x) { return matmul(x[0], x[1]); }},
         {"linear", [](const Inputs& x) { return linear(x[0], x[1], x[2]); }},
+        {"linear_add", [](const Inputs& x) { return linear_add(x[0], x[1], x[2], x[3]); }},
         {"softmax", [](const Inputs& x) { return softmax(x[0], -1); }},
         {"softmax_dim0", [](const Inputs& x) { return softmax(x[0], 0); }},
         {"log_softmax", [](const Inputs& x) { return log_softmax(x[0], -1); }},

@@ -32,6 +32,32 @@ TEST_SUITE("unit") {
         CHECK(norm_rel_error(y, ref) < 1e-2);  // bf16 inputs and output: 2^-8 relative per rounding
     }
 
+    TEST_CASE("autocast: linear_add keeps the f32 stream: the bf16 product is added unrounded") {
+        Tensor r = random_tensor({6, 3}, 4, -1, 1, DType::F32).requires_grad_();
+        Tensor x = random_tensor({6, 40}, 5, -1, 1, DType::F32).requires_grad_();
+        Tensor w = random_tensor({3, 40}, 6, -1, 1, DType::F32).requires_grad_();
+        Tensor b = random_tensor({3}, 7, -1, 1, DType::F32).requires_grad_();
+        Tensor y, rounded;
+        {
+            AutocastGuard autocast;
+            y = linear_add(r, x, w, b);
+            NoGradGuard no_grad;
+            rounded = add(r, linear(x, w, b));  // the branch rounded to bf16 first
+        }
+        CHECK(y.dtype() == DType::F32);
+        Tensor expected;
+        {
+            NoGradGuard no_grad;  // the product of the bf16-rounded inputs in f32, then the sum
+            auto bf16_values = [](const Tensor& t) { return t.to(DType::BF16).to(DType::F32); };
+            expected = add(r, linear(bf16_values(x), bf16_values(w), b));
+        }
+        CHECK(y.to_vector<float>() == expected.to_vector<float>());
+        CHECK(y.to_vector<float>() != rounded.to_vector<float>());  // 40-term sums: bf16 rounding shows
+        sum(y).backward();
+        CHECK(r.grad().to_vector<float>() == std::vector<float>(18, 1.0f));  // the stream's gradient, as is
+        for (const Tensor* t : {&x, &w, &b}) CHECK(t->grad().dtype() == DType::F32);
+    }
+
     TEST_CASE("autocast: mixed elementwise operands compute in f32; without a guard they are an error") {
         Tensor a = random_tensor({4}, 4, -1, 1, DType::F32), b = random_tensor({4}, 5, -1, 1, DType::BF16);
         CHECK(error_of([&] { (void)add(a, b); }).find("dtypes differ") != std::string::npos);

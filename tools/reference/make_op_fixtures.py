@@ -86,6 +86,7 @@ CASES = {
     "matmul_2d": (torch.matmul, [rnd(5, 7), rnd(7, 3)]),
     "matmul_batched_broadcast": (torch.matmul, [rnd(2, 3, 4, 5), rnd(3, 5, 6)]),
     "linear": (F.linear, [rnd(2, 3, 6), rnd(5, 6), rnd(5)]),
+    "linear_add": (lambda r, x, w, b: r + F.linear(x, w, b), [rnd(2, 3, 5), rnd(2, 3, 6), rnd(5, 6), rnd(5)]),
     "softmax": (lambda a: torch.softmax(a, dim=-1), [rnd(3, 7, lo=-4, hi=4)]),
     "softmax_dim0": (lambda a: torch.softmax(a, dim=0), [rnd(5, 3, lo=-4, hi=4)]),
     "log_softmax": (lambda a: torch.log_softmax(a, dim=-1), [rnd(3, 7, lo=-4, hi=4)]),
