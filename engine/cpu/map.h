@@ -3,6 +3,8 @@
 // formula runs in the CUDA pointwise kernel. Values are computed in the compute type (f32 for bf16
 // storage) and stored in the output dtype: the input's, or u8 for comparisons.
 #pragma once
+#include <type_traits>
+
 #include "engine/core/tensor.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
@@ -68,10 +70,8 @@ Tensor map_pointwise(const Tensor& a, const Tensor& b, double s0 = 0.0, double s
     }
     dispatch_float(a.dtype(), name, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        dispatch_any(out.dtype(), [&](auto otag) {
-            using O = typename decltype(otag)::type;
-            map_rows<op, T, T, O>(out, a, b, shape, s0, s1);
-        });
+        using O = std::conditional_t<pointwise_writes_mask(op), uint8_t, T>;  // the only output dtype
+        map_rows<op, T, T, O>(out, a, b, shape, s0, s1);
     });
     return out;
 }
