@@ -186,17 +186,39 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     });
 }
 
+namespace {
+
+// Checks x (..., in), weight (out, in) and bias (out) of op; returns the output's shape (..., out).
+Shape linear_shape(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+    AC_CHECK(weight.dim() == 2, op, ": weight must be (out, in), got ", weight.desc());
+    AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), op, ": input ", x.desc(),
+             " does not match weight ", weight.desc(), " (last dim must equal in_features)");
+    AC_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), op, ": bias ",
+             bias.desc(), " does not match weight ", weight.desc());
+    Shape out_shape = x.shape();
+    out_shape.back() = weight.size(0);
+    return out_shape;
+}
+
+// The gradients of x Wᵀ + b from the output's gradient g2 (N, out) in x's dtype, each where asked: x's (in
+// x's shape), W's ((out, N) @ (N, in)) and b's, which on the GPU may come from W's product.
+std::vector<Tensor> linear_gradients(const Tensor& g2, const Tensor& x, const Tensor& w, bool rx, bool rw,
+                                     bool rb) {
+    Tensor gx = rx ? matmul_forward(g2, w).reshape(x.shape()) : Tensor();
+    Tensor gw, gb;
+    if (rw)
+        gw = matmul_forward(g2.transpose(0, 1), x.reshape({-1, x.size(-1)}), Tensor(), rb ? &gb : nullptr);
+    if (rb && !gb.defined()) gb = sum(g2, {0});
+    return {gx, gw, gb};
+}
+
+}  // namespace
+
 Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
     const Tensor x = autocast_to_low(x_in), weight = autocast_to_low(weight_in),
                  bias = autocast_to_low(bias_in);
     common_device("linear", {&x, &weight, &bias});
-    AC_CHECK(weight.dim() == 2, "linear: weight must be (out, in), got ", weight.desc());
-    AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ", x.desc(),
-             " does not match weight ", weight.desc(), " (last dim must equal in_features)");
-    AC_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), "linear: bias ",
-             bias.desc(), " does not match weight ", weight.desc());
-    Shape out_shape = x.shape();
-    out_shape.back() = weight.size(0);
+    const Shape out_shape = linear_shape("linear", x, weight, bias);
     Tensor y;
     {
         NoGradGuard no_grad;
@@ -207,17 +229,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
     SavedTensor sx(x, "linear"), sw(weight, "linear");
     bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.defined() && bias.requires_grad();
     return record("linear", y, {x, weight, bias}, [=](const Tensor& g) {
-        const Tensor &xs = sx.get(), &w = sw.get();
-        Tensor g2 = g.reshape({-1, g.size(-1)});  // (N, out)
-        Tensor gx = rx ? matmul_forward(g2, w).reshape(xs.shape()) : Tensor();
-        Tensor gw, gb;
-        if (rw) {
-            // (out, N) @ (N, in); on the GPU the bias gradient may come from the same product
-            gw = matmul_forward(g2.transpose(0, 1), xs.reshape({-1, xs.size(-1)}), Tensor(),
-                                rb ? &gb : nullptr);
-        }
-        if (rb && !gb.defined()) gb = sum(g2, {0});
-        return std::vector<Tensor>{gx, gw, gb};
+        return linear_gradients(g.reshape({-1, g.size(-1)}), sx.get(), sw.get(), rx, rw, rb);
     });
 }
 
@@ -225,28 +237,22 @@ Tensor linear_add(const Tensor& residual, const Tensor& x_in, const Tensor& weig
                   const Tensor& bias_in) {
     const Tensor x = autocast_to_low(x_in), weight = autocast_to_low(weight_in);
     common_device("linear_add", {&residual, &x, &weight, &bias_in});
-    AC_CHECK(weight.dim() == 2, "linear_add: weight must be (out, in), got ", weight.desc());
-    AC_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear_add: input ", x.desc(),
-             " does not match weight ", weight.desc(), " (last dim must equal in_features)");
-    Shape out_shape = x.shape();
-    out_shape.back() = weight.size(0);
+    const Shape out_shape = linear_shape("linear_add", x, weight, bias_in);
     AC_CHECK(residual.shape() == out_shape, "linear_add: residual ", residual.desc(),
              " must have the output's shape ", shape_str(out_shape));
     AC_CHECK(
         is_floating(residual.dtype()) && (residual.dtype() == x.dtype() || residual.dtype() == DType::F32),
         "linear_add: residual ", residual.desc(), " must have the input's dtype or f32 (input ", x.desc(),
         ")");
-    AC_CHECK(!bias_in.defined() || (bias_in.dim() == 1 && bias_in.size(0) == weight.size(0)),
-             "linear_add: bias ", bias_in.desc(), " does not match weight ", weight.desc());
     // The bias is added at the output's precision (an f32 master bias is used as it is under autocast).
     const Tensor bias =
         bias_in.defined() && bias_in.dtype() != residual.dtype() ? bias_in.to(residual.dtype()) : bias_in;
     Tensor y;
     {
         NoGradGuard no_grad;
-        const int64_t out = weight.size(0);
         Tensor x2 = x.reshape({-1, x.size(-1)});  // (N, in)
-        y = matmul_forward(x2, weight.transpose(0, 1), bias, nullptr, residual.reshape({-1, out}))
+        y = matmul_forward(x2, weight.transpose(0, 1), bias, nullptr,
+                           residual.reshape({-1, out_shape.back()}))
                 .reshape(out_shape);  // (N, out)
     }
     if (!needs_grad({residual, x, weight, bias})) return y;
@@ -255,17 +261,12 @@ Tensor linear_add(const Tensor& residual, const Tensor& x_in, const Tensor& weig
                rb = bias.defined() && bias.requires_grad();
     const DType bias_dtype = bias.defined() ? bias.dtype() : residual.dtype();
     return record("linear_add", y, {residual, x, weight, bias}, [=](const Tensor& g) {
-        const Tensor &xs = sx.get(), &w = sw.get();
-        // The branch's products take the gradient in their inputs' dtype, as linear's do.
-        Tensor g2 = g.to(xs.dtype()).reshape({-1, g.size(-1)});  // (N, out)
-        Tensor gx = rx ? matmul_forward(g2, w).reshape(xs.shape()) : Tensor();
-        Tensor gw, gb;
-        if (rw)
-            gw = matmul_forward(g2.transpose(0, 1), xs.reshape({-1, xs.size(-1)}), Tensor(),
-                                rb ? &gb : nullptr);
-        if (rb && !gb.defined()) gb = sum(g2, {0});
-        if (gb.defined()) gb = gb.to(bias_dtype);
-        return std::vector<Tensor>{rr ? g : Tensor(), gx, gw, gb};
+        const Tensor& xs = sx.get();
+        // The stream's gradient passes as it is; the branch's products take it in their inputs' dtype.
+        std::vector<Tensor> grads =
+            linear_gradients(g.to(xs.dtype()).reshape({-1, g.size(-1)}), xs, sw.get(), rx, rw, rb);
+        if (grads[2].defined()) grads[2] = grads[2].to(bias_dtype);
+        return std::vector<Tensor>{rr ? g : Tensor(), grads[0], grads[1], grads[2]};
     });
 }
 
