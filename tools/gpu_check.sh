@@ -138,7 +138,7 @@ if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP
     exit 1
 fi
 targets=()
-[[ $quick -eq 1 ]] && targets=(--target aclip_tests aclip_bench_step_cuda aclip_train aclip_make_synthetic)
+[[ $quick -eq 1 ]] && targets=(--target aclip_tests aclip_bench_step_cuda aclip_train aclip_eval aclip_make_synthetic)
 if ! cmake --build "$build" -j "$jobs" "${targets[@]}" > "$log_dir/gpu_build.log" 2>&1; then
     grep -E "error|Error" "$log_dir/gpu_build.log" | head -30
     echo "- build: FAILED after $(elapsed) s (see gpu_build.log)" >> "$report"
@@ -254,6 +254,26 @@ else
                 echo '```'
                 ACLIP_TENSOR_CORE_ATTENTION=0 timeout 60 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
                     --precision bf16 2>&1 | grep -v '^step [0-4]:'  # warm-up steps out, any error kept
+                echo '```'
+            fi
+            # Hardware counters where the machine lets ncu read them (Firecracker yes, gVisor no:
+            # /work/.library/device/KINDS.md): each kernel of the memory-bound cases and attention, once.
+            if (( $(elapsed) < 400 )) && command -v ncu > /dev/null; then
+                echo "- Nsight Compute on the benchmark's memory-bound and attention kernels, one launch each"
+                echo "  (tools/bench/ncu_summary.py; the report is kernels.ncu-rep beside this one):"
+                echo '```'
+                timeout 100 ncu --clock-control none -f -o "$log_dir/kernels" --launch-count 80 \
+                    --kernel-name regex:'layer_norm|pointwise|adamw|ema_kernel|softmax|forward_kernel|backward_kv|backward_q|delta_kernel|add_chunks|sum_columns|cls_probs|copy_' \
+                    --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
+                    --section LaunchStats "$build/aclip_bench_cuda" --warmups 0 --iters 1 \
+                    > "$log_dir/gpu_ncu.log" 2>&1
+                echo "ncu: exit $? (its log: gpu_ncu.log)"
+                if [[ -f "$log_dir/kernels.ncu-rep" ]]; then
+                    ncu --import "$log_dir/kernels.ncu-rep" --csv --page details 2>&1 |
+                        python3 tools/bench/ncu_summary.py
+                else
+                    grep -E "==ERROR==|==WARNING==" "$log_dir/gpu_ncu.log" | head -5
+                fi
                 echo '```'
             fi
             if (( $(elapsed) < 420 )); then

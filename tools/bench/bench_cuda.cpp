@@ -6,8 +6,9 @@
 // "name milliseconds flops bytes" (the work it must do: flops for GEMMs and attention, bytes read plus
 // written for the rest); tools/bench/bench_cuda_torch.py prints the same cases for PyTorch and
 // tools/bench/compare_cuda.sh joins them. Timing: 3 warm-ups, then the median of --iters runs, each
-// bracketed by device synchronisations. Inputs are random (never zeros).
-// Usage: aclip_bench_cuda [--iters N] [--quick]
+// bracketed by device synchronisations. Inputs are random (never zeros). --warmups 0 --iters 1 runs each
+// case's kernels once, for a profiler (tools/gpu_check.sh runs Nsight Compute so).
+// Usage: aclip_bench_cuda [--iters N] [--warmups N] [--quick]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,8 +27,10 @@ using namespace aclip;
 
 namespace {
 
+int g_warmups = 3;
+
 double time_ms(int iters, const std::function<void()>& fn) {
-    for (int i = 0; i < 3; ++i) fn();
+    for (int i = 0; i < g_warmups; ++i) fn();
     cuda::synchronize();
     std::vector<double> ms;
     for (int i = 0; i < iters; ++i) {
@@ -54,12 +57,18 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--iters") && i + 1 < argc)
             iters = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--warmups") && i + 1 < argc)
+            g_warmups = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--quick"))
             quick = true;
         else {
-            std::fprintf(stderr, "usage: aclip_bench_cuda [--iters N] [--quick]\n");
+            std::fprintf(stderr, "usage: aclip_bench_cuda [--iters N] [--warmups N] [--quick]\n");
             return 2;
         }
+    }
+    if (iters < 1 || g_warmups < 0) {
+        std::fprintf(stderr, "aclip_bench_cuda: --iters must be at least 1 and --warmups at least 0\n");
+        return 2;
     }
     if (cuda_device_count() == 0) {
         std::fprintf(stderr, "aclip_bench_cuda: no CUDA device\n");
