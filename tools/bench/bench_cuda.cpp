@@ -1,7 +1,8 @@
 // bench_cuda.cpp: times the CUDA backend's kernels on ViT-B/16 A-CLIP shapes (batch 256, 197 tokens,
-// width 768): the bf16 GEMMs of a block, the memory-bound kernels (LayerNorm forward and backward,
-// residual add, GELU, a bias gradient's column sums, softmax, AdamW and EMA over 86M parameters) and
-// attention forward + backward (the op as models call it, and the fused kernels on their own).
+// width 768): the bf16 GEMMs of a block (and fc2 added into the f32 residual stream), the memory-bound
+// kernels (LayerNorm forward and backward, residual add, GELU, a bias gradient's column sums, softmax,
+// AdamW and EMA over 86M parameters) and attention forward + backward (the op as models call it, and the
+// fused kernels on their own).
 // A large device-to-device copy measures the memory ceiling in the same run. Each case prints
 // "name milliseconds flops bytes" (the work it must do: flops for GEMMs and attention, bytes read plus
 // written for the rest); tools/bench/bench_cuda_torch.py prints the same cases for PyTorch and
@@ -20,6 +21,7 @@
 #include "engine/autograd/grad_mode.h"
 #include "engine/core/storage.h"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
 #include "tools/bench/random_gpu.h"
 
@@ -100,6 +102,14 @@ int main(int argc, char** argv) {
             double ms = time_ms(iters, [&] { (void)matmul(x, w); });
             report(g.name, ms, 2.0 * g.M * g.K * g.Nn, 0);
         }
+    }
+    {  // a block's last product into the f32 residual stream under autocast: fc2 and the add, one pass
+        // (linear_add: cuBLASLt's C); PyTorch's twin is its residual + linear, two kernels
+        Tensor r = random_gpu({N, C}, DType::F32, 13), h = random_gpu({N, 4 * C}, DType::BF16, 14);
+        Tensor w = random_gpu({C, 4 * C}, DType::F32, 15), b = random_gpu({C}, DType::F32, 16);
+        AutocastGuard autocast;
+        report("fc2_into_residual", time_ms(iters, [&] { (void)linear_add(r, h, w, b); }),
+               2.0 * N * 4 * C * C, 0);
     }
     {  // memory-bound kernels on (N, C) bf16 activations
         Tensor x = random_gpu({N, C}, DType::BF16, 4), r = random_gpu({N, C}, DType::BF16, 5);

@@ -52,6 +52,10 @@ def main():
                                ("gemm_f32_fc1", N, C, 4 * C, torch.float32)]:
         x, w = rnd(M, K, dt=dt), rnd(K, Nn, dt=dt)
         report(name, time_ms(it, lambda: x @ w), 2.0 * M * K * Nn, 0)
+    r, h, w, b = rnd(N, C), rnd(N, 4 * C, dt=torch.bfloat16), rnd(C, 4 * C), rnd(C)
+    with torch.autocast("cuda", dtype=torch.bfloat16):  # the residual stream f32, the product bf16
+        report("fc2_into_residual", time_ms(it, lambda: r + F.linear(h, w, b)), 2.0 * N * 4 * C * C, 0)
+    del r, h, w, b
     bf = torch.bfloat16
     x, r = rnd(N, C, dt=bf), rnd(N, C, dt=bf)
     w, bias = rnd(C, dt=bf), rnd(C, dt=bf)
