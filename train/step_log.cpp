@@ -42,22 +42,27 @@ class JsonLine {
 
 }  // namespace
 
-LossValues read_losses(const AclipStep& step) {
-    // one read-back for every term (each would wait for the device on its own)
+LossReadback::LossReadback(const AclipStep& step)
+    : has_clip2_(step.clip2.defined()), has_simclr_(step.simclr.defined()), has_byol_(step.byol.defined()) {
+    // one copy for every term (each would wait for the device on its own)
     std::vector<Tensor> defined;
     for (const Tensor* t : {&step.loss, &step.clip1, &step.clip2, &step.simclr, &step.byol})
         if (t->defined()) defined.push_back(t->detach().to(DType::F32).reshape({1}));
-    const std::vector<double> values = concat(defined, 0).to_vector<double>();
+    copy_ = std::make_unique<HostCopy>(concat(defined, 0));
+}
+
+LossValues LossReadback::wait() {
+    const std::vector<double> values = copy_->wait().to_vector<double>();
     size_t next = 0;
-    auto value_of = [&](const Tensor& t) {
-        return t.defined() ? std::optional<double>(values[next++]) : std::nullopt;
+    auto value_if = [&](bool present) {
+        return present ? std::optional<double>(values[next++]) : std::nullopt;
     };
     LossValues v;
-    v.loss = *value_of(step.loss);
-    v.clip1 = *value_of(step.clip1);
-    v.clip2 = value_of(step.clip2);
-    v.simclr = value_of(step.simclr);
-    v.byol = value_of(step.byol);
+    v.loss = values[next++];
+    v.clip1 = values[next++];
+    v.clip2 = value_if(has_clip2_);
+    v.simclr = value_if(has_simclr_);
+    v.byol = value_if(has_byol_);
     return v;
 }
 

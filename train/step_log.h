@@ -3,9 +3,11 @@
 // device once per micro-step (LossValues), for the non-finite check and the log alike.
 #pragma once
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "engine/core/host_copy.h"
 #include "models/aclip.h"
 #include "train/evaluate.h"
 
@@ -15,7 +17,19 @@ struct LossValues {
     double loss = 0, clip1 = 0;
     std::optional<double> clip2, simclr, byol;  // absent where the configuration has no such loss
 };
-LossValues read_losses(const AclipStep& step);
+
+// The loss terms of a step on their way to the host: one copy of all of them, queued behind the forward
+// pass when constructed, so that the host can queue the backward pass before it waits for them (the GPU
+// then never idles while the host checks them).
+class LossReadback {
+  public:
+    explicit LossReadback(const AclipStep& step);
+    LossValues wait();
+
+  private:
+    std::unique_ptr<HostCopy> copy_;
+    bool has_clip2_, has_simclr_, has_byol_;
+};
 
 // "simclr loss is nan" for the first term (loss, clip1, clip2, simclr, byol) that is not finite; "" if all
 // are.

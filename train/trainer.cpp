@@ -265,7 +265,12 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
                 AutocastGuard autocast(mixed_precision);  // train.precision = bf16
                 out = model.forward(batch, micro == 0 || ema_every_micro_batch ? m : 1.0);
             }
-            last = read_losses(out);
+            // The losses' copy is queued, then the backward pass, and only then does the host wait for
+            // the copy: the GPU goes on with the backward pass meanwhile. A non-finite loss's gradients
+            // are dropped below (skipped) or never used (the run stops).
+            LossReadback losses(out);
+            mul_scalar(out.loss, 1.0 / static_cast<double>(accumulate)).backward();
+            last = losses.wait();
             const std::string bad = first_nonfinite(last);
             const Flags flags = any_rank(!bad.empty());
             stop = flags.signalled;  // the step finishes, then the run stops (every rank at the same step)
@@ -277,7 +282,6 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
                               "; stopping (the last checkpoint in ", dir, " is intact)");
                 break;
             }
-            mul_scalar(out.loss, 1.0 / static_cast<double>(accumulate)).backward();
             loss_sum += last.loss;
         }
         if (finite) {
