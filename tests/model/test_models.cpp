@@ -290,10 +290,14 @@ TEST_SUITE("model") {
         auto [f32, g32, dt32] = run(false);
         auto [mixed, g16, dt16] = run(true);
         CHECK(dt16 == DType::F32);  // master weights stay f32
-        for (auto [a, b] :
-             {std::pair{mixed.clip1, f32.clip1}, {mixed.simclr, f32.simclr}, {mixed.byol, f32.byol}}) {
+        // A few bf16 roundings (2^-8 each): 2e-2. SimCLR's logits are cosines scaled by 1 / tau = 10, which
+        // scales the features' rounding tenfold: 5e-2 (measured 1.8% here, 3.2% in the sanitizer build,
+        // whose sums run in another order).
+        for (auto [a, b, tol] : {std::tuple{mixed.clip1, f32.clip1, 2e-2},
+                                 {mixed.simclr, f32.simclr, 5e-2},
+                                 {mixed.byol, f32.byol, 2e-2}}) {
             INFO("mixed " << a.item() << " vs f32 " << b.item());
-            CHECK(std::abs(a.item() - b.item()) / std::abs(b.item()) < 2e-2);  // a few bf16 roundings
+            CHECK(std::abs(a.item() - b.item()) / std::abs(b.item()) < tol);
         }
         REQUIRE(g16.size() == g32.size());
         for (size_t i = 0; i < g16.size(); ++i) {
