@@ -1,6 +1,8 @@
 // matmul.cpp: matrix products. matmul broadcasts batch dims and multiplies the last two; linear is the
 // layer op x Wᵀ + b with its backward done directly as GEMMs, and linear_add adds it to a residual stream
 // as the product is written. bf16 inputs are multiplied in f32.
+#include <optional>
+
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
 #include "engine/cpu/gemm.h"
@@ -87,15 +89,22 @@ bool single_batch_stride(const Shape& batch, const Strides& strides, int64_t& st
     return true;
 }
 
+// What a product writes besides a @ b (matmul_forward).
+struct ProductExtras {
+    Tensor bias = {};            // (N): added to every row (one matrix); the epilogue adds it on the GPU
+    Tensor* row_sums = nullptr;  // if given (one matrix), may receive the sums of a's rows (M) in the
+                                 // output's dtype, from the GPU's epilogue; stays undefined where it cannot
+    Tensor accumulate = {};      // (M, N), no batch: out = accumulate + a @ b (+ bias), in its dtype
+    // f32 from bf16 inputs (unrounded); by default a's dtype (accumulate's when given)
+    std::optional<DType> out_dtype = {};
+};
+
 // The GPU path: one cuBLASLt call for the whole batch. Operands whose layout cuBLASLt cannot take
-// (batch dims that do not collapse, or rows and columns both strided) are copied first. bias, if
-// defined ((N), one matrix), is added to every row by the product's epilogue where cuBLASLt can,
-// else afterwards. row_sums, if given (one matrix), receives the sums of a's rows ((M), a's dtype) from
-// the product's epilogue where cuBLASLt can, and stays undefined where it cannot. accumulate, if defined
-// (one matrix of out's shape, contiguous), is added as the product is written; out takes its dtype.
+// (batch dims that do not collapse, or rows and columns both strided) are copied first. The bias rides
+// on the epilogue where cuBLASLt can, else is added afterwards; accumulate is cuBLASLt's C.
 Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const Shape& out_shape,
-                   const Tensor& bias, Tensor* row_sums, const Tensor& accumulate) {
-    Tensor out = empty(out_shape, accumulate.defined() ? accumulate.dtype() : a.dtype(), Device::CUDA);
+                   DType out_dtype, const ProductExtras& e) {
+    Tensor out = empty(out_shape, out_dtype, Device::CUDA);
     auto prepare = [&](const Tensor& t, Tensor& keep, cuda::GemmOperand& op) {
         Shape rc = batch;
         rc.push_back(t.size(-2));
@@ -117,24 +126,24 @@ Tensor cuda_matmul(const Tensor& a, const Tensor& b, const Shape& batch, const S
     prepare(a, ka, oa);
     prepare(b, kb, ob);
     const int64_t nb = shape_numel(batch), M = a.size(-2), N = b.size(-1), K = a.size(-1);
-    if (row_sums && nb == 1) {
-        Tensor sums = empty({M}, a.dtype(), Device::CUDA);
-        if (cuda::gemm(oa, ob, out, nb, M, N, K, sums, cuda::GemmEpilogue::BiasGradient)) *row_sums = sums;
+    const Tensor accumulate = e.accumulate.defined() ? e.accumulate.detach().contiguous() : Tensor();
+    if (e.row_sums && nb == 1) {
+        Tensor sums = empty({M}, out_dtype, Device::CUDA);
+        if (cuda::gemm(oa, ob, out, nb, M, N, K, sums, cuda::GemmEpilogue::BiasGradient, accumulate))
+            *e.row_sums = sums;
         return out;
     }
+    const Tensor& bias = e.bias;
     const bool epilogue = bias.defined() && nb == 1 && bias.dtype() == out.dtype();
-    const bool added = cuda::gemm(oa, ob, out, nb, M, N, K, epilogue ? bias.contiguous() : Tensor(),
+    const bool added = cuda::gemm(oa, ob, out, nb, M, N, K, epilogue ? bias.detach().contiguous() : Tensor(),
                                   cuda::GemmEpilogue::Bias, accumulate);
-    if (bias.defined() && !added) out.add_(bias);
+    if (bias.defined() && !added) out.add_(bias.detach());
     return out;
 }
 
-// a @ b, plus bias ((N), added to every row) when defined: the bias rides on the product's epilogue on
-// the GPU. On the GPU row_sums, if given, may receive the sums of a's rows (see cuda_matmul).
-// accumulate, if defined ((M, N), no batch), is added: out = accumulate + (a @ b + bias) in accumulate's
-// dtype (bf16 inputs into an f32 accumulate are multiplied in f32 and not rounded to bf16).
-Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor(),
-                      Tensor* row_sums = nullptr, const Tensor& accumulate = Tensor()) {
+// a @ b with the extras; bf16 inputs are multiplied in f32 (and the result rounded to bf16 unless the
+// output is f32).
+Tensor matmul_forward(const Tensor& a, const Tensor& b, const ProductExtras& e = {}) {
     const Device device = common_device("matmul", {&a, &b});
     AC_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: needs at least 2 dims, got ", a.desc(), " @ ", b.desc());
     AC_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: ", a.desc(), " @ ", b.desc());
@@ -145,20 +154,18 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Ten
     out_shape.push_back(a.size(-2));
     out_shape.push_back(b.size(-1));
     NoGradGuard no_grad;
-    if (accumulate.defined())
-        AC_CHECK(batch.empty() && accumulate.shape() == out_shape && accumulate.device() == device,
+    const DType out_dtype = e.accumulate.defined() ? e.accumulate.dtype() : e.out_dtype.value_or(a.dtype());
+    AC_CHECK(out_dtype == a.dtype() || (out_dtype == DType::F32 && a.dtype() == DType::BF16),
+             "matmul: a product of ", a.desc(), " writes its dtype or, from bf16, f32; asked for ",
+             dtype_name(out_dtype));
+    if (e.accumulate.defined())
+        AC_CHECK(batch.empty() && e.accumulate.shape() == out_shape && e.accumulate.device() == device,
                  "matmul: the accumulated tensor must be the (", a.size(-2), ", ", b.size(-1), ") output on ",
-                 device_name(device), ", got ", accumulate.desc());
-    if (device == Device::CUDA)
-        return cuda_matmul(a.detach(), b.detach(), batch, out_shape, bias.defined() ? bias.detach() : bias,
-                           row_sums, accumulate.defined() ? accumulate.detach().contiguous() : accumulate);
-    if (accumulate.defined()) {
-        const DType dt = accumulate.dtype();
-        return add(accumulate, matmul_forward(a.to(dt), b.to(dt), bias.defined() ? bias.to(dt) : bias));
-    }
+                 device_name(device), ", got ", e.accumulate.desc());
+    if (device == Device::CUDA) return cuda_matmul(a.detach(), b.detach(), batch, out_shape, out_dtype, e);
     Tensor out;
-    if (a.dtype() == DType::BF16) {
-        out = matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(DType::BF16);
+    if (a.dtype() != out_dtype || a.dtype() == DType::BF16) {  // in f32, then rounded to out's dtype
+        out = matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(out_dtype);
     } else {
         out = empty(out_shape, a.dtype());
         dispatch_float(a.dtype(), "matmul", [&](auto tag) {
@@ -166,8 +173,8 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, const Tensor& bias = Ten
             if constexpr (!std::is_same_v<T, bf16>) batched_matmul<T>(a, b, out, batch);
         });
     }
-    if (bias.defined()) out.add_(bias);
-    return out;
+    if (e.bias.defined()) out.add_(e.bias.detach().to(out_dtype));
+    return e.accumulate.defined() ? add(e.accumulate.detach(), out) : out;
 }
 
 }  // namespace
@@ -200,42 +207,60 @@ Shape linear_shape(const char* op, const Tensor& x, const Tensor& weight, const 
     return out_shape;
 }
 
+// A parameter of a linear layer as its product takes it. Under autocast an f32 master (weight or bias) meets
+// a bf16 input: it is multiplied as a bf16 copy made here, not recorded, and the layer's backward returns
+// its gradient in f32 straight from the weight-gradient product (cuBLASLt writes f32 from bf16 inputs): no
+// cast runs in backward, and the gradient is not rounded to bf16 on the way, as PyTorch's autocast rounds
+// it. Otherwise the parameter itself.
+Tensor product_copy(const Tensor& p, const Tensor& x) {
+    if (!p.defined() || !autocast_enabled() || p.dtype() != DType::F32 || x.dtype() != DType::BF16) return p;
+    NoGradGuard no_grad;
+    return p.detach().to(DType::BF16);
+}
+
 // The gradients of x Wᵀ + b from the output's gradient g2 (N, out) in x's dtype, each where asked: x's (in
-// x's shape), W's ((out, N) @ (N, in)) and b's, which on the GPU may come from W's product.
+// x's shape, from w, the weight as the product took it), W's ((out, N) @ (N, in), in w_dtype: the master
+// weight's) and b's (in b_dtype), which on the GPU may come from W's product.
 std::vector<Tensor> linear_gradients(const Tensor& g2, const Tensor& x, const Tensor& w, bool rx, bool rw,
-                                     bool rb) {
+                                     bool rb, DType w_dtype, DType b_dtype) {
     Tensor gx = rx ? matmul_forward(g2, w).reshape(x.shape()) : Tensor();
     Tensor gw, gb;
-    if (rw)
-        gw = matmul_forward(g2.transpose(0, 1), x.reshape({-1, x.size(-1)}), Tensor(), rb ? &gb : nullptr);
-    if (rb && !gb.defined()) gb = sum(g2, {0});
+    if (rw) {
+        const bool sums_in_product = rb && b_dtype == w_dtype;  // the epilogue writes them in gw's dtype
+        gw = matmul_forward(g2.transpose(0, 1), x.reshape({-1, x.size(-1)}),
+                            {.row_sums = sums_in_product ? &gb : nullptr, .out_dtype = w_dtype});
+    }
+    if (rb && !gb.defined()) gb = sum(g2.to(b_dtype), {0});
     return {gx, gw, gb};
 }
 
 }  // namespace
 
-Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
-    const Tensor x = autocast_to_low(x_in), weight = autocast_to_low(weight_in),
-                 bias = autocast_to_low(bias_in);
+Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
+    const Tensor x = autocast_to_low(x_in);
     common_device("linear", {&x, &weight, &bias});
     const Shape out_shape = linear_shape("linear", x, weight, bias);
+    const Tensor w = product_copy(weight, x);  // (out, in) in x's dtype
     Tensor y;
     {
         NoGradGuard no_grad;
-        Tensor x2 = x.reshape({-1, x.size(-1)});                                  // (N, in)
-        y = matmul_forward(x2, weight.transpose(0, 1), bias).reshape(out_shape);  // (N, out)
+        Tensor x2 = x.reshape({-1, x.size(-1)});  // (N, in)
+        y = matmul_forward(x2, w.transpose(0, 1), {.bias = product_copy(bias, x)})
+                .reshape(out_shape);  // (N, out)
     }
     if (!needs_grad({x, weight, bias})) return y;
-    SavedTensor sx(x, "linear"), sw(weight, "linear");
-    bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.defined() && bias.requires_grad();
+    SavedTensor sx(x, "linear"), sw(w, "linear");
+    const bool rx = x.requires_grad(), rw = weight.requires_grad(),
+               rb = bias.defined() && bias.requires_grad();
+    const DType w_dtype = weight.dtype(), b_dtype = bias.defined() ? bias.dtype() : w_dtype;
     return record("linear", y, {x, weight, bias}, [=](const Tensor& g) {
-        return linear_gradients(g.reshape({-1, g.size(-1)}), sx.get(), sw.get(), rx, rw, rb);
+        return linear_gradients(g.reshape({-1, g.size(-1)}), sx.get(), sw.get(), rx, rw, rb, w_dtype,
+                                b_dtype);
     });
 }
 
-Tensor linear_add(const Tensor& residual, const Tensor& x_in, const Tensor& weight_in,
-                  const Tensor& bias_in) {
-    const Tensor x = autocast_to_low(x_in), weight = autocast_to_low(weight_in);
+Tensor linear_add(const Tensor& residual, const Tensor& x_in, const Tensor& weight, const Tensor& bias_in) {
+    const Tensor x = autocast_to_low(x_in);
     common_device("linear_add", {&residual, &x, &weight, &bias_in});
     const Shape out_shape = linear_shape("linear_add", x, weight, bias_in);
     AC_CHECK(residual.shape() == out_shape, "linear_add: residual ", residual.desc(),
@@ -244,6 +269,7 @@ Tensor linear_add(const Tensor& residual, const Tensor& x_in, const Tensor& weig
         is_floating(residual.dtype()) && (residual.dtype() == x.dtype() || residual.dtype() == DType::F32),
         "linear_add: residual ", residual.desc(), " must have the input's dtype or f32 (input ", x.desc(),
         ")");
+    const Tensor w = product_copy(weight, x);  // (out, in) in x's dtype
     // The bias is added at the output's precision (an f32 master bias is used as it is under autocast).
     const Tensor bias =
         bias_in.defined() && bias_in.dtype() != residual.dtype() ? bias_in.to(residual.dtype()) : bias_in;
@@ -251,21 +277,20 @@ Tensor linear_add(const Tensor& residual, const Tensor& x_in, const Tensor& weig
     {
         NoGradGuard no_grad;
         Tensor x2 = x.reshape({-1, x.size(-1)});  // (N, in)
-        y = matmul_forward(x2, weight.transpose(0, 1), bias, nullptr,
-                           residual.reshape({-1, out_shape.back()}))
+        y = matmul_forward(x2, w.transpose(0, 1),
+                           {.bias = bias, .accumulate = residual.reshape({-1, out_shape.back()})})
                 .reshape(out_shape);  // (N, out)
     }
     if (!needs_grad({residual, x, weight, bias})) return y;
-    SavedTensor sx(x, "linear_add"), sw(weight, "linear_add");
+    SavedTensor sx(x, "linear_add"), sw(w, "linear_add");
     const bool rr = residual.requires_grad(), rx = x.requires_grad(), rw = weight.requires_grad(),
                rb = bias.defined() && bias.requires_grad();
-    const DType bias_dtype = bias.defined() ? bias.dtype() : residual.dtype();
+    const DType w_dtype = weight.dtype(), b_dtype = bias.defined() ? bias.dtype() : w_dtype;
     return record("linear_add", y, {residual, x, weight, bias}, [=](const Tensor& g) {
         const Tensor& xs = sx.get();
         // The stream's gradient passes as it is; the branch's products take it in their inputs' dtype.
-        std::vector<Tensor> grads =
-            linear_gradients(g.to(xs.dtype()).reshape({-1, g.size(-1)}), xs, sw.get(), rx, rw, rb);
-        if (grads[2].defined()) grads[2] = grads[2].to(bias_dtype);
+        std::vector<Tensor> grads = linear_gradients(g.to(xs.dtype()).reshape({-1, g.size(-1)}), xs, sw.get(),
+                                                     rx, rw, rb, w_dtype, b_dtype);
         return std::vector<Tensor>{rr ? g : Tensor(), grads[0], grads[1], grads[2]};
     });
 }

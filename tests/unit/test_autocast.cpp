@@ -30,6 +30,22 @@ TEST_SUITE("unit") {
         CHECK(b.grad().dtype() == DType::F32);
         Tensor ref = linear(x.detach(), w.detach(), b.detach());
         CHECK(norm_rel_error(y, ref) < 1e-2);  // bf16 inputs and output: 2^-8 relative per rounding
+        // The master weight's gradient comes out of the product in f32 (no bf16 copy of it is recorded):
+        // with an output gradient of ones, each row is the column sums of x as bf16, summed in f32 and not
+        // rounded to bf16 (5-term sums of 8-bit mantissas: some need more bits).
+        const std::vector<float> x16 = x.detach().to(DType::BF16).to(DType::F32).to_vector<float>();
+        const std::vector<float> gw = w.grad().to_vector<float>();
+        bool wider_than_bf16 = false;
+        for (int64_t j = 0; j < 3; ++j)
+            for (int64_t k = 0; k < 8; ++k) {
+                float column = 0;
+                for (int64_t n = 0; n < 5; ++n) column += x16[static_cast<size_t>(n * 8 + k)];
+                const float got = gw[static_cast<size_t>(j * 8 + k)];
+                CHECK(got == doctest::Approx(column).epsilon(1e-6));  // f32 sums in another order
+                wider_than_bf16 |= bf16_to_f32(bf16_from_f32(got)) != got;
+            }
+        CHECK(wider_than_bf16);
+        CHECK(b.grad().to_vector<float>() == std::vector<float>(3, 5.0f));  // the rows of ones, summed
     }
 
     TEST_CASE("autocast: linear_add keeps the f32 stream: the bf16 product is added unrounded") {
