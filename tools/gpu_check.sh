@@ -89,12 +89,13 @@ start=$(date +%s)
 elapsed() { echo $(( $(date +%s) - start )); }
 [[ -f $sysroot/include/doctest/doctest.h ]] || { echo "run tools/gpu_check.sh --stage first (here, not on the GPU machine)" >&2; exit 1; }
 # Each staged library also under its link-time name (libicuuc.so -> libicuuc.so.72): made here, as links
-# need not survive the copy to the GPU machine. At run time the binaries find them by their RUNPATH, and
-# the libraries find each other through LD_LIBRARY_PATH.
+# need not survive the copy to the GPU machine. The binaries find them at run time by an RPATH (not a
+# RUNPATH: an RPATH also serves the libraries' own dependencies, libzip's libbz2 say), so nothing is set
+# in the environment that the machine's Python (PyTorch's benchmarks) would see.
 for library in "$sysroot"/lib/*.so.*; do
     ln -sfn "$(basename "$library")" "${library%%.so.*}.so"
 done
-export LD_LIBRARY_PATH="$PWD/$sysroot/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+staged_rpath="-Wl,--disable-new-dtags -Wl,-rpath,$PWD/$sysroot/lib -Wl,-rpath-link,$PWD/$sysroot/lib"
 
 log_dir=$(dirname "$report")
 mkdir -p "$log_dir"
@@ -131,7 +132,7 @@ if [[ -z "${NCCL_ROOT:-}" ]]; then
 fi
 if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP_ENGINE_ONLY=OFF -DACLIP_CUDA=$cuda_flag \
         -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$PWD/$sysroot" \
-        -DDOCTEST_INCLUDE_DIR="$PWD/$sysroot/include" "${isolate[@]}" \
+        -DDOCTEST_INCLUDE_DIR="$PWD/$sysroot/include" -DCMAKE_EXE_LINKER_FLAGS="$staged_rpath" "${isolate[@]}" \
         > "$log_dir/gpu_configure.log" 2>&1; then
     tail -30 "$log_dir/gpu_configure.log"
     echo "- configure: FAILED (see gpu_configure.log)" >> "$report"
@@ -144,7 +145,7 @@ if ! cmake --build "$build" -j "$jobs" "${targets[@]}" > "$log_dir/gpu_build.log
     echo "- build: FAILED after $(elapsed) s (see gpu_build.log)" >> "$report"
     exit 1
 fi
-echo "- build: ok in $(elapsed) s (data libraries: $(grep -E '^(ICU_UC_LIBRARY_RELEASE|JPEG_LIBRARY_RELEASE|LIBZIP_LIBRARY):' "$build/CMakeCache.txt" | cut -d= -f2 | tr '\n' ' '))" >> "$report"
+echo "- build: ok in $(elapsed) s; aclip_train loads $(ldd "$build/aclip_train" 2>&1 | grep -oE '\S*/lib(icuuc|jpeg)\.so\S*' | tr '\n' ' ')" >> "$report"
 
 echo "== tests (--require-gpu) at $(elapsed) s"
 require=(--require-gpu)
