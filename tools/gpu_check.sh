@@ -4,13 +4,15 @@
 # minutes it builds everything against the data libraries staged from this machine, runs the engine's,
 # models' and GPU tests with --require-gpu (so a skipped GPU case fails), the ViT-B/16 A-CLIP training step
 # (samples/s, MFU, its kernel profile), `aclip_train` on the quickstart recipe on the GPU, the kernel
-# benchmarks and their PyTorch twin on the same card, and writes one report.
+# benchmarks and their PyTorch twin on the same card, Nsight Compute's counters for the memory-bound and
+# attention kernels where the machine allows them, and writes one report.
 #
 #   tools/gpu_check.sh --stage         here, before sending the tree: copies into .deps/ (ignored; carry it
 #                                      along) the headers and shared libraries of the data libraries (ICU,
 #                                      libjpeg, zlib, libzip and what they need), stb, doctest and the commit id
 #   tools/gpu_check.sh [REPORT]        on the GPU machine; REPORT defaults to gpu_report.md
-#   tools/gpu_check.sh --dry-run       here: the same build (from the staged prefix alone: /usr is ignored),
+#   tools/gpu_check.sh --dry-run       here: the same build (the data libraries from the staged prefix
+#                                      alone: CMake's searches ignore /usr),
 #                                      the tests (GPU cases skip) and a short CPU run of the trainer section,
 #                                      to check the script and the build before spending GPU time
 #   tools/gpu_check.sh --quick REPORT  on the GPU machine, for a lease with under eight minutes left: the
