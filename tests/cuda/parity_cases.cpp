@@ -59,6 +59,13 @@ Tensor as_parameter(const Tensor& x) {
     return x.detach().to(DType::F32).contiguous().clone().requires_grad_();
 }
 
+// A linear layer writing into a residual stream: residual (..., N), x (..., K), weight (N, K), bias (N).
+std::vector<In> residual_product(S s) {
+    if (s == S::Odd) return {In{{3, 5, 11}}, In{{3, 5, 7}}, In{{11, 7}}, In{{11}}};
+    if (s == S::One) return {In{{1, 1}}, In{{1, 1}}, In{{1, 1}}, In{{1}}};
+    return {In{{8, 197, 768}}, In{{8, 197, 1024}}, In{{768, 1024}}, In{{768}}};
+}
+
 std::vector<ParityCase> build() {
     std::vector<ParityCase> v;
     // ---- pointwise formulas, forward and backward ----
@@ -327,7 +334,7 @@ std::vector<ParityCase> build() {
     // ---- matrix products ----
     {
         ParityCase c;
-        c.name = "matmul / linear";
+        c.name = "matmul / linear / linear_add";
         c.kernels = {"gemm"};
         c.inputs = [](S s) {
             if (s == S::Odd) return std::vector<In>{In{{3, 5, 7}}, In{{7, 11}}, In{{11, 7}}, In{{11}}};
@@ -338,23 +345,9 @@ std::vector<ParityCase> build() {
             Tensor batched = matmul(x[0], x[1]);                                     // (B, M, K) @ (K, N)
             Tensor transposed = matmul(x[1].transpose(0, 1), x[0].transpose(1, 2));  // both stored transposed
             Tensor lin = linear(x[0], x[2], x[3]);
-            return Ts{batched, transposed, lin};
+            Tensor added = linear_add(batched, x[0], x[2], x[3]);  // the product written into batched
+            return Ts{batched, transposed, lin, added};
         };
-        c.f32_tol = 1e-4;
-        c.tol_reason =
-            "f32 products with K up to 1024 accumulated in different orders (OpenBLAS vs cuBLASLt)";
-        v.push_back(c);
-    }
-    {
-        ParityCase c;
-        c.name = "linear_add (a product added into a residual stream)";
-        c.kernels = {"gemm"};
-        c.inputs = [](S s) {  // residual, x, weight, bias
-            if (s == S::Odd) return std::vector<In>{In{{3, 5, 11}}, In{{3, 5, 7}}, In{{11, 7}}, In{{11}}};
-            if (s == S::One) return std::vector<In>{In{{1, 1}}, In{{1, 1}}, In{{1, 1}}, In{{1}}};
-            return std::vector<In>{In{{8, 197, 768}}, In{{8, 197, 1024}}, In{{768, 1024}}, In{{768}}};
-        };
-        c.run = [](const Ts& x) { return Ts{linear_add(x[0], x[1], x[2], x[3])}; };
         c.f32_tol = 1e-4;
         c.tol_reason =
             "f32 products with K up to 1024 accumulated in different orders (OpenBLAS vs cuBLASLt)";
@@ -364,11 +357,7 @@ std::vector<ParityCase> build() {
         ParityCase c;
         c.name = "linear and linear_add under autocast (f32 masters, bf16 products, f32 weight gradients)";
         c.kernels = {"gemm"};
-        c.inputs = [](S s) {  // residual, x, weight, bias
-            if (s == S::Odd) return std::vector<In>{In{{3, 5, 11}}, In{{3, 5, 7}}, In{{11, 7}}, In{{11}}};
-            if (s == S::One) return std::vector<In>{In{{1, 1}}, In{{1, 1}}, In{{1, 1}}, In{{1}}};
-            return std::vector<In>{In{{8, 197, 768}}, In{{8, 197, 1024}}, In{{768, 1024}}, In{{768}}};
-        };
+        c.inputs = residual_product;
         // The trainer's case: the stream, weight and bias f32, the products bf16; the weight and bias
         // gradients come from the weight-gradient product in f32 (bf16 into f32, its bias-gradient epilogue).
         c.run = [](const Ts& x) {
