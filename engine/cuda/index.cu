@@ -156,7 +156,7 @@ void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor&
     count_rows<<<grid_for(n, kThreads), kThreads>>>(r, pc, n, L, S);
     scan_counts<<<1, kScanThreads>>>(pc, ps, K);
     place_rows<<<grid_for(n, kThreads), kThreads>>>(r, ps, pf, po, n, L, S);
-    order_buckets<<<grid_for(n, kThreads), kThreads>>>(r, ps, pc, po, pso, n, L, S);
+    order_buckets<<<(n + kTile - 1) / kTile, kTile>>>(r, ps, pc, po, pso, n, L, S);
     dispatch_gpu_float(dst.dtype(), "index_add", [&](auto tag) {
         using T = typename decltype(tag)::type;
         add_buckets<T><<<grid_for(K * I, kThreads), kThreads>>>(

@@ -9,8 +9,11 @@
 //   scan_counts    start[k] = count[0] + ... + count[k - 1] (one block)
 //   place_rows     each source row's number p into its destination's bucket, order[start[k] ...], in
 //                  arrival order
-//   order_buckets  each bucket sorted: p goes to sorted[start[k] + the bucket's rows below p]; a bucket of
-//                  c rows costs c^2 comparisons (16 K padding tokens in a batch of 256 texts: ~0.3 G)
+//   order_buckets  each bucket sorted: p goes to sorted[start[k] + the bucket's rows below p], counted in
+//                  two parts: those in earlier tiles of kTile rows (once per tile and key, by the tile's
+//                  first row of that key, over the bucket) and those before p in its own tile (in shared
+//                  memory). A tile's cost is bounded by the largest bucket it meets (the padding tokens': 16
+//                  K rows in a batch of 256 texts), and the tiles run side by side.
 //   add_buckets    dst[k][i] += src[p][i] for the bucket's p in order, one thread per (k, i)
 // In a header so that tests/cuda/test_index_add_emulated.cpp runs it on emulated threads. The kernels sit
 // in an unnamed namespace: index.cu and the test each compile their own.
@@ -34,6 +37,7 @@ namespace index_add_kernels {
 namespace {
 
 constexpr int kScanThreads = 1024;  // scan_counts' one block
+constexpr int kTile = 256;          // order_buckets' rows a block (its threads)
 
 // The destination row k = o S + row of source row p = o L + l, or -1 for an index out of range (which
 // count_rows records as the fault).
@@ -84,16 +88,31 @@ __global__ void place_rows(RowIndex r, const int* start, int* filled, int* order
     }
 }
 
+// A block of kTile threads a tile of rows: launched with ceil(n / kTile) blocks.
 __global__ void order_buckets(RowIndex r, const int* start, const int* count, const int* order, int* sorted,
                               int64_t n, int64_t L, int64_t S) {
-    for (int64_t p = first_thread(); p < n; p += thread_count()) {
-        const int64_t k = destination(r, p, L, S);
-        if (k < 0) continue;
+    __shared__ int64_t keys[kTile];
+    __shared__ int
+        earlier_tiles[kTile];  // at a tile's first row of each key: that key's rows before the tile
+    const int t = threadIdx.x;
+    const int64_t tile_start = static_cast<int64_t>(blockIdx.x) * kTile, p = tile_start + t;
+    const int64_t k = p < n ? destination(r, p, L, S) : -1;
+    keys[t] = k;
+    __syncthreads();
+    int first = t, before_here = 0;  // the tile's first row of key k, and its rows of k before this one
+    for (int j = t - 1; j >= 0; --j)
+        if (keys[j] == k) {
+            first = j;
+            ++before_here;
+        }
+    if (k >= 0 && first == t) {
         const int* bucket = order + start[k];
-        int below = 0;
-        for (int j = 0; j < count[k]; ++j) below += bucket[j] < p;
-        sorted[start[k] + below] = static_cast<int>(p);
+        int before = 0;
+        for (int j = 0; j < count[k]; ++j) before += bucket[j] < tile_start;
+        earlier_tiles[t] = before;
     }
+    __syncthreads();
+    if (k >= 0) sorted[start[k] + earlier_tiles[first] + before_here] = static_cast<int>(p);
 }
 
 template <class T>

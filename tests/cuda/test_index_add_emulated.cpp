@@ -34,7 +34,8 @@ T from_float(float v) {
 }
 
 // dst (O, S, I) += src (O, L, I) at index (L shared, or (O, L) when batched), through the five kernels on
-// emulated blocks of 64 threads (grids of 3 blocks, so the grid-stride loops wrap), against the CPU's loop.
+// emulated blocks of 64 threads (grids of 3 blocks, so the grid-stride loops wrap; order_buckets in tiles
+// of kTile), against the CPU's loop.
 template <class T>
 void check_index_add(int64_t O, int64_t S, int64_t I, const std::vector<int64_t>& index, bool batched,
                      const std::vector<int64_t>& bad_positions = {}) {
@@ -69,7 +70,9 @@ void check_index_add(int64_t O, int64_t S, int64_t I, const std::vector<int64_t>
     launch([&] { count_rows(r, count.data(), n, L, S); });
     cuda::emulate_launch(1, 1, kScanThreads, [&] { scan_counts(count.data(), start.data(), K); });
     launch([&] { place_rows(r, start.data(), filled.data(), order.data(), n, L, S); });
-    launch([&] { order_buckets(r, start.data(), count.data(), order.data(), sorted.data(), n, L, S); });
+    cuda::emulate_launch(static_cast<unsigned>((n + kTile - 1) / kTile), 1, kTile, [&] {
+        order_buckets(r, start.data(), count.data(), order.data(), sorted.data(), n, L, S);
+    });
     launch([&] { add_buckets<T>(dst.data(), src.data(), start.data(), count.data(), sorted.data(), K, I); });
 
     int64_t placed = 0;
@@ -115,6 +118,7 @@ TEST_SUITE("cuda") {
     TEST_CASE("index_add on emulated threads: each row's sources added in order, bit for bit the CPU's") {
         check_index_add<float>(1, 50, 7, token_like(300, 50, 0.7, 11), false);  // embedding: a bucket of ~210
         check_index_add<bf16>(1, 50, 7, token_like(300, 50, 0.7, 12), false);   // each add rounded to bf16
+        check_index_add<float>(1, 40, 3, token_like(700, 40, 0.8, 17), false);  // three tiles, a partial one
         check_index_add<float>(3, 9, 5, token_like(12, 9, 0.3, 13), false);     // an index shared by 3 rows
         check_index_add<float>(4, 9, 3, token_like(24, 9, 0.0, 14), true);      // batched: a row per o
         check_index_add<float>(1, 6, 1, {2}, false);                            // one row, one value
