@@ -66,6 +66,13 @@ std::vector<In> residual_product(S s) {
     return {In{{8, 197, 768}}, In{{8, 197, 1024}}, In{{768, 1024}}, In{{768}}};
 }
 
+// The cases whose backward is index_add: it adds each row's sources in the CPU's order
+// (engine/cuda/index_add.cuh), so the GPU's values must be the CPU's bits.
+void require_cpu_bits_of_index_add(ParityCase& c) {
+    c.f32_tol = c.bf16_tol = 0;
+    c.tol_reason = "index_add adds each row's sources in the CPU's order: the same bits";
+}
+
 std::vector<ParityCase> build() {
     std::vector<ParityCase> v;
     // ---- pointwise formulas, forward and backward ----
@@ -387,10 +394,7 @@ std::vector<ParityCase> build() {
             Tensor cols = from_vector(std::vector<int64_t>{0, x[0].size(1) - 1, 0}, {3}).to(x[0].device());
             return Ts{embedding(x[0], x[1]), index_select(x[0], 1, cols)};
         };
-        c.f32_tol = c.bf16_tol = 0;
-        c.tol_reason =
-            "index_add adds each row's sources in the CPU's order (engine/cuda/index_add.cuh): "
-            "the same bits";
+        require_cpu_bits_of_index_add(c);
         v.push_back(c);
     }
     {
@@ -403,10 +407,7 @@ std::vector<ParityCase> build() {
             return std::vector<In>{In{{256, 197, 768}}, In{{256, 50}, In::Index, 197}};  // kept patches
         };
         c.run = [](const Ts& x) { return Ts{gather_rows(x[0], x[1])}; };
-        c.f32_tol = c.bf16_tol = 0;
-        c.tol_reason =
-            "index_add adds each row's sources in the CPU's order (engine/cuda/index_add.cuh): "
-            "the same bits";
+        require_cpu_bits_of_index_add(c);
         v.push_back(c);
     }
     {
