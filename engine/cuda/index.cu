@@ -148,11 +148,11 @@ void index_add(const Tensor& dst, int64_t O, int64_t S, int64_t I, const Tensor&
     if (n * I == 0) return;
     AC_CHECK(n < INT32_MAX && K < INT32_MAX, "CUDA ", op, ": ", n, " rows added into ", K,
              " is over the 2^31 rows the ordered index_add numbers with int");
-    Tensor count = zeros({K}, DType::I32, Device::CUDA), filled = zeros({K}, DType::I32, Device::CUDA);
-    Tensor start = empty({K}, DType::I32, Device::CUDA);
-    Tensor order = empty({n}, DType::I32, Device::CUDA), sorted = empty({n}, DType::I32, Device::CUDA);
-    auto ints = [](const Tensor& t) { return static_cast<int*>(t.raw_data()); };
-    int *pc = ints(count), *pf = ints(filled), *ps = ints(start), *po = ints(order), *pso = ints(sorted);
+    Tensor counters = zeros({2 * K}, DType::I32, Device::CUDA);  // count, then filled: one fill for both
+    Tensor starts = empty({K}, DType::I32, Device::CUDA), rows = empty({2 * n}, DType::I32, Device::CUDA);
+    int *pc = static_cast<int*>(counters.raw_data()), *pf = pc + K,
+        *ps = static_cast<int*>(starts.raw_data());
+    int *po = static_cast<int*>(rows.raw_data()), *pso = po + n;  // order, sorted
     count_rows<<<grid_for(n, kThreads), kThreads>>>(r, pc, n, L, S);
     scan_counts<<<1, kScanThreads>>>(pc, ps, K);
     place_rows<<<grid_for(n, kThreads), kThreads>>>(r, ps, pf, po, n, L, S);
