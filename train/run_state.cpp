@@ -30,6 +30,10 @@ const std::string& meta(const SafetensorsFile& state, const std::string& key) {
 
 }  // namespace
 
+std::string state_file_of(const std::string& model_path) {
+    return stem_of(model_path) + kStateSuffix;
+}
+
 std::vector<std::string> list_checkpoints(const std::string& dir) {
     std::vector<std::string> out;
     if (!std::filesystem::exists(dir)) return out;
@@ -77,7 +81,7 @@ void save_run_checkpoint(const std::string& dir, int64_t step, int64_t total_ste
     std::vector<std::string> all = list_checkpoints(dir);
     for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {  // keep the newest `keep`
         std::filesystem::remove(all[i]);
-        std::filesystem::remove(stem_of(all[i]) + kStateSuffix);
+        std::filesystem::remove(state_file_of(all[i]));
     }
 }
 
@@ -94,7 +98,7 @@ ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir
     AC_CHECK_HINT(at.path.ends_with(kModelSuffix), "pass 'latest' or a step_N.model.safetensors file",
                   "--resume ", at.path, ": not a checkpoint's model file");
     const SafetensorsFile weights = load_safetensors(at.path);
-    const SafetensorsFile state = load_safetensors(stem_of(at.path) + kStateSuffix);
+    const SafetensorsFile state = load_safetensors(state_file_of(at.path));
     const std::string& written_for = meta(state, "train.steps");
     AC_CHECK_HINT(force_schedule || written_for == std::to_string(total_steps),
                   "the learning-rate and EMA schedules depend on train.steps; keep it, start a new run, "

@@ -16,6 +16,8 @@ namespace aclip {
 
 // Checkpoints in dir, oldest first: paths of their .model.safetensors files.
 std::vector<std::string> list_checkpoints(const std::string& dir);
+// The state file of a checkpoint, beside its NAME.model.safetensors: NAME.state.safetensors.
+std::string state_file_of(const std::string& model_path);
 
 // The dotted names of the parameters AdamW updates, in its order (the state file's keys).
 std::vector<std::string> adamw_parameter_names(Aclip& model, const std::vector<ParamGroup>& groups);

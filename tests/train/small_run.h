@@ -14,6 +14,7 @@
 #include "engine/io/safetensors.h"
 #include "test_util.h"
 #include "train/config.h"
+#include "train/run_state.h"
 #include "train/trainer.h"
 
 namespace aclip::test {
@@ -52,6 +53,12 @@ inline Config tiny_run(const std::string& run) {
           std::string("checkpoint.keep=5"), "checkpoint.dir=" + d + "/" + run})
         c.set_override(kv);
     return c;
+}
+
+// Removes a checkpoint (its model and state files), as if the run had stopped before writing it.
+inline void forget_checkpoint(const std::string& model_file) {
+    std::filesystem::remove(model_file);
+    std::filesystem::remove(state_file_of(model_file));
 }
 
 // Checks that the newest checkpoints of two runs hold the same tensors, bit for bit.

@@ -38,10 +38,9 @@ TEST_SUITE("train") {
         Config parted = tiny_run("parted");
         train(parted);
         std::vector<std::string> ckpts = list_checkpoints(data_dir() + "/parted");
-        REQUIRE(ckpts.size() == 2);  // steps 3 and 6
-        fs::remove(ckpts.back());    // forget the second half
-        fs::remove(ckpts.back().substr(0, ckpts.back().size() - 18) + ".state.safetensors");
-        {  // a crash mid-write leaves a torn last row
+        REQUIRE(ckpts.size() == 2);             // steps 3 and 6
+        test::forget_checkpoint(ckpts.back());  // forget the second half
+        {                                       // a crash mid-write leaves a torn last row
             std::ofstream torn(data_dir() + "/parted/metrics.jsonl", std::ios::app);
             torn << "{\"step\": 2, \"lr\": 0.0";
         }
@@ -95,8 +94,7 @@ TEST_SUITE("train") {
         CHECK(ckpts[0].find("step_00000005") != std::string::npos);
         CHECK(ckpts[1].find("step_00000010") != std::string::npos);
         // The checkpoint holds the length in steps: a resume that gives it in steps is the same schedule.
-        fs::remove(ckpts[1]);
-        fs::remove(ckpts[1].substr(0, ckpts[1].size() - 18) + ".state.safetensors");
+        test::forget_checkpoint(ckpts[1]);
         Config in_steps = c;
         in_steps.set_override("train.steps=10");
         const TrainResult resumed = train(in_steps, "latest");
@@ -234,8 +232,7 @@ TEST_SUITE("train") {
             CHECK(std::isfinite(r.loss));
             std::vector<std::string> ckpts = list_checkpoints(data_dir() + "/" + run);
             REQUIRE(ckpts.size() == 2);
-            auto stem = [](const std::string& p) { return p.substr(0, p.size() - 18); };
-            SafetensorsFile state = load_safetensors(stem(ckpts[1]) + ".state.safetensors");
+            SafetensorsFile state = load_safetensors(state_file_of(ckpts[1]));
             CHECK(state.metadata.at("loader.rank0.position") ==
                   "16");  // 2 steps x 2 micro-batches x 4 samples
             // Step 1 moves the teacher with momentum m, once (ema2 - ema1 = (1 - m)(online1 - ema1)) or
