@@ -66,6 +66,46 @@ constexpr int vector_width() {
     return 16 / static_cast<int>(sizeof(T));
 }
 
+// A warp's share of a row of f32 or bf16: from element c, lane l holds P packs of V elements, pack p at
+// c + (32 p + l) V, so a warp's p-th loads read 32 V consecutive elements (512 bytes with 16-byte packs).
+// load() issues all P loads before any is used: a warp has a whole slice in flight at once. (A loop of one
+// pack an iteration, whose trip count a kernel knows only at run time, waits a memory round trip a pack:
+// nvcc unrolls it by 4 after a remainder loop of single iterations, so a 768-wide row, 3 or 6 packs a
+// lane, took 3 round trips.) Values stay packed as loaded, two bf16 a register (a bf16 held alone takes
+// a whole register), and value() unpacks one. Packs past the row's end, `D` elements, hold zeros.
+template <class T, int V, int P>
+struct RowSlice {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, bf16>, "a RowSlice holds f32 or bf16");
+    static constexpr int kElements = 32 * V * P;  // elements a warp holds
+    static constexpr int kWords =
+        static_cast<int>(sizeof(T)) * V / 4;  // registers a pack takes (0: a lone bf16)
+    uint32_t words[P][kWords > 0 ? kWords : 1];
+
+    __device__ __forceinline__ static int64_t first(int64_t c, int p) {
+        return c + (32 * p + static_cast<int>(threadIdx.x % 32)) * V;
+    }
+    __device__ __forceinline__ void load(const T* row, int64_t c, int64_t D) {
+#pragma unroll
+        for (int p = 0; p < P; ++p) {
+            const int64_t i = first(c, p);
+            if constexpr (kWords == 0) {
+                words[p][0] = i < D ? row[i].bits : 0u;
+            } else {
+                Pack<uint32_t, kWords> w{};
+                if (i < D) w = load_pack<uint32_t, kWords>(reinterpret_cast<const uint32_t*>(row + i));
+#pragma unroll
+                for (int k = 0; k < kWords; ++k) words[p][k] = w.v[k];
+            }
+        }
+    }
+    // Element k of pack p.
+    __device__ __forceinline__ float value(int p, int k) const {
+        if constexpr (std::is_same_v<T, float>) return f32_from_bits(words[p][k]);
+        const uint32_t w = words[p][k / 2];
+        return f32_from_bits(k % 2 ? w & 0xffff0000u : w << 16);
+    }
+};
+
 // A grid-stride loop over [0, n): for (int64_t p = first_thread(); p < n; p += thread_count()).
 __device__ __forceinline__ int64_t first_thread() {
     return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -34,6 +34,16 @@ inline int64_t column_chunks(int64_t column_blocks, int64_t rows) {
     return std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, rows / 32));
 }
 
+// Packs of V elements a lane holds for a warp to keep a row of D elements in registers (RowSlice,
+// device_math.cuh): the smallest of 1, 2, 3, 4, 6, 8 with 32 V P >= D (3 for 768 bf16 in packs of 8, 6
+// for 768 f32 in packs of 4); 8 past that, the row then taken in slices of 256 V.
+inline int packs_for_row(int64_t D, int V) {
+    const int64_t packs = (D + 32 * V - 1) / (32 * V);
+    for (int p : {1, 2, 3, 4, 6})
+        if (packs <= p) return p;
+    return 8;
+}
+
 // Shape and strides with dims of size 1 dropped and neighbouring dims merged wherever every operand
 // is contiguous across them, so most broadcasts become 1-D or 2-D loops. strides[k] holds operand k.
 struct CollapsedDims {

@@ -1,13 +1,15 @@
-// layer_norm.cu: fused LayerNorm over the last dim, rows read in 16-byte packs where they allow (each
-// pack's values are converted to f32 in registers). Forward: a warp per row computes the mean, the
-// variance of the centred values (two passes, as the CPU does, so no cancellation) and the normalised,
-// scaled output, and saves mean and 1/std for backward. Backward: a warp per row for the input gradient;
-// the weight and bias gradients are column sums (column_sums.cuh: 16-byte packs, row chunks whose f32
-// partial sums are added in a fixed order, so deterministic).
-// Measured on an H200 (docs/GPU_STATUS.md): a variant holding each row in registers (one read of x
-// forward; one read of g and x backward with the column sums fused in) was slower, 0.101 vs 0.075 ms
-// forward and 0.320 vs 0.194 ms backward at (50432, 768) bf16: at 24 values per lane and array the
-// register demand left too few warps per SM to hide memory latency. These re-reads hit L1.
+// layer_norm.cu: fused LayerNorm over the last dim. Forward: a warp per row computes the mean, the variance
+// of the centred values (two passes, as the CPU does, so no cancellation) and the normalised, scaled output,
+// and saves mean and 1/std for backward. Backward: a warp per row for the input gradient; the weight and
+// bias gradients are column sums (column_sums.cuh: 16-byte packs, row chunks whose f32 partial sums are
+// added in a fixed order, so deterministic).
+// A warp reads its row once, in 16-byte packs with all loads issued together, and keeps it in registers,
+// packed, for its passes (RowSlice; up to 8 packs a lane: every row of the models). History, measured on
+// an H200 (docs/GPU_STATUS.md): the first version held rows as f32 read one element a load (0.101 ms
+// forward at (50432, 768) bf16); the next re-read the row in each pass, one 16-byte pack a loop iteration
+// (0.075 forward, 0.189 backward: 49% and 29% of bandwidth). Its PTX showed why: nvcc unrolled that loop
+// by 4 behind a remainder loop of single iterations, so a 768-wide row (3 packs a lane) waited 3 memory
+// round trips in a row before its first sum.
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
 #include "engine/cuda/layer_norm.cuh"
@@ -24,6 +26,29 @@ template <class F>
 void dispatch_pair(DType x, DType y, const char* op, F&& fn) {
     if (x == DType::F32 && y == DType::BF16) return fn(TypeTag<float>{}, TypeTag<bf16>{});
     dispatch_gpu_float(x, op, [&](auto tag) { fn(tag, tag); });
+}
+
+// Calls fn(integral_constant<V>, integral_constant<P>): V = 16-byte packs of T where D and the pointers
+// allow, P = packs_for_row (launch.h); single elements (V = 1) always take P = 8, slices of 256.
+template <class T, class F>
+void dispatch_packs(int64_t D, bool aligned, F&& fn) {
+    constexpr int V = vector_width<T>();
+    const std::integral_constant<int, V> v;
+    if (!aligned || D % V != 0) return fn(std::integral_constant<int, 1>{}, std::integral_constant<int, 8>{});
+    switch (packs_for_row(D, V)) {
+        case 1:
+            return fn(v, std::integral_constant<int, 1>{});
+        case 2:
+            return fn(v, std::integral_constant<int, 2>{});
+        case 3:
+            return fn(v, std::integral_constant<int, 3>{});
+        case 4:
+            return fn(v, std::integral_constant<int, 4>{});
+        case 6:
+            return fn(v, std::integral_constant<int, 6>{});
+        default:
+            return fn(v, std::integral_constant<int, 8>{});
+    }
 }
 
 AC_REGISTER_KERNEL("layer_norm_forward");
@@ -43,18 +68,14 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
     dispatch_pair(x.dtype(), y.dtype(), "layer_norm", [&](auto tag, auto ytag) {
         using T = typename decltype(tag)::type;
         using Y = typename decltype(ytag)::type;
-        constexpr int V = vector_width<T>();
         const T *px = static_cast<const T*>(x.raw_data()), *pw = ptr_or_null<T>(w), *pb = ptr_or_null<T>(b);
         Y* py = static_cast<Y*>(y.raw_data());
-        auto launch = [&](auto kernel) {
-            kernel<<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
-                px, pw, pb, py, static_cast<float*>(mean.raw_data()), static_cast<float*>(rstd.raw_data()), R,
-                D, static_cast<float>(eps));
-        };
-        if (D % V == 0 && all_aligned({px, pw, pb, py}, 16))
-            launch(layer_norm_forward_kernel<T, Y, V>);
-        else
-            launch(layer_norm_forward_kernel<T, Y, 1>);
+        dispatch_packs<T>(D, all_aligned({px, pw, pb, py}, 16), [&](auto v, auto p) {
+            layer_norm_forward_kernel<T, Y, decltype(v)::value, decltype(p)::value>
+                <<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
+                    px, pw, pb, py, static_cast<float*>(mean.raw_data()),
+                    static_cast<float*>(rstd.raw_data()), R, D, static_cast<float>(eps));
+        });
     });
     AC_CUDA_LAUNCH_CHECK("layer_norm_forward");
 }
@@ -75,14 +96,11 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
         if (dx.defined()) {
             const T* pw = ptr_or_null<T>(w);
             T* pdx = static_cast<T*>(dx.raw_data());
-            auto launch = [&](auto kernel) {
-                kernel<<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(pg, px, pw, pm, pr, pdx,
-                                                                              accumulate, R, D);
-            };
-            if (D % V == 0 && all_aligned({pg, px, pw, pdx}, 16))
-                launch(layer_norm_dx_kernel<T, G, V>);
-            else
-                launch(layer_norm_dx_kernel<T, G, 1>);
+            dispatch_packs<T>(D, all_aligned({pg, px, pw, pdx}, 16), [&](auto v, auto p) {
+                layer_norm_dx_kernel<T, G, decltype(v)::value, decltype(p)::value>
+                    <<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(pg, px, pw, pm, pr, pdx,
+                                                                            accumulate, R, D);
+            });
             AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
         }
         if (!dw.defined() && !db.defined()) return;

@@ -10,53 +10,71 @@
 
 namespace aclip::cuda::layer_norm_kernels {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 128;  // 4 warps: finer steps of occupancy for kernels holding rows in registers
 constexpr int kRowsPerBlock = kThreads / 32;
 
 // Rows are read in packs of V elements (16-byte accesses when the row length and pointers allow, else
-// V = 1), a warp's lanes taking consecutive packs. x, w, b are T; y is Y: T, or bf16 for an f32 x (each
-// value rounded to T first, as the CPU op and a cast of a T output do).
-template <class T, class Y, int V>
+// V = 1), a warp holding P packs a lane (RowSlice, device_math.cuh): the launch picks the smallest P of
+// kPackCounts that holds the row (P = 3 for 768 bf16 values, 6 for 768 f32), so the row is read from
+// memory once, all its loads issued together, and kept in registers for the kernel's later passes. A row
+// longer than 8 packs a lane is taken in slices, each pass reading it again.
+
+// x, w, b are T; y is Y: T, or bf16 for an f32 x (each value rounded to T first, as the CPU op and a cast of
+// a T output do).
+template <class T, class Y, int V, int P>
 __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, Y* y, float* mean_out,
                                           float* rstd_out, int64_t R, int64_t D, float eps) {
+    using Slice = RowSlice<T, V, P>;
     const int64_t row = warp_row();
-    const int lane = threadIdx.x % 32;
     if (row >= R) return;
     const T* xr = x + row * D;
+    const bool held = D <= Slice::kElements;  // the whole row stays in registers
+    Slice xs;
     float s = 0.0f;
-    for (int64_t i = lane * V; i < D; i += 32 * V) {
-        const Pack<T, V> xp = load_pack<T, V>(xr + i);
+    for (int64_t c = 0; c < D; c += Slice::kElements) {
+        xs.load(xr, c, D);
 #pragma unroll
-        for (int k = 0; k < V; ++k) s += ld(xp.v[k]);
+        for (int p = 0; p < P; ++p)
+#pragma unroll
+            for (int k = 0; k < V; ++k) s += xs.value(p, k);  // zeros past the end add nothing
     }
     const float m = warp_sum(s) / static_cast<float>(D);
     float ss = 0.0f;
-    for (int64_t i = lane * V; i < D; i += 32 * V) {
-        const Pack<T, V> xp = load_pack<T, V>(xr + i);
+    for (int64_t c = 0; c < D; c += Slice::kElements) {
+        if (!held) xs.load(xr, c, D);
 #pragma unroll
-        for (int k = 0; k < V; ++k) {
-            const float d = ld(xp.v[k]) - m;
-            ss += d * d;
+        for (int p = 0; p < P; ++p) {
+            if (Slice::first(c, p) >= D) continue;
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const float d = xs.value(p, k) - m;
+                ss += d * d;
+            }
         }
     }
     const float rs = rsqrtf(warp_sum(ss) / static_cast<float>(D) + eps);
     Y* yr = y + row * D;
-    for (int64_t i = lane * V; i < D; i += 32 * V) {
-        const Pack<T, V> xp = load_pack<T, V>(xr + i);
-        Pack<T, V> wp, bp;
-        Pack<Y, V> yp;
-        if (w) wp = load_pack<T, V>(w + i);
-        if (b) bp = load_pack<T, V>(b + i);
+    for (int64_t c = 0; c < D; c += Slice::kElements) {
+        if (!held) xs.load(xr, c, D);
 #pragma unroll
-        for (int k = 0; k < V; ++k) {
-            float v = (ld(xp.v[k]) - m) * rs;
-            if (w) v *= ld(wp.v[k]);
-            if (b) v += ld(bp.v[k]);
-            yp.v[k] = st<Y>(ld(st<T>(v)));
+        for (int p = 0; p < P; ++p) {
+            const int64_t i = Slice::first(c, p);
+            if (i >= D) continue;
+            Pack<T, V> wp, bp;
+            Pack<Y, V> yp;
+            if (w) wp = load_pack<T, V>(w + i);
+            if (b) bp = load_pack<T, V>(b + i);
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                float v = (xs.value(p, k) - m) * rs;
+                if (w) v *= ld(wp.v[k]);
+                if (b) v += ld(bp.v[k]);
+                yp.v[k] = st<Y>(ld(st<T>(v)));
+            }
+            store_pack<Y, V>(yr + i, yp);
         }
-        store_pack<Y, V>(yr + i, yp);
     }
-    if (lane == 0) {
+    if (threadIdx.x % 32 == 0) {
         mean_out[row] = m;
         rstd_out[row] = rs;
     }
@@ -64,53 +82,65 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, Y*
 
 // dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). g is in y's dtype G. With
 // `accumulate`, dx holds a gradient already (a residual stream's) and each value is added to it, rounded
-// as adding dx afterwards would: one pass instead of writing dx and then a separate sum.
-template <class T, class G, int V>
+// as adding dx afterwards would: one pass instead of writing dx and then a separate sum. A row's x and g
+// are read at once, before the first sum; the gradient dx holds, at once before the second pass's stores.
+template <class T, class G, int V, int P>
 __global__ void layer_norm_dx_kernel(const G* g, const T* x, const T* w, const float* mean, const float* rstd,
                                      T* dx, bool accumulate, int64_t R, int64_t D) {
+    using Slice = RowSlice<T, V, P>;
     const int64_t row = warp_row();
-    const int lane = threadIdx.x % 32;
     if (row >= R) return;
     const G* gr = g + row * D;
     const T* xr = x + row * D;
+    T* dr = dx + row * D;
     const float m = mean[row], rs = rstd[row];
-    // The V values of xhat and dxhat at i.
-    auto terms = [&](int64_t i, float(&xhat)[V], float(&dxhat)[V]) {
-        const Pack<T, V> xp = load_pack<T, V>(xr + i);
-        const Pack<G, V> gp = load_pack<G, V>(gr + i);
-        Pack<T, V> wp;
-        if (w) wp = load_pack<T, V>(w + i);
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-            xhat[k] = (ld(xp.v[k]) - m) * rs;
-            dxhat[k] = ld(gp.v[k]) * (w ? ld(wp.v[k]) : 1.0f);
-        }
+    const bool held = D <= Slice::kElements;
+    Slice xs, old;  // old: the gradient dx holds (with accumulate)
+    RowSlice<G, V, P> gs;
+    // xhat and dxhat of element k of pack p, whose weights are wp.
+    auto xhat = [&](int p, int k) { return (xs.value(p, k) - m) * rs; };
+    auto dxhat = [&](int p, int k, const Pack<T, V>& wp) {
+        return gs.value(p, k) * (w ? ld(wp.v[k]) : 1.0f);
     };
     float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
-    for (int64_t i = lane * V; i < D; i += 32 * V) {
-        float xhat[V], dxhat[V];
-        terms(i, xhat, dxhat);
+    for (int64_t c = 0; c < D; c += Slice::kElements) {
+        xs.load(xr, c, D);
+        gs.load(gr, c, D);
 #pragma unroll
-        for (int k = 0; k < V; ++k) {
-            sum_dxhat += dxhat[k];
-            sum_dxhat_xhat += dxhat[k] * xhat[k];
+        for (int p = 0; p < P; ++p) {
+            const int64_t i = Slice::first(c, p);
+            if (i >= D) continue;
+            Pack<T, V> wp;
+            if (w) wp = load_pack<T, V>(w + i);
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const float d = dxhat(p, k, wp);
+                sum_dxhat += d;
+                sum_dxhat_xhat += d * xhat(p, k);
+            }
         }
     }
     const float a = warp_sum(sum_dxhat) / static_cast<float>(D);
-    const float c = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
-    T* dr = dx + row * D;
-    for (int64_t i = lane * V; i < D; i += 32 * V) {
-        float xhat[V], dxhat[V];
-        terms(i, xhat, dxhat);
-        Pack<T, V> out;
-#pragma unroll
-        for (int k = 0; k < V; ++k) out.v[k] = st<T>(rs * (dxhat[k] - a - xhat[k] * c));
-        if (accumulate) {
-            const Pack<T, V> held = load_pack<T, V>(dr + i);
-#pragma unroll
-            for (int k = 0; k < V; ++k) out.v[k] = st<T>(ld(held.v[k]) + ld(out.v[k]));
+    const float cx = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
+    for (int64_t c = 0; c < D; c += Slice::kElements) {
+        if (!held) {
+            xs.load(xr, c, D);
+            gs.load(gr, c, D);
         }
-        store_pack<T, V>(dr + i, out);
+        if (accumulate) old.load(dr, c, D);
+#pragma unroll
+        for (int p = 0; p < P; ++p) {
+            const int64_t i = Slice::first(c, p);
+            if (i >= D) continue;
+            Pack<T, V> wp, out;
+            if (w) wp = load_pack<T, V>(w + i);
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                out.v[k] = st<T>(rs * (dxhat(p, k, wp) - a - xhat(p, k) * cx));
+                if (accumulate) out.v[k] = st<T>(old.value(p, k) + ld(out.v[k]));
+            }
+            store_pack<T, V>(dr + i, out);
+        }
     }
 }
 

@@ -53,6 +53,17 @@ TEST_SUITE("cuda") {
         CHECK(cuda::column_chunks(1, 0) == 1);         // an empty sum still has its one chunk (zeros)
     }
 
+    TEST_CASE("launch: a warp holds a row in the fewest packs a lane of 1, 2, 3, 4, 6, 8, else slices") {
+        CHECK(cuda::packs_for_row(768, 8) == 3);  // ViT-B/16's width in bf16: 24 values a lane
+        CHECK(cuda::packs_for_row(768, 4) == 6);  // in f32
+        CHECK(cuda::packs_for_row(512, 8) == 2);  // the text tower's
+        CHECK(cuda::packs_for_row(640, 4) == 6);  // 5 packs a lane take 6
+        CHECK(cuda::packs_for_row(1, 4) == 1);
+        CHECK(cuda::packs_for_row(1024, 4) == 8);
+        CHECK(cuda::packs_for_row(1028, 4) == 8);  // past 8 packs a lane: slices of 1024
+        CHECK(cuda::packs_for_row(45, 1) == 2);
+    }
+
     TEST_CASE("kernel profile: each launch is charged from the end of the one before, summed by name") {
         // a ends at 1 ms, b at 1.5, a again at 4 (2.5 ms: its run and any wait for the host), c at 4 (0 ms).
         const auto rows = cuda::summarize_timeline({"a", "b", "a", "c"}, {1.0, 1.5, 4.0, 4.0});

@@ -1,9 +1,10 @@
 // test_layer_norm_emulated.cpp: the LayerNorm kernels of engine/cuda/layer_norm.cuh, compiled for the CPU
 // and run on emulated threads (engine/cuda/warp_emulation.h) against the engine's CPU layer_norm and its
 // autograd: the forward (output, mean, 1/std), the input gradient, and the weight and bias gradients
-// through the column sums, in f32 and bf16, with 16-byte packs and without, rows that leave a block partly
-// empty, and one and several row chunks; and an f32 input with a bf16 output and output gradient (what a
-// matrix product under autocast takes).
+// through the column sums, in f32 and bf16, with 16-byte packs and without, rows held whole in registers
+// (with packs past the row's end) and rows taken in slices, rows that leave a block partly empty, and one
+// and several row chunks; and an f32 input with a bf16 output and output gradient (what a matrix product
+// under autocast takes).
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -32,12 +33,13 @@ Tensor tensor_of(const std::vector<T>& v, const Shape& s) {
     return from_vector(f, s);
 }
 
-// x, w, b in T; y and its gradient g in Y.
-template <class T, class Y, int V>
+// x, w, b in T; y and its gradient g in Y; rows in packs of V, P a lane.
+template <class T, class Y, int V, int P>
 void check_layer_norm(int64_t R, int64_t D) {
     CAPTURE(sizeof(T));
     CAPTURE(sizeof(Y));
     CAPTURE(V);
+    CAPTURE(P);
     CAPTURE(R);
     CAPTURE(D);
     // Inputs as T holds them, and the reference on exactly those values in f32.
@@ -55,19 +57,19 @@ void check_layer_norm(int64_t R, int64_t D) {
     std::vector<T> dx(x.size()), dw(w.size()), db(b.size());
     std::vector<float> mean(static_cast<size_t>(R)), rstd(mean.size());
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_forward_kernel<T, Y, V>(x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(),
-                                           R, D, 1e-5f);
+        layer_norm_forward_kernel<T, Y, V, P>(x.data(), w.data(), b.data(), y.data(), mean.data(),
+                                              rstd.data(), R, D, 1e-5f);
     });
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_dx_kernel<T, Y, V>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(),
-                                      false, R, D);
+        layer_norm_dx_kernel<T, Y, V, P>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(),
+                                         false, R, D);
     });
     // Added into a gradient already held (a residual stream's): bit for bit that gradient + dx, as the
     // separate sum rounds it.
     std::vector<T> held = values_of<T>(test::random_tensor({R, D}, 5, -1, 1)), summed = held;
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_dx_kernel<T, Y, V>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), summed.data(),
-                                      true, R, D);
+        layer_norm_dx_kernel<T, Y, V, P>(g.data(), x.data(), w.data(), mean.data(), rstd.data(),
+                                         summed.data(), true, R, D);
     });
     const DType dt = dtype_of<T>::value;  // tensor_of gives f32: the separate sum in T, as the engine adds
     const Tensor separate = add(tensor_of(held, {R, D}).to(dt), tensor_of(dx, {R, D}).to(dt)).to(DType::F32);
@@ -105,12 +107,21 @@ void check_layer_norm(int64_t R, int64_t D) {
 
 TEST_SUITE("cuda") {
     TEST_CASE("LayerNorm kernels on emulated threads equal the CPU op, forward and backward") {
-        check_layer_norm<float, float, 4>(37, 64);  // 16-byte packs; a partly empty last block; one row chunk
-        check_layer_norm<float, float, 1>(13, 45);  // single elements (45 columns take no packs)
-        check_layer_norm<bf16, bf16, 8>(100, 64);   // bf16 packs of 8; three row chunks for the column sums
-        check_layer_norm<bf16, bf16, 1>(9, 45);
-        check_layer_norm<float, bf16, 4>(100, 64);  // f32 in, bf16 out and gradient: packs of 4, 8 bytes out
-        check_layer_norm<float, bf16, 1>(9, 45);
+        // f32 in packs of 4: a row in one pack a lane with a partly empty last block; a row held in 2 packs
+        // a lane, the last ones past its end; a row in three slices, the last partial.
+        check_layer_norm<float, float, 4, 1>(37, 64);
+        check_layer_norm<float, float, 4, 2>(9, 200);
+        check_layer_norm<float, float, 4, 1>(9, 300);
+        check_layer_norm<float, float, 1, 8>(13, 45);  // single elements (45 columns take no packs)
+        check_layer_norm<float, float, 1, 8>(5, 600);  // single elements in slices of 256
+        check_layer_norm<bf16, bf16, 8, 1>(100, 64);  // bf16 packs of 8; three row chunks for the column sums
+        check_layer_norm<bf16, bf16, 8, 3>(6, 768);   // ViT-B/16's rows, 3 packs a lane
+        check_layer_norm<bf16, bf16, 8, 1>(7, 520);   // slices of 256, the last of one pack
+        check_layer_norm<bf16, bf16, 1, 8>(9, 45);
+        check_layer_norm<float, bf16, 4, 1>(100,
+                                            64);  // f32 in, bf16 out and gradient: packs of 4, 8 bytes out
+        check_layer_norm<float, bf16, 4, 6>(6, 768);  // the residual stream's LayerNorms, 6 packs a lane
+        check_layer_norm<float, bf16, 1, 8>(9, 45);
     }
 }
 

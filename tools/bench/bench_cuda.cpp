@@ -126,10 +126,30 @@ int main(int argc, char** argv) {
                time_ms(iters, [&] { cuda::layer_norm_backward(r, x, w, mean, rstd, dx, false, dw, db); }), 0,
                3 * act);
         report("residual_add", time_ms(iters, [&] { (void)add(x, r); }), 0, 3 * act);
-        Tensor h = random_gpu({N, 4 * C}, DType::BF16, 8);
+        Tensor h = random_gpu({N, 4 * C}, DType::BF16, 8), gh = random_gpu({N, 4 * C}, DType::BF16, 17);
         report("gelu_fwd", time_ms(iters, [&] { (void)gelu(h); }), 0, 2 * 4 * act);
+        Tensor dh = empty({N, 4 * C}, DType::BF16, Device::CUDA);
+        report("gelu_bwd", time_ms(iters, [&] { cuda::pointwise(PW::GeluBackward, 0, 0, dh, gh, h); }), 0,
+               3 * 4 * act);
         // fc1's bias gradient: the (N, 4C) output gradient summed over its rows (column sums)
         report("bias_grad_sum", time_ms(iters, [&] { (void)sum(h, {0}); }), 0, 4 * act);
+    }
+    {  // the residual stream's LayerNorms under autocast (ln_1, ln_2): an f32 input and a bf16 output for
+       // the product; backward from a bf16 gradient, added into the stream's f32 gradient. PyTorch's twin
+       // is what its autocast runs: LayerNorm in f32, the product's cast, and the residual's gradient sum.
+        Tensor x = random_gpu({N, C}, DType::F32, 18), g = random_gpu({N, C}, DType::BF16, 19);
+        Tensor w = random_gpu({C}, DType::F32, 20), bias = random_gpu({C}, DType::F32, 21);
+        Tensor y = empty({N, C}, DType::BF16, Device::CUDA), mean = empty({N}, DType::F32, Device::CUDA),
+               rstd = empty({N}, DType::F32, Device::CUDA);
+        const double elements = static_cast<double>(N) * C;
+        report("layer_norm_fwd_f32_in",
+               time_ms(iters, [&] { cuda::layer_norm_forward(x, w, bias, 1e-5, y, mean, rstd); }), 0,
+               elements * (f4 + bf));
+        Tensor dx = random_gpu({N, C}, DType::F32, 22), dw = empty({C}, DType::F32, Device::CUDA),
+               db = empty({C}, DType::F32, Device::CUDA);
+        report("layer_norm_bwd_into_f32",
+               time_ms(iters, [&] { cuda::layer_norm_backward(g, x, w, mean, rstd, dx, true, dw, db); }), 0,
+               elements * (f4 + bf + 2 * f4));
     }
     {  // softmax over attention rows (B, H, T, T) bf16
         Tensor s = random_gpu({B * H * T, T}, DType::BF16, 9),

@@ -68,7 +68,22 @@ def main():
     report("residual_add", time_ms(it, lambda: x + r), 0, 3 * act)
     h = rnd(N, 4 * C, dt=bf)
     report("gelu_fwd", time_ms(it, lambda: F.gelu(h)), 0, 2 * 4 * act)
+    gh = rnd(N, 4 * C, dt=bf)
+    report("gelu_bwd", time_ms(it, lambda: torch.ops.aten.gelu_backward(gh, h)), 0, 3 * 4 * act)
     report("bias_grad_sum", time_ms(it, lambda: h.sum(0)), 0, 4 * act)
+    del xg, wg, bg, gh
+    # the residual stream's LayerNorms as PyTorch's autocast runs them: in f32, then the product's cast;
+    # backward in f32, then the sum into the stream's gradient
+    x32 = rnd(N, C).requires_grad_()
+    w32, b32 = rnd(C).requires_grad_(), rnd(C).requires_grad_()
+    report("layer_norm_fwd_f32_in", time_ms(it, lambda: F.layer_norm(x32, (C,), w32, b32, 1e-5).to(bf)), 0,
+           N * C * 6.0)
+    y32 = F.layer_norm(x32, (C,), w32, b32, 1e-5)
+    g32, stream = rnd(N, C), rnd(N, C)
+    report("layer_norm_bwd_into_f32",
+           time_ms(it, lambda: stream.add_(torch.autograd.grad(y32, (x32, w32, b32), g32, retain_graph=True)[0])),
+           0, N * C * 14.0)
+    del x32, w32, b32, y32, g32, stream
     s = rnd(B * H * T, T, dt=bf)
     report("softmax_fwd", time_ms(it, lambda: torch.softmax(s, -1)), 0, 2.0 * s.numel() * 2)
     del x, r, h, s, y
