@@ -36,6 +36,18 @@ void run_column_sums(int64_t n, int64_t R, int V, T* const (&out)[K], const char
     }
 }
 
+// Blocks of `threads` threads of `kernel` that the GPU runs at once (its blocks an SM, times the SMs): the
+// grid of a kernel whose warps take rows grid-stride, one wave over the GPU. Fixed for a kernel on a given
+// GPU, so such a kernel's sums are added in the same order on every run.
+template <class Kernel>
+int64_t resident_blocks(Kernel kernel, int threads) {
+    int device = 0, sms = 0, per_sm = 0;
+    AC_CUDA_CHECK(cudaGetDevice(&device));
+    AC_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    AC_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
+    return static_cast<int64_t>(per_sm > 0 ? per_sm : 1) * sms;
+}
+
 // Calls fn(TypeTag<T>{}) for the dtypes CUDA kernels compute on: f32 and bf16 (f64 is CPU-only, for
 // gradient checks).
 template <class F>

@@ -1,15 +1,18 @@
 // layer_norm.cu: fused LayerNorm over the last dim. Forward: a warp per row computes the mean, the variance
 // of the centred values (two passes, as the CPU does, so no cancellation) and the normalised, scaled output,
-// and saves mean and 1/std for backward. Backward: a warp per row for the input gradient; the weight and
-// bias gradients are column sums (column_sums.cuh: 16-byte packs, row chunks whose f32 partial sums are
-// added in a fixed order, so deterministic).
+// and saves mean and 1/std for backward. Backward: a warp per row computes the input gradient and, from the
+// same read of x and g, adds its rows' terms of the weight and bias gradients into its columns' sums; the
+// blocks' sums are added in block order by a second pass (deterministic). Rows too long to hold take the
+// column sums of column_sums.cuh instead, reading x and g again.
 // A warp reads its row once, in 16-byte packs with all loads issued together, and keeps it in registers,
 // packed, for its passes (RowSlice; up to 8 packs a lane: every row of the models). History, measured on
 // an H200 (docs/GPU_STATUS.md): the first version held rows as f32 read one element a load (0.101 ms
 // forward at (50432, 768) bf16); the next re-read the row in each pass, one 16-byte pack a loop iteration
-// (0.075 forward, 0.189 backward: 49% and 29% of bandwidth). Its PTX showed why: nvcc unrolled that loop
-// by 4 behind a remainder loop of single iterations, so a 768-wide row (3 packs a lane) waited 3 memory
-// round trips in a row before its first sum.
+// (0.075 forward, 0.189 backward with the column sums a separate read: 49% and 29% of bandwidth). Its PTX
+// showed why: nvcc unrolled that loop by 4 behind a remainder loop of single iterations, so a 768-wide row
+// (3 packs a lane) waited 3 memory round trips in a row before its first sum.
+#include <algorithm>
+
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
 #include "engine/cuda/layer_norm.cuh"
@@ -89,23 +92,39 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
         using T = typename decltype(tag)::type;
         using G = typename decltype(gtag)::type;
         const G* pg = static_cast<const G*>(g.raw_data());
-        const T* px = static_cast<const T*>(x.raw_data());
+        const T *px = static_cast<const T*>(x.raw_data()), *pw = ptr_or_null<T>(w);
         const float* pm = static_cast<const float*>(mean.raw_data());
         const float* pr = static_cast<const float*>(rstd.raw_data());
-        constexpr int V = vector_width<T>();
-        if (dx.defined()) {
-            const T* pw = ptr_or_null<T>(w);
-            T* pdx = static_cast<T*>(dx.raw_data());
-            dispatch_packs<T>(D, all_aligned({pg, px, pw, pdx}, 16), [&](auto v, auto p) {
-                layer_norm_dx_kernel<T, G, decltype(v)::value, decltype(p)::value>
-                    <<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(pg, px, pw, pm, pr, pdx,
-                                                                            accumulate, R, D);
-            });
-            AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
-        }
-        if (!dw.defined() && !db.defined()) return;
+        T* pdx = dx.defined() ? static_cast<T*>(dx.raw_data()) : nullptr;
         T* const outs[2] = {dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr,
                             db.defined() ? static_cast<T*>(db.raw_data()) : nullptr};
+        const bool params = outs[0] || outs[1];
+        bool params_done = false;
+        dispatch_packs<T>(D, all_aligned({pg, px, pw, pdx}, 16), [&](auto v, auto p) {
+            constexpr int V = decltype(v)::value, P = decltype(p)::value;
+            const int64_t row_blocks = (R + kRowsPerBlock - 1) / kRowsPerBlock;
+            if (params && D <= 32 * V * P) {  // a held row: all three gradients from one read of x and g
+                auto kernel = layer_norm_backward_kernel<T, G, V, P, true>;
+                static const int64_t wave = resident_blocks(kernel, kThreads);
+                const int64_t blocks = std::min(row_blocks, wave);
+                Tensor partial = empty({2, blocks, D}, DType::F32, Device::CUDA);
+                float* pp = static_cast<float*>(partial.raw_data());
+                kernel<<<blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, accumulate, pp, R, D);
+                AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+                for (int k = 0; k < 2; ++k)
+                    if (outs[k])
+                        columns::add_chunks<T><<<(D + kThreads - 1) / kThreads, kThreads>>>(
+                            pp + k * blocks * D, outs[k], D, blocks);
+                params_done = true;
+            } else if (pdx) {
+                layer_norm_backward_kernel<T, G, V, P, false>
+                    <<<row_blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, accumulate, nullptr, R, D);
+            }
+        });
+        AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+        if (!params || params_done) return;
+        // Rows too long to hold: the weight and bias gradients as column sums over x and g read again.
+        constexpr int V = vector_width<T>();
         auto launch = [&](auto kernel, int vector) {
             run_column_sums(D, R, vector, outs, "layer_norm_backward",
                             [&](dim3 grid, float* partial, int64_t chunks) {

@@ -84,63 +84,94 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, Y*
 // `accumulate`, dx holds a gradient already (a residual stream's) and each value is added to it, rounded
 // as adding dx afterwards would: one pass instead of writing dx and then a separate sum. A row's x and g
 // are read at once, before the first sum; the gradient dx holds, at once before the second pass's stores.
-template <class T, class G, int V, int P>
-__global__ void layer_norm_dx_kernel(const G* g, const T* x, const T* w, const float* mean, const float* rstd,
-                                     T* dx, bool accumulate, int64_t R, int64_t D) {
+// With kParams (rows held whole: D <= 32 V P), each warp also adds up its rows' terms of the weight and bias
+// gradients, g xhat and g, for the columns it holds, so x and g are read once for all three gradients:
+// warps take rows grid-stride, and a block's sums, added warp after warp, go to its chunk of partial
+// (2, gridDim.x, D) for add_chunks (column_sums.cuh). The same grid adds in the same order on every run.
+// dx may then be null (no input gradient).
+template <class T, class G, int V, int P, bool kParams>
+__global__ void __launch_bounds__(kThreads)
+    layer_norm_backward_kernel(const G* g, const T* x, const T* w, const float* mean, const float* rstd,
+                               T* dx, bool accumulate, float* partial, int64_t R, int64_t D) {
     using Slice = RowSlice<T, V, P>;
-    const int64_t row = warp_row();
-    if (row >= R) return;
-    const G* gr = g + row * D;
-    const T* xr = x + row * D;
-    T* dr = dx + row * D;
-    const float m = mean[row], rs = rstd[row];
     const bool held = D <= Slice::kElements;
-    Slice xs, old;  // old: the gradient dx holds (with accumulate)
-    RowSlice<G, V, P> gs;
-    // xhat and dxhat of element k of pack p, whose weights are wp.
-    auto xhat = [&](int p, int k) { return (xs.value(p, k) - m) * rs; };
-    auto dxhat = [&](int p, int k, const Pack<T, V>& wp) {
-        return gs.value(p, k) * (w ? ld(wp.v[k]) : 1.0f);
-    };
-    float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
-    for (int64_t c = 0; c < D; c += Slice::kElements) {
-        xs.load(xr, c, D);
-        gs.load(gr, c, D);
+    float sums[2][kParams ? P : 1][V] = {};  // this lane's columns: g xhat, g
+    for (int64_t row = warp_row(); row < R; row += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
+        const G* gr = g + row * D;
+        const T* xr = x + row * D;
+        const float m = mean[row], rs = rstd[row];
+        Slice xs, old;  // old: the gradient dx holds (with accumulate)
+        RowSlice<G, V, P> gs;
+        // xhat and dxhat of element k of pack p, whose weights are wp.
+        auto xhat = [&](int p, int k) { return (xs.value(p, k) - m) * rs; };
+        auto dxhat = [&](int p, int k, const Pack<T, V>& wp) {
+            return gs.value(p, k) * (w ? ld(wp.v[k]) : 1.0f);
+        };
+        float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
+        for (int64_t c = 0; c < D; c += Slice::kElements) {
+            xs.load(xr, c, D);
+            gs.load(gr, c, D);
 #pragma unroll
-        for (int p = 0; p < P; ++p) {
-            const int64_t i = Slice::first(c, p);
-            if (i >= D) continue;
-            Pack<T, V> wp;
-            if (w) wp = load_pack<T, V>(w + i);
+            for (int p = 0; p < P; ++p) {
+                const int64_t i = Slice::first(c, p);
+                if (i >= D) continue;
+                Pack<T, V> wp;
+                if (w) wp = load_pack<T, V>(w + i);
 #pragma unroll
-            for (int k = 0; k < V; ++k) {
-                const float d = dxhat(p, k, wp);
-                sum_dxhat += d;
-                sum_dxhat_xhat += d * xhat(p, k);
+                for (int k = 0; k < V; ++k) {
+                    const float d = dxhat(p, k, wp);
+                    sum_dxhat += d;
+                    sum_dxhat_xhat += d * xhat(p, k);
+                    if constexpr (kParams) {
+                        sums[0][p][k] += gs.value(p, k) * xhat(p, k);
+                        sums[1][p][k] += gs.value(p, k);
+                    }
+                }
+            }
+        }
+        if (!dx) continue;
+        const float a = warp_sum(sum_dxhat) / static_cast<float>(D);
+        const float cx = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
+        T* dr = dx + row * D;
+        for (int64_t c = 0; c < D; c += Slice::kElements) {
+            if (!held) {
+                xs.load(xr, c, D);
+                gs.load(gr, c, D);
+            }
+            if (accumulate) old.load(dr, c, D);
+#pragma unroll
+            for (int p = 0; p < P; ++p) {
+                const int64_t i = Slice::first(c, p);
+                if (i >= D) continue;
+                Pack<T, V> wp, out;
+                if (w) wp = load_pack<T, V>(w + i);
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    out.v[k] = st<T>(rs * (dxhat(p, k, wp) - a - xhat(p, k) * cx));
+                    if (accumulate) out.v[k] = st<T>(old.value(p, k) + ld(out.v[k]));
+                }
+                store_pack<T, V>(dr + i, out);
             }
         }
     }
-    const float a = warp_sum(sum_dxhat) / static_cast<float>(D);
-    const float cx = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
-    for (int64_t c = 0; c < D; c += Slice::kElements) {
-        if (!held) {
-            xs.load(xr, c, D);
-            gs.load(gr, c, D);
-        }
-        if (accumulate) old.load(dr, c, D);
+    if constexpr (kParams) {
+        __shared__ float block_sums[2][Slice::kElements];
+        const int warp = threadIdx.x / 32;
+        for (int turn = 0; turn < kRowsPerBlock; ++turn) {
+            if (warp == turn)
 #pragma unroll
-        for (int p = 0; p < P; ++p) {
-            const int64_t i = Slice::first(c, p);
-            if (i >= D) continue;
-            Pack<T, V> wp, out;
-            if (w) wp = load_pack<T, V>(w + i);
+                for (int p = 0; p < P; ++p)
 #pragma unroll
-            for (int k = 0; k < V; ++k) {
-                out.v[k] = st<T>(rs * (dxhat(p, k, wp) - a - xhat(p, k) * cx));
-                if (accumulate) out.v[k] = st<T>(old.value(p, k) + ld(out.v[k]));
-            }
-            store_pack<T, V>(dr + i, out);
+                    for (int k = 0; k < V; ++k) {
+                        const int64_t column = Slice::first(0, p) + k;
+                        if (column >= D) continue;
+                        for (int s = 0; s < 2; ++s)
+                            block_sums[s][column] = (turn ? block_sums[s][column] : 0.0f) + sums[s][p][k];
+                    }
+            __syncthreads();
         }
+        for (int64_t i = threadIdx.x; i < D; i += kThreads)
+            for (int s = 0; s < 2; ++s) partial[(s * gridDim.x + blockIdx.x) * D + i] = block_sums[s][i];
     }
 }
 

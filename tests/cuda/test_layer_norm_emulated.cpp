@@ -1,12 +1,14 @@
 // test_layer_norm_emulated.cpp: the LayerNorm kernels of engine/cuda/layer_norm.cuh, compiled for the CPU
 // and run on emulated threads (engine/cuda/warp_emulation.h) against the engine's CPU layer_norm and its
 // autograd: the forward (output, mean, 1/std), the input gradient, and the weight and bias gradients
-// through the column sums, in f32 and bf16, with 16-byte packs and without, rows held whole in registers
-// (with packs past the row's end) and rows taken in slices, rows that leave a block partly empty, and one
-// and several row chunks; and an f32 input with a bf16 output and output gradient (what a matrix product
-// under autocast takes).
+// through the column sums and from the input gradient's own read of a held row (one block, and three whose
+// warps take rows grid-stride; with and without the input gradient), in f32 and bf16, with 16-byte packs and
+// without, rows held whole in registers (with packs past the row's end) and rows taken in slices, rows that
+// leave a block partly empty, and one and several row chunks; and an f32 input with a bf16 output and output
+// gradient (what a matrix product under autocast takes).
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <vector>
 
 #include "engine/cuda/launch.h"
@@ -61,15 +63,15 @@ void check_layer_norm(int64_t R, int64_t D) {
                                               rstd.data(), R, D, 1e-5f);
     });
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_dx_kernel<T, Y, V, P>(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(),
-                                         false, R, D);
+        layer_norm_backward_kernel<T, Y, V, P, false>(g.data(), x.data(), w.data(), mean.data(), rstd.data(),
+                                                      dx.data(), false, nullptr, R, D);
     });
     // Added into a gradient already held (a residual stream's): bit for bit that gradient + dx, as the
     // separate sum rounds it.
     std::vector<T> held = values_of<T>(test::random_tensor({R, D}, 5, -1, 1)), summed = held;
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_dx_kernel<T, Y, V, P>(g.data(), x.data(), w.data(), mean.data(), rstd.data(),
-                                         summed.data(), true, R, D);
+        layer_norm_backward_kernel<T, Y, V, P, false>(g.data(), x.data(), w.data(), mean.data(), rstd.data(),
+                                                      summed.data(), true, nullptr, R, D);
     });
     const DType dt = dtype_of<T>::value;  // tensor_of gives f32: the separate sum in T, as the engine adds
     const Tensor separate = add(tensor_of(held, {R, D}).to(dt), tensor_of(dx, {R, D}).to(dt)).to(DType::F32);
@@ -98,6 +100,35 @@ void check_layer_norm(int64_t R, int64_t D) {
     CHECK(test::norm_rel_error(tensor_of(dx, {R, D}), xr.grad()) < tol);
     CHECK(test::norm_rel_error(tensor_of(dw, {D}), wr.grad()) < tol);
     CHECK(test::norm_rel_error(tensor_of(db, {D}), br.grad()) < tol);
+
+    if (D <= 32 * V * P) {  // a held row: the weight and bias gradients from the same read, two grids
+        for (unsigned blocks : {1u, 3u}) {  // one block for all rows; three, warps taking rows grid-stride
+            CAPTURE(blocks);
+            std::vector<T> dx2 = held, dw2(w.size()), db2(b.size());
+            std::vector<float> sums(static_cast<size_t>(2 * blocks * D), -1.0f);
+            cuda::emulate_launch(blocks, 1, kThreads, [&] {
+                layer_norm_backward_kernel<T, Y, V, P, true>(g.data(), x.data(), w.data(), mean.data(),
+                                                             rstd.data(), dx2.data(), true, sums.data(), R,
+                                                             D);
+            });
+            CHECK(std::memcmp(dx2.data(), summed.data(), dx2.size() * sizeof(T)) ==
+                  0);  // the same input gradient
+            for (int k = 0; k < 2; ++k)
+                cuda::emulate_launch(static_cast<unsigned>((D + kThreads - 1) / kThreads), 1, kThreads, [&] {
+                    cuda::columns::add_chunks<T>(sums.data() + k * blocks * D, k ? db2.data() : dw2.data(), D,
+                                                 blocks);
+                });
+            CHECK(test::norm_rel_error(tensor_of(dw2, {D}), wr.grad()) < tol);
+            CHECK(test::norm_rel_error(tensor_of(db2, {D}), br.grad()) < tol);
+            // Without an input gradient (dx null): the same parameter sums, bit for bit.
+            std::vector<float> alone(sums.size(), -1.0f);
+            cuda::emulate_launch(blocks, 1, kThreads, [&] {
+                layer_norm_backward_kernel<T, Y, V, P, true>(g.data(), x.data(), w.data(), mean.data(),
+                                                             rstd.data(), nullptr, false, alone.data(), R, D);
+            });
+            CHECK(alone == sums);
+        }
+    }
     const Tensor xs = tensor_of(x, {R, D});
     CHECK(test::norm_rel_error(from_vector(mean, {R}), aclip::mean(xs, {1})) < 1e-5);
     CHECK(test::norm_rel_error(from_vector(rstd, {R}), rsqrt(add_scalar(var(xs, {1}, false), 1e-5))) < 1e-5);
