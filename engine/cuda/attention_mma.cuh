@@ -87,12 +87,14 @@ __device__ __forceinline__ void b_from_columns(FragB& left, FragB& right, const 
 }
 
 // acc[n] += A (16, 64) times the tile (64, D), A given as kTileCols C tiles (probabilities or their
-// gradients), the tile's rows being the summed dimension.
+// gradients), the tile's rows being the summed dimension. Only the first `rows` rows of the tile are summed
+// (in groups of 16): A is 0 in the columns past them (keys or queries past the end, or masked).
 template <int D>
 __device__ __forceinline__ void accumulate_times_tile(FragC (&acc)[D / 8], const FragC (&a)[kTileCols],
-                                                      const uint16_t* tile) {
+                                                      const uint16_t* tile, int rows) {
 #pragma unroll
     for (int kk = 0; kk < kTileCols / 2; ++kk) {
+        if (kk * 16 >= rows) continue;
         const FragA packed = pack_a(a[2 * kk], a[2 * kk + 1]);
 #pragma unroll
         for (int dn = 0; dn < D / 16; ++dn) {
@@ -104,13 +106,15 @@ __device__ __forceinline__ void accumulate_times_tile(FragC (&acc)[D / 8], const
     }
 }
 
-// s[n] = A (16, D) times the tile's rows transposed: (16, 64) products with the 64 rows of the tile.
+// s[n] = A (16, D) times the tile's rows transposed: (16, 64) products with the 64 rows of the tile. Only
+// the first `rows` rows are multiplied (in groups of 8); the products with the rest are left 0.
 template <int D>
 __device__ __forceinline__ void times_tile_rows(FragC (&s)[kTileCols], const FragA (&a)[D / 16],
-                                                const uint16_t* tile) {
+                                                const uint16_t* tile, int rows) {
 #pragma unroll
     for (int n = 0; n < kTileCols; ++n) {
         s[n] = FragC{};
+        if (n * 8 >= rows) continue;
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) mma_bf16(s[n], a[kk], b_from_rows<D>(tile, n * 8, kk * 16));
     }
@@ -119,6 +123,19 @@ __device__ __forceinline__ void times_tile_rows(FragC (&s)[kTileCols], const Fra
 // The keys a block of 64 queries streams: all of them, or (causal) those up to its last query.
 __device__ __forceinline__ int64_t keys_seen(int64_t Tk, bool causal) {
     return causal ? min(Tk, static_cast<int64_t>(blockIdx.x + 1) * kTileRows) : Tk;
+}
+
+// Rows of a streamed tile from row j0 that can reach this warp's 16 rows from row0, of `rows` in all:
+// those before the end and, with `before` (causal, the tile holding keys), those up to the warp's last
+// query; 0 when the warp's own rows are all past `own_rows`. The products with the rest are 0 (their
+// probabilities are), so they are skipped: with 197 tokens, the last tile of 64 holds 5 and the last
+// block's last three warps none, and a third of the products were of padding.
+__device__ __forceinline__ int rows_reaching(int64_t j0, int64_t rows, int64_t row0, int64_t own_rows,
+                                             bool before) {
+    if (row0 >= own_rows) return 0;
+    const int64_t end = before && row0 + 16 < rows ? row0 + 16 : rows;
+    const int64_t reach = end - j0;
+    return reach <= 0 ? 0 : reach >= kTileRows ? kTileRows : static_cast<int>(reach);
 }
 
 // Rows j0 .. j0 + 63 of two operands (a block's next key and value tiles, or query and dO tiles) into
@@ -151,8 +168,10 @@ __device__ __forceinline__ void store_rows(uint16_t* dst, int64_t stride, const 
     }
 }
 
+// Launch bounds hold the register counts that gave 4 blocks an SM here (3 in backward_q) before the
+// padding skip (rows_reaching), which left to itself took 144 and 185 registers (ptxas -v).
 template <int D>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 4)
     forward_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
                    Heads<uint16_t*> out, float* lse, int64_t H, int64_t Tq, int64_t Tk, float scale_log2,
                    bool causal) {
@@ -168,13 +187,16 @@ __global__ void __launch_bounds__(kThreads)
                                                          // lane's share of the running sum
     for (int64_t j0 = 0; j0 < keys_seen(Tk, causal); j0 += kTileRows) {
         load_tile_pair<D>(ks, kb, k.row, vs, vb, v.row, j0, Tk);
-        FragC s[kTileCols];  // (16, 64) scores
-        times_tile_rows<D>(s, qa, ks);
+        const int keys = rows_reaching(j0, Tk, row0, Tq, causal);
+        if (keys == 0) continue;  // the online softmax is unchanged by a tile of masked keys
+        FragC s[kTileCols];       // (16, 64) scores; probabilities past `keys` stay 0
+        times_tile_rows<D>(s, qa, ks, keys);
         float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
         for (int n = 0; n < kTileCols; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
+                if (n * 8 >= keys) continue;
                 const int64_t key = j0 + n * 8 + 2 * t + (e & 1), query = row0 + g + (e >> 1) * 8;
                 float x = s[n].x[e] * scale_log2;
                 if (key >= Tk || (causal && key > query)) x = -INFINITY;
@@ -196,6 +218,7 @@ __global__ void __launch_bounds__(kThreads)
         for (int n = 0; n < kTileCols; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
+                if (n * 8 >= keys) continue;
                 const float p = exp2f(s[n].x[e] - base[e >> 1]);
                 s[n].x[e] = p;
                 l[e >> 1] += p;
@@ -204,7 +227,7 @@ __global__ void __launch_bounds__(kThreads)
         for (int dn = 0; dn < D / 8; ++dn)
 #pragma unroll
             for (int e = 0; e < 4; ++e) o[dn].x[e] *= correction[e >> 1];
-        accumulate_times_tile<D>(o, s, vs);
+        accumulate_times_tile<D>(o, s, vs, keys);
     }
     float inv[2];
 #pragma unroll
@@ -254,13 +277,16 @@ __global__ void __launch_bounds__(kThreads)
             ds[threadIdx.x] = i0 + threadIdx.x < Tq ? delta[i0 + threadIdx.x] : 0.0f;
         }
         load_tile_pair<D>(qs, qb, q.row, gs, gb, go.row, i0, Tq);
+        const int queries = rows_reaching(i0, Tq, key0, Tk, false);
+        if (queries == 0) continue;
         FragC p[kTileCols], dp[kTileCols];  // (16 keys, 64 queries): P^T, then dS^T; (dO V^T)^T
-        times_tile_rows<D>(p, ka, qs);
-        times_tile_rows<D>(dp, va, gs);
+        times_tile_rows<D>(p, ka, qs, queries);
+        times_tile_rows<D>(dp, va, gs, queries);
 #pragma unroll
         for (int n = 0; n < kTileCols; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
+                if (n * 8 >= queries) continue;  // p and dS stay 0
                 const int col = n * 8 + 2 * t + (e & 1);
                 const int64_t key = key0 + g + (e >> 1) * 8;
                 float prob = exp2f(p[n].x[e] * scale_log2 - ls[col]);
@@ -268,8 +294,8 @@ __global__ void __launch_bounds__(kThreads)
                 p[n].x[e] = prob;
                 dp[n].x[e] = prob * (dp[n].x[e] - ds[col]);
             }
-        accumulate_times_tile<D>(dv_acc, p, gs);
-        accumulate_times_tile<D>(dk_acc, dp, qs);
+        accumulate_times_tile<D>(dv_acc, p, gs, queries);
+        accumulate_times_tile<D>(dk_acc, dp, qs, queries);
     }
     const float one[2] = {1.0f, 1.0f}, scaled[2] = {scale, scale};
     store_rows<D>(dv.rows_of(bh, H), dv.row, dv_acc, key0, Tk, one);
@@ -278,7 +304,7 @@ __global__ void __launch_bounds__(kThreads)
 
 // One block per 64 queries: dQ = scale dS K, streaming key tiles.
 template <int D>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 3)
     backward_q_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
                       Heads<const uint16_t*> go, const float* lse, const float* delta, Heads<uint16_t*> dq,
                       int64_t H, int64_t Tq, int64_t Tk, float scale_log2, float scale, bool causal) {
@@ -300,19 +326,22 @@ __global__ void __launch_bounds__(kThreads)
     FragC dq_acc[D / 8];
     for (int64_t j0 = 0; j0 < keys_seen(Tk, causal); j0 += kTileRows) {
         load_tile_pair<D>(ks, kb, k.row, vs, vb, v.row, j0, Tk);
+        const int keys = rows_reaching(j0, Tk, row0, Tq, causal);
+        if (keys == 0) continue;
         FragC s[kTileCols], dp[kTileCols];  // (16, 64): scores, then dS; dO V^T
-        times_tile_rows<D>(s, qa, ks);
-        times_tile_rows<D>(dp, ga, vs);
+        times_tile_rows<D>(s, qa, ks, keys);
+        times_tile_rows<D>(dp, ga, vs, keys);
 #pragma unroll
         for (int n = 0; n < kTileCols; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
+                if (n * 8 >= keys) continue;  // dS stays 0
                 const int64_t key = j0 + n * 8 + 2 * t + (e & 1), query = row0 + g + (e >> 1) * 8;
                 float prob = exp2f(s[n].x[e] * scale_log2 - lr[e >> 1]);
                 if (key >= Tk || (causal && key > query)) prob = 0.0f;
                 s[n].x[e] = prob * (dp[n].x[e] - dr[e >> 1]);
             }
-        accumulate_times_tile<D>(dq_acc, s, ks);
+        accumulate_times_tile<D>(dq_acc, s, ks, keys);
     }
     const float scaled[2] = {scale, scale};
     store_rows<D>(dq.rows_of(bh, H), dq.row, dq_acc, row0, Tq, scaled);
