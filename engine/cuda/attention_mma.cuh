@@ -66,12 +66,16 @@ __device__ __forceinline__ void load_a_rows(FragA (&a)[D / 16], const uint16_t* 
     }
 }
 
-// The B fragment B[k][n] = tile[n0 + n][k0 + k]: the tile's rows are the product's columns (K in Q K^T).
+// The B fragments B[k][n] = tile[n0 + n][k0 + k] and tile[n0 + n][k0 + 16 + k] (k < 16, n < 8): the tile's
+// rows are the product's columns (K in Q K^T); one ldmatrix for two fragments.
 template <int D>
-__device__ __forceinline__ FragB b_from_rows(const uint16_t* tile, int n0, int k0) {
-    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const uint16_t* p = tile + (n0 + g) * kStride<D> + k0 + 2 * t;
-    return FragB{{load_pair(p), load_pair(p + 8)}};
+__device__ __forceinline__ void b_pair_from_rows(FragB& first, FragB& second, const uint16_t* tile, int n0,
+                                                 int k0) {
+    const int lane = threadIdx.x % 32, m = lane / 8, r = lane % 8;
+    uint32_t x[4];
+    ldmatrix_x4(x, tile + (n0 + r) * kStride<D> + k0 + m * 8);
+    first = FragB{{x[0], x[1]}};
+    second = FragB{{x[2], x[3]}};
 }
 
 // The B fragments B[k][n] = tile[k0 + k][n0 + n] for n in 0..7 (left) and 8..15 (right): the tile's rows
@@ -111,12 +115,18 @@ __device__ __forceinline__ void accumulate_times_tile(FragC (&acc)[D / 8], const
 template <int D>
 __device__ __forceinline__ void times_tile_rows(FragC (&s)[kTileCols], const FragA (&a)[D / 16],
                                                 const uint16_t* tile, int rows) {
+    static_assert(D % 32 == 0, "fragments are loaded two column blocks at a time");
 #pragma unroll
     for (int n = 0; n < kTileCols; ++n) {
         s[n] = FragC{};
         if (n * 8 >= rows) continue;
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) mma_bf16(s[n], a[kk], b_from_rows<D>(tile, n * 8, kk * 16));
+        for (int kk = 0; kk < D / 16; kk += 2) {
+            FragB first, second;
+            b_pair_from_rows<D>(first, second, tile, n * 8, kk * 16);
+            mma_bf16(s[n], a[kk], first);
+            mma_bf16(s[n], a[kk + 1], second);
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 // the emulation's assumption (mma.cuh); the GPU parity case checks them.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -175,6 +176,33 @@ TEST_SUITE("cuda") {
             check_attention<64>(70, 70, causal, true);
             check_attention<32>(37, 37, causal, true);
         }
+        // ViT-B/16's 197 tokens: the last key tile holds 5 keys and the last block's last 3 warps no query.
+        check_attention<64>(197, 197, false, true);
+    }
+
+    TEST_CASE("ldmatrix from an (n, k) tile gives the B fragments ldmatrix.trans gives from its transpose") {
+        // The transposed form was checked against the hardware (run 4); the plain form (K's fragments in
+        // Q K^T) must agree with it: register m of each lane holds the same two values either way.
+        constexpr int N = 8, K = 32, stride = K + 8;
+        std::vector<uint16_t> nk(N * stride), kn(K * (N + 8));
+        for (int n = 0; n < N; ++n)
+            for (int k = 0; k < K; ++k)
+                nk[n * stride + k] = kn[k * (N + 8) + n] = static_cast<uint16_t>(n * K + k + 1);
+        std::vector<std::array<uint32_t, 4>> plain(32), transposed(32);
+        cuda::emulate_launch(1, 1, 32, [&] {
+            const int lane = static_cast<int>(cuda::threadIdx.x), m = lane / 8, r = lane % 8;
+            uint32_t x[4], y[4];
+            cuda::ldmatrix_x4(x, nk.data() + r * stride + m * 8);  // columns 8m .. 8m + 7 of the 8 rows
+            // the same four 8 x 8 blocks of the transpose: rows 8m .. 8m + 7, columns 0 .. 7
+            cuda::ldmatrix_x4_trans(y, kn.data() + (m * 8 + r) * (N + 8));
+            for (int i = 0; i < 4; ++i) {
+                plain[lane][i] = x[i];
+                transposed[lane][i] = y[i];
+            }
+        });
+        CHECK(plain == transposed);
+        CHECK(plain[5][1] ==
+              (static_cast<uint32_t>(1 * K + 8 + 2 + 1) | (static_cast<uint32_t>(1 * K + 8 + 3 + 1) << 16)));
     }
 }
 
