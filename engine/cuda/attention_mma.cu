@@ -2,9 +2,11 @@
 // (FlashAttention-2's algorithm with mma.sync; the f32 kernels of attention.cu are its specification).
 // A block of four warps owns 64 rows (queries in the forward and dQ kernels, keys in the dK/dV kernel);
 // each warp keeps its 16 rows of the fixed operands as A fragments in registers and streams 64-row tiles of
-// the other side through shared memory. Scores, probabilities and their gradients live only in registers:
-// an mma's f32 result, rounded to bf16, is the A fragment of the next product (mma.cuh). Softmax runs in
-// base 2 (the scale folded with log2 e into one multiply); the forward saves each row's log-sum-exp
+// the other side through shared memory, in two stages: the next tiles are copied (cp.async) while the
+// current ones are multiplied. A warp multiplies only the tile rows that can reach its own (no products with
+// padding or with keys a causal mask hides). Scores, probabilities and their gradients live only in
+// registers: an mma's f32 result, rounded to bf16, is the A fragment of the next product (mma.cuh). Softmax
+// runs in base 2 (the scale folded with log2 e into one multiply); the forward saves each row's log-sum-exp
 // (natural log, as attention.cu's kernels do) for the backward, which recomputes the probabilities.
 // The kernels are in attention_mma.cuh, which tests also compile for the CPU's emulated warps; this file
 // launches them.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "engine/cuda/async_copy.cuh"
 #include "engine/cuda/mma.cuh"
 
 namespace aclip::cuda::flash_mma {
@@ -34,17 +35,23 @@ struct Heads {
     }
 };
 
-// Rows row0 .. row0 + 63 of a (rows, D) bf16 matrix, rows `stride` elements apart, into a shared tile,
-// zeros past `rows`.
+// Two shared stages of two operands' tiles: [stage][operand], each (kTileRows, D) with padded rows.
 template <int D>
-__device__ __forceinline__ void load_tile(uint16_t* tile, const uint16_t* src, int64_t stride, int64_t row0,
-                                          int64_t rows) {
+using TileStages = uint16_t[2][2][kTileRows * kStride<D>];
+
+// Queues the copies of rows row0 .. row0 + 63 of a (rows, D) bf16 matrix, rows `stride` elements apart,
+// into a shared tile (async_copy.cuh); rows past `rows` are zeroed at once.
+template <int D>
+__device__ __forceinline__ void queue_tile(uint16_t* tile, const uint16_t* src, int64_t stride, int64_t row0,
+                                           int64_t rows) {
     constexpr int kChunks = D / 8;  // 16-byte pieces per row
     for (int e = threadIdx.x; e < kTileRows * kChunks; e += kThreads) {
         const int r = e / kChunks, c = e % kChunks;
-        uint4 piece = make_uint4(0, 0, 0, 0);
-        if (row0 + r < rows) piece = *reinterpret_cast<const uint4*>(src + (row0 + r) * stride + c * 8);
-        *reinterpret_cast<uint4*>(tile + r * kStride<D> + c * 8) = piece;
+        uint16_t* dst = tile + r * kStride<D> + c * 8;
+        if (row0 + r < rows)
+            copy_async_16(dst, src + (row0 + r) * stride + c * 8);
+        else
+            *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
     }
 }
 
@@ -148,15 +155,35 @@ __device__ __forceinline__ int rows_reaching(int64_t j0, int64_t rows, int64_t r
     return reach <= 0 ? 0 : reach >= kTileRows ? kTileRows : static_cast<int>(reach);
 }
 
-// Rows j0 .. j0 + 63 of two operands (a block's next key and value tiles, or query and dO tiles) into
-// shared tiles, between barriers: every warp is done with the previous tiles, and sees all of these.
+// The tiles a block streams (keys and values, or queries and dO) are double-buffered: while the warps
+// multiply the tiles of one stage, the next rows are copied into the other. A loop over tiles:
+//   queue_tiles(stages[0], ..., first row);
+//   for (j0 = first, stage = 0; j0 < end; j0 += kTileRows, stage ^= 1) {
+//       next_stage(j0 + kTileRows < end, [&] { queue_tiles(stages[stage ^ 1], ..., j0 + kTileRows); });
+//       ... multiply stages[stage] ...
+//   }
+// Rows j0 .. j0 + 63 of both operands into `stage`, as one group of copies.
 template <int D>
-__device__ __forceinline__ void load_tile_pair(uint16_t* ta, const uint16_t* a, int64_t stride_a,
-                                               uint16_t* tb, const uint16_t* b, int64_t stride_b, int64_t j0,
-                                               int64_t rows) {
+__device__ __forceinline__ void queue_tiles(uint16_t (&stage)[2][kTileRows * kStride<D>], const uint16_t* a,
+                                            int64_t stride_a, const uint16_t* b, int64_t stride_b, int64_t j0,
+                                            int64_t rows) {
+    queue_tile<D>(stage[0], a, stride_a, j0, rows);
+    queue_tile<D>(stage[1], b, stride_b, j0, rows);
+    commit_copies();
+}
+
+// At the top of an iteration: once every warp is done with the other stage (multiplied last iteration),
+// queue() refills it if `more`; then waits until this stage's copies have landed and every thread sees
+// them (the other stage's may still be in flight).
+template <class Queue>
+__device__ __forceinline__ void next_stage(bool more, Queue&& queue) {
     __syncthreads();
-    load_tile<D>(ta, a, stride_a, j0, rows);
-    load_tile<D>(tb, b, stride_b, j0, rows);
+    if (more) {
+        queue();
+        wait_copies<1>();  // all but the group just queued
+    } else {
+        wait_copies<0>();
+    }
     __syncthreads();
 }
 
@@ -185,18 +212,21 @@ __global__ void __launch_bounds__(kThreads, 4)
     forward_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
                    Heads<uint16_t*> out, float* lse, int64_t H, int64_t Tq, int64_t Tk, float scale_log2,
                    bool causal) {
-    __shared__ __align__(16) uint16_t ks[kTileRows * kStride<D>];
-    __shared__ __align__(16) uint16_t vs[kTileRows * kStride<D>];
+    __shared__ __align__(16) TileStages<D> stages;  // [stage][keys, values]
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int64_t bh = blockIdx.y, row0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
     const uint16_t *kb = k.rows_of(bh, H), *vb = v.rows_of(bh, H);
+    const int64_t end = keys_seen(Tk, causal);
+    queue_tiles<D>(stages[0], kb, k.row, vb, v.row, 0, Tk);
     FragA qa[D / 16];  // (16, D): this warp's queries
     load_a_rows<D>(qa, q.rows_of(bh, H), q.row, row0, Tq);
     FragC o[D / 8];                                      // (16, D) unnormalised output
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // rows g, g + 8: running max (log2 units), this
                                                          // lane's share of the running sum
-    for (int64_t j0 = 0; j0 < keys_seen(Tk, causal); j0 += kTileRows) {
-        load_tile_pair<D>(ks, kb, k.row, vs, vb, v.row, j0, Tk);
+    for (int64_t j0 = 0, stage = 0; j0 < end; j0 += kTileRows, stage ^= 1) {
+        next_stage(j0 + kTileRows < end,
+                   [&] { queue_tiles<D>(stages[stage ^ 1], kb, k.row, vb, v.row, j0 + kTileRows, Tk); });
+        const uint16_t *ks = stages[stage][0], *vs = stages[stage][1];
         const int keys = rows_reaching(j0, Tk, row0, Tq, causal);
         if (keys == 0) continue;  // the online softmax is unchanged by a tile of masked keys
         FragC s[kTileCols];       // (16, 64) scores; probabilities past `keys` stay 0
@@ -267,9 +297,8 @@ __global__ void __launch_bounds__(kThreads)
                        Heads<const uint16_t*> go, const float* lse, const float* delta, Heads<uint16_t*> dk,
                        Heads<uint16_t*> dv, int64_t H, int64_t Tq, int64_t Tk, float scale_log2, float scale,
                        bool causal) {
-    __shared__ __align__(16) uint16_t qs[kTileRows * kStride<D>];
-    __shared__ __align__(16) uint16_t gs[kTileRows * kStride<D>];
-    __shared__ float ls[kTileRows], ds[kTileRows];
+    __shared__ __align__(16) TileStages<D> stages;  // [stage][queries, dO]
+    __shared__ float row_terms[2][2][kTileRows];    // [stage][lse (log2), delta]
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int64_t bh = blockIdx.y, key0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
     const uint16_t *qb = q.rows_of(bh, H), *gb = go.rows_of(bh, H);
@@ -280,13 +309,20 @@ __global__ void __launch_bounds__(kThreads)
     load_a_rows<D>(va, v.rows_of(bh, H), v.row, key0, Tk);
     FragC dk_acc[D / 8], dv_acc[D / 8];
     // Causal: queries before this block's first key see none of its keys.
-    for (int64_t i0 = causal ? static_cast<int64_t>(blockIdx.x) * kTileRows : 0; i0 < Tq; i0 += kTileRows) {
-        __syncthreads();  // every warp is done with the previous row terms
+    const int64_t first = causal ? static_cast<int64_t>(blockIdx.x) * kTileRows : 0;
+    // Queues query tile i0 and writes its row terms into stage s.
+    auto queue_queries = [&](int s, int64_t i0) {
         if (threadIdx.x < kTileRows) {
-            ls[threadIdx.x] = lse_log2(lse, i0 + threadIdx.x, Tq);
-            ds[threadIdx.x] = i0 + threadIdx.x < Tq ? delta[i0 + threadIdx.x] : 0.0f;
+            row_terms[s][0][threadIdx.x] = lse_log2(lse, i0 + threadIdx.x, Tq);
+            row_terms[s][1][threadIdx.x] = i0 + threadIdx.x < Tq ? delta[i0 + threadIdx.x] : 0.0f;
         }
-        load_tile_pair<D>(qs, qb, q.row, gs, gb, go.row, i0, Tq);
+        queue_tiles<D>(stages[s], qb, q.row, gb, go.row, i0, Tq);
+    };
+    if (first < Tq) queue_queries(0, first);
+    for (int64_t i0 = first, stage = 0; i0 < Tq; i0 += kTileRows, stage ^= 1) {
+        next_stage(i0 + kTileRows < Tq, [&] { queue_queries(static_cast<int>(stage ^ 1), i0 + kTileRows); });
+        const uint16_t *qs = stages[stage][0], *gs = stages[stage][1];
+        const float *ls = row_terms[stage][0], *ds = row_terms[stage][1];
         const int queries = rows_reaching(i0, Tq, key0, Tk, false);
         if (queries == 0) continue;
         FragC p[kTileCols], dp[kTileCols];  // (16 keys, 64 queries): P^T, then dS^T; (dO V^T)^T
@@ -318,11 +354,12 @@ __global__ void __launch_bounds__(kThreads, 3)
     backward_q_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
                       Heads<const uint16_t*> go, const float* lse, const float* delta, Heads<uint16_t*> dq,
                       int64_t H, int64_t Tq, int64_t Tk, float scale_log2, float scale, bool causal) {
-    __shared__ __align__(16) uint16_t ks[kTileRows * kStride<D>];
-    __shared__ __align__(16) uint16_t vs[kTileRows * kStride<D>];
+    __shared__ __align__(16) TileStages<D> stages;  // [stage][keys, values]
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int64_t bh = blockIdx.y, row0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
     const uint16_t *kb = k.rows_of(bh, H), *vb = v.rows_of(bh, H);
+    const int64_t end = keys_seen(Tk, causal);
+    queue_tiles<D>(stages[0], kb, k.row, vb, v.row, 0, Tk);
     FragA qa[D / 16], ga[D / 16];  // (16, D): this warp's queries and their output gradients
     load_a_rows<D>(qa, q.rows_of(bh, H), q.row, row0, Tq);
     load_a_rows<D>(ga, go.rows_of(bh, H), go.row, row0, Tq);
@@ -334,8 +371,10 @@ __global__ void __launch_bounds__(kThreads, 3)
         dr[r] = query < Tq ? delta[bh * Tq + query] : 0.0f;
     }
     FragC dq_acc[D / 8];
-    for (int64_t j0 = 0; j0 < keys_seen(Tk, causal); j0 += kTileRows) {
-        load_tile_pair<D>(ks, kb, k.row, vs, vb, v.row, j0, Tk);
+    for (int64_t j0 = 0, stage = 0; j0 < end; j0 += kTileRows, stage ^= 1) {
+        next_stage(j0 + kTileRows < end,
+                   [&] { queue_tiles<D>(stages[stage ^ 1], kb, k.row, vb, v.row, j0 + kTileRows, Tk); });
+        const uint16_t *ks = stages[stage][0], *vs = stages[stage][1];
         const int keys = rows_reaching(j0, Tk, row0, Tq, causal);
         if (keys == 0) continue;
         FragC s[kTileCols], dp[kTileCols];  // (16, 64): scores, then dS; dO V^T
