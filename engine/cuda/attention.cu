@@ -120,9 +120,9 @@ void attention_cls_probs(const Tensor& q, const Tensor& k, const Tensor& probs) 
         const bool packs =
             D % V == 0 && ks.batch % V == 0 && ks.head % V == 0 && ks.row % V == 0 && all_aligned({pk}, 16);
         if (packs)
-            cls_probs_kernel<T, V><<<BH, 256>>>(pq, qs, pk, ks, pp, H, Tk, D, scale);
+            cls_probs_kernel<T, V><<<BH, 256>>>(pq, qs, pk, ks, pp, H, Tk, D, cls_group_lanes(D, V), scale);
         else
-            cls_probs_kernel<T, 1><<<BH, 256>>>(pq, qs, pk, ks, pp, H, Tk, D, scale);
+            cls_probs_kernel<T, 1><<<BH, 256>>>(pq, qs, pk, ks, pp, H, Tk, D, cls_group_lanes(D, 1), scale);
     });
     AC_CUDA_LAUNCH_CHECK("attention_cls_probs");
 }

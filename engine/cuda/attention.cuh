@@ -183,17 +183,29 @@ __global__ void flash_backward_q_kernel(const T* q, const T* k, const T* v, cons
 // probs[b, h, j] = softmax_j(scale * q[b, h, 0] . k[b, h, j]); one block per (b, h), the Tk <= kMaxClsKeys
 // scores in shared memory. q and k are (B, H, T, D) views with a contiguous last dim: element (b, h, t, d) at
 // b * s[0] + h * s[1] + t * s[2] + d, so the q and k of a packed projection are read in place. The CLS
-// query sits in shared memory; a thread takes a key and reads its row in V-element packs (16 bytes where
-// the row and strides allow): rows a packed projection's 3 H D elements apart, read an element at a time,
-// each cost a cache line per element while the lines of a block's rows were evicted between uses.
+// query sits in shared memory. A key row is read by a group of L lanes (L a power of two, cls_group_lanes),
+// lane l of the group taking the V-element packs at d = (l + L c) V (16 bytes where the row and strides
+// allow), so a 64-wide bf16 row is one 128-byte read by 8 lanes and a warp reads 4 rows at once, two rows
+// a group before it adds (two loads in flight a lane); the group's lanes then add their sums by shuffles.
+// (The first version gave each thread a whole row: 32 rows 4.6 KB apart for each load of a warp, 0.18 ms
+// a call at batch 256 in run 5, about a tenth of the bandwidth its 77 MB of keys need.)
 constexpr int64_t kMaxClsKeys = 4096;  // 16 KiB of scores: a 1024 px image at patch 16
 constexpr int64_t kMaxClsHeadDim = 256;
 struct ViewStrides {
     int64_t batch, head, row;
 };
+
+// Lanes a key row takes: the fewest (a power of two, at most 32) that read it in one pack each.
+inline int cls_group_lanes(int64_t D, int V) {
+    int lanes = 1;
+    while (lanes < 32 && static_cast<int64_t>(lanes) * V < D) lanes *= 2;
+    return lanes;
+}
+
 template <class T, int V>
 __global__ void cls_probs_kernel(const T* q, ViewStrides qs, const T* k, ViewStrides ks, T* probs, int64_t H,
-                                 int64_t Tk, int64_t D, float scale) {
+                                 int64_t Tk, int64_t D, int L, float scale) {
+    constexpr int kAtOnce = 2;  // rows a group reads before it adds them
     __shared__ float scores[kMaxClsKeys];
     __shared__ float query[kMaxClsHeadDim];
     __shared__ float shared[32];
@@ -202,19 +214,36 @@ __global__ void cls_probs_kernel(const T* q, ViewStrides qs, const T* k, ViewStr
     const T* kb = k + b * ks.batch + h * ks.head;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) query[d] = ld(q0[d]);
     __syncthreads();
+    const int lane = threadIdx.x % 32, sub = lane % L, groups = 32 / L;
+    const int64_t step =
+        static_cast<int64_t>(blockDim.x / 32) * groups * kAtOnce;  // rows a block reads at once
     float m = -INFINITY;
-    for (int64_t j = threadIdx.x; j < Tk; j += blockDim.x) {
-        const T* row = kb + j * ks.row;
-        float s = 0.0f;
-        for (int64_t d = 0; d < D; d += V) {
-            const Pack<T, V> p = load_pack<T, V>(row + d);
+    // The warp's loop runs alike on all lanes (the shuffles need them all); a group's rows are j0 + r groups.
+    for (int64_t w0 = static_cast<int64_t>(threadIdx.x / 32) * groups * kAtOnce; w0 < Tk; w0 += step) {
+        const int64_t j0 = w0 + lane / L;
+        float s[kAtOnce] = {};
+        for (int64_t d = static_cast<int64_t>(sub) * V; d < D; d += static_cast<int64_t>(L) * V) {
+            Pack<T, V> p[kAtOnce];
 #pragma unroll
-            for (int e = 0; e < V; ++e) s += query[d + e] * ld(p.v[e]);
+            for (int r = 0; r < kAtOnce; ++r) {
+                const int64_t j = j0 + r * groups;
+                p[r] = j < Tk ? load_pack<T, V>(kb + j * ks.row + d) : Pack<T, V>{};
+            }
+#pragma unroll
+            for (int r = 0; r < kAtOnce; ++r)
+#pragma unroll
+                for (int e = 0; e < V; ++e) s[r] += query[d + e] * ld(p[r].v[e]);
         }
-        scores[j] = s * scale;
-        m = fmaxf(m, scores[j]);
+#pragma unroll
+        for (int r = 0; r < kAtOnce; ++r) {
+            for (int o = L / 2; o > 0; o >>= 1) s[r] += __shfl_xor_sync(0xffffffffu, s[r], o);
+            const int64_t j = j0 + r * groups;
+            if (j >= Tk) continue;
+            if (sub == 0) scores[j] = s[r] * scale;
+            m = fmaxf(m, s[r] * scale);
+        }
     }
-    m = block_max(m, shared);
+    m = block_max(m, shared);  // also the barrier after the scores' writes
     float l = 0.0f;
     for (int64_t j = threadIdx.x; j < Tk; j += blockDim.x) l += expf(scores[j] - m);
     l = block_sum(l, shared);

@@ -91,7 +91,8 @@ void check_cls_probs(int64_t T_, int64_t D) {
     const T* base = device_qkv.data<T>();
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     cuda::emulate_launch(static_cast<unsigned>(B * H), 1, 256, [&] {
-        cls_probs_kernel<T, V>(base, strides, base + W, strides, probs.data(), H, T_, D, scale);
+        cls_probs_kernel<T, V>(base, strides, base + W, strides, probs.data(), H, T_, D,
+                               cuda::attention_kernels::cls_group_lanes(D, V), scale);
     });
     // f32: sums of D products and of T exponentials in another order; bf16 adds the output's rounding
     const double tolerance = sizeof(T) == 4 ? 1e-5 : 8e-3;
@@ -133,12 +134,19 @@ TEST_SUITE("cuda") {
 
     TEST_CASE("the CLS row of the attention probabilities, read from a packed projection in place") {
         // One key, fewer keys than threads, more keys than threads (the strided loop), the ViT's 197.
+        // Rows read by groups of 16 and 32 lanes an element at a time (two elements a lane at 64), and of
+        // 4 and 8 lanes a pack; 96 bf16 dims take 16 lanes, half of them with a second pack.
         for (int64_t T_ : {1, 37, 300, 197}) {
             check_cls_probs<float, 1>(T_, 16);  // an element at a time
             check_cls_probs<bf16, 1>(T_, 64);
             check_cls_probs<float, 4>(T_, 16);  // 16-byte packs
             check_cls_probs<bf16, 8>(T_, 64);
+            check_cls_probs<bf16, 8>(T_, 136);
         }
+        CHECK(cuda::attention_kernels::cls_group_lanes(64, 8) == 8);
+        CHECK(cuda::attention_kernels::cls_group_lanes(136, 8) == 32);  // 17 packs: 32 lanes, one each
+        CHECK(cuda::attention_kernels::cls_group_lanes(256, 1) == 32);  // 8 elements a lane
+        CHECK(cuda::attention_kernels::cls_group_lanes(3, 4) == 1);
     }
 }
 
