@@ -207,6 +207,13 @@ int main(int argc, char** argv) {
                time_ms(iters, [&] { sum(mul(self_attention(qkv, H, false), go)).backward(); }), 3.5 * fwd, 0);
         set_grad_enabled(false);
     }
+    {  // the EMA teacher's CLS rows of the attention probabilities, from a block's packed projection at batch
+       // B (the attentive mask reads them from every layer); rated by the keys' bytes
+        Tensor qkv = random_gpu({B, T, 3, H, D}, DType::BF16, 19);
+        Tensor q = qkv.select(2, 0).permute({0, 2, 1, 3}), k = qkv.select(2, 1).permute({0, 2, 1, 3});
+        report("attention_cls_probs", time_ms(iters, [&] { (void)attention_cls_probs(q, k); }), 0,
+               static_cast<double>(B) * H * T * D * bf);
+    }
     AllocatorStats st = cuda::memory_stats();
     std::printf("# peak device memory %.1f MiB (reserved %.1f MiB)\n", st.peak_in_use / 1048576.0,
                 st.peak_reserved / 1048576.0);

@@ -117,6 +117,13 @@ def main():
         torch.autograd.grad(o, qkv, go)
 
     report("self_attention_fwd_bwd", time_ms(it, packed_fwd_bwd), 3.5 * fwd, 0)
+    del qkv, go
+    # The EMA teacher's CLS rows of the attention probabilities at batch B, from a packed projection.
+    with torch.no_grad():
+        qkv = rnd(B, T, 3, H, D, dt=bf)
+        q, k = qkv[:, :, 0].permute(0, 2, 1, 3), qkv[:, :, 1].permute(0, 2, 1, 3)
+        cls = lambda: torch.softmax((q[:, :, :1] * D ** -0.5) @ k.transpose(-2, -1), -1).squeeze(2)
+        report("attention_cls_probs", time_ms(it, cls), 0, B * H * T * D * 2.0)
 
 
 if __name__ == "__main__":
