@@ -1,8 +1,9 @@
 // softmax.cu: fused softmax / log_softmax over rows (max, sum of exponentials and the output in one
-// kernel, a warp per row), their backward, and the two halves of cross_entropy: the summed negative
-// log-likelihood of the targets and the gradient softmax - onehot. Rows of up to 1024 elements (every
-// attention row) are held in registers, K per lane, so each element is read once and written once;
-// longer rows take a looping kernel that reads them again per pass.
+// kernel), their backward, and the two halves of cross_entropy: the summed negative log-likelihood of the
+// targets and the gradient softmax - onehot. Rows of up to 1024 elements (every attention row) are held in
+// registers by groups of lanes, a warp taking one long row or several short ones (softmax.cuh), so each
+// element is read once and written once; longer rows take a looping kernel, a warp a row, that reads them
+// again per pass.
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
 #include "engine/cuda/softmax.cuh"
@@ -31,9 +32,10 @@ void softmax_rows(const Tensor& x, const Tensor& y, bool log) {
         using T = typename decltype(tag)::type;
         const T* px = static_cast<const T*>(x.raw_data());
         T* py = static_cast<T*>(y.raw_data());
-        bool cached = dispatch_per_lane(D, [&](auto k) {
-            softmax_cached_kernel<decltype(k)::value, T>
-                <<<row_blocks(R), kThreads>>>(px, py, R, static_cast<int>(D), log);
+        bool cached = dispatch_per_lane(D, [&](auto k, auto lanes) {
+            constexpr int L = decltype(lanes)::value;
+            softmax_cached_kernel<decltype(k)::value, L, T>
+                <<<cached_row_blocks<L>(R), kThreads>>>(px, py, R, static_cast<int>(D), log);
         });
         if (!cached) softmax_kernel<T><<<row_blocks(R), kThreads>>>(px, py, R, D, log);
     });
@@ -48,9 +50,10 @@ void softmax_backward_rows(const Tensor& g, const Tensor& y, const Tensor& dx, b
         const T* pg = static_cast<const T*>(g.raw_data());
         const T* py = static_cast<const T*>(y.raw_data());
         T* pd = static_cast<T*>(dx.raw_data());
-        bool cached = dispatch_per_lane(D, [&](auto k) {
-            softmax_backward_cached_kernel<decltype(k)::value, T>
-                <<<row_blocks(R), kThreads>>>(pg, py, pd, R, static_cast<int>(D), log);
+        bool cached = dispatch_per_lane(D, [&](auto k, auto lanes) {
+            constexpr int L = decltype(lanes)::value;
+            softmax_backward_cached_kernel<decltype(k)::value, L, T>
+                <<<cached_row_blocks<L>(R), kThreads>>>(pg, py, pd, R, static_cast<int>(D), log);
         });
         if (!cached) softmax_backward_kernel<T><<<row_blocks(R), kThreads>>>(pg, py, pd, R, D, log);
     });

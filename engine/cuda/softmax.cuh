@@ -15,36 +15,47 @@ namespace aclip::cuda::softmax_kernels {
 constexpr int kThreads = 256;
 constexpr int kRowsPerBlock = kThreads / 32;
 
-// Lane l holds elements l, l + 32, ..., l + 32 (K - 1) of its row.
-template <int K, class T>
+// Rows of up to 1024 elements are held in registers by groups of L lanes, K values a lane: lane l of a group
+// holds elements l, l + L, ..., l + L (K - 1) of its row, and a warp takes 32 / L rows. Short rows take small
+// groups (dispatch_per_lane), so that a warp has more than one short row's bytes in flight: an attention
+// row of 197 is 16 lanes of 16 values, two rows a warp (a warp a row left it a few hundred bytes, 48% of
+// the bandwidth in run 4). A group past the last row reads nothing but joins its warp's shuffles.
+template <int L>
+__device__ __forceinline__ int64_t group_row() {
+    return warp_row() * (32 / L) + static_cast<int>(threadIdx.x % 32) / L;
+}
+
+template <int K, int L, class T>
 __global__ void softmax_cached_kernel(const T* x, T* y, int64_t R, int D, bool log) {
-    const int64_t row = warp_row();
-    const int lane = threadIdx.x % 32;
-    if (row >= R) return;
+    const int64_t row = group_row<L>();
+    const int sub = threadIdx.x % L;
+    if (warp_row() * (32 / L) >= R) return;  // the whole warp past the end
+    const bool valid = row < R;
     const T* xr = x + row * D;
     float v[K];
     float m = -INFINITY;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-        const int i = lane + 32 * k;
-        v[k] = i < D ? ld(xr[i]) : -INFINITY;
+        const int i = sub + L * k;
+        v[k] = valid && i < D ? ld(xr[i]) : -INFINITY;
         m = fmaxf(m, v[k]);
     }
-    m = warp_max(m);
+    m = warp_max<L>(m);
     if (m == -INFINITY) m = 0.0f;
     float s = 0.0f;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-        const float e = lane + 32 * k < D ? expf(v[k] - m) : 0.0f;
+        const float e = sub + L * k < D ? expf(v[k] - m) : 0.0f;
         s += e;
         if (!log) v[k] = e;  // each exponential computed once
     }
-    s = warp_sum(s);
+    s = warp_sum<L>(s);
+    if (!valid) return;
     T* yr = y + row * D;
     const float lse = m + logf(s), inv = 1.0f / s;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-        const int i = lane + 32 * k;
+        const int i = sub + L * k;
         if (i < D) yr[i] = st<T>(log ? v[k] - lse : v[k] * inv);
     }
 }
@@ -59,42 +70,58 @@ __device__ __forceinline__ float softmax_grad_input(float g, float y, float s, b
     return log ? g - expf(y) * s : y * (g - s);
 }
 
-template <int K, class T>
+template <int K, int L, class T>
 __global__ void softmax_backward_cached_kernel(const T* g, const T* y, T* dx, int64_t R, int D, bool log) {
-    const int64_t row = warp_row();
-    const int lane = threadIdx.x % 32;
-    if (row >= R) return;
+    const int64_t row = group_row<L>();
+    const int sub = threadIdx.x % L;
+    if (warp_row() * (32 / L) >= R) return;
+    const bool valid = row < R;
     const T* gr = g + row * D;
     const T* yr = y + row * D;
     float gv[K], yv[K];
     float s = 0.0f;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-        const int i = lane + 32 * k;
-        gv[k] = i < D ? ld(gr[i]) : 0.0f;
-        yv[k] = i < D ? ld(yr[i]) : 0.0f;
+        const int i = sub + L * k;
+        gv[k] = valid && i < D ? ld(gr[i]) : 0.0f;
+        yv[k] = valid && i < D ? ld(yr[i]) : 0.0f;
         s += softmax_grad_term(gv[k], yv[k], log);
     }
-    s = warp_sum(s);
+    s = warp_sum<L>(s);
+    if (!valid) return;
     T* dr = dx + row * D;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-        const int i = lane + 32 * k;
+        const int i = sub + L * k;
         if (i < D) dr[i] = st<T>(softmax_grad_input(gv[k], yv[k], s, log));
     }
 }
 
-// Calls fn(integral_constant<K>) with the smallest K in {1, 2, 4, 8, 16, 32} such that 32 K >= D;
-// returns false when D > 1024.
+// Calls fn(integral_constant<K>, integral_constant<L>) for a row of D <= 1024 elements: groups of 4 lanes
+// up to 64 elements (K = 1 .. 16), then 8, 16 and 32 lanes of 16 values, and 32 of 32 past 512; returns
+// false when D > 1024 (the looping kernels).
 template <class Fn>
 bool dispatch_per_lane(int64_t D, Fn&& fn) {
-    if (D <= 32) return fn(std::integral_constant<int, 1>{}), true;
-    if (D <= 64) return fn(std::integral_constant<int, 2>{}), true;
-    if (D <= 128) return fn(std::integral_constant<int, 4>{}), true;
-    if (D <= 256) return fn(std::integral_constant<int, 8>{}), true;
-    if (D <= 512) return fn(std::integral_constant<int, 16>{}), true;
-    if (D <= 1024) return fn(std::integral_constant<int, 32>{}), true;
+    using std::integral_constant;
+    using Four = integral_constant<int, 4>;
+    using Sixteen = integral_constant<int, 16>;
+    if (D <= 4) return fn(integral_constant<int, 1>{}, Four{}), true;
+    if (D <= 8) return fn(integral_constant<int, 2>{}, Four{}), true;
+    if (D <= 16) return fn(integral_constant<int, 4>{}, Four{}), true;
+    if (D <= 32) return fn(integral_constant<int, 8>{}, Four{}), true;
+    if (D <= 64) return fn(Sixteen{}, Four{}), true;
+    if (D <= 128) return fn(Sixteen{}, integral_constant<int, 8>{}), true;
+    if (D <= 256) return fn(Sixteen{}, Sixteen{}), true;
+    if (D <= 512) return fn(Sixteen{}, integral_constant<int, 32>{}), true;
+    if (D <= 1024) return fn(integral_constant<int, 32>{}, integral_constant<int, 32>{}), true;
     return false;
+}
+
+// Blocks for R rows taken by groups of L lanes.
+template <int L>
+int64_t cached_row_blocks(int64_t R) {
+    const int64_t rows = kRowsPerBlock * (32 / L);
+    return (R + rows - 1) / rows;
 }
 
 template <class T>

@@ -1,7 +1,7 @@
 // test_softmax_emulated.cpp: the softmax kernels of engine/cuda/softmax.cuh, compiled for the CPU and run on
 // emulated threads (engine/cuda/warp_emulation.h) against the CPU's softmax and log_softmax with autograd:
-// rows held in registers (K values a lane: rows of 45 and 200) and rows looped over (1,100), forward and
-// backward, in f32 and bf16, with a partly empty last block of rows. And cross_entropy's summed negative
+// rows held in registers (by groups of 4 to 32 lanes, K values a lane) and rows looped over (1,100), forward
+// and backward, in f32 and bf16, with a partly empty last block of rows. And cross_entropy's summed negative
 // log-likelihood, whose kernel checks the targets itself: a bad one is skipped and recorded as an index
 // fault (engine/cuda/index_fault.cuh) for the host to raise.
 #include <doctest/doctest.h>
@@ -33,14 +33,16 @@ void check_softmax(int64_t R, int64_t D, bool log) {
 
     Tensor y = empty({R, D}, dt), dx = empty({R, D}, dt);
     const unsigned blocks = static_cast<unsigned>((R + kRowsPerBlock - 1) / kRowsPerBlock);
-    const bool cached = dispatch_per_lane(D, [&](auto k) {
-        cuda::emulate_launch(blocks, 1, kThreads, [&] {
-            softmax_cached_kernel<decltype(k)::value, T>(x.data<T>(), y.data<T>(), R, static_cast<int>(D),
-                                                         log);
+    const bool cached = dispatch_per_lane(D, [&](auto k, auto lanes) {
+        constexpr int K = decltype(k)::value, L = decltype(lanes)::value;
+        CAPTURE(L);
+        const unsigned group_blocks = static_cast<unsigned>(cached_row_blocks<L>(R));
+        cuda::emulate_launch(group_blocks, 1, kThreads, [&] {
+            softmax_cached_kernel<K, L, T>(x.data<T>(), y.data<T>(), R, static_cast<int>(D), log);
         });
-        cuda::emulate_launch(blocks, 1, kThreads, [&] {
-            softmax_backward_cached_kernel<decltype(k)::value, T>(g.data<T>(), y.data<T>(), dx.data<T>(), R,
-                                                                  static_cast<int>(D), log);
+        cuda::emulate_launch(group_blocks, 1, kThreads, [&] {
+            softmax_backward_cached_kernel<K, L, T>(g.data<T>(), y.data<T>(), dx.data<T>(), R,
+                                                    static_cast<int>(D), log);
         });
     });
     if (!cached) {
@@ -62,8 +64,11 @@ void check_softmax(int64_t R, int64_t D, bool log) {
 
 TEST_SUITE("cuda") {
     TEST_CASE("softmax kernels on emulated threads equal the CPU op, forward and backward") {
+        // Rows in registers by groups of 4 lanes (3 and 45 elements: 1 and 16 values a lane, 8 rows a warp),
+        // 8 (100), 16 (197, an attention row: 2 rows a warp) and 32 lanes (300, 600); 1100 loops. 13 rows
+        // leave the last warp's groups partly past the end.
         for (bool log : {false, true})
-            for (int64_t D : {45, 200, 1100}) {  // 2 and 8 values a lane in registers; a looping kernel
+            for (int64_t D : {3, 45, 100, 197, 300, 600, 1100}) {
                 check_softmax<float>(13, D, log);
                 check_softmax<bf16>(13, D, log);
             }
