@@ -34,16 +34,22 @@ __device__ __forceinline__ T st(C v) {
         return static_cast<T>(v);
 }
 
-// Offset of element `linear` (row-major over dims.shape) in operand k.
-template <int K>
-__device__ __forceinline__ int64_t offset_of(const CollapsedDims& dims, int64_t linear) {
-    int64_t off = 0;
+// Offsets of element `linear` (row-major over dims.shape) in operands 0 .. N - 1: the index is taken apart
+// once for all of them (a division and a remainder a dim, the costly part of a strided kernel).
+template <int N>
+struct Offsets {
+    int64_t at[N];
+};
+template <int N>
+__device__ __forceinline__ Offsets<N> offsets_of(const CollapsedDims& dims, int64_t linear) {
+    Offsets<N> o{};
     for (int d = dims.ndim - 1; d >= 0; --d) {
-        int64_t idx = linear % dims.shape[d];
-        linear /= dims.shape[d];
-        off += idx * dims.strides[K][d];
+        const int64_t quotient = linear / dims.shape[d], idx = linear - quotient * dims.shape[d];
+        linear = quotient;
+#pragma unroll
+        for (int k = 0; k < N; ++k) o.at[k] += idx * dims.strides[k][d];
     }
-    return off;
+    return o;
 }
 
 // V consecutive elements moved as one access of V * sizeof(T) bytes (16 at most), the unit of vectorised

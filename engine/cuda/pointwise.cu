@@ -98,9 +98,10 @@ template <class T>
 __global__ void where_kernel(T* out, const uint8_t* mask, const T* a, const T* b, CollapsedDims dims,
                              int64_t n) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        out[offset_of<0>(dims, i)] =
-            mask[offset_of<1>(dims, i)] ? a[offset_of<2>(dims, i)] : b[offset_of<3>(dims, i)];
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const Offsets<4> o = offsets_of<4>(dims, i);
+        out[o.at[0]] = mask[o.at[1]] ? a[o.at[2]] : b[o.at[3]];
+    }
 }
 AC_REGISTER_KERNEL("where");
 }  // namespace
@@ -129,7 +130,7 @@ template <class T>
 __global__ void fill_kernel(T* dst, T value, CollapsedDims dims, int64_t n) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        dst[offset_of<0>(dims, i)] = value;
+        dst[offsets_of<1>(dims, i).at[0]] = value;
 }
 AC_REGISTER_KERNEL("strided_copy");
 AC_REGISTER_KERNEL("fill");

@@ -45,9 +45,8 @@ __global__ void pointwise_strided(O* out, const A* a, const B* b, CollapsedDims 
     using C = compute_t<A>;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        C x = ld(a[offset_of<1>(dims, i)]);
-        C y = ld(b[offset_of<2>(dims, i)]);
-        out[offset_of<0>(dims, i)] = st<O>(pointwise_apply<op, C>(x, y, s0, s1));
+        const Offsets<3> o = offsets_of<3>(dims, i);
+        out[o.at[0]] = st<O>(pointwise_apply<op, C>(ld(a[o.at[1]]), ld(b[o.at[2]]), s0, s1));
     }
 }
 
@@ -84,8 +83,10 @@ __global__ void copy_vectorized(D* __restrict__ dst, const S* __restrict__ src, 
 template <class D, class S>
 __global__ void copy_strided(D* dst, const S* src, CollapsedDims dims, int64_t n) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        dst[offset_of<0>(dims, i)] = convert_element<D, S>(src[offset_of<1>(dims, i)]);
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const Offsets<2> o = offsets_of<2>(dims, i);
+        dst[o.at[0]] = convert_element<D, S>(src[o.at[1]]);
+    }
 }
 
 }  // namespace aclip::cuda
