@@ -80,7 +80,7 @@ __device__ __forceinline__ void b_pair_from_rows(FragB& first, FragB& second, co
                                                  int k0) {
     const int lane = threadIdx.x % 32, m = lane / 8, r = lane % 8;
     uint32_t x[4];
-    ldmatrix_x4(x, tile + (n0 + r) * kStride<D> + k0 + m * 8);
+    ldmatrix_x4<false>(x, tile + (n0 + r) * kStride<D> + k0 + m * 8);
     first = FragB{{x[0], x[1]}};
     second = FragB{{x[2], x[3]}};
 }
@@ -92,7 +92,7 @@ __device__ __forceinline__ void b_from_columns(FragB& left, FragB& right, const 
                                                int n0) {
     const int lane = threadIdx.x % 32, m = lane / 8, r = lane % 8;
     uint32_t x[4];
-    ldmatrix_x4_trans(x, tile + (k0 + (m & 1) * 8 + r) * kStride<D> + n0 + (m >> 1) * 8);
+    ldmatrix_x4<true>(x, tile + (k0 + (m & 1) * 8 + r) * kStride<D> + n0 + (m >> 1) * 8);
     left = FragB{{x[0], x[1]}};
     right = FragB{{x[2], x[3]}};
 }

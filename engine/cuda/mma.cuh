@@ -112,51 +112,36 @@ __device__ __forceinline__ uint32_t load_pair(const uint16_t* p) {
 }
 
 // Four 8 x 8 bf16 matrices from shared memory: lane L gives the address of row L % 8 of matrix L / 8
-// (16-byte aligned); register m of lane (g, t) receives elements [g][2t] and [g][2t + 1] of matrix m. With
-// rows = the n dimension of an (n, k) tile (k contiguous), matrices at k and k + 8 are a B fragment.
+// (16-byte aligned). Plain: register m of lane (g, t) receives elements [g][2t] and [g][2t + 1] of matrix m,
+// so with rows = the n of an (n, k) tile (k contiguous), the matrices at k and k + 8 are a B fragment.
+// Transposed: elements [2t][g] and [2t + 1][g], so with rows = the k of a (k, n) tile, the same.
 #if !defined(__CUDACC__)
-inline void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* row) {
+template <bool kTransposed>
+void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* row) {
     emulation::Warp& w = emulation::my_warp();
     const int lane = static_cast<int>(threadIdx.x % 32), g = lane / 4, t = lane % 4;
     w.pointers[lane] = row;
     w.barrier.arrive_and_wait();
-    for (int m = 0; m < 4; ++m) {
-        const uint16_t* r0 = static_cast<const uint16_t*>(w.pointers[8 * m + g]);
-        r[m] = static_cast<uint32_t>(r0[2 * t]) | (static_cast<uint32_t>(r0[2 * t + 1]) << 16);
-    }
+    auto at = [&](int m, int i, int j) {
+        return static_cast<uint32_t>(static_cast<const uint16_t*>(w.pointers[8 * m + i])[j]);
+    };
+    for (int m = 0; m < 4; ++m)
+        r[m] = kTransposed ? at(m, 2 * t, g) | at(m, 2 * t + 1, g) << 16
+                           : at(m, g, 2 * t) | at(m, g, 2 * t + 1) << 16;
     w.barrier.arrive_and_wait();
 }
 #else
+template <bool kTransposed>
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* row) {
     const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(address));
-}
-#endif
-
-// Four 8 x 8 bf16 matrices from shared memory, transposed: lane L gives the address of row L % 8 of
-// matrix L / 8 (16-byte aligned); register m of lane (g, t) receives elements [2t][g] and [2t + 1][g] of
-// matrix m. With rows = the k dimension of a row-major (k, n) tile, that is the B fragment of the tile.
-#if !defined(__CUDACC__)
-inline void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* row) {
-    emulation::Warp& w = emulation::my_warp();
-    const int lane = static_cast<int>(threadIdx.x % 32), g = lane / 4, t = lane % 4;
-    w.pointers[lane] = row;
-    w.barrier.arrive_and_wait();
-    for (int m = 0; m < 4; ++m) {
-        const uint16_t* r0 = static_cast<const uint16_t*>(w.pointers[8 * m + 2 * t]);
-        const uint16_t* r1 = static_cast<const uint16_t*>(w.pointers[8 * m + 2 * t + 1]);
-        r[m] = static_cast<uint32_t>(r0[g]) | (static_cast<uint32_t>(r1[g]) << 16);
-    }
-    w.barrier.arrive_and_wait();
-}
-#else
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* row) {
-    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(address));
+    if constexpr (kTransposed)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(address));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(address));
 }
 #endif
 

@@ -192,9 +192,10 @@ TEST_SUITE("cuda") {
         cuda::emulate_launch(1, 1, 32, [&] {
             const int lane = static_cast<int>(cuda::threadIdx.x), m = lane / 8, r = lane % 8;
             uint32_t x[4], y[4];
-            cuda::ldmatrix_x4(x, nk.data() + r * stride + m * 8);  // columns 8m .. 8m + 7 of the 8 rows
+            cuda::ldmatrix_x4<false>(x,
+                                     nk.data() + r * stride + m * 8);  // columns 8m .. 8m + 7 of the 8 rows
             // the same four 8 x 8 blocks of the transpose: rows 8m .. 8m + 7, columns 0 .. 7
-            cuda::ldmatrix_x4_trans(y, kn.data() + (m * 8 + r) * (N + 8));
+            cuda::ldmatrix_x4<true>(y, kn.data() + (m * 8 + r) * (N + 8));
             for (int i = 0; i < 4; ++i) {
                 plain[lane][i] = x[i];
                 transposed[lane][i] = y[i];
