@@ -85,7 +85,7 @@ struct RowSlice {
     static constexpr int kElements = 32 * V * P;  // elements a warp holds
     static constexpr int kWords =
         static_cast<int>(sizeof(T)) * V / 4;  // registers a pack takes (0: a lone bf16)
-    uint32_t words[P][kWords > 0 ? kWords : 1];
+    uint32_t words[P][kWords > 0 ? kWords : 1] = {};
 
     __device__ __forceinline__ static int64_t first(int64_t c, int p) {
         return c + (32 * p + static_cast<int>(threadIdx.x % 32)) * V;
