@@ -101,7 +101,7 @@ bool flash_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, const
     with_head_dim(D, [&](auto dtag) {
         constexpr int HD = decltype(dtag)::value;
         if (BH * Tq > 0) {
-            delta_kernel<HD><<<(BH * Tq + 255) / 256, 256>>>(ho, hg, pd, H, Tq, BH * Tq);
+            delta_kernel<HD><<<delta_blocks<HD>(BH * Tq), kDeltaThreads>>>(ho, hg, pd, H, Tq, BH * Tq);
             AC_CUDA_LAUNCH_CHECK("flash_attention_backward_mma");
         }
         if (BH * Tk > 0) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "engine/cuda/async_copy.cuh"
+#include "engine/cuda/device_math.cuh"  // warp_sum
 #include "engine/cuda/mma.cuh"
 
 namespace aclip::cuda::flash_mma {
@@ -396,22 +397,35 @@ __global__ void __launch_bounds__(kThreads, 3)
     store_rows<D>(dq.rows_of(bh, H), dq.row, dq_acc, row0, Tq, scaled);
 }
 
-// delta[bh, i] = sum_d dO[bh, i, d] * O[bh, i, d], the row term of the softmax backward; a thread per row.
+// delta[bh, i] = sum_d dO[bh, i, d] * O[bh, i, d], the row term of the softmax backward. A row is read by
+// kDeltaLanes<D> lanes, one 16-byte pack of each operand a lane, so a warp's loads cover whole rows (a
+// thread a row had each of its 32 loads touch 32 rows apart), then summed across them; launch
+// delta_blocks(rows) blocks of kDeltaThreads.
+template <int D>
+constexpr int kDeltaLanes = D / 8;
+constexpr int kDeltaThreads = 256;
+template <int D>
+constexpr int64_t delta_blocks(int64_t rows) {
+    return (rows * kDeltaLanes<D> + kDeltaThreads - 1) / kDeltaThreads;
+}
 template <int D>
 __global__ void delta_kernel(Heads<const uint16_t*> out, Heads<const uint16_t*> go, float* delta, int64_t H,
                              int64_t T, int64_t rows) {
-    const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (r >= rows) return;
-    const int64_t bh = r / T, i = r % T;
-    const uint16_t* o = out.rows_of(bh, H) + i * out.row;
-    const uint16_t* g = go.rows_of(bh, H) + i * go.row;
+    constexpr int L = kDeltaLanes<D>;
+    const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / L;
+    const int sub = threadIdx.x % L;
     float s = 0.0f;
+    if (r < rows) {  // a lane past the end still joins its warp's shuffles
+        const int64_t bh = r / T, i = r % T;
+        const uint4 ow = *reinterpret_cast<const uint4*>(out.rows_of(bh, H) + i * out.row + sub * 8);
+        const uint4 gw = *reinterpret_cast<const uint4*>(go.rows_of(bh, H) + i * go.row + sub * 8);
+        const uint32_t o[4] = {ow.x, ow.y, ow.z, ow.w}, g[4] = {gw.x, gw.y, gw.z, gw.w};
 #pragma unroll
-    for (int d = 0; d < D; d += 2) {
-        const uint32_t ow = load_pair(o + d), gw = load_pair(g + d);
-        for (int half = 0; half < 2; ++half) s += unpack_bf16(ow, half) * unpack_bf16(gw, half);
+        for (int k = 0; k < 4; ++k)
+            for (int half = 0; half < 2; ++half) s += unpack_bf16(o[k], half) * unpack_bf16(g[k], half);
     }
-    delta[r] = s;
+    s = warp_sum<L>(s);
+    if (sub == 0 && r < rows) delta[r] = s;
 }
 
 }  // namespace aclip::cuda::flash_mma

@@ -118,7 +118,7 @@ void check_attention(int64_t Tq, int64_t Tk, bool causal, bool is_packed) {
                           scale * kLog2e, causal);
     });
     const uint16_t* po = out.data();
-    cuda::emulate_launch(static_cast<unsigned>((B * H * Tq + 127) / 128), 1, 128,
+    cuda::emulate_launch(static_cast<unsigned>(delta_blocks<D>(B * H * Tq)), 1, kDeltaThreads,
                          [&] { delta_kernel<D>(at(po, lo), at(pg, lo), delta.data(), H, Tq, B * H * Tq); });
     cuda::emulate_launch(k_blocks, B * H, kThreads, [&] {
         backward_kv_kernel<D>(at(pq, lq), at(pk, lk), at(pv, lv), at(pg, lo), lse.data(), delta.data(),
