@@ -4,12 +4,12 @@
 // each warp keeps its 16 rows of the fixed operands as A fragments in registers and streams 64-row tiles of
 // the other side through shared memory, in two stages: the next tiles are copied (cp.async) while the
 // current ones are multiplied. A warp multiplies only the tile rows that can reach its own (no products with
-// padding or with keys a causal mask hides). Scores, probabilities and their gradients live only in
-// registers: an mma's f32 result, rounded to bf16, is the A fragment of the next product (mma.cuh). Softmax
-// runs in base 2 (the scale folded with log2 e into one multiply); the forward saves each row's log-sum-exp
-// (natural log, as attention.cu's kernels do) for the backward, which recomputes the probabilities.
-// The kernels are in attention_mma.cuh, which tests also compile for the CPU's emulated warps; this file
-// launches them.
+// padding, nor, causal, with keys past its last query). Scores, probabilities and their gradients live only
+// in registers: an mma's f32 result, rounded to bf16, is the A fragment of the next product (mma.cuh).
+// Softmax runs in base 2 (the scale folded with log2 e into one multiply); the forward saves each row's
+// log-sum-exp (natural log, as attention.cu's kernels do) for the backward, which recomputes the
+// probabilities. The kernels are in attention_mma.cuh, which tests also compile for the CPU's emulated warps;
+// this file launches them.
 #include <cstdlib>
 #include <string>
 #include <type_traits>
