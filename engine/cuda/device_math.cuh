@@ -1,8 +1,8 @@
 // device_math.cuh: the device helpers kernels are written with: loading and storing each dtype in its
-// compute type, offsets of strided operands, V elements moved as one 16-byte access (Pack), and warp and
-// block reductions. Nothing here
-// needs the CUDA runtime, so a kernel written with these compiles for the GPU and, through
-// warp_emulation.h, for the CPU tests that run it on emulated threads (tests/cuda/*_emulated.cpp).
+// compute type, offsets of strided operands, V elements moved as one 16-byte access (Pack), a warp's row
+// held in registers (RowSlice), and warp, lane-group and block reductions. Nothing here needs the CUDA
+// runtime, so a kernel written with these compiles for the GPU and, through warp_emulation.h, for the CPU
+// tests that run it on emulated threads (tests/cuda/*_emulated.cpp).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -35,7 +35,7 @@ __device__ __forceinline__ T st(C v) {
 }
 
 // Offsets of element `linear` (row-major over dims.shape) in operands 0 .. N - 1: the index is taken apart
-// once for all of them (a division and a remainder a dim, the costly part of a strided kernel).
+// once for all of them (one division a dim, the costly part of a strided kernel).
 template <int N>
 struct Offsets {
     int64_t at[N];
