@@ -15,6 +15,19 @@
 
 namespace aclip::cuda {
 
+// The second pass of sums left in partial (K, chunks, n): add_chunks adds sum k's chunks into out[k], a null
+// output skipped.
+template <class T, int K>
+void add_all_chunks(const float* partial, T* const (&out)[K], int64_t n, int64_t chunks, const char* name) {
+    constexpr int kThreads = 256;
+    for (int k = 0; k < K; ++k) {
+        if (!out[k]) continue;
+        columns::add_chunks<T>
+            <<<(n + kThreads - 1) / kThreads, kThreads>>>(partial + k * chunks * n, out[k], n, chunks);
+        AC_CUDA_LAUNCH_CHECK(name);
+    }
+}
+
 // Runs a column-sum kernel (column_sums.cuh) of K sums a column over n columns and R rows, V columns a lane:
 // kernel(grid, partial, chunks) queues it with `columns::kThreads` threads a block. With several row
 // chunks it leaves partial (K, chunks, n), whose chunks add_chunks then adds into out[k] (a null output is
@@ -26,14 +39,7 @@ void run_column_sums(int64_t n, int64_t R, int V, T* const (&out)[K], const char
     float* pp = chunks > 1 ? static_cast<float*>(partial.raw_data()) : nullptr;
     kernel(dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(chunks)), pp, chunks);
     AC_CUDA_LAUNCH_CHECK(name);
-    if (chunks == 1) return;
-    constexpr int kThreads = 256;
-    for (int k = 0; k < K; ++k) {
-        if (!out[k]) continue;
-        columns::add_chunks<T>
-            <<<(n + kThreads - 1) / kThreads, kThreads>>>(pp + k * chunks * n, out[k], n, chunks);
-        AC_CUDA_LAUNCH_CHECK(name);
-    }
+    if (chunks > 1) add_all_chunks(pp, out, n, chunks, name);
 }
 
 // Blocks of `threads` threads of `kernel` that the GPU runs at once (its blocks an SM, times the SMs): the

@@ -111,10 +111,7 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
                 float* pp = static_cast<float*>(partial.raw_data());
                 kernel<<<blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, accumulate, pp, R, D);
                 AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
-                for (int k = 0; k < 2; ++k)
-                    if (outs[k])
-                        columns::add_chunks<T><<<(D + kThreads - 1) / kThreads, kThreads>>>(
-                            pp + k * blocks * D, outs[k], D, blocks);
+                add_all_chunks(pp, outs, D, blocks, "layer_norm_backward");
                 params_done = true;
             } else if (pdx) {
                 layer_norm_backward_kernel<T, G, V, P, false>

@@ -19,10 +19,6 @@ AC_REGISTER_KERNEL("softmax_backward_rows");
 AC_REGISTER_KERNEL("nll_sum");
 AC_REGISTER_KERNEL("cross_entropy_backward");
 
-int64_t row_blocks(int64_t R) {
-    return (R + kRowsPerBlock - 1) / kRowsPerBlock;
-}
-
 }  // namespace
 
 void softmax_rows(const Tensor& x, const Tensor& y, bool log) {
@@ -35,7 +31,7 @@ void softmax_rows(const Tensor& x, const Tensor& y, bool log) {
         bool cached = dispatch_per_lane(D, [&](auto k, auto lanes) {
             constexpr int L = decltype(lanes)::value;
             softmax_cached_kernel<decltype(k)::value, L, T>
-                <<<cached_row_blocks<L>(R), kThreads>>>(px, py, R, static_cast<int>(D), log);
+                <<<row_blocks<L>(R), kThreads>>>(px, py, R, static_cast<int>(D), log);
         });
         if (!cached) softmax_kernel<T><<<row_blocks(R), kThreads>>>(px, py, R, D, log);
     });
@@ -53,7 +49,7 @@ void softmax_backward_rows(const Tensor& g, const Tensor& y, const Tensor& dx, b
         bool cached = dispatch_per_lane(D, [&](auto k, auto lanes) {
             constexpr int L = decltype(lanes)::value;
             softmax_backward_cached_kernel<decltype(k)::value, L, T>
-                <<<cached_row_blocks<L>(R), kThreads>>>(pg, py, pd, R, static_cast<int>(D), log);
+                <<<row_blocks<L>(R), kThreads>>>(pg, py, pd, R, static_cast<int>(D), log);
         });
         if (!cached) softmax_backward_kernel<T><<<row_blocks(R), kThreads>>>(pg, py, pd, R, D, log);
     });

@@ -117,9 +117,9 @@ bool dispatch_per_lane(int64_t D, Fn&& fn) {
     return false;
 }
 
-// Blocks for R rows taken by groups of L lanes.
-template <int L>
-int64_t cached_row_blocks(int64_t R) {
+// Blocks for R rows taken by groups of L lanes (a warp a row: L = 32).
+template <int L = 32>
+int64_t row_blocks(int64_t R) {
     const int64_t rows = kRowsPerBlock * (32 / L);
     return (R + rows - 1) / rows;
 }

@@ -36,7 +36,7 @@ void check_softmax(int64_t R, int64_t D, bool log) {
     const bool cached = dispatch_per_lane(D, [&](auto k, auto lanes) {
         constexpr int K = decltype(k)::value, L = decltype(lanes)::value;
         CAPTURE(L);
-        const unsigned group_blocks = static_cast<unsigned>(cached_row_blocks<L>(R));
+        const unsigned group_blocks = static_cast<unsigned>(row_blocks<L>(R));
         cuda::emulate_launch(group_blocks, 1, kThreads, [&] {
             softmax_cached_kernel<K, L, T>(x.data<T>(), y.data<T>(), R, static_cast<int>(D), log);
         });
