@@ -234,10 +234,9 @@ __global__ void __launch_bounds__(kThreads, 4)
         times_tile_rows<D>(s, qa, ks, keys);
         float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int n = 0; n < kTileCols; ++n)
+        for (int n = 0; n < kTileCols && n * 8 < keys; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                if (n * 8 >= keys) continue;
                 const int64_t key = j0 + n * 8 + 2 * t + (e & 1), query = row0 + g + (e >> 1) * 8;
                 float x = s[n].x[e] * scale_log2;
                 if (key >= Tk || (causal && key > query)) x = -INFINITY;
@@ -256,10 +255,9 @@ __global__ void __launch_bounds__(kThreads, 4)
             l[r] *= correction[r];
         }
 #pragma unroll
-        for (int n = 0; n < kTileCols; ++n)
+        for (int n = 0; n < kTileCols && n * 8 < keys; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                if (n * 8 >= keys) continue;
                 const float p = exp2f(s[n].x[e] - base[e >> 1]);
                 s[n].x[e] = p;
                 l[e >> 1] += p;
@@ -330,10 +328,9 @@ __global__ void __launch_bounds__(kThreads)
         times_tile_rows<D>(p, ka, qs, queries);
         times_tile_rows<D>(dp, va, gs, queries);
 #pragma unroll
-        for (int n = 0; n < kTileCols; ++n)
+        for (int n = 0; n < kTileCols && n * 8 < queries; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                if (n * 8 >= queries) continue;  // p and dS stay 0
                 const int col = n * 8 + 2 * t + (e & 1);
                 const int64_t key = key0 + g + (e >> 1) * 8;
                 float prob = exp2f(p[n].x[e] * scale_log2 - ls[col]);
@@ -382,10 +379,9 @@ __global__ void __launch_bounds__(kThreads, 3)
         times_tile_rows<D>(s, qa, ks, keys);
         times_tile_rows<D>(dp, ga, vs, keys);
 #pragma unroll
-        for (int n = 0; n < kTileCols; ++n)
+        for (int n = 0; n < kTileCols && n * 8 < keys; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                if (n * 8 >= keys) continue;  // dS stays 0
                 const int64_t key = j0 + n * 8 + 2 * t + (e & 1), query = row0 + g + (e >> 1) * 8;
                 float prob = exp2f(s[n].x[e] * scale_log2 - lr[e >> 1]);
                 if (key >= Tk || (causal && key > query)) prob = 0.0f;
