@@ -105,8 +105,7 @@ template <int D>
 __device__ __forceinline__ void accumulate_times_tile(FragC (&acc)[D / 8], const FragC (&a)[kTileCols],
                                                       const uint16_t* tile, int rows) {
 #pragma unroll
-    for (int kk = 0; kk < kTileCols / 2; ++kk) {
-        if (kk * 16 >= rows) continue;
+    for (int kk = 0; kk < kTileCols / 2 && kk * 16 < rows; ++kk) {
         const FragA packed = pack_a(a[2 * kk], a[2 * kk + 1]);
 #pragma unroll
         for (int dn = 0; dn < D / 16; ++dn) {
