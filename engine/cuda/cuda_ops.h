@@ -101,7 +101,8 @@ struct GemmOperand {
 // false without a bias, or when cuBLASLt cannot (a bias not 16-byte aligned, or no algorithm with the
 // epilogue), and the caller then does it. `accumulate`, if defined (batch 1, contiguous, out's shape and
 // dtype), is added to the product as it is written (cuBLASLt's C with beta 1): out = a b + accumulate
-// (+ bias), one pass over out instead of writing the product and adding it in another (a residual stream).
+// (+ bias), one pass over out instead of writing the product and adding it in another (a residual stream);
+// where cuBLASLt has no algorithm adding C (small unaligned matrices), the add follows the product.
 enum class GemmEpilogue { None, Bias, BiasGradient };  // None: a plain product (no bias given)
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
           int64_t K, const Tensor& bias = Tensor(), GemmEpilogue epilogue = GemmEpilogue::Bias,

@@ -150,10 +150,13 @@ const Plan& plan_for(const PlanKey& key, const GemmPlan& g) {
         AC_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value));
     cublasLtMatmulHeuristicResult_t heuristic{};
     int found = 0;
-    AC_CUBLAS_CHECK(
-        cublasLtMatmulAlgoGetHeuristic(lt().handle, p.op, p.a, p.b, p.d, p.d, pref, 1, &heuristic, &found));
+    // NOT_SUPPORTED is the heuristic's answer for a configuration it has no algorithm for (an epilogue
+    // or a C on small, unaligned matrices, run 6): no algorithm, as a count of 0 is.
+    const cublasStatus_t status =
+        cublasLtMatmulAlgoGetHeuristic(lt().handle, p.op, p.a, p.b, p.d, p.d, pref, 1, &heuristic, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    p.found = found > 0;
+    if (status != CUBLAS_STATUS_NOT_SUPPORTED) AC_CUBLAS_CHECK(status);
+    p.found = status == CUBLAS_STATUS_SUCCESS && found > 0;
     p.algo = heuristic.algo;
     const bool bf16 = key.type == CUDA_R_16BF, batched = key.batch > 1;
     const bool bias_gradient = key.epilogue == GemmEpilogue::BiasGradient;
@@ -241,10 +244,19 @@ bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
             return true;
         }
     }
-    const Plan& p = plan_for(key, plan);
-    AC_CHECK(p.found, "matmul: cuBLASLt has no algorithm for M ", M, ", N ", N, ", K ", K, ", batch ", batch,
-             accumulate.defined() ? " adding into the output" : "");
-    run(p, a, b, out, accumulate);
+    const Plan* p = &plan_for(key, plan);
+    Tensor added_here = accumulate;
+    if (!p->found && key.accumulate) {  // no algorithm adding C: the product, then an add
+        PlanKey plain = key;
+        plain.accumulate = false;
+        plain.align_c = plain.align_d;
+        p = &plan_for(plain, plan);
+        added_here = Tensor();
+    }
+    AC_CHECK(p->found, "matmul: cuBLASLt has no algorithm for M ", M, ", N ", N, ", K ", K, ", batch ",
+             batch);
+    run(*p, a, b, out, added_here);
+    if (accumulate.defined() && !added_here.defined()) pointwise(PW::Add, 0.0, 0.0, out, out, accumulate);
     return false;
 }
 

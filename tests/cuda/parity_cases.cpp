@@ -372,11 +372,11 @@ std::vector<ParityCase> build() {
             const Tensor w = x[2].to(DType::F32), b = x[3].to(DType::F32);
             return Ts{linear(x[1], w, b), linear_add(x[0].to(DType::F32), x[1], w, b)};
         };
-        c.f32_tol = 1e-3;
+        c.f32_tol = 8e-3;
         c.tol_reason =
             "bf16-rounded values (linear's output, the input gradient) of f32 sums in other orders: a sum "
-            "within "
-            "~2e-6 of a rounding boundary moves one bf16 ulp (4e-3), ~1e-4 norm-relative";
+            "near a rounding boundary moves one bf16 ulp, at most 2^-7 of its value, so at most 2^-7 "
+            "norm-relative (run 6: 2.6e-3 at the odd size, 3 x 5 x 7 values)";
         v.push_back(c);
     }
     // ---- indexing ----
