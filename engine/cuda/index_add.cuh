@@ -10,11 +10,15 @@
 //   place_rows     each source row's number p into its destination's bucket, order[start[k] ...], in
 //                  arrival order
 //   order_buckets  each bucket sorted: p goes to sorted[start[k] + the bucket's rows below p], counted in
-//                  two parts: those in earlier tiles of kTile rows (once per tile and key, by the tile's
-//                  first row of that key, over the bucket) and those before p in its own tile (in shared
-//                  memory). A tile's cost is bounded by the largest bucket it meets (the padding tokens': 16
-//                  K rows in a batch of 256 texts), and the tiles run side by side.
-//   add_buckets    dst[k][i] += src[p][i] for the bucket's p in order, one thread per (k, i)
+//                  two parts: those in earlier tiles of kTile rows (once per tile and key, over the
+//                  bucket) and those before p in its own tile (in shared memory). A short bucket is
+//                  counted by the tile's first row of its key; a long one (the padding tokens': 16 K rows
+//                  in a batch of 256 texts) by the whole block, kTile entries a pass, which one thread
+//                  took 16 K loads in a row to do (about a millisecond, run 6). The tiles run side by side.
+//   add_buckets    dst[k][i] += src[p][i] for the bucket's p in order, one thread per (k, i); the sums
+//                  are a chain, but their operands are not: a thread loads kAhead of them at once (the
+//                  next chunk's row numbers while it adds this chunk's values), so a long bucket waits
+//                  for memory once a chunk instead of twice an element
 // In a header so that tests/cuda/test_index_add_emulated.cpp runs it on emulated threads. The kernels sit
 // in an unnamed namespace: index.cu and the test each compile their own.
 #pragma once
@@ -38,6 +42,7 @@ namespace {
 
 constexpr int kScanThreads = 1024;  // scan_counts' one block
 constexpr int kTile = 256;          // order_buckets' rows a block (its threads)
+constexpr int kAhead = 16;          // add_buckets' source rows loaded together
 
 // The destination row k = o S + row of source row p = o L + l, or -1 for an index out of range (which
 // count_rows records as the fault).
@@ -93,11 +98,14 @@ __global__ void order_buckets(RowIndex r, const int* start, const int* count, co
                               int64_t n, int64_t L, int64_t S) {
     __shared__ int64_t keys[kTile];
     __shared__ int
-        earlier_tiles[kTile];  // at a tile's first row of each key: that key's rows before the tile
+        earlier_tiles[kTile];         // at a tile's first row of each key: that key's rows before the tile
+    __shared__ int long_keys[kTile];  // the first rows of keys whose buckets the block counts together
+    __shared__ int long_key_count, block_before;
     const int t = threadIdx.x;
     const int64_t tile_start = static_cast<int64_t>(blockIdx.x) * kTile, p = tile_start + t;
     const int64_t k = p < n ? destination(r, p, L, S) : -1;
     keys[t] = k;
+    if (t == 0) long_key_count = 0;
     __syncthreads();
     int first = t, before_here = 0;  // the tile's first row of key k, and its rows of k before this one
     for (int j = t - 1; j >= 0; --j)
@@ -107,11 +115,27 @@ __global__ void order_buckets(RowIndex r, const int* start, const int* count, co
         }
     if (k >= 0 && first == t) {
         const int* bucket = order + start[k];
-        int before = 0;
-        for (int j = 0; j < count[k]; ++j) before += bucket[j] < tile_start;
-        earlier_tiles[t] = before;
+        if (count[k] <= kTile) {
+            int before = 0;
+            for (int j = 0; j < count[k]; ++j) before += bucket[j] < tile_start;
+            earlier_tiles[t] = before;
+        } else {
+            long_keys[atomic_add_int(&long_key_count, 1)] = t;  // their order does not matter
+        }
     }
     __syncthreads();
+    for (int key = 0; key < long_key_count; ++key) {  // the same count in every thread
+        const int at = long_keys[key];
+        const int* bucket = order + start[keys[at]];
+        int before = 0;
+        for (int j = t; j < count[keys[at]]; j += kTile) before += bucket[j] < tile_start;
+        if (t == 0) block_before = 0;
+        __syncthreads();
+        atomic_add_int(&block_before, before);  // integers: the same total in any order
+        __syncthreads();
+        if (t == 0) earlier_tiles[at] = block_before;
+        __syncthreads();
+    }
     if (k >= 0) sorted[start[k] + earlier_tiles[first] + before_here] = static_cast<int>(p);
 }
 
@@ -124,7 +148,20 @@ __global__ void add_buckets(T* dst, const T* src, const int* start, const int* c
         if (c == 0) continue;
         const int* bucket = sorted + start[k];
         T acc = dst[q];
-        for (int j = 0; j < c; ++j) acc = st<T>(ld(acc) + ld(src[bucket[j] * I + i]));
+        int rows[kAhead];  // the chunk's source rows (at most c)
+#pragma unroll
+        for (int u = 0; u < kAhead; ++u) rows[u] = u < c ? bucket[u] : 0;
+        for (int j = 0; j < c; j += kAhead) {
+            T values[kAhead]{};
+#pragma unroll
+            for (int u = 0; u < kAhead; ++u)
+                if (j + u < c) values[u] = src[rows[u] * I + i];
+#pragma unroll
+            for (int u = 0; u < kAhead; ++u) rows[u] = j + kAhead + u < c ? bucket[j + kAhead + u] : 0;
+#pragma unroll
+            for (int u = 0; u < kAhead; ++u)
+                if (j + u < c) acc = st<T>(ld(acc) + ld(values[u]));
+        }
         dst[q] = acc;
     }
 }

@@ -119,9 +119,12 @@ TEST_SUITE("cuda") {
         check_index_add<float>(1, 50, 7, token_like(300, 50, 0.7, 11), false);  // embedding: a bucket of ~210
         check_index_add<bf16>(1, 50, 7, token_like(300, 50, 0.7, 12), false);   // each add rounded to bf16
         check_index_add<float>(1, 40, 3, token_like(700, 40, 0.8, 17), false);  // three tiles, a partial one
-        check_index_add<float>(3, 9, 5, token_like(12, 9, 0.3, 13), false);     // an index shared by 3 rows
-        check_index_add<float>(4, 9, 3, token_like(24, 9, 0.0, 14), true);      // batched: a row per o
-        check_index_add<float>(1, 6, 1, {2}, false);                            // one row, one value
+        std::vector<int64_t> two_long(600);  // two buckets of 300 in every tile: both counted by the block
+        for (size_t p = 0; p < two_long.size(); ++p) two_long[p] = static_cast<int64_t>(p % 2) * 3;
+        check_index_add<bf16>(1, 5, 33, two_long, false);
+        check_index_add<float>(3, 9, 5, token_like(12, 9, 0.3, 13), false);  // an index shared by 3 rows
+        check_index_add<float>(4, 9, 3, token_like(24, 9, 0.0, 14), true);   // batched: a row per o
+        check_index_add<float>(1, 6, 1, {2}, false);                         // one row, one value
         check_index_add<float>(2, 5000, 2, token_like(20, 5000, 0.0, 15), false);  // K > the scan's threads
         std::vector<int64_t> bad = token_like(40, 8, 0.5, 16);
         bad[17] = 8;  // out of range: skipped, recorded
