@@ -19,11 +19,10 @@ namespace aclip::cuda {
 // output skipped.
 template <class T, int K>
 void add_all_chunks(const float* partial, T* const (&out)[K], int64_t n, int64_t chunks, const char* name) {
-    constexpr int kThreads = 256;
     for (int k = 0; k < K; ++k) {
         if (!out[k]) continue;
-        columns::add_chunks<T>
-            <<<(n + kThreads - 1) / kThreads, kThreads>>>(partial + k * chunks * n, out[k], n, chunks);
+        columns::add_chunks<T><<<columns::add_chunks_blocks(n), columns::kThreads>>>(partial + k * chunks * n,
+                                                                                     out[k], n, chunks);
         AC_CUDA_LAUNCH_CHECK(name);
     }
 }

@@ -61,9 +61,8 @@ void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out) {
             sum_rows_partial<T>
                 <<<dim3(chunks, O), kThreads>>>(px, static_cast<float*>(partial.raw_data()), O, R, chunks);
             AC_CUDA_LAUNCH_CHECK("sum");
-            columns::add_chunks<T><<<(O + kThreads - 1) / kThreads, kThreads>>>(
-                static_cast<const float*>(partial.raw_data()), po, O, chunks);
-            AC_CUDA_LAUNCH_CHECK("sum");
+            T* const outs[1] = {po};
+            add_all_chunks(static_cast<const float*>(partial.raw_data()), outs, O, chunks, "sum");
             return;
         }
         if (I == 1) {  // many rows: a warp per row

@@ -63,9 +63,9 @@ void check_column_sums(int64_t R, int64_t n, int64_t chunks) {
                 REQUIRE(std::abs(partial[static_cast<size_t>(c * n + j)] - p) < 1e-4);
                 REQUIRE(std::abs(partial[static_cast<size_t>((chunks + c) * n + j)] - q) < 1e-4);
             }
-        cuda::emulate_launch(static_cast<unsigned>((n + 255) / 256), 1, 256, [&] {
-            cuda::columns::add_chunks<float>(partial.data(), plain.data(), n, chunks);
-        });
+        cuda::emulate_launch(
+            static_cast<unsigned>(cuda::columns::add_chunks_blocks(n)), 1, cuda::columns::kThreads,
+            [&] { cuda::columns::add_chunks<float>(partial.data(), plain.data(), n, chunks); });
     } else {
         for (float v : partial) REQUIRE(std::isnan(v));  // one chunk: straight into the outputs
     }
@@ -81,6 +81,7 @@ TEST_SUITE("cuda") {
         check_column_sums<8>(200, 264, 3);  // a second, nearly empty block; chunks of 66 and 67 rows
         check_column_sums<4>(45, 40, 4);    // f32 packs: one partial block
         check_column_sums<1>(33, 45, 2);    // single columns: a full block and a partial one
+        check_column_sums<1>(70, 20, 70);   // more chunks than add_chunks' warps take in one pass (64)
         check_column_sums<1>(5, 3, 1);      // fewer rows than warps: idle warps add nothing
         check_column_sums<1>(0, 3, 1);      // no rows: zeros
     }

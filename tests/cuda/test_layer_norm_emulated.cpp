@@ -87,10 +87,11 @@ void check_layer_norm(int64_t R, int64_t D) {
         });
     if (chunks > 1)  // as run_column_sums finishes: each output's chunks added
         for (T* out : {dw.data(), db.data()})
-            cuda::emulate_launch(static_cast<unsigned>((D + kThreads - 1) / kThreads), 1, kThreads, [&] {
-                cuda::columns::add_chunks<T>(partial.data() + (out == db.data() ? chunks * D : 0), out, D,
-                                             chunks);
-            });
+            cuda::emulate_launch(
+                static_cast<unsigned>(cuda::columns::add_chunks_blocks(D)), 1, cuda::columns::kThreads, [&] {
+                    cuda::columns::add_chunks<T>(partial.data() + (out == db.data() ? chunks * D : 0), out, D,
+                                                 chunks);
+                });
 
     // f32: rounding of sums over D (forward, dx) or R (dw, db) terms; bf16: one rounding of each output to
     // bf16 (2^-9 relative) on top, norm-relative. (The reference takes g as Y holds it, so dx, dw and db
@@ -114,10 +115,11 @@ void check_layer_norm(int64_t R, int64_t D) {
             CHECK(std::memcmp(dx2.data(), summed.data(), dx2.size() * sizeof(T)) ==
                   0);  // the same input gradient
             for (int k = 0; k < 2; ++k)
-                cuda::emulate_launch(static_cast<unsigned>((D + kThreads - 1) / kThreads), 1, kThreads, [&] {
-                    cuda::columns::add_chunks<T>(sums.data() + k * blocks * D, k ? db2.data() : dw2.data(), D,
-                                                 blocks);
-                });
+                cuda::emulate_launch(static_cast<unsigned>(cuda::columns::add_chunks_blocks(D)), 1,
+                                     cuda::columns::kThreads, [&] {
+                                         cuda::columns::add_chunks<T>(sums.data() + k * blocks * D,
+                                                                      k ? db2.data() : dw2.data(), D, blocks);
+                                     });
             CHECK(test::norm_rel_error(tensor_of(dw2, {D}), wr.grad()) < tol);
             CHECK(test::norm_rel_error(tensor_of(db2, {D}), br.grad()) < tol);
             // Without an input gradient (dx null): the same parameter sums, bit for bit.

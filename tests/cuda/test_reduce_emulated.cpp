@@ -20,7 +20,8 @@ using namespace cuda::reduce_kernels;
 // The sums of chunks of partial (chunks, n), as run_column_sums and reduce.cu finish them.
 template <class T>
 void finish(const std::vector<float>& partial, T* out, int64_t n, int64_t chunks) {
-    cuda::emulate_launch(static_cast<unsigned>((n + kThreads - 1) / kThreads), 1, kThreads,
+    cuda::emulate_launch(static_cast<unsigned>(cuda::columns::add_chunks_blocks(n)), 1,
+                         cuda::columns::kThreads,
                          [&] { cuda::columns::add_chunks<T>(partial.data(), out, n, chunks); });
 }
 
