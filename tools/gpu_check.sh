@@ -236,7 +236,7 @@ else
     {
         echo "- A-CLIP training step on this GPU (aclip_bench_step_cuda, random 8-bit views copied from"
         echo "  page-locked memory each step as the trainer's), then 2 steps under the kernel profile (where"
-        echo "  the step's time goes; its 'memcpy host to device' row is the copies):"
+        echo "  the step's time goes; its 'memcpy host to device' rows are the copies):"
         echo '```'
         timeout 150 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 --profile 2 2>&1 |
             grep -v '^step [0-4]:'  # warm-up steps out, any error kept

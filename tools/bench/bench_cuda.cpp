@@ -1,8 +1,8 @@
 // bench_cuda.cpp: times the CUDA backend's kernels on ViT-B/16 A-CLIP shapes (batch 256, 197 tokens,
 // width 768): the bf16 GEMMs of a block (and fc2 added into the f32 residual stream), the memory-bound
 // kernels (LayerNorm forward and backward, residual add, GELU, a bias gradient's column sums, softmax,
-// AdamW and EMA over 86M parameters) and attention forward + backward (the op as models call it, and the
-// fused kernels on their own).
+// AdamW and EMA over 86M parameters), attention forward + backward (the op as models call it, and the
+// fused kernels on their own), the teacher's CLS attention rows and the token embedding's backward.
 // A large device-to-device copy measures the memory ceiling in the same run. Each case prints
 // "name milliseconds flops bytes" (the work it must do: flops for GEMMs and attention, bytes read plus
 // written for the rest); tools/bench/bench_cuda_torch.py prints the same cases for PyTorch and
@@ -213,6 +213,24 @@ int main(int argc, char** argv) {
         Tensor q = qkv.select(2, 0).permute({0, 2, 1, 3}), k = qkv.select(2, 1).permute({0, 2, 1, 3});
         report("attention_cls_probs", time_ms(iters, [&] { (void)attention_cls_probs(q, k); }), 0,
                static_cast<double>(B) * H * T * D * bf);
+    }
+    {  // the text tower's token embedding backward at batch B: 77 tokens a text, the last 56 padding (token
+       // 0, as the CLIP tokenizer pads), into a zeroed (49408, 512) f32 gradient; rated by the gradient
+       // rows read and the embedding rows written (those the batch touches, at most B * 77)
+        const int64_t Tt = 77, V = 49408, W = 512;
+        std::vector<int64_t> ids(static_cast<size_t>(B * Tt), 0);
+        for (int64_t i = 0; i < B; ++i)
+            for (int64_t j = 0; j < 21; ++j)
+                ids[static_cast<size_t>(i * Tt + j)] = 1 + (i * 31 + j * 17) % (V - 1);
+        const Tensor index = from_vector(ids, {B * Tt}).to(Device::CUDA);
+        Tensor g = random_gpu({B * Tt, W}, DType::F32, 20), dw = empty({V, W}, DType::F32, Device::CUDA);
+        report("embedding_bwd",
+               time_ms(iters,
+                       [&] {
+                           cuda::fill(dw, 0.0);
+                           cuda::index_add(dw, 1, V, W, index, false, g, "embedding");
+                       }),
+               0, 2.0 * B * Tt * W * f4);
     }
     AllocatorStats st = cuda::memory_stats();
     std::printf("# peak device memory %.1f MiB (reserved %.1f MiB)\n", st.peak_in_use / 1048576.0,

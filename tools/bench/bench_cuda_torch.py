@@ -124,6 +124,16 @@ def main():
         q, k = qkv[:, :, 0].permute(0, 2, 1, 3), qkv[:, :, 1].permute(0, 2, 1, 3)
         cls = lambda: torch.softmax((q[:, :, :1] * D ** -0.5) @ k.transpose(-2, -1), -1).squeeze(2)
         report("attention_cls_probs", time_ms(it, cls), 0, B * H * T * D * 2.0)
+    # The text tower's token embedding backward: 77 tokens a text, the last 56 padding (token 0).
+    Tt, V, W = 77, 49408, 512
+    ids = torch.zeros(B, Tt, dtype=torch.int64)
+    for i in range(B):
+        for j in range(21):
+            ids[i, j] = 1 + (i * 31 + j * 17) % (V - 1)
+    ids = ids.reshape(-1).to(dev)
+    g = rnd(B * Tt, W)
+    report("embedding_bwd", time_ms(it, lambda: torch.ops.aten.embedding_dense_backward(g, ids, V, -1, False)),
+           0, 2.0 * B * Tt * W * 4)
 
 
 if __name__ == "__main__":

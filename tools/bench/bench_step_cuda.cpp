@@ -5,8 +5,8 @@
 // dense bf16 peak of an H100 SXM / H200 (989.4 TFLOP/s). Inputs are random: this measures the model and
 // the engine, not the decoding. By default they arrive as the trainer's do (--inputs host): three views
 // of 8-bit pixels in page-locked memory, copied to the GPU and normalised there every step, so the step
-// includes those copies (the kernel profile's "memcpy host to device" row); --inputs device keeps f32
-// views on the GPU.
+// includes those copies (the kernel profile's "memcpy host to device (page-locked)" row); --inputs device
+// keeps f32 views on the GPU.
 // --profile N then runs N more steps under a kernel profile and prints where their time went.
 // --grad-checkpointing recomputes the online towers' blocks in backward (train.grad_checkpointing): its
 // cost in time and its saving in peak memory.
