@@ -105,11 +105,14 @@ mkdir -p "$log_dir"
     echo "# aclip GPU check"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    # In a git checkout (a dry run here) its HEAD; on the GPU machine, whose copy has no .git, the staged id.
-    if head=$(git rev-parse HEAD 2>/dev/null); then
+    # The id staged with the tree (--stage): the GPU machine's copy may carry an older checkout's .git (run
+    # 7 reported the session's first commit); without a staged id, git's HEAD.
+    if [[ -f .deps/commit ]]; then
+        echo "- commit: $(tr '\n' ' ' < .deps/commit)"
+    elif head=$(git rev-parse HEAD 2>/dev/null); then
         git diff --quiet HEAD 2>/dev/null && echo "- commit: $head" || echo "- commit: $head (with uncommitted changes)"
     else
-        echo "- commit: $(tr '\n' ' ' < .deps/commit)"
+        echo "- commit: unknown"
     fi
     echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
     echo "- nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo none)"
