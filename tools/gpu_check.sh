@@ -263,13 +263,14 @@ else
                 echo '```'
             fi
             # Hardware counters where the machine lets ncu read them (Firecracker yes, gVisor no:
-            # /work/.library/device/KINDS.md): each kernel of the memory-bound cases and attention, once.
+            # /work/.library/device/KINDS.md): each kernel of the memory-bound cases, attention and the
+            # embedding's backward (index_add's five), once.
             if (( $(elapsed) < 400 )) && command -v ncu > /dev/null; then
                 echo "- Nsight Compute on the benchmark's memory-bound and attention kernels, one launch each"
                 echo "  (tools/bench/ncu_summary.py; the report is kernels.ncu-rep beside this one):"
                 echo '```'
-                timeout 100 ncu --clock-control none -f -o "$log_dir/kernels" --launch-count 80 \
-                    --kernel-name regex:'layer_norm|pointwise|adamw|ema_kernel|softmax|forward_kernel|backward_kv|backward_q|delta_kernel|add_chunks|sum_columns|cls_probs|copy_' \
+                timeout 100 ncu --clock-control none -f -o "$log_dir/kernels" --launch-count 90 \
+                    --kernel-name regex:'layer_norm|pointwise|adamw|ema_kernel|softmax|forward_kernel|backward_kv|backward_q|delta_kernel|add_chunks|sum_columns|cls_probs|copy_|count_rows|scan_counts|place_rows|order_buckets|add_buckets' \
                     --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
                     --section LaunchStats "$build/aclip_bench_cuda" --warmups 0 --iters 1 \
                     > "$log_dir/gpu_ncu.log" 2>&1
