@@ -3,6 +3,7 @@
 // with half a batch each compute the loss and the gradients of one process with the whole batch.
 
 #include <algorithm>
+#include <map>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/dist/comm.h"
@@ -340,17 +341,23 @@ TEST_SUITE("dist") {
             average_gradients(params, c);
         });
         auto a = single.named_parameters(), b = ranks[0]->named_parameters();
+        std::map<std::string, double> largest;  // each parameter's largest gradient element (one process)
+        for (const NamedTensor& p : a)
+            if (p.tensor->requires_grad()) largest[p.name] = test::max_abs(p.tensor->grad());
         for (size_t i = 0; i < a.size(); ++i) {
             if (!a[i].tensor->requires_grad()) continue;
             CAPTURE(a[i].name);
             // f32, different summation order across the split: compared as whole tensors, apart from
-            // the elements whose exact gradient is zero (aclip_compare.h): f32 noise ~1e-6 on both sides
+            // the elements whose exact gradient is zero (aclip_compare.h): f32 noise on both sides, within
+            // 1e-4 of the layer's weight gradient (the rest of the model agrees to ~1e-5 of its size)
             auto part = test::zero_gradient_part(a[i].name, a[i].tensor->numel());
             auto [ours, ours_zero] = test::split_part(b[i].tensor->grad(), part);
             auto [ref, ref_zero] = test::split_part(a[i].tensor->grad(), part);
             if (ref.numel() > 0) CHECK(test::norm_rel_error(ours, ref) < 1e-4);
-            CHECK(test::max_abs(ours_zero) < 1e-5);
-            CHECK(test::max_abs(ref_zero) < 1e-5);
+            if (ref_zero.numel() == 0) continue;
+            const double noise = 1e-4 * largest.at(test::noise_scale_parameter(a[i].name));
+            CHECK(test::max_abs(ours_zero) < noise);
+            CHECK(test::max_abs(ref_zero) < noise);
         }
     }
 }
