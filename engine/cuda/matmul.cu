@@ -245,18 +245,17 @@ bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
         }
     }
     const Plan* p = &plan_for(key, plan);
-    Tensor added_here = accumulate;
-    if (!p->found && key.accumulate) {  // no algorithm adding C: the product, then an add
+    const bool add_after = !p->found && key.accumulate;  // no algorithm adding C: the product, then an add
+    if (add_after) {
         PlanKey plain = key;
         plain.accumulate = false;
         plain.align_c = plain.align_d;
         p = &plan_for(plain, plan);
-        added_here = Tensor();
     }
     AC_CHECK(p->found, "matmul: cuBLASLt has no algorithm for M ", M, ", N ", N, ", K ", K, ", batch ",
              batch);
-    run(*p, a, b, out, added_here);
-    if (accumulate.defined() && !added_here.defined()) pointwise(PW::Add, 0.0, 0.0, out, out, accumulate);
+    run(*p, a, b, out, add_after ? Tensor() : accumulate);
+    if (add_after) pointwise(PW::Add, 0.0, 0.0, out, out, accumulate);
     return false;
 }
 

@@ -163,7 +163,8 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
                 copy_strided<D, S><<<grid_for(n, kThreads), kThreads>>>(d, s, dims, n);
         });
     });
-    AC_CUDA_LAUNCH_CHECK("strided_copy");
+    // Two profile rows: casts between contiguous aligned tensors, and the rest (views, broadcasts).
+    AC_CUDA_LAUNCH_CHECK(vectorized ? "strided_copy (contiguous cast)" : "strided_copy (element by element)");
 }
 
 void fill(const Tensor& t, double value) {
