@@ -18,10 +18,10 @@
 //   add_buckets    dst[k][i] += src[p][i] for the bucket's p in order, one thread per (k, i); the sums
 //                  are a chain, but their operands are not: a thread loads kAhead of them at once (the
 //                  next chunk's row numbers while it adds this chunk's values), so a long bucket waits
-//                  for memory once a chunk instead of twice an element. The padding tokens' bucket is the
-//                  whole op's time: 14 K rows a chain, 512 chains (run 7, kAhead 16: 1.78 ms for the
-//                  token embedding's backward at batch 256, PyTorch's 0.42); 64 in flight (ptxas: 82 and
-//                  96 registers, no spills) is the next run's figure
+//                  for memory once a chunk instead of twice an element; a bucket's last rows (a short
+//                  bucket's all) one at a time. The padding tokens' bucket is the whole op's time: 14 K
+//                  rows a chain, 512 chains (run 7, kAhead 16: 1.78 ms for the token embedding's backward
+//                  at batch 256, PyTorch's 0.42); 64 in flight is the next run's figure
 // In a header so that tests/cuda/test_index_add_emulated.cpp runs it on emulated threads. The kernels sit
 // in an unnamed namespace: index.cu and the test each compile their own.
 #pragma once
@@ -151,20 +151,23 @@ __global__ void add_buckets(T* dst, const T* src, const int* start, const int* c
         if (c == 0) continue;
         const int* bucket = sorted + start[k];
         T acc = dst[q];
-        int rows[kAhead];  // the chunk's source rows (at most c)
+        int j = 0;
+        if (c >= kAhead) {  // whole chunks: a chunk's values loaded together, the next chunk's rows meanwhile
+            int rows[kAhead];
 #pragma unroll
-        for (int u = 0; u < kAhead; ++u) rows[u] = u < c ? bucket[u] : 0;
-        for (int j = 0; j < c; j += kAhead) {
-            T values[kAhead]{};
+            for (int u = 0; u < kAhead; ++u) rows[u] = bucket[u];
+            for (; j + kAhead <= c; j += kAhead) {
+                T values[kAhead];
 #pragma unroll
-            for (int u = 0; u < kAhead; ++u)
-                if (j + u < c) values[u] = src[rows[u] * I + i];
+                for (int u = 0; u < kAhead; ++u) values[u] = src[rows[u] * I + i];
+                const bool more = j + 2 * kAhead <= c;
 #pragma unroll
-            for (int u = 0; u < kAhead; ++u) rows[u] = j + kAhead + u < c ? bucket[j + kAhead + u] : 0;
+                for (int u = 0; u < kAhead; ++u) rows[u] = more ? bucket[j + kAhead + u] : 0;
 #pragma unroll
-            for (int u = 0; u < kAhead; ++u)
-                if (j + u < c) acc = st<T>(ld(acc) + ld(values[u]));
+                for (int u = 0; u < kAhead; ++u) acc = st<T>(ld(acc) + ld(values[u]));
+            }
         }
+        for (; j < c; ++j) acc = st<T>(ld(acc) + ld(src[bucket[j] * I + i]));  // the rest (short buckets)
         dst[q] = acc;
     }
 }

@@ -122,6 +122,10 @@ TEST_SUITE("cuda") {
         std::vector<int64_t> two_long(600);  // two buckets of 300 in every tile: both counted by the block
         for (size_t p = 0; p < two_long.size(); ++p) two_long[p] = static_cast<int64_t>(p % 2) * 3;
         check_index_add<bf16>(1, 5, 33, two_long, false);
+        std::vector<int64_t> whole_chunks(
+            160);  // a bucket of 128 rows: add_buckets' two whole chunks, no rest
+        for (size_t p = 0; p < whole_chunks.size(); ++p) whole_chunks[p] = p % 5 == 4 ? 1 + p % 3 : 0;
+        check_index_add<float>(1, 4, 3, whole_chunks, false);
         check_index_add<float>(3, 9, 5, token_like(12, 9, 0.3, 13), false);  // an index shared by 3 rows
         check_index_add<float>(4, 9, 3, token_like(24, 9, 0.0, 14), true);   // batched: a row per o
         check_index_add<float>(1, 6, 1, {2}, false);                         // one row, one value
