@@ -13,6 +13,7 @@
 
 #include "data/loader.h"
 #include "engine/core/storage.h"
+#include "engine/cpu/gemm.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/dist/comm.h"
 #include "engine/io/safetensors.h"
@@ -192,7 +193,8 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
             static_cast<double>(model.clip.num_parameters() + model.ssl.num_parameters()) / 1e6,
             static_cast<long long>(total_steps), static_cast<long long>(lc.batch_size * accumulate),
             comm->world(), static_cast<long long>(epoch_steps),
-            device == Device::CUDA ? (", on " + cuda::device_name()).c_str() : "");
+            (", on " + (device == Device::CUDA ? cuda::device_name() : "the CPU with " + cpu_gemm_kernels()))
+                .c_str());
     std::ofstream metrics;
     if (rank0) metrics = open_metrics(dir + "/metrics.jsonl", at.step);
     // Every rank takes part in these decisions, or a rank would wait forever in a collective. One exchange

@@ -2,7 +2,10 @@
 #include "engine/cpu/gemm.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
+
+#include "engine/cpu/blas_kernels.h"
 
 #ifdef ACLIP_HAVE_BLAS
 #include <cblas.h>
@@ -58,12 +61,14 @@ void cpu_gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double 
 #endif
 }
 
-bool cpu_gemm_uses_blas() {
-#ifdef ACLIP_HAVE_BLAS
-    return true;
-#else
-    return false;
-#endif
+namespace {
+// Chosen during static initialisation: after the shared libraries' constructors (OpenBLAS's first pick
+// among them) and before main, so every product runs on the kernels chosen here.
+const std::string g_cpu_gemm_kernels = choose_openblas_kernels();
+}  // namespace
+
+const std::string& cpu_gemm_kernels() {
+    return g_cpu_gemm_kernels;
 }
 
 }  // namespace aclip

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "engine/cpu/gemm.h"
 #include "engine/math/philox.h"
 #include "models/aclip.h"
 #include "models/presets.h"
@@ -57,7 +58,7 @@ int main() {
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(ms.begin(), ms.end());
-    std::printf("aclip %.1f ms/step (median of %zu, batch %lld, %d threads)\n", ms[ms.size() / 2], ms.size(),
-                static_cast<long long>(B), omp_get_max_threads());
+    std::printf("aclip %.1f ms/step (median of %zu, batch %lld, %d threads, %s)\n", ms[ms.size() / 2],
+                ms.size(), static_cast<long long>(B), omp_get_max_threads(), cpu_gemm_kernels().c_str());
     return 0;
 }
