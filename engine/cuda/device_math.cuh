@@ -35,7 +35,8 @@ __device__ __forceinline__ T st(C v) {
 }
 
 // Offsets of element `linear` (row-major over dims.shape) in operands 0 .. N - 1: the index is taken apart
-// once for all of them (one division a dim, the costly part of a strided kernel).
+// once for all of them (one division a dim, the costly part of a strided kernel): in 32 bits by
+// multiplies when the tensor has fewer than 2^31 elements, else by 64-bit divisions.
 template <int N>
 struct Offsets {
     int64_t at[N];
@@ -43,6 +44,17 @@ struct Offsets {
 template <int N>
 __device__ __forceinline__ Offsets<N> offsets_of(const CollapsedDims& dims, int64_t linear) {
     Offsets<N> o{};
+    if (dims.index32) {
+        uint32_t rest = static_cast<uint32_t>(linear);
+        for (int d = dims.ndim - 1; d >= 0; --d) {
+            const uint32_t quotient = divide(rest, dims.divider[d]),
+                           idx = rest - quotient * static_cast<uint32_t>(dims.shape[d]);
+            rest = quotient;
+#pragma unroll
+            for (int k = 0; k < N; ++k) o.at[k] += static_cast<int64_t>(idx) * dims.strides[k][d];
+        }
+        return o;
+    }
     for (int d = dims.ndim - 1; d >= 0; --d) {
         const int64_t quotient = linear / dims.shape[d], idx = linear - quotient * dims.shape[d];
         linear = quotient;

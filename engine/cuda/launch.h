@@ -7,10 +7,34 @@
 
 #include "engine/core/error.h"
 #include "engine/core/shape.h"
+#include "engine/math/host_device.h"
 
 namespace aclip::cuda {
 
 constexpr int kMaxDims = 8;  // tensors of higher rank are refused by the CUDA kernels
+
+// Division by a divisor fixed at launch as a multiply and a shift (Granlund and Montgomery): with s the
+// least such that 2^s >= d and m = floor(2^32 (2^s - d) / d) + 1, n / d = (umulhi(n, m) + n) >> s for every
+// n < 2^31 (the sum then fits in 32 bits). Strided kernels take their index apart dim by dim: a 64-bit
+// division is a long instruction sequence on the GPU, this one a multiply.
+struct Divider {
+    uint32_t magic = 1, shift = 0;  // d = 1
+};
+inline Divider divider_for(uint32_t d) {
+    AC_CHECK(d >= 1 && d <= (1u << 31), "divider_for: divisor ", d, " outside 1 .. 2^31");
+    uint32_t shift = 0;
+    while ((uint64_t(1) << shift) < d) ++shift;
+    const uint64_t magic = (uint64_t(1) << 32) * ((uint64_t(1) << shift) - d) / d + 1;
+    return {static_cast<uint32_t>(magic), shift};
+}
+AC_HD uint32_t divide(uint32_t n, Divider v) {  // n / d for n < 2^31
+#if defined(__CUDA_ARCH__)
+    const uint32_t high = __umulhi(n, v.magic);
+#else
+    const uint32_t high = static_cast<uint32_t>((static_cast<uint64_t>(n) * v.magic) >> 32);
+#endif
+    return (high + n) >> v.shift;
+}
 
 // Whether every given pointer (null ones pass) is aligned to `bytes`: the vectorised paths' condition.
 inline bool all_aligned(std::initializer_list<const void*> pointers, size_t bytes) {
@@ -46,10 +70,14 @@ inline int packs_for_row(int64_t D, int V) {
 
 // Shape and strides with dims of size 1 dropped and neighbouring dims merged wherever every operand
 // is contiguous across them, so most broadcasts become 1-D or 2-D loops. strides[k] holds operand k.
+// With fewer than 2^31 elements in all (index32), the kernels take the index apart in 32 bits by the
+// dims' Dividers.
 struct CollapsedDims {
     int ndim = 0;
     int64_t shape[kMaxDims] = {};
     int64_t strides[4][kMaxDims] = {};
+    bool index32 = false;
+    Divider divider[kMaxDims] = {};
 };
 inline CollapsedDims collapse_dims(const Shape& shape, const Strides* const* strides, int operands) {
     AC_CHECK(static_cast<int>(shape.size()) <= kMaxDims, "CUDA kernels take tensors of at most ", kMaxDims,
@@ -69,6 +97,10 @@ inline CollapsedDims collapse_dims(const Shape& shape, const Strides* const* str
             ++c.ndim;
         }
     }
+    const int64_t n = shape_numel(shape);
+    c.index32 = n > 0 && n < (int64_t(1) << 31);
+    if (c.index32)
+        for (int d = 0; d < c.ndim; ++d) c.divider[d] = divider_for(static_cast<uint32_t>(c.shape[d]));
     return c;
 }
 

@@ -102,6 +102,34 @@ TEST_SUITE("cuda") {
         CHECK(total == doctest::Approx(5.5));  // the timeline is split, never stretched
     }
 
+    TEST_CASE("launch: a Divider's multiply and shift divide every index below 2^31 exactly") {
+        std::vector<uint32_t> divisors;
+        for (uint32_t d = 1; d <= 1024; ++d) divisors.push_back(d);
+        for (uint32_t d : {197u, 224u * 224u, 65535u, 65536u, 65537u, 1000003u, (1u << 30) - 1, 1u << 30,
+                           (1u << 30) + 1, (1u << 31) - 1, 1u << 31})
+            divisors.push_back(d);
+        uint64_t state = 12345;  // a 64-bit LCG for the numerators between the boundary ones
+        for (uint32_t d : divisors) {
+            const cuda::Divider v = cuda::divider_for(d);
+            std::vector<uint32_t> numerators{0, 1, (1u << 31) - 1, (1u << 31) - 2};
+            for (uint32_t k : {1u, 2u, 3u, 1000u})
+                if (uint64_t(k) * d < (1u << 31)) {
+                    numerators.push_back(k * d - 1);
+                    numerators.push_back(k * d);
+                    if (uint64_t(k) * d + 1 < (1u << 31)) numerators.push_back(k * d + 1);
+                }
+            for (int i = 0; i < 200; ++i) {
+                state = state * 6364136223846793005ull + 1442695040888963407ull;
+                numerators.push_back(static_cast<uint32_t>(state >> 33));  // below 2^31
+            }
+            for (uint32_t n : numerators) {
+                if (cuda::divide(n, v) == n / d) continue;
+                FAIL_CHECK("divide(", n, ", divider_for(", d, ")) = ", cuda::divide(n, v), ", not ", n / d);
+            }
+        }
+        CHECK_THROWS_AS(cuda::divider_for(0), Error);
+    }
+
     TEST_CASE("launch: collapse_dims merges dims contiguous in every operand, drops size-1 dims") {
         Shape shape{4, 1, 3, 5};
         Strides out = contiguous_strides(shape);            // 15 15 5 1
@@ -117,6 +145,12 @@ TEST_SUITE("cuda") {
         CHECK(c.shape[1] == 5);
         CHECK(c.strides[1][0] == 0);
         CHECK(c.strides[1][1] == 1);
+        CHECK(c.index32);  // 60 elements: 32-bit indices, by the dims' Dividers
+        CHECK(cuda::divide(59, c.divider[1]) == 11);
+        Shape big{1 << 16, 1 << 15};  // 2^31 elements: 64-bit indices
+        Strides big_strides = contiguous_strides(big), big_bias = broadcast_strides({1 << 15}, {1}, big);
+        const Strides* big_two[2] = {&big_strides, &big_bias};
+        CHECK(!cuda::collapse_dims(big, big_two, 2).index32);
         Shape too_many(9, 2);
         Strides s9 = contiguous_strides(too_many);
         const Strides* one[1] = {&s9};

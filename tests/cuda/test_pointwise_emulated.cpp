@@ -131,6 +131,25 @@ void check_casts(int64_t n) {
 }  // namespace
 
 TEST_SUITE("cuda") {
+    TEST_CASE("offsets_of: the 32-bit indices by multiplies give the 64-bit divisions' offsets") {
+        // A patch embedding's permuted view (6 dims, 5 after collapsing) and a broadcast operand.
+        const Tensor view = empty({2, 3, 4, 5, 6, 7}).permute({0, 2, 4, 1, 3, 5});
+        const Shape shape = view.shape();
+        const Strides out = contiguous_strides(shape), in = view.strides(),
+                      bias = broadcast_strides({3, 1, 7}, {7, 7, 1}, shape);
+        const Strides* all[3] = {&out, &in, &bias};
+        cuda::CollapsedDims narrow = cuda::collapse_dims(shape, all, 3), wide = narrow;
+        REQUIRE(narrow.index32);
+        wide.index32 = false;
+        int64_t mismatches = 0;
+        for (int64_t i = 0; i < shape_numel(shape); ++i) {
+            const cuda::Offsets<3> a = cuda::offsets_of<3>(narrow, i), b = cuda::offsets_of<3>(wide, i);
+            for (int k = 0; k < 3; ++k) mismatches += a.at[k] != b.at[k];
+        }
+        CHECK(mismatches == 0);
+        CHECK(cuda::offsets_of<3>(narrow, 5).at[1] == 5 * in[5]);  // the last dim moves fastest
+    }
+
     TEST_CASE("copies between dtypes on emulated threads equal Tensor::to on the CPU, bit for bit") {
         for (int64_t n : {int64_t(4805), int64_t(3)}) {  // whole packs over two grid-stride turns and a tail
             check_casts<bf16, float>(n);
