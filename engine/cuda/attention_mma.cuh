@@ -98,6 +98,16 @@ __device__ __forceinline__ void b_from_columns(FragB& left, FragB& right, const 
     right = FragB{{x[2], x[3]}};
 }
 
+// The A fragment of rows m0 .. m0 + 15 and columns k0 .. k0 + 15 of A = T^T, from a shared tile T (rows of
+// W elements, padded) whose rows are A's columns: the summed dimension (keys, in dQ = dS K from dS^T).
+template <int W>
+__device__ __forceinline__ FragA a_from_columns(const uint16_t* tile, int k0, int m0) {
+    const int lane = threadIdx.x % 32, m = lane / 8, r = lane % 8;
+    FragA a;
+    ldmatrix_x4<true>(a.x, tile + (k0 + (m >> 1) * 8 + r) * kStride<W> + m0 + (m & 1) * 8);
+    return a;
+}
+
 // acc[n] += A (16, 64) times the tile (64, D), A given as kTileCols C tiles (probabilities or their
 // gradients), the tile's rows being the summed dimension. Only the first `rows` rows of the tile are summed
 // (in groups of 16): A is 0 in the columns past them (keys or queries past the end, or masked).
@@ -205,8 +215,8 @@ __device__ __forceinline__ void store_rows(uint16_t* dst, int64_t stride, const 
     }
 }
 
-// Launch bounds hold the register counts that gave 4 blocks an SM here (3 in backward_q) before the
-// padding skip (rows_reaching), which left to itself took 144 and 185 registers (ptxas -v).
+// Launch bounds hold the register count that gave 4 blocks an SM here before the padding skip
+// (rows_reaching), which left to itself took 144 registers (ptxas -v).
 template <int D>
 __global__ void __launch_bounds__(kThreads, 4)
     forward_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
@@ -287,14 +297,22 @@ __device__ __forceinline__ float lse_log2(const float* lse, int64_t i, int64_t r
     return value == -INFINITY ? INFINITY : value * kLog2e;
 }
 
+// Columns of dS^T, the scores' gradient with keys as rows: Tq rounded up to whole tiles, so that the dQ
+// kernel copies whole 16-byte pieces of a tile of 64 queries.
+constexpr int64_t score_columns(int64_t Tq) {
+    return (Tq + kTileRows - 1) / kTileRows * kTileRows;
+}
+
 // One block per 64 keys: dV = P^T dO and dK = scale dS^T Q, streaming query tiles. The products are
-// computed transposed, (16 keys, 64 queries) per warp, so the keys' rows stay in registers.
+// computed transposed, (16 keys, 64 queries) per warp, so the keys' rows stay in registers. dS^T is also
+// written, rounded to bf16 as the products take it, into ds_t ((B H, Tk, score_columns(Tq)), rows past Tk
+// not written) for the dQ kernel; with causal masking, the tiles above the diagonal are not written either.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     backward_kv_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
                        Heads<const uint16_t*> go, const float* lse, const float* delta, Heads<uint16_t*> dk,
-                       Heads<uint16_t*> dv, int64_t H, int64_t Tq, int64_t Tk, float scale_log2, float scale,
-                       bool causal) {
+                       Heads<uint16_t*> dv, uint16_t* ds_t, int64_t H, int64_t Tq, int64_t Tk,
+                       float scale_log2, float scale, bool causal) {
     __shared__ __align__(16) TileStages<D> stages;  // [stage][queries, dO]
     __shared__ float row_terms[2][2][kTileRows];    // [stage][lse (log2), delta]
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -302,6 +320,9 @@ __global__ void __launch_bounds__(kThreads)
     const uint16_t *qb = q.rows_of(bh, H), *gb = go.rows_of(bh, H);
     lse += bh * Tq;
     delta += bh * Tq;
+    const int64_t ds_row = score_columns(Tq);
+    ds_t += bh * Tk * ds_row;
+    const float one[2] = {1.0f, 1.0f}, scaled[2] = {scale, scale};
     FragA ka[D / 16], va[D / 16];  // (16, D): this warp's keys and values
     load_a_rows<D>(ka, k.rows_of(bh, H), k.row, key0, Tk);
     load_a_rows<D>(va, v.rows_of(bh, H), v.row, key0, Tk);
@@ -337,56 +358,52 @@ __global__ void __launch_bounds__(kThreads)
                 p[n].x[e] = prob;
                 dp[n].x[e] = prob * (dp[n].x[e] - ds[col]);
             }
+        store_rows<kTileRows>(ds_t + i0, ds_row, dp, key0, Tk, one);  // this warp's 16 rows of dS^T
         accumulate_times_tile<D>(dv_acc, p, gs, queries);
         accumulate_times_tile<D>(dk_acc, dp, qs, queries);
     }
-    const float one[2] = {1.0f, 1.0f}, scaled[2] = {scale, scale};
     store_rows<D>(dv.rows_of(bh, H), dv.row, dv_acc, key0, Tk, one);
     store_rows<D>(dk.rows_of(bh, H), dk.row, dk_acc, key0, Tk, scaled);
 }
 
-// One block per 64 queries: dQ = scale dS K, streaming key tiles.
+// One block per 64 queries: dQ = scale dS K, streaming tiles of keys and of the dK/dV kernel's dS^T (its
+// rows are keys: the tile's 64 rows by this block's 64 columns), so no score is computed twice. Rows past
+// Tk are zeroed as they are copied; columns past Tq feed only rows of dQ that are not stored; with causal
+// masking, only tiles up to the diagonal are read, the ones the dK/dV kernel wrote.
 template <int D>
-__global__ void __launch_bounds__(kThreads, 3)
-    backward_q_kernel(Heads<const uint16_t*> q, Heads<const uint16_t*> k, Heads<const uint16_t*> v,
-                      Heads<const uint16_t*> go, const float* lse, const float* delta, Heads<uint16_t*> dq,
-                      int64_t H, int64_t Tq, int64_t Tk, float scale_log2, float scale, bool causal) {
-    __shared__ __align__(16) TileStages<D> stages;  // [stage][keys, values]
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+__global__ void __launch_bounds__(kThreads)
+    backward_q_kernel(Heads<const uint16_t*> k, const uint16_t* ds_t, Heads<uint16_t*> dq, int64_t H,
+                      int64_t Tq, int64_t Tk, float scale, bool causal) {
+    __shared__ __align__(16) uint16_t keys[2][kTileRows * kStride<D>];
+    __shared__ __align__(16) uint16_t grads[2][kTileRows * kStride<kTileRows>];  // (64 keys, 64 queries)
+    const int warp = threadIdx.x / 32;
     const int64_t bh = blockIdx.y, row0 = static_cast<int64_t>(blockIdx.x) * kTileRows + warp * 16;
-    const uint16_t *kb = k.rows_of(bh, H), *vb = v.rows_of(bh, H);
+    const int64_t ds_row = score_columns(Tq);
+    const uint16_t* kb = k.rows_of(bh, H);
+    const uint16_t* gb = ds_t + bh * Tk * ds_row + static_cast<int64_t>(blockIdx.x) * kTileRows;
     const int64_t end = keys_seen(Tk, causal);
-    queue_tiles<D>(stages[0], kb, k.row, vb, v.row, 0, Tk);
-    FragA qa[D / 16], ga[D / 16];  // (16, D): this warp's queries and their output gradients
-    load_a_rows<D>(qa, q.rows_of(bh, H), q.row, row0, Tq);
-    load_a_rows<D>(ga, go.rows_of(bh, H), go.row, row0, Tq);
-    float lr[2], dr[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int64_t query = row0 + g + r * 8;
-        lr[r] = lse_log2(lse + bh * Tq, query, Tq);
-        dr[r] = query < Tq ? delta[bh * Tq + query] : 0.0f;
-    }
+    auto queue = [&](int64_t s, int64_t j0) {
+        queue_tile<D>(keys[s], kb, k.row, j0, Tk);
+        queue_tile<kTileRows>(grads[s], gb, ds_row, j0, Tk);
+        commit_copies();
+    };
+    queue(0, 0);
     FragC dq_acc[D / 8];
     for (int64_t j0 = 0, stage = 0; j0 < end; j0 += kTileRows, stage ^= 1) {
-        next_stage(j0 + kTileRows < end,
-                   [&] { queue_tiles<D>(stages[stage ^ 1], kb, k.row, vb, v.row, j0 + kTileRows, Tk); });
-        const uint16_t *ks = stages[stage][0], *vs = stages[stage][1];
-        const int keys = rows_reaching(j0, Tk, row0, Tq, causal);
-        if (keys == 0) continue;
-        FragC s[kTileCols], dp[kTileCols];  // (16, 64): scores, then dS; dO V^T
-        times_tile_rows<D>(s, qa, ks, keys);
-        times_tile_rows<D>(dp, ga, vs, keys);
+        next_stage(j0 + kTileRows < end, [&] { queue(stage ^ 1, j0 + kTileRows); });
+        const uint16_t *ks = keys[stage], *gs = grads[stage];
+        const int reach = rows_reaching(j0, Tk, row0, Tq, causal);
 #pragma unroll
-        for (int n = 0; n < kTileCols && n * 8 < keys; ++n)
+        for (int kk = 0; kk < kTileCols / 2 && kk * 16 < reach; ++kk) {
+            const FragA a = a_from_columns<kTileRows>(gs, kk * 16, warp * 16);  // dS, (16 queries, 16 keys)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int64_t key = j0 + n * 8 + 2 * t + (e & 1), query = row0 + g + (e >> 1) * 8;
-                float prob = exp2f(s[n].x[e] * scale_log2 - lr[e >> 1]);
-                if (key >= Tk || (causal && key > query)) prob = 0.0f;
-                s[n].x[e] = prob * (dp[n].x[e] - dr[e >> 1]);
+            for (int dn = 0; dn < D / 16; ++dn) {
+                FragB left, right;
+                b_from_columns<D>(left, right, ks, kk * 16, dn * 16);
+                mma_bf16(dq_acc[2 * dn], a, left);
+                mma_bf16(dq_acc[2 * dn + 1], a, right);
             }
-        accumulate_times_tile<D>(dq_acc, s, ks, keys);
+        }
     }
     const float scaled[2] = {scale, scale};
     store_rows<D>(dq.rows_of(bh, H), dq.row, dq_acc, row0, Tq, scaled);

@@ -120,14 +120,16 @@ void check_attention(int64_t Tq, int64_t Tk, bool causal, bool is_packed) {
     const uint16_t* po = out.data();
     cuda::emulate_launch(static_cast<unsigned>(delta_blocks<D>(B * H * Tq)), 1, kDeltaThreads,
                          [&] { delta_kernel<D>(at(po, lo), at(pg, lo), delta.data(), H, Tq, B * H * Tq); });
+    // dS^T's workspace starts as NaN: a part the dK/dV kernel leaves unwritten (rows past Tk, the tiles
+    // above a causal diagonal, columns past Tq) must not reach a stored gradient.
+    Bits ds_t(static_cast<size_t>(B * H * Tk * score_columns(Tq)), 0x7fc0);
     cuda::emulate_launch(k_blocks, B * H, kThreads, [&] {
         backward_kv_kernel<D>(at(pq, lq), at(pk, lk), at(pv, lv), at(pg, lo), lse.data(), delta.data(),
-                              at(dkbuf.data(), lk), at(dvbuf.data(), lv), H, Tq, Tk, scale * kLog2e, scale,
-                              causal);
+                              at(dkbuf.data(), lk), at(dvbuf.data(), lv), ds_t.data(), H, Tq, Tk,
+                              scale * kLog2e, scale, causal);
     });
     cuda::emulate_launch(q_blocks, B * H, kThreads, [&] {
-        backward_q_kernel<D>(at(pq, lq), at(pk, lk), at(pv, lv), at(pg, lo), lse.data(), delta.data(),
-                             at(dq.data(), lq), H, Tq, Tk, scale * kLog2e, scale, causal);
+        backward_q_kernel<D>(at(pk, lk), ds_t.data(), at(dq.data(), lq), H, Tq, Tk, scale, causal);
     });
 
     // The reference: the composed attention in f32 on the same bf16 values, and autograd.
