@@ -131,7 +131,10 @@ Tensor pending_gradient(size_t input) {
     const bool alone = g.impl_ptr().use_count() == 1 && g.impl_ptr()->storage.use_count() == 1;
     const bool fits =
         g.is_contiguous() && g.shape() == node->input_shapes[input] && g.dtype() == node->input_dtypes[input];
-    return alone && fits ? g : Tensor();
+    if (!alone || !fits) return Tensor();
+    g.impl()
+        .storage->version++;  // the caller writes into it: a copy of the old values (set_rounded) is stale
+    return g;
 }
 
 uint64_t gradients_added_in_place() {

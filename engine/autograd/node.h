@@ -57,7 +57,7 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 // and dtype; the input appears once among the op's inputs); else undefined. An op that adds into it
 // returns that same tensor as input i's gradient, and the engine does not add it again: a residual
 // stream's LayerNorm writes (its gradient + the pending one) in one pass instead of its gradient and
-// then a separate sum.
+// then a separate sum. Its version is bumped, so a copy of its old values (set_rounded) is dropped.
 Tensor pending_gradient(size_t input);
 uint64_t gradients_added_in_place();  // how many times an op did so, in this process
 

@@ -391,10 +391,24 @@ Tensor Tensor::clone() const {
     return record("clone", out, {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
+void Tensor::set_rounded(const Tensor& rounded) const {
+    AC_CHECK(rounded.shape() == shape() && rounded.device() == device() && rounded.dtype() != dtype(),
+             "set_rounded: ", rounded.desc(), " is not a copy of ", desc(), " in another dtype");
+    impl().rounded = rounded.impl_ptr();
+    impl().rounded_version = version();
+}
+
 Tensor Tensor::to(DType target) const {
     if (target == dtype()) return *this;
-    Tensor out = empty(shape(), target, device());
-    strided_copy(out, *this);
+    Tensor out;
+    if (std::shared_ptr<TensorImpl>& r = impl().rounded) {  // handed over once, if still these values
+        if (r->dtype == target && impl().rounded_version == version()) out = Tensor(r);
+        if (out.defined() || impl().rounded_version != version()) r.reset();
+    }
+    if (!out.defined()) {
+        out = empty(shape(), target, device());
+        strided_copy(out, *this);
+    }
     if (!is_floating(dtype()) || !is_floating(target)) return out;
     DType source = dtype();
     return record("cast", out, {*this},

@@ -29,6 +29,10 @@ struct TensorImpl {
     bool requires_grad = false;
     std::shared_ptr<Node> grad_fn;     // the op that made this tensor; null for leaves
     std::shared_ptr<TensorImpl> grad;  // accumulated gradient (leaves only)
+    // These values in another dtype, written by the op that wrote them (set_rounded), while the storage's
+    // version is rounded_version: to() hands it over once instead of casting.
+    std::shared_ptr<TensorImpl> rounded;
+    uint64_t rounded_version = 0;
 };
 
 class Tensor {
@@ -87,6 +91,10 @@ class Tensor {
     Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
     Tensor contiguous() const;     // itself when already contiguous
     Tensor to(DType dtype) const;  // differentiable between floating dtypes
+    // Leaves `rounded` (this tensor's values in another dtype, same shape, written in the same pass as
+    // them: a LayerNorm backward's bf16 copy of a residual stream's f32 gradient) for the next to() into
+    // its dtype, until an in-place write or that to() takes it.
+    void set_rounded(const Tensor& rounded) const;
     // A contiguous copy on that device (itself when already there). To the GPU the copy is queued and this
     // returns at once; from page-locked memory (empty_pinned) the host must not write the source until the
     // GPU has run the copy (freeing it is safe). To the CPU it waits for the copy.

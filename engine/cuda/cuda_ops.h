@@ -79,10 +79,11 @@ void cross_entropy_backward(const Tensor& logp, const Tensor& target, const Tens
 // ---- layer_norm (layer_norm.cu); x (R, D) contiguous; w, b (D) or undefined ----
 void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
                         const Tensor& mean, const Tensor& rstd);
-// dx (undefined: not wanted) receives x's gradient, or, with `accumulate`, has it added to what it holds.
+// dx (undefined: not wanted) receives x's gradient, or, with `accumulate`, has it added to what it holds;
+// dx_low (bf16, or undefined) the same values rounded, in the same pass.
 void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
                          const Tensor& rstd, const Tensor& dx, bool accumulate, const Tensor& dw,
-                         const Tensor& db);
+                         const Tensor& db, const Tensor& dx_low = Tensor());
 
 // ---- matrix products (matmul.cu, cuBLASLt) ----
 // out (batch, M, N) = a (batch, M, K) @ b (batch, K, N); each operand row-major or transposed, batch

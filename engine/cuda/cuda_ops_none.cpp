@@ -106,7 +106,7 @@ void layer_norm_forward(const Tensor&, const Tensor&, const Tensor&, double, con
     no_backend("layer_norm");
 }
 void layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                         const Tensor&, bool, const Tensor&, const Tensor&) {
+                         const Tensor&, bool, const Tensor&, const Tensor&, const Tensor&) {
     no_backend("layer_norm_backward");
 }
 bool gemm(const GemmOperand&, const GemmOperand&, const Tensor&, int64_t, int64_t, int64_t, int64_t,

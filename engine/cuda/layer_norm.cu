@@ -85,7 +85,7 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
 
 void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
                          const Tensor& rstd, const Tensor& dx, bool accumulate, const Tensor& dw,
-                         const Tensor& db) {
+                         const Tensor& db, const Tensor& dx_low) {
     const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
     if (R == 0) return;
     dispatch_pair(x.dtype(), g.dtype(), "layer_norm_backward", [&](auto tag, auto gtag) {
@@ -96,11 +96,12 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
         const float* pm = static_cast<const float*>(mean.raw_data());
         const float* pr = static_cast<const float*>(rstd.raw_data());
         T* pdx = dx.defined() ? static_cast<T*>(dx.raw_data()) : nullptr;
+        bf16* plow = dx_low.defined() ? static_cast<bf16*>(dx_low.raw_data()) : nullptr;
         T* const outs[2] = {dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr,
                             db.defined() ? static_cast<T*>(db.raw_data()) : nullptr};
         const bool params = outs[0] || outs[1];
         bool params_done = false;
-        dispatch_packs<T>(D, all_aligned({pg, px, pw, pdx}, 16), [&](auto v, auto p) {
+        dispatch_packs<T>(D, all_aligned({pg, px, pw, pdx, plow}, 16), [&](auto v, auto p) {
             constexpr int V = decltype(v)::value, P = decltype(p)::value;
             const int64_t row_blocks = (R + kRowsPerBlock - 1) / kRowsPerBlock;
             if (params && D <= 32 * V * P) {  // a held row: all three gradients from one read of x and g
@@ -109,13 +110,13 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
                 const int64_t blocks = std::min(row_blocks, wave);
                 Tensor partial = empty({2, blocks, D}, DType::F32, Device::CUDA);
                 float* pp = static_cast<float*>(partial.raw_data());
-                kernel<<<blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, accumulate, pp, R, D);
+                kernel<<<blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, accumulate, pp, R, D);
                 AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
                 add_all_chunks(pp, outs, D, blocks, "layer_norm_backward");
                 params_done = true;
             } else if (pdx) {
                 layer_norm_backward_kernel<T, G, V, P, false>
-                    <<<row_blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, accumulate, nullptr, R, D);
+                    <<<row_blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, accumulate, nullptr, R, D);
             }
         });
         AC_CUDA_LAUNCH_CHECK("layer_norm_backward");

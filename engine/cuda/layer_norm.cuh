@@ -88,11 +88,12 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, Y*
 // gradients, g xhat and g, for the columns it holds, so x and g are read once for all three gradients:
 // warps take rows grid-stride, and a block's sums, added warp after warp, go to its chunk of partial
 // (2, gridDim.x, D) for add_chunks (column_sums.cuh). The same grid adds in the same order on every run.
-// dx may then be null (no input gradient).
+// dx may then be null (no input gradient). dx_low, if given, receives dx's final values rounded to bf16 in
+// the same pass (a residual stream's gradient, which the next linear layer's backward multiplies in bf16).
 template <class T, class G, int V, int P, bool kParams>
 __global__ void __launch_bounds__(kThreads)
     layer_norm_backward_kernel(const G* g, const T* x, const T* w, const float* mean, const float* rstd,
-                               T* dx, bool accumulate, float* partial, int64_t R, int64_t D) {
+                               T* dx, bf16* dx_low, bool accumulate, float* partial, int64_t R, int64_t D) {
     using Slice = RowSlice<T, V, P>;
     const bool held = D <= Slice::kElements;
     float sums[2][kParams ? P : 1][V] = {};  // this lane's columns: g xhat, g
@@ -151,6 +152,12 @@ __global__ void __launch_bounds__(kThreads)
                     if (accumulate) out.v[k] = st<T>(old.value(p, k) + ld(out.v[k]));
                 }
                 store_pack<T, V>(dr + i, out);
+                if (dx_low) {
+                    Pack<bf16, V> low;
+#pragma unroll
+                    for (int k = 0; k < V; ++k) low.v[k] = st<bf16>(ld(out.v[k]));
+                    store_pack<bf16, V>(dx_low + row * D + i, low);
+                }
             }
         }
     }

@@ -135,6 +135,10 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
     SavedTensor sx(xc, "layer_norm"), sw = wc.defined() ? SavedTensor(wc, "layer_norm") : SavedTensor();
     bool rx = x.requires_grad(), rw = weight.defined() && weight.requires_grad(),
          rb = bias.defined() && bias.requires_grad(), has_w = weight.defined();
+    // Under autocast an f32 x is a residual stream, whose gradient the linear layer that fed it multiplies
+    // in bf16: x's gradient leaves its bf16 rounding beside it (set_rounded), written in the same pass on
+    // the GPU, so no separate cast reads it again.
+    const bool round_dx = rx && autocast_enabled() && x.dtype() == DType::F32;
     return record("layer_norm", y, {x, weight, bias}, [=](const Tensor& g) {
         const Tensor& xs = sx.get();
         Tensor gc = g.to(y_dtype).contiguous();
@@ -145,8 +149,10 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
             Tensor dx = accumulate ? pending : rx ? empty(xs.shape(), xs.dtype(), Device::CUDA) : Tensor();
             Tensor gw = rw ? empty({D}, xs.dtype(), Device::CUDA) : Tensor();
             Tensor gb = rb ? empty({D}, xs.dtype(), Device::CUDA) : Tensor();
-            cuda::layer_norm_backward(gc, xs, has_w ? sw.get() : Tensor(), mean, rstd, dx, accumulate, gw,
-                                      gb);
+            const Tensor dx_low = round_dx ? empty(xs.shape(), DType::BF16, Device::CUDA) : Tensor();
+            cuda::layer_norm_backward(gc, xs, has_w ? sw.get() : Tensor(), mean, rstd, dx, accumulate, gw, gb,
+                                      dx_low);
+            if (round_dx) dx.set_rounded(dx_low);
             return std::vector<Tensor>{dx, gw, gb};
         }
         // on the CPU a bf16 gradient is widened first (exactly), so the sums run as the f32 op's do
@@ -161,6 +167,7 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
         });
         Tensor gw = rw ? from_vector(dw, {D}).to(xs.dtype()) : Tensor();
         Tensor gb = rb ? from_vector(db, {D}).to(xs.dtype()) : Tensor();
+        if (round_dx) dx.set_rounded(dx.to(DType::BF16));  // the same values as the GPU's, made here
         return std::vector<Tensor>{rx ? dx : Tensor(), gw, gb};
     });
 }

@@ -64,15 +64,19 @@ void check_layer_norm(int64_t R, int64_t D) {
     });
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
         layer_norm_backward_kernel<T, Y, V, P, false>(g.data(), x.data(), w.data(), mean.data(), rstd.data(),
-                                                      dx.data(), false, nullptr, R, D);
+                                                      dx.data(), nullptr, false, nullptr, R, D);
     });
     // Added into a gradient already held (a residual stream's): bit for bit that gradient + dx, as the
     // separate sum rounds it.
     std::vector<T> held = values_of<T>(test::random_tensor({R, D}, 5, -1, 1)), summed = held;
+    std::vector<bf16> low(summed.size());
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
         layer_norm_backward_kernel<T, Y, V, P, false>(g.data(), x.data(), w.data(), mean.data(), rstd.data(),
-                                                      summed.data(), true, nullptr, R, D);
+                                                      summed.data(), low.data(), true, nullptr, R, D);
     });
+    // and its bf16 rounding, written in the same pass: bit for bit the sum's cast
+    const Tensor low_expected = tensor_of(summed, {R, D}).to(DType::BF16);
+    CHECK(std::memcmp(low.data(), low_expected.raw_data(), low.size() * sizeof(bf16)) == 0);
     const DType dt = dtype_of<T>::value;  // tensor_of gives f32: the separate sum in T, as the engine adds
     const Tensor separate = add(tensor_of(held, {R, D}).to(dt), tensor_of(dx, {R, D}).to(dt)).to(DType::F32);
     const std::vector<float> fused = tensor_of(summed, {R, D}).template to_vector<float>(),
@@ -109,8 +113,8 @@ void check_layer_norm(int64_t R, int64_t D) {
             std::vector<float> sums(static_cast<size_t>(2 * blocks * D), -1.0f);
             cuda::emulate_launch(blocks, 1, kThreads, [&] {
                 layer_norm_backward_kernel<T, Y, V, P, true>(g.data(), x.data(), w.data(), mean.data(),
-                                                             rstd.data(), dx2.data(), true, sums.data(), R,
-                                                             D);
+                                                             rstd.data(), dx2.data(), nullptr, true,
+                                                             sums.data(), R, D);
             });
             CHECK(std::memcmp(dx2.data(), summed.data(), dx2.size() * sizeof(T)) ==
                   0);  // the same input gradient
@@ -126,7 +130,8 @@ void check_layer_norm(int64_t R, int64_t D) {
             std::vector<float> alone(sums.size(), -1.0f);
             cuda::emulate_launch(blocks, 1, kThreads, [&] {
                 layer_norm_backward_kernel<T, Y, V, P, true>(g.data(), x.data(), w.data(), mean.data(),
-                                                             rstd.data(), nullptr, false, alone.data(), R, D);
+                                                             rstd.data(), nullptr, nullptr, false,
+                                                             alone.data(), R, D);
             });
             CHECK(alone == sums);
         }

@@ -3,6 +3,7 @@
 // losses run in f32; outside a guard nothing changes. A small transformer trained one step under
 // autocast must stay within bf16 accuracy of the f32 run.
 #include "engine/autograd/grad_mode.h"
+#include "engine/autograd/node.h"
 #include "engine/nn/init.h"
 #include "engine/nn/layers.h"
 #include "engine/ops/autocast.h"
@@ -72,6 +73,36 @@ TEST_SUITE("unit") {
         sum(y).backward();
         CHECK(r.grad().to_vector<float>() == std::vector<float>(18, 1.0f));  // the stream's gradient, as is
         for (const Tensor* t : {&x, &w, &b}) CHECK(t->grad().dtype() == DType::F32);
+    }
+
+    TEST_CASE("autocast: a residual stream's LayerNorm leaves its f32 gradient's bf16 rounding beside it") {
+        // r -> layer_norm -> linear_add(r, ...), as in a pre-norm block: r's gradient, the linear_add's
+        // pass-through with the LayerNorm's added into it, arrives at r's producer (here a probe standing
+        // for the previous block's linear_add) with its bf16 rounding beside it.
+        const Tensor r0 = random_tensor({6, 8}, 11, -1, 1, DType::F32).requires_grad_();
+        const Tensor w = random_tensor({8, 8}, 12, -1, 1, DType::F32).requires_grad_();
+        const Tensor lw = random_tensor({8}, 13, 0.5, 1.5, DType::F32),
+                     lb = random_tensor({8}, 14, -1, 1, DType::F32);
+        const Tensor weights = random_tensor({6, 8}, 15, -1, 1, DType::F32);
+        for (bool on : {true, false}) {
+            CAPTURE(on);
+            bool left = false;
+            std::vector<float> rounded, cast;
+            const Tensor r = record("probe", mul_scalar(r0.detach(), 1.0), {r0}, [&](const Tensor& g) {
+                left = g.impl().rounded != nullptr;
+                if (left) rounded = Tensor(g.impl().rounded).to_vector<float>();
+                cast = g.clone().to(DType::BF16).to_vector<float>();
+                return std::vector<Tensor>{g};
+            });
+            Tensor y;
+            {
+                AutocastGuard autocast(on);
+                y = linear_add(r, layer_norm(r, lw, lb, 1e-5), w, Tensor());
+            }
+            sum(mul(y, weights)).backward();
+            CHECK(left == on);               // only under autocast, where the products take bf16
+            if (on) CHECK(rounded == cast);  // the values a cast gives
+        }
     }
 
     TEST_CASE("autocast: mixed elementwise operands compute in f32; without a guard they are an error") {

@@ -105,6 +105,23 @@ TEST_SUITE("unit") {
         CHECK(x.to(DType::U8).to(DType::F64).dtype() == DType::F64);
     }
 
+    TEST_CASE("set_rounded: the next to() of that dtype takes the copy once; an in-place write drops it") {
+        Tensor x = from_vector<float>({1.0f, 2.0f, 3.0f}, {3});
+        const Tensor copy = x.to(DType::BF16);
+        x.set_rounded(copy);
+        CHECK(x.to(DType::F64).dtype() == DType::F64);  // another dtype: cast, the copy kept
+        CHECK(x.to(DType::BF16).same(copy));            // handed over
+        CHECK(!x.to(DType::BF16).same(copy));           // once
+        x.set_rounded(copy);
+        x.add_(from_vector<float>({1.0f, 1.0f, 1.0f}, {3}));  // new values: the copy is stale
+        const Tensor after = x.to(DType::BF16);
+        CHECK(!after.same(copy));
+        CHECK(after.to_vector<float>() == std::vector<float>{2.0f, 3.0f, 4.0f});
+        CHECK(error_of([&] {
+                  x.set_rounded(from_vector<float>({1.0f}, {1}).to(DType::BF16));
+              }).find("is not a copy of") != std::string::npos);
+    }
+
     TEST_CASE("printing shows dtype, shape, device and values") {
         std::ostringstream os;
         os << iota({2, 2});
