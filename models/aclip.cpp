@@ -6,6 +6,7 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/core/host_copy.h"
+#include "engine/ops/autocast.h"
 #include "models/losses.h"
 
 namespace aclip {
@@ -77,10 +78,13 @@ void Aclip::set_grad_checkpointing(bool on) {
 
 void Aclip::update_ema(double m) {
     if (!ema || m == 1.0) return;  // momentum 1: the teacher stays as it is
-    ema_update(params_of(ema->visual), params_of(clip.visual), m);
-    ema_update(params_of(ema->transformer), params_of(clip.text.transformer), m);
-    ema_update({ema->text_projection}, {clip.text.text_projection}, m);
-    if (cfg.ssl_losses) ema_update(params_of(ema->ssl.byol_projector), params_of(ssl.byol_projector), m);
+    // Under autocast the teacher's products take bf16 copies of its weights: written by the update.
+    const bool copies = autocast_enabled();
+    ema_update(params_of(ema->visual), params_of(clip.visual), m, copies);
+    ema_update(params_of(ema->transformer), params_of(clip.text.transformer), m, copies);
+    ema_update({ema->text_projection}, {clip.text.text_projection}, m, copies);
+    if (cfg.ssl_losses)
+        ema_update(params_of(ema->ssl.byol_projector), params_of(ssl.byol_projector), m, copies);
 }
 
 std::vector<ParamGroup> Aclip::param_groups(double weight_decay) {

@@ -157,6 +157,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     model.set_grad_checkpointing(cfg.boolean("train.grad_checkpointing"));
     std::vector<ParamGroup> groups = model.param_groups(cfg.number("optim.weight_decay"));
     AdamW opt(groups, cfg.number("optim.beta1"), cfg.number("optim.beta2"), cfg.number("optim.eps"));
+    opt.keep_bf16_copies(cfg.str("train.precision") == "bf16");  // for the products under autocast
     std::vector<Tensor> trainable;
     for (const ParamGroup& g : groups) trainable.insert(trainable.end(), g.params.begin(), g.params.end());
     const std::vector<std::string> names = adamw_parameter_names(model, groups);

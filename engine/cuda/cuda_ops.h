@@ -149,10 +149,13 @@ bool flash_attention_takes_views(const Tensor& q, const Tensor& k, const Tensor&
 bool tensor_core_attention();
 
 // ---- optimizer (optim.cu) ----
+// `low`, if not empty: per tensor a bf16 copy to receive the updated values rounded (undefined: none).
 void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                 const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq,
-                const std::vector<float>& weight_decay, const AdamWScalars& scalars);
-void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& source, double momentum);
+                const std::vector<float>& weight_decay, const AdamWScalars& scalars,
+                const std::vector<Tensor>& low = {});
+void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& source, double momentum,
+                const std::vector<Tensor>& low = {});
 
 // ---- kernel profile (kernel_profile.cu; see kernel_profile.h) ----
 void profile_start();  // from now on, every launch records an event behind it

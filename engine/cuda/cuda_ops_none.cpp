@@ -155,10 +155,11 @@ bool tensor_core_attention() {
     return false;
 }
 void adamw_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&,
-                const std::vector<Tensor>&, const std::vector<float>&, const AdamWScalars&) {
+                const std::vector<Tensor>&, const std::vector<float>&, const AdamWScalars&,
+                const std::vector<Tensor>&) {
     no_backend("adamw_step");
 }
-void ema_update(const std::vector<Tensor>&, const std::vector<Tensor>&, double) {
+void ema_update(const std::vector<Tensor>&, const std::vector<Tensor>&, double, const std::vector<Tensor>&) {
     no_backend("ema_update");
 }
 const std::vector<std::string>& kernel_names() {

@@ -2,9 +2,10 @@
 // tests/cuda/test_optim_emulated.cpp can also compile them for the CPU and run them on emulated threads
 // (warp_emulation.h). All parameters of a step are cut into chunks of kChunk elements, a block each, and
 // updated by one launch per kSlots tensors: AdamW (the element update of engine/math/adamw.h, shared with
-// the CPU) and the EMA of the teacher. The tensors of a launch travel in its parameters (a LaunchTable of
-// about 14 KB; CUDA 12.1 and later take 32 KB), so no table is copied to the device and nothing waits.
-// The kernels sit in an unnamed namespace: optim.cu and the test each compile their own.
+// the CPU) and the EMA of the teacher, each also writing the updated values rounded to bf16 for a slot that
+// asks (the copies the next forward's bf16 products take). The tensors of a launch travel in its parameters
+// (a LaunchTable of about 14 KB; CUDA 12.1 and later take 32 KB), so no table is copied to the device and
+// nothing waits. The kernels sit in an unnamed namespace: optim.cu and the test each compile their own.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -26,6 +27,7 @@ struct TensorSlot {
     const float* g;  // gradient (AdamW) or EMA source
     float* m;        // first moment (AdamW only)
     float* v;        // second moment (AdamW only)
+    bf16* low;       // if not null: receives the updated p rounded to bf16 (the next forward's copy)
     int64_t n;
     float weight_decay;
     bool vec4;  // every pointer 16-byte aligned and n a multiple of 4: float4 accesses
@@ -52,7 +54,7 @@ void for_each_table(std::vector<TensorSlot>& slots, Launch&& launch) {
     };
     for (TensorSlot& s : slots) {
         if (s.n == 0) continue;
-        s.vec4 = s.n % 4 == 0 && all_aligned({s.p, s.g, s.m, s.v}, 16);  // null m, v (EMA) pass
+        s.vec4 = s.n % 4 == 0 && all_aligned({s.p, s.g, s.m, s.v, s.low}, 16);  // null ones pass
         table.slots[table.count] = s;
         table.first_block[table.count + 1] = table.first_block[table.count] + (s.n + kChunk - 1) / kChunk;
         if (++table.count == kSlots) flush();
@@ -71,6 +73,13 @@ __device__ __forceinline__ int slot_of(const LaunchTable& t, int64_t b) {
             hi = mid - 1;
     }
     return lo;
+}
+
+// Four updated values (float4 i of the tensor) rounded to bf16 into `low`, where a slot asks for them.
+__device__ __forceinline__ void store_low(bf16* low, int64_t i, const float4& p) {
+    if (low)
+        store_pack<bf16, 4>(low + 4 * i,
+                            Pack<bf16, 4>{{st<bf16>(p.x), st<bf16>(p.y), st<bf16>(p.z), st<bf16>(p.w)}});
 }
 
 // Each element's parameter, moments and gradient are read into registers before any is written: the
@@ -97,6 +106,7 @@ __global__ void adamw_kernel(__grid_constant__ const LaunchTable t, AdamWScalars
             reinterpret_cast<float4*>(slot.p)[i] = p;
             reinterpret_cast<float4*>(slot.m)[i] = m;
             reinterpret_cast<float4*>(slot.v)[i] = v;
+            store_low(slot.low, i, p);
         }
         return;
     }
@@ -106,6 +116,7 @@ __global__ void adamw_kernel(__grid_constant__ const LaunchTable t, AdamWScalars
         slot.p[i] = p;
         slot.m[i] = m;
         slot.v[i] = v;
+        if (slot.low) slot.low[i] = st<bf16>(p);
     }
 }
 
@@ -120,12 +131,17 @@ __global__ void ema_kernel(__grid_constant__ const LaunchTable t, float momentum
         for (int64_t i = start / 4 + threadIdx.x; i < end / 4; i += blockDim.x) {
             const float4 p = reinterpret_cast<const float4*>(slot.p)[i];
             const float4 s = reinterpret_cast<const float4*>(slot.g)[i];
-            reinterpret_cast<float4*>(slot.p)[i] =
+            const float4 out =
                 make_float4(blend(p.x, s.x), blend(p.y, s.y), blend(p.z, s.z), blend(p.w, s.w));
+            reinterpret_cast<float4*>(slot.p)[i] = out;
+            store_low(slot.low, i, out);
         }
         return;
     }
-    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) slot.p[i] = blend(slot.p[i], slot.g[i]);
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
+        slot.p[i] = blend(slot.p[i], slot.g[i]);
+        if (slot.low) slot.low[i] = st<bf16>(slot.p[i]);
+    }
 }
 
 }  // namespace

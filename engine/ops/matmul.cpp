@@ -208,14 +208,14 @@ Shape linear_shape(const char* op, const Tensor& x, const Tensor& weight, const 
 }
 
 // A parameter of a linear layer as its product takes it. Under autocast an f32 master (weight or bias) meets
-// a bf16 input: it is multiplied as a bf16 copy made here, not recorded, and the layer's backward returns
-// its gradient in f32 straight from the weight-gradient product (cuBLASLt writes f32 from bf16 inputs): no
-// cast runs in backward, and the gradient is not rounded to bf16 on the way, as PyTorch's autocast rounds
-// it. Otherwise the parameter itself.
+// a bf16 input: it is multiplied as a bf16 copy, not recorded (the one the optimizer left beside it, or a
+// cast made here), and the layer's backward returns its gradient in f32 straight from the weight-gradient
+// product (cuBLASLt writes f32 from bf16 inputs): no cast runs in backward, and the gradient is not rounded
+// to bf16 on the way, as PyTorch's autocast rounds it. Otherwise the parameter itself.
 Tensor product_copy(const Tensor& p, const Tensor& x) {
     if (!p.defined() || !autocast_enabled() || p.dtype() != DType::F32 || x.dtype() != DType::BF16) return p;
     NoGradGuard no_grad;
-    return p.detach().to(DType::BF16);
+    return p.to(DType::BF16);
 }
 
 // The gradients of x Wᵀ + b from the output's gradient g2 (N, out) in x's dtype, each where asked: x's (in

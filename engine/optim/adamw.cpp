@@ -34,8 +34,9 @@ void AdamW::step(double lr) {
         static_cast<float>(std::sqrt(1.0 - std::pow(beta2_, static_cast<double>(step_))));
     size_t k = 0;
     // CUDA parameters are gathered and updated by one multi-tensor launch after the loop.
-    std::vector<Tensor> gpu_p, gpu_g, gpu_m, gpu_v;
+    std::vector<Tensor> gpu_p, gpu_g, gpu_m, gpu_v, gpu_low;
     std::vector<float> gpu_wd;
+    std::vector<std::pair<Tensor, Tensor>> copies;  // (parameter, its bf16 copy), left beside it at the end
     for (const ParamGroup& group : groups_) {
         s.weight_decay = static_cast<float>(group.weight_decay);
         for (const Tensor& p : group.params) {
@@ -45,11 +46,14 @@ void AdamW::step(double lr) {
             Tensor g = p.grad().contiguous();
             AC_CHECK(g.dtype() == DType::F32, "AdamW: gradient of ", p.desc(), " is ", g.desc());
             p.impl().storage->version++;
+            Tensor low = bf16_copies_ ? empty(p.shape(), DType::BF16, p.device()) : Tensor();
+            if (low.defined()) copies.emplace_back(p, low);
             if (p.device() == Device::CUDA) {
                 gpu_p.push_back(p);
                 gpu_g.push_back(g);
                 gpu_m.push_back(m);
                 gpu_v.push_back(v);
+                gpu_low.push_back(low);
                 gpu_wd.push_back(s.weight_decay);
                 continue;
             }
@@ -58,9 +62,14 @@ void AdamW::step(double lr) {
             float* pv = v.data<float>();
             const float* pg = g.data<float>();
             parallel_for(p.numel(), 16, [&](int64_t i) { adamw_element(pp[i], pm[i], pv[i], pg[i], s); });
+            if (low.defined()) {
+                NoGradGuard no_grad;
+                low.copy_(p);
+            }
         }
     }
-    if (!gpu_p.empty()) cuda::adamw_step(gpu_p, gpu_g, gpu_m, gpu_v, gpu_wd, s);
+    if (!gpu_p.empty()) cuda::adamw_step(gpu_p, gpu_g, gpu_m, gpu_v, gpu_wd, s, gpu_low);
+    for (const auto& [p, low] : copies) p.set_rounded(low);  // after the version bump: these values
 }
 
 void AdamW::zero_grad() {
@@ -90,25 +99,34 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     return norm;
 }
 
-void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& source, double momentum) {
+void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& source, double momentum,
+                bool bf16_copies) {
     AC_CHECK(target.size() == source.size(), "ema_update: ", target.size(), " targets for ", source.size(),
              " sources");
     NoGradGuard no_grad;
-    std::vector<Tensor> gpu_target, gpu_source;
+    std::vector<Tensor> gpu_target, gpu_source, gpu_low;
+    std::vector<std::pair<Tensor, Tensor>> copies;  // (target, its bf16 copy), left beside it at the end
     for (size_t i = 0; i < target.size(); ++i) {
         AC_CHECK(target[i].shape() == source[i].shape(), "ema_update: tensor ", i, " target ",
                  target[i].desc(), " vs source ", source[i].desc());
         Tensor t = target[i];
+        Tensor low = bf16_copies && t.dtype() == DType::F32 && t.is_contiguous()
+                         ? empty(t.shape(), DType::BF16, t.device())
+                         : Tensor();
+        if (low.defined()) copies.emplace_back(t, low);
         if (t.device() == Device::CUDA && t.dtype() == DType::F32 && source[i].dtype() == DType::F32) {
             common_device("ema_update", {&t, &source[i]});
             t.impl().storage->version++;
             gpu_target.push_back(t);
             gpu_source.push_back(source[i].contiguous());
+            gpu_low.push_back(low);
             continue;
         }
         t.mul_(momentum).add_(source[i], 1.0 - momentum);
+        if (low.defined()) low.copy_(t);
     }
-    if (!gpu_target.empty()) cuda::ema_update(gpu_target, gpu_source, momentum);
+    if (!gpu_target.empty()) cuda::ema_update(gpu_target, gpu_source, momentum, gpu_low);
+    for (const auto& [t, low] : copies) t.set_rounded(low);  // after the version bumps: these values
 }
 
 }  // namespace aclip

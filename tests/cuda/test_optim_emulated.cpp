@@ -39,8 +39,9 @@ std::vector<Tensor> clones(const std::vector<Tensor>& ts) {
 }
 
 bool same_bits(const Tensor& a, const Tensor& b) {
-    return a.numel() == b.numel() &&
-           std::memcmp(a.raw_data(), b.raw_data(), static_cast<size_t>(a.numel()) * 4) == 0;
+    return a.numel() == b.numel() && a.dtype() == b.dtype() &&
+           std::memcmp(a.raw_data(), b.raw_data(), static_cast<size_t>(a.numel()) * dtype_size(a.dtype())) ==
+               0;
 }
 
 // Runs every launch of for_each_table on emulated threads (32 a block rather than the GPU's 256: the
@@ -63,11 +64,14 @@ TEST_SUITE("cuda") {
         const std::vector<Tensor> p0 = tensors(n, 100, -1, 1), g = tensors(n, 2000, -1, 1),
                                   m0 = tensors(n, 4000, -0.1, 0.1), v0 = tensors(n, 6000, 0, 0.01);
         const AdamWScalars s{1e-3f, 0.9f, 0.98f, 1e-8f, 0.0f, 0.271f, 0.1990f};
-        std::vector<Tensor> p = clones(p0), m = clones(m0), v = clones(v0);
+        std::vector<Tensor> p = clones(p0), m = clones(m0), v = clones(v0), low;
         std::vector<TensorSlot> slots;
-        for (size_t i = 0; i < n.size(); ++i)  // weight decay on every other tensor
+        for (size_t i = 0; i < n.size(); ++i) {  // weight decay on every other tensor, bf16 copies on a third
+            low.push_back(i % 3 ? Tensor() : empty({n[i]}, DType::BF16));
             slots.push_back({p[i].data<float>(), g[i].data<float>(), m[i].data<float>(), v[i].data<float>(),
-                             n[i], i % 2 ? 0.0f : 0.5f, false});
+                             low[i].defined() ? low[i].data<bf16>() : nullptr, n[i], i % 2 ? 0.0f : 0.5f,
+                             false});
+        }
         CHECK(run(slots, [&](const LaunchTable& t) { adamw_kernel(t, s); }) == 2);
         for (size_t i = 0; i < n.size(); ++i) {
             CAPTURE(i);
@@ -80,6 +84,7 @@ TEST_SUITE("cuda") {
             REQUIRE(same_bits(p[i], pe));
             REQUIRE(same_bits(m[i], me));
             REQUIRE(same_bits(v[i], ve));
+            if (low[i].defined()) REQUIRE(same_bits(low[i], pe.to(DType::BF16)));  // the updated values
         }
     }
 
@@ -93,11 +98,15 @@ TEST_SUITE("cuda") {
                      misaligned_source = tensors({kChunk + 8}, 12, -1, 1)[0];
         Tensor misaligned_target = misaligned.clone();  // the CPU's copy
         std::vector<TensorSlot> slots;
-        for (size_t i = 0; i < n.size(); ++i)
-            slots.push_back(
-                {target[i].data<float>(), source[i].data<float>(), nullptr, nullptr, n[i], 0.0f, false});
+        std::vector<Tensor> low;  // bf16 copies of the even targets and the misaligned one
+        for (size_t i = 0; i < n.size(); ++i) {
+            low.push_back(i % 2 ? Tensor() : empty({n[i]}, DType::BF16));
+            slots.push_back({target[i].data<float>(), source[i].data<float>(), nullptr, nullptr,
+                             low[i].defined() ? low[i].data<bf16>() : nullptr, n[i], 0.0f, false});
+        }
+        low.push_back(empty({kChunk + 8}, DType::BF16));
         slots.push_back({static_cast<float*>(misaligned.raw_data()), misaligned_source.data<float>(), nullptr,
-                         nullptr, kChunk + 8, 0.0f, false});
+                         nullptr, low.back().data<bf16>(), kChunk + 8, 0.0f, false});
         const double momentum = 0.9961;
         CHECK(run(slots, [&](const LaunchTable& t) {
                   ema_kernel(t, static_cast<float>(momentum), static_cast<float>(1.0 - momentum));
@@ -114,6 +123,7 @@ TEST_SUITE("cuda") {
         for (size_t i = 0; i < target.size(); ++i) {
             CAPTURE(i);
             REQUIRE(same_bits(target[i], expected[i]));
+            if (low[i].defined()) REQUIRE(same_bits(low[i], expected[i].to(DType::BF16)));
         }
     }
 }

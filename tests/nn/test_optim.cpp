@@ -54,4 +54,28 @@ TEST_SUITE("optim") {
         CHECK(untouched.item() == 1.0);
         CHECK(opt.steps() == 1);
     }
+
+    TEST_CASE("AdamW and ema_update leave each updated tensor's bf16 rounding beside it when asked") {
+        Tensor w = from_vector<float>({0.3f, -1.7f, 2.9f}, {3}).requires_grad_(),
+               idle = ones({2}).requires_grad_();
+        AdamW opt({{{w, idle}, 0.1}});
+        opt.keep_bf16_copies(true);
+        sum(mul(w, from_vector<float>({1.0f, -2.0f, 0.5f}, {3}))).backward();
+        opt.step(0.01);
+        const std::shared_ptr<TensorImpl> copy = w.impl().rounded;
+        REQUIRE(copy != nullptr);
+        CHECK(idle.impl().rounded == nullptr);                    // no gradient: not updated, no copy
+        const Tensor taken = w.detach().clone().to(DType::BF16);  // a cast of the updated values
+        CHECK(Tensor(copy).to_vector<float>() == taken.to_vector<float>());
+        {
+            NoGradGuard no_grad;
+            CHECK(w.to(DType::BF16).impl_ptr() == copy);  // what a product under autocast takes
+        }
+        Tensor t = from_vector<float>({1, 2}, {2}), s = from_vector<float>({3, 6.01f}, {2});
+        ema_update({t}, {s}, 0.75, true);
+        REQUIRE(t.impl().rounded != nullptr);
+        CHECK(Tensor(t.impl().rounded).to_vector<float>() == t.clone().to(DType::BF16).to_vector<float>());
+        ema_update({t}, {s}, 0.75);  // without: the old copy is stale, and dropped at the next cast
+        CHECK(t.to(DType::BF16).to_vector<float>() == t.clone().to(DType::BF16).to_vector<float>());
+    }
 }

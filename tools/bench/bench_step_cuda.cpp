@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
         model.to(Device::CUDA);
         model.set_grad_checkpointing(grad_checkpointing);
         AdamW opt(model.param_groups(0.5), 0.9, 0.98, 1e-8);
+        opt.keep_bf16_copies(precision == "bf16");  // as the trainer does
         AclipBatch batch;
         batch.view1 = random_gpu({B, 3, S, S}, DType::F32, 1);
         batch.view2 = random_gpu({B, 3, S, S}, DType::F32, 2);
