@@ -111,6 +111,25 @@ int main(int argc, char** argv) {
         report("fc2_into_residual", time_ms(iters, [&] { (void)linear_add(r, h, w, b); }),
                2.0 * N * 4 * C * C, 0);
     }
+    {  // fc1 forward and backward under autocast (f32 masters, bf16 products): with gemm_bf16_fc1 (the
+       // forward alone) it rates the backward's products: the input's gradient, and the weight's (K = N)
+       // written in f32 with the bias's gradient from its epilogue
+        set_grad_enabled(true);
+        Tensor x = random_gpu({N, C}, DType::BF16, 20).requires_grad_(),
+               w = random_gpu({4 * C, C}, DType::F32, 21).requires_grad_(),
+               b = random_gpu({4 * C}, DType::F32, 22).requires_grad_(),
+               gy = random_gpu({N, 4 * C}, DType::BF16, 23);
+        AutocastGuard autocast;
+        report("linear_fc1_fwd_bwd",
+               time_ms(iters,
+                       [&] {
+                           for (Tensor* t : {&x, &w, &b})
+                               t->zero_grad();  // no accumulation into earlier ones
+                           linear(x, w, b).backward(gy);
+                       }),
+               3 * 2.0 * N * C * 4 * C, 0);
+        set_grad_enabled(false);
+    }
     {  // memory-bound kernels on (N, C) bf16 activations
         Tensor x = random_gpu({N, C}, DType::BF16, 4), r = random_gpu({N, C}, DType::BF16, 5);
         Tensor w = random_gpu({C}, DType::BF16, 6), bias = random_gpu({C}, DType::BF16, 7);

@@ -56,6 +56,18 @@ def main():
     with torch.autocast("cuda", dtype=torch.bfloat16):  # the residual stream f32, the product bf16
         report("fc2_into_residual", time_ms(it, lambda: r + F.linear(h, w, b)), 2.0 * N * 4 * C * C, 0)
     del r, h, w, b
+    # fc1 forward and backward under autocast (f32 masters): the gradients of the input, weight and bias
+    xl = rnd(N, C, dt=torch.bfloat16).requires_grad_()
+    wl, bl = rnd(4 * C, C).requires_grad_(), rnd(4 * C).requires_grad_()
+    gl = rnd(N, 4 * C, dt=torch.bfloat16)
+
+    def linear_fwd_bwd():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = F.linear(xl, wl, bl)
+        torch.autograd.grad(y, (xl, wl, bl), gl)
+
+    report("linear_fc1_fwd_bwd", time_ms(it, linear_fwd_bwd), 3 * 2.0 * N * C * 4 * C, 0)
+    del xl, wl, bl, gl
     bf = torch.bfloat16
     x, r = rnd(N, C, dt=bf), rnd(N, C, dt=bf)
     w, bias = rnd(C, dt=bf), rnd(C, dt=bf)
