@@ -74,10 +74,18 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
         const T *px = static_cast<const T*>(x.raw_data()), *pw = ptr_or_null<T>(w), *pb = ptr_or_null<T>(b);
         Y* py = static_cast<Y*>(y.raw_data());
         dispatch_packs<T>(D, all_aligned({px, pw, pb, py}, 16), [&](auto v, auto p) {
-            layer_norm_forward_kernel<T, Y, decltype(v)::value, decltype(p)::value>
-                <<<(R + kRowsPerBlock - 1) / kRowsPerBlock, kThreads>>>(
-                    px, pw, pb, py, static_cast<float*>(mean.raw_data()),
-                    static_cast<float*>(rstd.raw_data()), R, D, static_cast<float>(eps));
+            constexpr int V = decltype(v)::value, P = decltype(p)::value;
+            auto launch = [&](auto rows_per_warp) {
+                constexpr int K = decltype(rows_per_warp)::value;
+                layer_norm_forward_kernel<T, Y, V, P, K>
+                    <<<(R + K * kRowsPerBlock - 1) / (K * kRowsPerBlock), kThreads>>>(
+                        px, pw, pb, py, static_cast<float*>(mean.raw_data()),
+                        static_cast<float*>(rstd.raw_data()), R, D, static_cast<float>(eps));
+            };
+            if (forward_rows_per_warp(D <= 32 * V * P, D * static_cast<int64_t>(sizeof(T))) == 2)
+                launch(std::integral_constant<int, 2>{});
+            else
+                launch(std::integral_constant<int, 1>{});
         });
     });
     AC_CUDA_LAUNCH_CHECK("layer_norm_forward");
