@@ -132,8 +132,8 @@ Tensor pending_gradient(size_t input) {
     const bool fits =
         g.is_contiguous() && g.shape() == node->input_shapes[input] && g.dtype() == node->input_dtypes[input];
     if (!alone || !fits) return Tensor();
-    g.impl()
-        .storage->version++;  // the caller writes into it: a copy of the old values (set_rounded) is stale
+    // The caller writes into it: a copy of its old values (set_rounded) is stale from here.
+    g.impl().storage->version++;
     return g;
 }
 

@@ -46,8 +46,8 @@ std::string choose_openblas_kernels() {
     const std::string better = better_openblas_core(chosen, cpu_features());
     if (better.empty() || !gotoblas_dynamic_init || !gotoblas_dynamic_quit)
         return version + ", " + chosen + " kernels";
-    setenv("OPENBLAS_CORETYPE", better.c_str(),
-           0);  // before any BLAS call and any thread: nothing else reads it yet
+    // Before any BLAS call and any thread, so nothing reads the environment or the kernel table meanwhile.
+    setenv("OPENBLAS_CORETYPE", better.c_str(), 0);
     gotoblas_dynamic_quit();
     gotoblas_dynamic_init();
     return version + ", " + openblas_get_corename() + " kernels (OpenBLAS took this CPU for " + chosen +

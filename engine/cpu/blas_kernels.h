@@ -25,7 +25,7 @@ CpuFeatures cpu_features();
 std::string better_openblas_core(const std::string& chosen, CpuFeatures cpu);
 
 // Applies the rule above once (OpenBLAS builds only) and describes the outcome, e.g. "OpenBLAS 0.3.21,
-// SkylakeX kernels (OpenBLAS took this CPU for Prescott; OPENBLAS_CORETYPE chooses)".
+// SkylakeX kernels (OpenBLAS took this CPU for Prescott; set OPENBLAS_CORETYPE to choose)".
 std::string choose_openblas_kernels();
 
 }  // namespace aclip

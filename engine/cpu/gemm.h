@@ -12,7 +12,7 @@ template <class T>
 void cpu_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
               const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
-// What runs the products, e.g. "OpenBLAS 0.3.21, Cooperlake kernels" (blas_kernels.h), for a run's log.
+// What runs the products, e.g. "OpenBLAS 0.3.21, SkylakeX kernels" (blas_kernels.h), for a run's log.
 const std::string& cpu_gemm_kernels();
 
 }  // namespace aclip

@@ -108,6 +108,20 @@ __device__ __forceinline__ FragA a_from_columns(const uint16_t* tile, int k0, in
     return a;
 }
 
+// acc[n] += A (16, 16) times rows k0 .. k0 + 15 of the tile (64, D), the tile's rows being the summed
+// dimension.
+template <int D>
+__device__ __forceinline__ void accumulate_times_rows(FragC (&acc)[D / 8], const FragA& a,
+                                                      const uint16_t* tile, int k0) {
+#pragma unroll
+    for (int dn = 0; dn < D / 16; ++dn) {
+        FragB left, right;
+        b_from_columns<D>(left, right, tile, k0, dn * 16);
+        mma_bf16(acc[2 * dn], a, left);
+        mma_bf16(acc[2 * dn + 1], a, right);
+    }
+}
+
 // acc[n] += A (16, 64) times the tile (64, D), A given as kTileCols C tiles (probabilities or their
 // gradients), the tile's rows being the summed dimension. Only the first `rows` rows of the tile are summed
 // (in groups of 16): A is 0 in the columns past them (keys or queries past the end, or masked).
@@ -115,16 +129,8 @@ template <int D>
 __device__ __forceinline__ void accumulate_times_tile(FragC (&acc)[D / 8], const FragC (&a)[kTileCols],
                                                       const uint16_t* tile, int rows) {
 #pragma unroll
-    for (int kk = 0; kk < kTileCols / 2 && kk * 16 < rows; ++kk) {
-        const FragA packed = pack_a(a[2 * kk], a[2 * kk + 1]);
-#pragma unroll
-        for (int dn = 0; dn < D / 16; ++dn) {
-            FragB left, right;
-            b_from_columns<D>(left, right, tile, kk * 16, dn * 16);
-            mma_bf16(acc[2 * dn], packed, left);
-            mma_bf16(acc[2 * dn + 1], packed, right);
-        }
-    }
+    for (int kk = 0; kk < kTileCols / 2 && kk * 16 < rows; ++kk)
+        accumulate_times_rows<D>(acc, pack_a(a[2 * kk], a[2 * kk + 1]), tile, kk * 16);
 }
 
 // s[n] = A (16, D) times the tile's rows transposed: (16, 64) products with the 64 rows of the tile. Only
@@ -394,16 +400,8 @@ __global__ void __launch_bounds__(kThreads)
         const uint16_t *ks = keys[stage], *gs = grads[stage];
         const int reach = rows_reaching(j0, Tk, row0, Tq, causal);
 #pragma unroll
-        for (int kk = 0; kk < kTileCols / 2 && kk * 16 < reach; ++kk) {
-            const FragA a = a_from_columns<kTileRows>(gs, kk * 16, warp * 16);  // dS, (16 queries, 16 keys)
-#pragma unroll
-            for (int dn = 0; dn < D / 16; ++dn) {
-                FragB left, right;
-                b_from_columns<D>(left, right, ks, kk * 16, dn * 16);
-                mma_bf16(dq_acc[2 * dn], a, left);
-                mma_bf16(dq_acc[2 * dn + 1], a, right);
-            }
-        }
+        for (int kk = 0; kk < kTileCols / 2 && kk * 16 < reach; ++kk)  // dS (16 queries, 16 keys) times K
+            accumulate_times_rows<D>(dq_acc, a_from_columns<kTileRows>(gs, kk * 16, warp * 16), ks, kk * 16);
     }
     const float scaled[2] = {scale, scale};
     store_rows<D>(dq.rows_of(bh, H), dq.row, dq_acc, row0, Tq, scaled);

@@ -2,6 +2,8 @@
 #include "engine/optim/adamw.h"
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/cpu/strided_loop.h"
@@ -10,6 +12,36 @@
 #include "engine/ops/ops.h"
 
 namespace aclip {
+
+namespace {
+
+// The bf16 copies an update leaves beside the tensors it writes (Tensor::set_rounded), for the products of
+// the next forward under autocast. for_tensor() gives the copy a CUDA kernel writes in the update's pass
+// (undefined when copies are off or t is not a contiguous f32 tensor); leave(), after the update, copies
+// the CPU tensors' new values and sets every copy beside its tensor, after the update's version bump.
+class Bf16Copies {
+  public:
+    explicit Bf16Copies(bool on) : on_(on) {}
+    Tensor for_tensor(const Tensor& t) {
+        if (!on_ || t.dtype() != DType::F32 || !t.is_contiguous()) return Tensor();
+        Tensor low = empty(t.shape(), DType::BF16, t.device());
+        pairs_.emplace_back(t, low);
+        return low;
+    }
+    void leave() {
+        NoGradGuard no_grad;
+        for (auto& [t, low] : pairs_) {
+            if (t.device() == Device::CPU) low.copy_(t);
+            t.set_rounded(low);
+        }
+    }
+
+  private:
+    bool on_;
+    std::vector<std::pair<Tensor, Tensor>> pairs_;
+};
+
+}  // namespace
 
 AdamW::AdamW(std::vector<ParamGroup> groups, double beta1, double beta2, double eps)
     : groups_(std::move(groups)), beta1_(beta1), beta2_(beta2), eps_(eps) {
@@ -36,7 +68,7 @@ void AdamW::step(double lr) {
     // CUDA parameters are gathered and updated by one multi-tensor launch after the loop.
     std::vector<Tensor> gpu_p, gpu_g, gpu_m, gpu_v, gpu_low;
     std::vector<float> gpu_wd;
-    std::vector<std::pair<Tensor, Tensor>> copies;  // (parameter, its bf16 copy), left beside it at the end
+    Bf16Copies copies(bf16_copies_);
     for (const ParamGroup& group : groups_) {
         s.weight_decay = static_cast<float>(group.weight_decay);
         for (const Tensor& p : group.params) {
@@ -46,14 +78,12 @@ void AdamW::step(double lr) {
             Tensor g = p.grad().contiguous();
             AC_CHECK(g.dtype() == DType::F32, "AdamW: gradient of ", p.desc(), " is ", g.desc());
             p.impl().storage->version++;
-            Tensor low = bf16_copies_ ? empty(p.shape(), DType::BF16, p.device()) : Tensor();
-            if (low.defined()) copies.emplace_back(p, low);
             if (p.device() == Device::CUDA) {
                 gpu_p.push_back(p);
                 gpu_g.push_back(g);
                 gpu_m.push_back(m);
                 gpu_v.push_back(v);
-                gpu_low.push_back(low);
+                gpu_low.push_back(copies.for_tensor(p));
                 gpu_wd.push_back(s.weight_decay);
                 continue;
             }
@@ -62,14 +92,11 @@ void AdamW::step(double lr) {
             float* pv = v.data<float>();
             const float* pg = g.data<float>();
             parallel_for(p.numel(), 16, [&](int64_t i) { adamw_element(pp[i], pm[i], pv[i], pg[i], s); });
-            if (low.defined()) {
-                NoGradGuard no_grad;
-                low.copy_(p);
-            }
+            copies.for_tensor(p);
         }
     }
     if (!gpu_p.empty()) cuda::adamw_step(gpu_p, gpu_g, gpu_m, gpu_v, gpu_wd, s, gpu_low);
-    for (const auto& [p, low] : copies) p.set_rounded(low);  // after the version bump: these values
+    copies.leave();
 }
 
 void AdamW::zero_grad() {
@@ -105,28 +132,24 @@ void ema_update(const std::vector<Tensor>& target, const std::vector<Tensor>& so
              " sources");
     NoGradGuard no_grad;
     std::vector<Tensor> gpu_target, gpu_source, gpu_low;
-    std::vector<std::pair<Tensor, Tensor>> copies;  // (target, its bf16 copy), left beside it at the end
+    Bf16Copies copies(bf16_copies);
     for (size_t i = 0; i < target.size(); ++i) {
         AC_CHECK(target[i].shape() == source[i].shape(), "ema_update: tensor ", i, " target ",
                  target[i].desc(), " vs source ", source[i].desc());
         Tensor t = target[i];
-        Tensor low = bf16_copies && t.dtype() == DType::F32 && t.is_contiguous()
-                         ? empty(t.shape(), DType::BF16, t.device())
-                         : Tensor();
-        if (low.defined()) copies.emplace_back(t, low);
         if (t.device() == Device::CUDA && t.dtype() == DType::F32 && source[i].dtype() == DType::F32) {
             common_device("ema_update", {&t, &source[i]});
             t.impl().storage->version++;
             gpu_target.push_back(t);
             gpu_source.push_back(source[i].contiguous());
-            gpu_low.push_back(low);
+            gpu_low.push_back(copies.for_tensor(t));
             continue;
         }
         t.mul_(momentum).add_(source[i], 1.0 - momentum);
-        if (low.defined()) low.copy_(t);
+        copies.for_tensor(t);
     }
     if (!gpu_target.empty()) cuda::ema_update(gpu_target, gpu_source, momentum, gpu_low);
-    for (const auto& [t, low] : copies) t.set_rounded(low);  // after the version bumps: these values
+    copies.leave();
 }
 
 }  // namespace aclip
