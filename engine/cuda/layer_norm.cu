@@ -5,7 +5,8 @@
 // blocks' sums are added in block order by a second pass (deterministic). Rows too long to hold take the
 // column sums of column_sums.cuh instead, reading x and g again.
 // A warp reads its row once, in 16-byte packs with all loads issued together, and keeps it in registers,
-// packed, for its passes (RowSlice; up to 8 packs a lane: every row of the models). History, measured on
+// packed, for its passes (RowSlice; up to 8 packs a lane: every row of the models); rows of at most 2 KB are
+// taken two a warp, both rows' loads issued together (held_rows_per_warp). History, measured on
 // an H200 (docs/GPU_STATUS.md): the first version held rows as f32 read one element a load (0.101 ms
 // forward at (50432, 768) bf16); the next re-read the row in each pass, one 16-byte pack a loop iteration
 // (0.075 forward, 0.189 backward with the column sums a separate read: 49% and 29% of bandwidth). Its PTX
@@ -82,8 +83,9 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
                         px, pw, pb, py, static_cast<float*>(mean.raw_data()),
                         static_cast<float*>(rstd.raw_data()), R, D, static_cast<float>(eps));
             };
-            if (forward_rows_per_warp(D <= 32 * V * P, D * static_cast<int64_t>(sizeof(T))) == 2)
-                launch(std::integral_constant<int, 2>{});
+            constexpr int kHeldRows = held_rows_per_warp<T, V, P>();
+            if (D <= 32 * V * P)
+                launch(std::integral_constant<int, kHeldRows>{});
             else
                 launch(std::integral_constant<int, 1>{});
         });
@@ -111,21 +113,30 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
         bool params_done = false;
         dispatch_packs<T>(D, all_aligned({pg, px, pw, pdx, plow}, 16), [&](auto v, auto p) {
             constexpr int V = decltype(v)::value, P = decltype(p)::value;
-            const int64_t row_blocks = (R + kRowsPerBlock - 1) / kRowsPerBlock;
-            if (params && D <= 32 * V * P) {  // a held row: all three gradients from one read of x and g
-                auto kernel = layer_norm_backward_kernel<T, G, V, P, true>;
-                static const int64_t wave = resident_blocks(kernel, kThreads);
-                const int64_t blocks = std::min(row_blocks, wave);
-                Tensor partial = empty({2, blocks, D}, DType::F32, Device::CUDA);
-                float* pp = static_cast<float*>(partial.raw_data());
-                kernel<<<blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, accumulate, pp, R, D);
-                AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
-                add_all_chunks(pp, outs, D, blocks, "layer_norm_backward");
-                params_done = true;
-            } else if (pdx) {
-                layer_norm_backward_kernel<T, G, V, P, false>
-                    <<<row_blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, accumulate, nullptr, R, D);
-            }
+            const bool held = D <= 32 * V * P;
+            auto launch = [&](auto rows_per_warp) {
+                constexpr int K = decltype(rows_per_warp)::value;
+                const int64_t row_blocks = (R + K * kRowsPerBlock - 1) / (K * kRowsPerBlock);
+                if (params && held) {  // all three gradients from one read of x and g
+                    auto kernel = layer_norm_backward_kernel<T, G, V, P, true, K>;
+                    static const int64_t wave = resident_blocks(kernel, kThreads);
+                    const int64_t blocks = std::min(row_blocks, wave);
+                    Tensor partial = empty({2, blocks, D}, DType::F32, Device::CUDA);
+                    float* pp = static_cast<float*>(partial.raw_data());
+                    kernel<<<blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, accumulate, pp, R, D);
+                    AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
+                    add_all_chunks(pp, outs, D, blocks, "layer_norm_backward");
+                    params_done = true;
+                } else if (pdx) {
+                    layer_norm_backward_kernel<T, G, V, P, false, K>
+                        <<<row_blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, accumulate, nullptr, R, D);
+                }
+            };
+            constexpr int kHeldRows = held_rows_per_warp<T, V, P>();
+            if (held)
+                launch(std::integral_constant<int, kHeldRows>{});
+            else
+                launch(std::integral_constant<int, 1>{});
         });
         AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
         if (!params || params_done) return;

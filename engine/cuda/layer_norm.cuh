@@ -19,11 +19,15 @@ constexpr int kRowsPerBlock = kThreads / 32;
 // memory once, all its loads issued together, and kept in registers for the kernel's later passes. A row
 // longer than 8 packs a lane is taken in slices, each pass reading it again.
 
-// Rows a warp normalises at once: held rows of at most 2 KB are taken two at a time, all their loads
-// issued together. A warp's loads in flight are what the kernel's bandwidth follows: 768 bf16 values a row
-// (1.5 KB, 56 registers, 36 warps an SM) reached 62% of it, 768 f32 (3 KB, 28 warps) 82%.
-constexpr int forward_rows_per_warp(bool held, int64_t row_bytes) {
-    return held && row_bytes <= 2048 ? 2 : 1;
+// Rows a warp takes at once: rows held whole (D <= 32 V P) in slices of at most 2 KB go two at a time, all
+// their loads issued together (forward: x; backward: x and g); other rows one at a time. A warp's loads in
+// flight are what the kernels' bandwidth follows: in the forward, 768 bf16 values a row (1.5 KB, 56
+// registers, 36 warps an SM) reached 62% of it, 768 f32 (3 KB, 28 warps) 82%; in the backward, bf16 rows
+// (128 registers, 16 warps, 48 KB an SM) 56%, an f32 x with a bf16 g and the f32 gradient added into
+// (90 KB) 79%.
+template <class T, int V, int P>
+constexpr int held_rows_per_warp() {
+    return 32 * V * P * static_cast<int>(sizeof(T)) <= 2048 ? 2 : 1;
 }
 
 // Normalises one row from xs, which holds its first slice (the whole row when D fits one); the rest of a
@@ -102,85 +106,115 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, Y*
     }
 }
 
-// dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). g is in y's dtype G. With
-// `accumulate`, dx holds a gradient already (a residual stream's) and each value is added to it, rounded
-// as adding dx afterwards would: one pass instead of writing dx and then a separate sum. A row's x and g
-// are read at once, before the first sum; the gradient dx holds, at once before the second pass's stores.
-// With kParams (rows held whole: D <= 32 V P), each warp also adds up its rows' terms of the weight and bias
-// gradients, g xhat and g, for the columns it holds, so x and g are read once for all three gradients:
-// warps take rows grid-stride, and a block's sums, added warp after warp, go to its chunk of partial
-// (2, gridDim.x, D) for add_chunks (column_sums.cuh). The same grid adds in the same order on every run.
-// dx may then be null (no input gradient). dx_low, if given, receives dx's final values rounded to bf16 in
-// the same pass (a residual stream's gradient, which the next linear layer's backward multiplies in bf16).
+// dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), for one row whose first
+// slices xs and gs hold (the whole row when D fits one); the rest of a longer row is read slice by slice,
+// and again in the second pass. g is in y's dtype G. With `accumulate`, dr holds a gradient already (a
+// residual stream's) and each value is added to it, rounded as adding dx afterwards would: one pass instead
+// of writing dx and then a separate sum; that gradient is read at once before the second pass's stores.
+// low, if given, receives dx's final values rounded to bf16 in the same pass (a residual stream's
+// gradient, which the next linear layer's backward multiplies in bf16). dr may be null (no input
+// gradient). With kParams (held rows only), the row's terms of the weight and bias gradients, g xhat and
+// g, are added into sums for the columns this lane holds.
 template <class T, class G, int V, int P, bool kParams>
+__device__ __forceinline__ void backward_row(RowSlice<T, V, P>& xs, RowSlice<G, V, P>& gs, const G* gr,
+                                             const T* xr, const T* w, float m, float rs, T* dr, bf16* low,
+                                             bool accumulate, int64_t D,
+                                             float (&sums)[2][kParams ? P : 1][V]) {
+    using Slice = RowSlice<T, V, P>;
+    const bool held = D <= Slice::kElements;
+    // xhat and dxhat of element k of pack p, whose weights are wp.
+    auto xhat = [&](int p, int k) { return (xs.value(p, k) - m) * rs; };
+    auto dxhat = [&](int p, int k, const Pack<T, V>& wp) {
+        return gs.value(p, k) * (w ? ld(wp.v[k]) : 1.0f);
+    };
+    float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
+    for (int64_t c = 0; c < D; c += Slice::kElements) {
+        if (c > 0) {
+            xs.load(xr, c, D);
+            gs.load(gr, c, D);
+        }
+#pragma unroll
+        for (int p = 0; p < P; ++p) {
+            const int64_t i = Slice::first(c, p);
+            if (i >= D) continue;
+            Pack<T, V> wp;
+            if (w) wp = load_pack<T, V>(w + i);
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const float d = dxhat(p, k, wp);
+                sum_dxhat += d;
+                sum_dxhat_xhat += d * xhat(p, k);
+                if constexpr (kParams) {
+                    sums[0][p][k] += gs.value(p, k) * xhat(p, k);
+                    sums[1][p][k] += gs.value(p, k);
+                }
+            }
+        }
+    }
+    if (!dr) return;
+    const float a = warp_sum(sum_dxhat) / static_cast<float>(D);
+    const float cx = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
+    Slice old;  // the gradient dr holds (with accumulate)
+    for (int64_t c = 0; c < D; c += Slice::kElements) {
+        if (!held) {
+            xs.load(xr, c, D);
+            gs.load(gr, c, D);
+        }
+        if (accumulate) old.load(dr, c, D);
+#pragma unroll
+        for (int p = 0; p < P; ++p) {
+            const int64_t i = Slice::first(c, p);
+            if (i >= D) continue;
+            Pack<T, V> wp, out;
+            if (w) wp = load_pack<T, V>(w + i);
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                out.v[k] = st<T>(rs * (dxhat(p, k, wp) - a - xhat(p, k) * cx));
+                if (accumulate) out.v[k] = st<T>(old.value(p, k) + ld(out.v[k]));
+            }
+            store_pack<T, V>(dr + i, out);
+            if (low) {
+                Pack<bf16, V> rounded;
+#pragma unroll
+                for (int k = 0; k < V; ++k) rounded.v[k] = st<bf16>(ld(out.v[k]));
+                store_pack<bf16, V>(low + i, rounded);
+            }
+        }
+    }
+}
+
+// The LayerNorm backward (backward_row) of every row: warps take rows grid-stride, kRows of their rows at a
+// time (kRows > 1 only for rows held whole), every taken row's loads of x and g issued first. dx may be
+// null, dx_low too. With kParams (rows held whole: D <= 32 V P), each warp also adds up its rows' terms of
+// the weight and bias gradients, so x and g are read once for all three gradients; a block's sums, added
+// warp after warp, go to its chunk of partial (2, gridDim.x, D) for add_chunks (column_sums.cuh). A warp's
+// rows are added in the same order whatever kRows, so the same grid gives the same bits with any kRows, and
+// on every run.
+template <class T, class G, int V, int P, bool kParams, int kRows = 1>
 __global__ void __launch_bounds__(kThreads)
     layer_norm_backward_kernel(const G* g, const T* x, const T* w, const float* mean, const float* rstd,
                                T* dx, bf16* dx_low, bool accumulate, float* partial, int64_t R, int64_t D) {
     using Slice = RowSlice<T, V, P>;
-    const bool held = D <= Slice::kElements;
     float sums[2][kParams ? P : 1][V] = {};  // this lane's columns: g xhat, g
-    for (int64_t row = warp_row(); row < R; row += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
-        const G* gr = g + row * D;
-        const T* xr = x + row * D;
-        const float m = mean[row], rs = rstd[row];
-        Slice xs, old;  // old: the gradient dx holds (with accumulate)
-        RowSlice<G, V, P> gs;
-        // xhat and dxhat of element k of pack p, whose weights are wp.
-        auto xhat = [&](int p, int k) { return (xs.value(p, k) - m) * rs; };
-        auto dxhat = [&](int p, int k, const Pack<T, V>& wp) {
-            return gs.value(p, k) * (w ? ld(wp.v[k]) : 1.0f);
-        };
-        float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
-        for (int64_t c = 0; c < D; c += Slice::kElements) {
-            xs.load(xr, c, D);
-            gs.load(gr, c, D);
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * kRowsPerBlock;
+    for (int64_t first = warp_row(); first < R; first += kRows * stride) {
+        Slice xs[kRows];
+        RowSlice<G, V, P> gs[kRows];
 #pragma unroll
-            for (int p = 0; p < P; ++p) {
-                const int64_t i = Slice::first(c, p);
-                if (i >= D) continue;
-                Pack<T, V> wp;
-                if (w) wp = load_pack<T, V>(w + i);
-#pragma unroll
-                for (int k = 0; k < V; ++k) {
-                    const float d = dxhat(p, k, wp);
-                    sum_dxhat += d;
-                    sum_dxhat_xhat += d * xhat(p, k);
-                    if constexpr (kParams) {
-                        sums[0][p][k] += gs.value(p, k) * xhat(p, k);
-                        sums[1][p][k] += gs.value(p, k);
-                    }
-                }
+        for (int r = 0; r < kRows; ++r) {
+            const int64_t row = first + r * stride;
+            if (row < R) {
+                xs[r].load(x + row * D, 0, D);
+                gs[r].load(g + row * D, 0, D);
             }
         }
-        if (!dx) continue;
-        const float a = warp_sum(sum_dxhat) / static_cast<float>(D);
-        const float cx = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
-        T* dr = dx + row * D;
-        for (int64_t c = 0; c < D; c += Slice::kElements) {
-            if (!held) {
-                xs.load(xr, c, D);
-                gs.load(gr, c, D);
-            }
-            if (accumulate) old.load(dr, c, D);
 #pragma unroll
-            for (int p = 0; p < P; ++p) {
-                const int64_t i = Slice::first(c, p);
-                if (i >= D) continue;
-                Pack<T, V> wp, out;
-                if (w) wp = load_pack<T, V>(w + i);
-#pragma unroll
-                for (int k = 0; k < V; ++k) {
-                    out.v[k] = st<T>(rs * (dxhat(p, k, wp) - a - xhat(p, k) * cx));
-                    if (accumulate) out.v[k] = st<T>(old.value(p, k) + ld(out.v[k]));
-                }
-                store_pack<T, V>(dr + i, out);
-                if (dx_low) {
-                    Pack<bf16, V> low;
-#pragma unroll
-                    for (int k = 0; k < V; ++k) low.v[k] = st<bf16>(ld(out.v[k]));
-                    store_pack<bf16, V>(dx_low + row * D + i, low);
-                }
-            }
+        for (int r = 0; r < kRows; ++r) {
+            const int64_t row = first + r * stride;
+            if (row < R)
+                backward_row<T, G, V, P, kParams>(xs[r], gs[r], g + row * D, x + row * D, w, mean[row],
+                                                  rstd[row], dx ? dx + row * D : nullptr,
+                                                  dx_low ? dx_low + row * D : nullptr, accumulate, D, sums);
         }
     }
     if constexpr (kParams) {

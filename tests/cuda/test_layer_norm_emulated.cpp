@@ -2,10 +2,11 @@
 // and run on emulated threads (engine/cuda/warp_emulation.h) against the engine's CPU layer_norm and its
 // autograd: the forward (output, mean, 1/std), the input gradient, and the weight and bias gradients
 // through the column sums and from the input gradient's own read of a held row (one block, and three whose
-// warps take rows grid-stride; with and without the input gradient), in f32 and bf16, with 16-byte packs and
-// without, rows held whole in registers (with packs past the row's end) and rows taken in slices, rows that
-// leave a block partly empty, and one and several row chunks; and an f32 input with a bf16 output and output
-// gradient (what a matrix product under autocast takes).
+// warps take rows grid-stride; with and without the input gradient), in f32 and bf16, with 16-byte packs
+// and without, rows held whole in registers (with packs past the row's end) and rows taken in slices, rows
+// that leave a block partly empty, and one and several row chunks; and an f32 input with a bf16 output and
+// output gradient (what a matrix product under autocast takes). Held rows taken two a warp give the bits of
+// one a warp, forward and backward.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -89,6 +90,18 @@ void check_layer_norm(int64_t R, int64_t D) {
     // and its bf16 rounding, written in the same pass: bit for bit the sum's cast
     const Tensor low_expected = tensor_of(summed, {R, D}).to(DType::BF16);
     CHECK(std::memcmp(low.data(), low_expected.raw_data(), low.size() * sizeof(bf16)) == 0);
+    if (D <= 32 * V * P) {  // rows held whole, two a warp (both rows' loads first): the same bits
+        std::vector<T> summed2 = held;
+        std::vector<bf16> low2(low.size());
+        const unsigned pair_blocks = static_cast<unsigned>((R + 2 * kRowsPerBlock - 1) / (2 * kRowsPerBlock));
+        cuda::emulate_launch(pair_blocks, 1, kThreads, [&] {
+            layer_norm_backward_kernel<T, Y, V, P, false, 2>(g.data(), x.data(), w.data(), mean.data(),
+                                                             rstd.data(), summed2.data(), low2.data(), true,
+                                                             nullptr, R, D);
+        });
+        CHECK(std::memcmp(summed2.data(), summed.data(), summed.size() * sizeof(T)) == 0);
+        CHECK(std::memcmp(low2.data(), low.data(), low.size() * sizeof(bf16)) == 0);
+    }
     const DType dt = dtype_of<T>::value;  // tensor_of gives f32: the separate sum in T, as the engine adds
     const Tensor separate = add(tensor_of(held, {R, D}).to(dt), tensor_of(dx, {R, D}).to(dt)).to(DType::F32);
     const std::vector<float> fused = tensor_of(summed, {R, D}).template to_vector<float>(),
@@ -146,6 +159,16 @@ void check_layer_norm(int64_t R, int64_t D) {
                                                              alone.data(), R, D);
             });
             CHECK(alone == sums);
+            // Two rows a warp at a time (a warp's rows added in the same order): the same bits, both ways.
+            std::vector<T> dx3 = held;
+            std::vector<float> paired(sums.size(), -1.0f);
+            cuda::emulate_launch(blocks, 1, kThreads, [&] {
+                layer_norm_backward_kernel<T, Y, V, P, true, 2>(g.data(), x.data(), w.data(), mean.data(),
+                                                                rstd.data(), dx3.data(), nullptr, true,
+                                                                paired.data(), R, D);
+            });
+            CHECK(paired == sums);
+            CHECK(std::memcmp(dx3.data(), summed.data(), dx3.size() * sizeof(T)) == 0);
         }
     }
     const Tensor xs = tensor_of(x, {R, D});
