@@ -1,5 +1,6 @@
 // bench_cuda.cpp: times the CUDA backend's kernels on ViT-B/16 A-CLIP shapes (batch 256, 197 tokens,
-// width 768): the bf16 GEMMs of a block (and fc2 added into the f32 residual stream), the memory-bound
+// width 768): the bf16 GEMMs of a block (and fc2 added into the f32 residual stream, fc1's backward, weight
+// gradients with and without the bias gradient's epilogue), the memory-bound
 // kernels (LayerNorm forward and backward, residual add, GELU, a bias gradient's column sums, softmax,
 // AdamW and EMA over 86M parameters), attention forward + backward (the op as models call it, and the
 // fused kernels on their own), the teacher's CLS attention rows and the token embedding's backward.
@@ -129,6 +130,26 @@ int main(int argc, char** argv) {
                        }),
                3 * 2.0 * N * C * 4 * C, 0);
         set_grad_enabled(false);
+    }
+    {  // weight gradients (K = N rows, f32 out as the f32 masters take them) of qkv and of the attention's
+       // output projection, plain and with the bias gradient from cuBLASLt's BGRADB epilogue: whether the
+       // epilogue costs the product its rate (the step's "with the bias gradient" products ran ~580 TFLOP/s
+       // where the forward's shapes run 664-779). PyTorch's twin: the product, and then the column sums.
+        for (const int64_t out : {3 * C, C}) {
+            Tensor gy = random_gpu({N, out}, DType::BF16, 24), x = random_gpu({N, C}, DType::BF16, 25);
+            Tensor gw = empty({out, C}, DType::F32, Device::CUDA),
+                   gb = empty({out}, DType::F32, Device::CUDA);
+            const cuda::GemmOperand a{&gy, true, out, 0}, b{&x, false, C, 0};  // gyᵀ (out, N) @ x (N, C)
+            const bool qkv = out == 3 * C;
+            report(qkv ? "wgrad_qkv" : "wgrad_proj",
+                   time_ms(iters,
+                           [&] { cuda::gemm(a, b, gw, 1, out, C, N, Tensor(), cuda::GemmEpilogue::None); }),
+                   2.0 * N * C * out, 0);
+            report(qkv ? "wgrad_qkv_bias" : "wgrad_proj_bias",
+                   time_ms(iters,
+                           [&] { cuda::gemm(a, b, gw, 1, out, C, N, gb, cuda::GemmEpilogue::BiasGradient); }),
+                   2.0 * N * C * out, 0);
+        }
     }
     {  // memory-bound kernels on (N, C) bf16 activations
         Tensor x = random_gpu({N, C}, DType::BF16, 4), r = random_gpu({N, C}, DType::BF16, 5);

@@ -68,6 +68,12 @@ def main():
 
     report("linear_fc1_fwd_bwd", time_ms(it, linear_fwd_bwd), 3 * 2.0 * N * C * 4 * C, 0)
     del xl, wl, bl, gl
+    # weight gradients of qkv and the output projection: the product, and with the bias's column sums
+    for name, out in [("qkv", 3 * C), ("proj", C)]:
+        gy, xw = rnd(N, out, dt=torch.bfloat16), rnd(N, C, dt=torch.bfloat16)
+        report(f"wgrad_{name}", time_ms(it, lambda: gy.t() @ xw), 2.0 * N * C * out, 0)
+        report(f"wgrad_{name}_bias", time_ms(it, lambda: (gy.t() @ xw, gy.sum(0))), 2.0 * N * C * out, 0)
+        del gy, xw
     bf = torch.bfloat16
     x, r = rnd(N, C, dt=bf), rnd(N, C, dt=bf)
     w, bias = rnd(C, dt=bf), rnd(C, dt=bf)
