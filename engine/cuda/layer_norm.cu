@@ -98,6 +98,8 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
                          const Tensor& db, const Tensor& dx_low) {
     const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
     if (R == 0) return;
+    AC_CHECK(!accumulate || dx.defined(),
+             "layer_norm_backward: accumulating into an undefined input gradient");
     dispatch_pair(x.dtype(), g.dtype(), "layer_norm_backward", [&](auto tag, auto gtag) {
         using T = typename decltype(tag)::type;
         using G = typename decltype(gtag)::type;
@@ -114,29 +116,36 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
         dispatch_packs<T>(D, all_aligned({pg, px, pw, pdx, plow}, 16), [&](auto v, auto p) {
             constexpr int V = decltype(v)::value, P = decltype(p)::value;
             const bool held = D <= 32 * V * P;
-            auto launch = [&](auto rows_per_warp) {
+            auto launch = [&](auto rows_per_warp, auto adds) {
                 constexpr int K = decltype(rows_per_warp)::value;
+                constexpr bool kAdds = decltype(adds)::value;
                 const int64_t row_blocks = (R + K * kRowsPerBlock - 1) / (K * kRowsPerBlock);
                 if (params && held) {  // all three gradients from one read of x and g
-                    auto kernel = layer_norm_backward_kernel<T, G, V, P, true, K>;
+                    auto kernel = layer_norm_backward_kernel<T, G, V, P, true, kAdds, K>;
                     static const int64_t wave = resident_blocks(kernel, kThreads);
                     const int64_t blocks = std::min(row_blocks, wave);
                     Tensor partial = empty({2, blocks, D}, DType::F32, Device::CUDA);
                     float* pp = static_cast<float*>(partial.raw_data());
-                    kernel<<<blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, accumulate, pp, R, D);
+                    kernel<<<blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, pp, R, D);
                     AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
                     add_all_chunks(pp, outs, D, blocks, "layer_norm_backward");
                     params_done = true;
                 } else if (pdx) {
-                    layer_norm_backward_kernel<T, G, V, P, false, K>
-                        <<<row_blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, accumulate, nullptr, R, D);
+                    layer_norm_backward_kernel<T, G, V, P, false, kAdds, K>
+                        <<<row_blocks, kThreads>>>(pg, px, pw, pm, pr, pdx, plow, nullptr, R, D);
                 }
             };
-            constexpr int kHeldRows = held_rows_per_warp<T, V, P>();
-            if (held)
-                launch(std::integral_constant<int, kHeldRows>{});
+            auto launch_rows = [&](auto adds) {
+                constexpr int kHeldRows = held_rows_per_warp<T, V, P>();
+                if (held)
+                    launch(std::integral_constant<int, kHeldRows>{}, adds);
+                else
+                    launch(std::integral_constant<int, 1>{}, adds);
+            };
+            if (accumulate)
+                launch_rows(std::true_type{});
             else
-                launch(std::integral_constant<int, 1>{});
+                launch_rows(std::false_type{});
         });
         AC_CUDA_LAUNCH_CHECK("layer_norm_backward");
         if (!params || params_done) return;

@@ -108,17 +108,17 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, Y*
 
 // dxhat = g * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), for one row whose first
 // slices xs and gs hold (the whole row when D fits one); the rest of a longer row is read slice by slice,
-// and again in the second pass. g is in y's dtype G. With `accumulate`, dr holds a gradient already (a
-// residual stream's) and each value is added to it, rounded as adding dx afterwards would: one pass instead
-// of writing dx and then a separate sum; that gradient is read at once before the second pass's stores.
-// low, if given, receives dx's final values rounded to bf16 in the same pass (a residual stream's
-// gradient, which the next linear layer's backward multiplies in bf16). dr may be null (no input
-// gradient). With kParams (held rows only), the row's terms of the weight and bias gradients, g xhat and
-// g, are added into sums for the columns this lane holds.
-template <class T, class G, int V, int P, bool kParams>
-__device__ __forceinline__ void backward_row(RowSlice<T, V, P>& xs, RowSlice<G, V, P>& gs, const G* gr,
-                                             const T* xr, const T* w, float m, float rs, T* dr, bf16* low,
-                                             bool accumulate, int64_t D,
+// and again in the second pass. g is in y's dtype G. With kAccumulate, dr holds a gradient already (a
+// residual stream's) whose first slice `old` holds, and each value is added to it, rounded as adding dx
+// afterwards would: one pass instead of writing dx and then a separate sum. low, if given, receives dx's
+// final values rounded to bf16 in the same pass (a residual stream's gradient, which the next linear layer's
+// backward multiplies in bf16). dr may be null (no input gradient; not with kAccumulate). With kParams
+// (held rows only), the row's terms of the weight and bias gradients, g xhat and g, are added into sums for
+// the columns this lane holds.
+template <class T, class G, int V, int P, bool kParams, bool kAccumulate>
+__device__ __forceinline__ void backward_row(RowSlice<T, V, P>& xs, RowSlice<G, V, P>& gs,
+                                             RowSlice<T, V, P>& old, const G* gr, const T* xr, const T* w,
+                                             float m, float rs, T* dr, bf16* low, int64_t D,
                                              float (&sums)[2][kParams ? P : 1][V]) {
     using Slice = RowSlice<T, V, P>;
     const bool held = D <= Slice::kElements;
@@ -154,13 +154,12 @@ __device__ __forceinline__ void backward_row(RowSlice<T, V, P>& xs, RowSlice<G, 
     if (!dr) return;
     const float a = warp_sum(sum_dxhat) / static_cast<float>(D);
     const float cx = warp_sum(sum_dxhat_xhat) / static_cast<float>(D);
-    Slice old;  // the gradient dr holds (with accumulate)
     for (int64_t c = 0; c < D; c += Slice::kElements) {
         if (!held) {
             xs.load(xr, c, D);
             gs.load(gr, c, D);
         }
-        if (accumulate) old.load(dr, c, D);
+        if (kAccumulate && c > 0) old.load(dr, c, D);
 #pragma unroll
         for (int p = 0; p < P; ++p) {
             const int64_t i = Slice::first(c, p);
@@ -170,7 +169,7 @@ __device__ __forceinline__ void backward_row(RowSlice<T, V, P>& xs, RowSlice<G, 
 #pragma unroll
             for (int k = 0; k < V; ++k) {
                 out.v[k] = st<T>(rs * (dxhat(p, k, wp) - a - xhat(p, k) * cx));
-                if (accumulate) out.v[k] = st<T>(old.value(p, k) + ld(out.v[k]));
+                if constexpr (kAccumulate) out.v[k] = st<T>(old.value(p, k) + ld(out.v[k]));
             }
             store_pack<T, V>(dr + i, out);
             if (low) {
@@ -184,21 +183,21 @@ __device__ __forceinline__ void backward_row(RowSlice<T, V, P>& xs, RowSlice<G, 
 }
 
 // The LayerNorm backward (backward_row) of every row: warps take rows grid-stride, kRows of their rows at a
-// time (kRows > 1 only for rows held whole), every taken row's loads of x and g issued first. dx may be
-// null, dx_low too. With kParams (rows held whole: D <= 32 V P), each warp also adds up its rows' terms of
-// the weight and bias gradients, so x and g are read once for all three gradients; a block's sums, added
-// warp after warp, go to its chunk of partial (2, gridDim.x, D) for add_chunks (column_sums.cuh). A warp's
-// rows are added in the same order whatever kRows, so the same grid gives the same bits with any kRows, and
-// on every run.
-template <class T, class G, int V, int P, bool kParams, int kRows = 1>
+// time (kRows > 1 only for rows held whole), every taken row's loads of x, g and (kAccumulate) the gradient
+// dx holds issued first: one wait for memory a held row. dx may be null (not with kAccumulate), dx_low
+// too. With kParams (rows held whole: D <= 32 V P), each warp also adds up its rows' terms of the weight and
+// bias gradients, so x and g are read once for all three gradients; a block's sums, added warp after warp,
+// go to its chunk of partial (2, gridDim.x, D) for add_chunks (column_sums.cuh). A warp's rows are added
+// in the same order whatever kRows, so the same grid gives the same bits with any kRows, and on every run.
+template <class T, class G, int V, int P, bool kParams, bool kAccumulate, int kRows = 1>
 __global__ void __launch_bounds__(kThreads)
     layer_norm_backward_kernel(const G* g, const T* x, const T* w, const float* mean, const float* rstd,
-                               T* dx, bf16* dx_low, bool accumulate, float* partial, int64_t R, int64_t D) {
+                               T* dx, bf16* dx_low, float* partial, int64_t R, int64_t D) {
     using Slice = RowSlice<T, V, P>;
     float sums[2][kParams ? P : 1][V] = {};  // this lane's columns: g xhat, g
     const int64_t stride = static_cast<int64_t>(gridDim.x) * kRowsPerBlock;
     for (int64_t first = warp_row(); first < R; first += kRows * stride) {
-        Slice xs[kRows];
+        Slice xs[kRows], old[kAccumulate ? kRows : 1];
         RowSlice<G, V, P> gs[kRows];
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
@@ -206,15 +205,16 @@ __global__ void __launch_bounds__(kThreads)
             if (row < R) {
                 xs[r].load(x + row * D, 0, D);
                 gs[r].load(g + row * D, 0, D);
+                if constexpr (kAccumulate) old[r].load(dx + row * D, 0, D);
             }
         }
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
             const int64_t row = first + r * stride;
             if (row < R)
-                backward_row<T, G, V, P, kParams>(xs[r], gs[r], g + row * D, x + row * D, w, mean[row],
-                                                  rstd[row], dx ? dx + row * D : nullptr,
-                                                  dx_low ? dx_low + row * D : nullptr, accumulate, D, sums);
+                backward_row<T, G, V, P, kParams, kAccumulate>(
+                    xs[r], gs[r], old[kAccumulate ? r : 0], g + row * D, x + row * D, w, mean[row], rstd[row],
+                    dx ? dx + row * D : nullptr, dx_low ? dx_low + row * D : nullptr, D, sums);
         }
     }
     if constexpr (kParams) {

@@ -76,16 +76,16 @@ void check_layer_norm(int64_t R, int64_t D) {
         CHECK(rstd2 == rstd);
     }
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_backward_kernel<T, Y, V, P, false>(g.data(), x.data(), w.data(), mean.data(), rstd.data(),
-                                                      dx.data(), nullptr, false, nullptr, R, D);
+        layer_norm_backward_kernel<T, Y, V, P, false, false>(g.data(), x.data(), w.data(), mean.data(),
+                                                             rstd.data(), dx.data(), nullptr, nullptr, R, D);
     });
     // Added into a gradient already held (a residual stream's): bit for bit that gradient + dx, as the
     // separate sum rounds it.
     std::vector<T> held = values_of<T>(test::random_tensor({R, D}, 5, -1, 1)), summed = held;
     std::vector<bf16> low(summed.size());
     cuda::emulate_launch(row_blocks, 1, kThreads, [&] {
-        layer_norm_backward_kernel<T, Y, V, P, false>(g.data(), x.data(), w.data(), mean.data(), rstd.data(),
-                                                      summed.data(), low.data(), true, nullptr, R, D);
+        layer_norm_backward_kernel<T, Y, V, P, false, true>(
+            g.data(), x.data(), w.data(), mean.data(), rstd.data(), summed.data(), low.data(), nullptr, R, D);
     });
     // and its bf16 rounding, written in the same pass: bit for bit the sum's cast
     const Tensor low_expected = tensor_of(summed, {R, D}).to(DType::BF16);
@@ -95,9 +95,9 @@ void check_layer_norm(int64_t R, int64_t D) {
         std::vector<bf16> low2(low.size());
         const unsigned pair_blocks = static_cast<unsigned>((R + 2 * kRowsPerBlock - 1) / (2 * kRowsPerBlock));
         cuda::emulate_launch(pair_blocks, 1, kThreads, [&] {
-            layer_norm_backward_kernel<T, Y, V, P, false, 2>(g.data(), x.data(), w.data(), mean.data(),
-                                                             rstd.data(), summed2.data(), low2.data(), true,
-                                                             nullptr, R, D);
+            layer_norm_backward_kernel<T, Y, V, P, false, true, 2>(g.data(), x.data(), w.data(), mean.data(),
+                                                                   rstd.data(), summed2.data(), low2.data(),
+                                                                   nullptr, R, D);
         });
         CHECK(std::memcmp(summed2.data(), summed.data(), summed.size() * sizeof(T)) == 0);
         CHECK(std::memcmp(low2.data(), low.data(), low.size() * sizeof(bf16)) == 0);
@@ -137,9 +137,9 @@ void check_layer_norm(int64_t R, int64_t D) {
             std::vector<T> dx2 = held, dw2(w.size()), db2(b.size());
             std::vector<float> sums(static_cast<size_t>(2 * blocks * D), -1.0f);
             cuda::emulate_launch(blocks, 1, kThreads, [&] {
-                layer_norm_backward_kernel<T, Y, V, P, true>(g.data(), x.data(), w.data(), mean.data(),
-                                                             rstd.data(), dx2.data(), nullptr, true,
-                                                             sums.data(), R, D);
+                layer_norm_backward_kernel<T, Y, V, P, true, true>(g.data(), x.data(), w.data(), mean.data(),
+                                                                   rstd.data(), dx2.data(), nullptr,
+                                                                   sums.data(), R, D);
             });
             CHECK(std::memcmp(dx2.data(), summed.data(), dx2.size() * sizeof(T)) ==
                   0);  // the same input gradient
@@ -154,18 +154,18 @@ void check_layer_norm(int64_t R, int64_t D) {
             // Without an input gradient (dx null): the same parameter sums, bit for bit.
             std::vector<float> alone(sums.size(), -1.0f);
             cuda::emulate_launch(blocks, 1, kThreads, [&] {
-                layer_norm_backward_kernel<T, Y, V, P, true>(g.data(), x.data(), w.data(), mean.data(),
-                                                             rstd.data(), nullptr, nullptr, false,
-                                                             alone.data(), R, D);
+                layer_norm_backward_kernel<T, Y, V, P, true, false>(g.data(), x.data(), w.data(), mean.data(),
+                                                                    rstd.data(), nullptr, nullptr,
+                                                                    alone.data(), R, D);
             });
             CHECK(alone == sums);
             // Two rows a warp at a time (a warp's rows added in the same order): the same bits, both ways.
             std::vector<T> dx3 = held;
             std::vector<float> paired(sums.size(), -1.0f);
             cuda::emulate_launch(blocks, 1, kThreads, [&] {
-                layer_norm_backward_kernel<T, Y, V, P, true, 2>(g.data(), x.data(), w.data(), mean.data(),
-                                                                rstd.data(), dx3.data(), nullptr, true,
-                                                                paired.data(), R, D);
+                layer_norm_backward_kernel<T, Y, V, P, true, true, 2>(g.data(), x.data(), w.data(),
+                                                                      mean.data(), rstd.data(), dx3.data(),
+                                                                      nullptr, paired.data(), R, D);
             });
             CHECK(paired == sums);
             CHECK(std::memcmp(dx3.data(), summed.data(), dx3.size() * sizeof(T)) == 0);
