@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "engine/cuda/async_copy.cuh"
 #include "engine/cuda/device_math.cuh"  // warp_sum
@@ -247,23 +248,39 @@ __global__ void __launch_bounds__(kThreads, 4)
         if (keys == 0) continue;  // the online softmax is unchanged by a tile of masked keys
         FragC s[kTileCols];       // (16, 64) scores; probabilities past `keys` stay 0
         times_tile_rows<D>(s, qa, ks, keys);
+        // Row r's keys from column limit[r] of the tile on are masked: past the end, or (causal) after its
+        // query. Once a tile and in 32 bits: per score, the 64-bit key and query indices had cost more
+        // instructions than the products.
+        int limit[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            int64_t end = Tk - j0;
+            if (causal) end = min(end, row0 + g + r * 8 - j0 + 1);
+            limit[r] = end <= 0 ? 0 : end >= kTileRows ? kTileRows : static_cast<int>(end);
+        }
+        // The max of the raw scores: scale_log2 > 0, so scaling it gives the max of the scaled scores, and
+        // the scale rides on the exponent's multiply-add.
         float tile_max[2] = {-INFINITY, -INFINITY};
+        auto mask_and_max = [&](auto masked) {  // a whole tile of keys (most of them) needs no mask
 #pragma unroll
-        for (int n = 0; n < kTileCols && n * 8 < keys; ++n)
+            for (int n = 0; n < kTileCols && n * 8 < keys; ++n)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int64_t key = j0 + n * 8 + 2 * t + (e & 1), query = row0 + g + (e >> 1) * 8;
-                float x = s[n].x[e] * scale_log2;
-                if (key >= Tk || (causal && key > query)) x = -INFINITY;
-                s[n].x[e] = x;
-                tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
-            }
+                for (int e = 0; e < 4; ++e) {
+                    if constexpr (decltype(masked)::value)
+                        if (n * 8 + 2 * t + (e & 1) >= limit[e >> 1]) s[n].x[e] = -INFINITY;
+                    tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[n].x[e]);
+                }
+        };
+        if (limit[0] < kTileRows || limit[1] < kTileRows)
+            mask_and_max(std::true_type{});
+        else
+            mask_and_max(std::false_type{});
         float base[2], correction[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {  // the four lanes of a row agree on its max
             tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
             tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-            const float m_new = fmaxf(m[r], tile_max[r]);
+            const float m_new = fmaxf(m[r], tile_max[r] * scale_log2);
             base[r] = m_new == -INFINITY ? 0.0f : m_new;  // no key seen yet: every term is 0 anyway
             correction[r] = exp2f(m[r] - base[r]);
             m[r] = m_new;
@@ -273,7 +290,7 @@ __global__ void __launch_bounds__(kThreads, 4)
         for (int n = 0; n < kTileCols && n * 8 < keys; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                const float p = exp2f(s[n].x[e] - base[e >> 1]);
+                const float p = exp2f(fmaf(s[n].x[e], scale_log2, -base[e >> 1]));
                 s[n].x[e] = p;
                 l[e >> 1] += p;
             }
