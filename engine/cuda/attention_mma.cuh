@@ -18,6 +18,21 @@ constexpr int kTileRows = 16 * kWarps;    // rows a block owns, and rows per str
 constexpr int kTileCols = kTileRows / 8;  // 8-column C tiles across a streamed tile
 constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
+// 2^x by the hardware's approximation with subnormal results flushed to 0 (ex2.approx.ftz): one
+// instruction, where exp2f (ex2.approx without ftz) spends three more on each of a tile's 32 exponentials to
+// keep subnormals. A probability below 2^-126 adds nothing to a row's f32 sum, and bf16 would round it to
+// a subnormal that no output can show. The emulated warp flushes as the GPU does.
+__device__ __forceinline__ float exp2_flushed(float x) {
+#if defined(__CUDA_ARCH__)
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#else
+    const float y = std::exp2(x);
+    return std::fpclassify(y) == FP_SUBNORMAL ? 0.0f : y;
+#endif
+}
+
 // Shared tiles are (kTileRows, D) bf16 with rows padded by 8 elements: 16-byte aligned rows, and the
 // fragment reads of a warp (8 rows x 4 lanes) fall in 32 different banks.
 template <int D>
@@ -282,7 +297,7 @@ __global__ void __launch_bounds__(kThreads, 4)
             tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
             const float m_new = fmaxf(m[r], tile_max[r] * scale_log2);
             base[r] = m_new == -INFINITY ? 0.0f : m_new;  // no key seen yet: every term is 0 anyway
-            correction[r] = exp2f(m[r] - base[r]);
+            correction[r] = exp2_flushed(m[r] - base[r]);
             m[r] = m_new;
             l[r] *= correction[r];
         }
@@ -290,7 +305,7 @@ __global__ void __launch_bounds__(kThreads, 4)
         for (int n = 0; n < kTileCols && n * 8 < keys; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                const float p = exp2f(fmaf(s[n].x[e], scale_log2, -base[e >> 1]));
+                const float p = exp2_flushed(fmaf(s[n].x[e], scale_log2, -base[e >> 1]));
                 s[n].x[e] = p;
                 l[e >> 1] += p;
             }
@@ -376,7 +391,7 @@ __global__ void __launch_bounds__(kThreads)
             for (int e = 0; e < 4; ++e) {
                 const int col = n * 8 + 2 * t + (e & 1);
                 const int64_t key = key0 + g + (e >> 1) * 8;
-                float prob = exp2f(p[n].x[e] * scale_log2 - ls[col]);
+                float prob = exp2_flushed(p[n].x[e] * scale_log2 - ls[col]);
                 if (causal && key > i0 + col) prob = 0.0f;
                 p[n].x[e] = prob;
                 dp[n].x[e] = prob * (dp[n].x[e] - ds[col]);
