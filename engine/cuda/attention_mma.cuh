@@ -385,17 +385,32 @@ __global__ void __launch_bounds__(kThreads)
         FragC p[kTileCols], dp[kTileCols];  // (16 keys, 64 queries): P^T, then dS^T; (dO V^T)^T
         times_tile_rows<D>(p, ka, qs, queries);
         times_tile_rows<D>(dp, va, gs, queries);
+        // (causal) Row r's key is seen by the queries from column first[r] of the tile on; once a tile and in
+        // 32 bits, and skipped where no key is masked (the 64-bit compare a score had run even without it).
+        int first[2] = {0, 0};
+        if (causal)
 #pragma unroll
-        for (int n = 0; n < kTileCols && n * 8 < queries; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int col = n * 8 + 2 * t + (e & 1);
-                const int64_t key = key0 + g + (e >> 1) * 8;
-                float prob = exp2_flushed(p[n].x[e] * scale_log2 - ls[col]);
-                if (causal && key > i0 + col) prob = 0.0f;
-                p[n].x[e] = prob;
-                dp[n].x[e] = prob * (dp[n].x[e] - ds[col]);
+            for (int r = 0; r < 2; ++r) {
+                const int64_t d = key0 + g + r * 8 - i0;
+                first[r] = d <= 0 ? 0 : d >= kTileRows ? kTileRows : static_cast<int>(d);
             }
+        auto probabilities_and_gradients = [&](auto masked) {
+#pragma unroll
+            for (int n = 0; n < kTileCols && n * 8 < queries; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int col = n * 8 + 2 * t + (e & 1);
+                    float prob = exp2_flushed(p[n].x[e] * scale_log2 - ls[col]);
+                    if constexpr (decltype(masked)::value)
+                        if (col < first[e >> 1]) prob = 0.0f;
+                    p[n].x[e] = prob;
+                    dp[n].x[e] = prob * (dp[n].x[e] - ds[col]);
+                }
+        };
+        if (first[0] > 0 || first[1] > 0)
+            probabilities_and_gradients(std::true_type{});
+        else
+            probabilities_and_gradients(std::false_type{});
         store_rows<kTileRows>(ds_t + i0, ds_row, dp, key0, Tk, one);  // this warp's 16 rows of dS^T
         accumulate_times_tile<D>(dv_acc, p, gs, queries);
         accumulate_times_tile<D>(dk_acc, dp, qs, queries);
