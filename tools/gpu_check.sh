@@ -200,6 +200,17 @@ if [[ $test_status -ne 0 && $dry_run -eq 0 && $quick -eq 0 ]]; then
     done
 fi
 
+# The training step again with one variable of the environment set (step_with VAR=VALUE LINE1 LINE2): a
+# report entry of two lines, then the step's summary line.
+step_with() {
+    echo "- $2"
+    echo "  $3"
+    echo '```'
+    env "$1" timeout 60 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 2>&1 |
+        grep -v '^step [0-4]:'  # warm-up steps out, any error kept
+    echo '```'
+}
+
 # aclip_train itself: the quickstart recipe (configs/quickstart.ini on the synthetic set, rendered here) on
 # the GPU in bf16, then aclip_eval on its last checkpoint. A dry run trains 20 steps on the CPU.
 trainer_run() {
@@ -255,12 +266,12 @@ else
             timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
             echo '```'
             if (( $(elapsed) < 400 )); then
-                echo "- the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the"
-                echo "  composed attention), for their share of the step, and a figure should their parity case fail:"
-                echo '```'
-                ACLIP_TENSOR_CORE_ATTENTION=0 timeout 60 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 \
-                    --precision bf16 2>&1 | grep -v '^step [0-4]:'  # warm-up steps out, any error kept
-                echo '```'
+                step_with ACLIP_TENSOR_CORE_ATTENTION=0 \
+                    "the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the" \
+                    "composed attention), for their share of the step, and a figure should their parity case fail:"
+                step_with ACLIP_BIAS_GRADIENT_EPILOGUE=0 \
+                    "the same step with the bias gradients summed apart (ACLIP_BIAS_GRADIENT_EPILOGUE=0), against" \
+                    "cuBLASLt's bias-gradient epilogue on the weight-gradient products (the first step above):"
             fi
             # Hardware counters where the machine lets ncu read them (Firecracker yes, gVisor no:
             # /work/.library/device/KINDS.md): each kernel of the memory-bound cases, attention and the

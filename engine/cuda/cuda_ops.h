@@ -105,6 +105,10 @@ struct GemmOperand {
 // (+ bias), one pass over out instead of writing the product and adding it in another (a residual stream);
 // where cuBLASLt has no algorithm adding C (small unaligned matrices), the add follows the product.
 enum class GemmEpilogue { None, Bias, BiasGradient };  // None: a plain product (no bias given)
+// Whether the BiasGradient epilogue runs. ACLIP_BIAS_GRADIENT_EPILOGUE=0 in the environment turns it off
+// (gemm returns false and the caller sums the columns): to measure the epilogue's cost to the
+// weight-gradient products against the separate sums (tools/gpu_check.sh runs the step both ways).
+bool bias_gradient_epilogue();
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
           int64_t K, const Tensor& bias = Tensor(), GemmEpilogue epilogue = GemmEpilogue::Bias,
           const Tensor& accumulate = Tensor());

@@ -154,6 +154,9 @@ bool flash_attention_takes_views(const Tensor&, const Tensor&, const Tensor&) {
 bool tensor_core_attention() {
     return false;
 }
+bool bias_gradient_epilogue() {
+    return false;
+}
 void adamw_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&,
                 const std::vector<Tensor>&, const std::vector<float>&, const AdamWScalars&,
                 const std::vector<Tensor>&) {

@@ -4,12 +4,15 @@
 // Descriptors and the chosen algorithm are cached per plan (shapes, layouts, dtypes, operand alignment,
 // epilogue, accumulation): a training step repeats the same few dozen products, and asking the heuristic
 // costs tens of microseconds each time. A linear layer's bias is added by the bias epilogue, and its bias
-// gradient computed by the bias-gradient epilogue beside the weight gradient; the bias pointer is set on
+// gradient computed by the bias-gradient epilogue beside the weight gradient (unless
+// ACLIP_BIAS_GRADIENT_EPILOGUE=0: then by the caller's column sums); the bias pointer is set on
 // the cached descriptor at each call (GPU work is issued from one thread). A residual stream is added as
 // cuBLASLt's C (beta 1), written in f32 from bf16 inputs (linear_add).
 #include <cublasLt.h>
 
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "engine/cuda/cuda_ops.h"
@@ -185,6 +188,11 @@ AC_REGISTER_KERNEL("gemm");
 
 }  // namespace
 
+bool bias_gradient_epilogue() {
+    const char* v = std::getenv("ACLIP_BIAS_GRADIENT_EPILOGUE");  // read each time: tests turn it off and on
+    return !(v && std::string(v) == "0");
+}
+
 bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t batch, int64_t M, int64_t N,
           int64_t K, const Tensor& bias, GemmEpilogue epilogue, const Tensor& accumulate) {
     if (batch * M * N == 0) return false;
@@ -227,7 +235,8 @@ bool gemm(const GemmOperand& a, const GemmOperand& b, const Tensor& out, int64_t
                       address_alignment(out.raw_data()),
                       GemmEpilogue::None,
                       accumulate.defined()};
-    if (bias.defined() && epilogue != GemmEpilogue::None) {
+    if (bias.defined() && epilogue != GemmEpilogue::None &&
+        (epilogue != GemmEpilogue::BiasGradient || bias_gradient_epilogue())) {
         const int64_t length = epilogue == GemmEpilogue::Bias ? N : M;
         AC_CHECK(batch == 1 && bias.dtype() == dt && bias.numel() == length && bias.is_contiguous(),
                  "matmul: the ", epilogue == GemmEpilogue::Bias ? "bias" : "bias-gradient",

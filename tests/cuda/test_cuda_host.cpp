@@ -232,6 +232,16 @@ TEST_SUITE("cuda") {
         unsetenv("ACLIP_TENSOR_CORE_ATTENTION");
     }
 
+    TEST_CASE("ACLIP_BIAS_GRADIENT_EPILOGUE=0 turns the bias-gradient epilogue off, read at each call") {
+        unsetenv("ACLIP_BIAS_GRADIENT_EPILOGUE");
+        CHECK(cuda::bias_gradient_epilogue() == cuda_backend_built());
+        setenv("ACLIP_BIAS_GRADIENT_EPILOGUE", "0", 1);
+        CHECK_FALSE(cuda::bias_gradient_epilogue());
+        setenv("ACLIP_BIAS_GRADIENT_EPILOGUE", "1", 1);
+        CHECK(cuda::bias_gradient_epilogue() == cuda_backend_built());
+        unsetenv("ACLIP_BIAS_GRADIENT_EPILOGUE");
+    }
+
     TEST_CASE("empty_pinned without a GPU is an ordinary CPU tensor") {
         if (cuda_device_count() > 0) return;  // with a GPU: the cuda tier's pinned test
         Tensor t = empty_pinned({4, 5}, DType::U8);

@@ -263,6 +263,33 @@ TEST_SUITE("cuda") {
         CHECK(c.to(Device::CPU).to_vector<float>()[0] == 2.0f * n);  // (1 + 1) summed over n terms
     }
 
+    TEST_CASE("GPU: ACLIP_BIAS_GRADIENT_EPILOGUE=0 sums a linear layer's bias gradient apart, same values") {
+        if (!test::gpu_available("bias-gradient epilogue switch")) return;
+        // 512 rows: the epilogue has algorithms for aligned sizes (not for every odd one, run 6)
+        const Tensor x = random_tensor({512, 768}, 84, -1, 1, DType::BF16).to(Device::CUDA),
+                     gy = random_tensor({512, 256}, 85, -1, 1, DType::BF16).to(Device::CUDA);
+        auto run = [&](const char* setting) {  // the bias's gradient, and whether the epilogue computed it
+            setenv("ACLIP_BIAS_GRADIENT_EPILOGUE", setting, 1);
+            Tensor w = random_tensor({256, 768}, 86, -0.1, 0.1).to(Device::CUDA).requires_grad_(),
+                   b = random_tensor({256}, 87, -0.1, 0.1).to(Device::CUDA).requires_grad_();
+            cuda::profile_start();
+            {
+                AutocastGuard autocast;
+                linear(x, w, b).backward(gy);
+            }
+            bool epilogue = false;
+            for (const cuda::ProfileRow& r : cuda::profile_stop())
+                epilogue = epilogue || r.name == "gemm (bf16, with the bias gradient)";
+            unsetenv("ACLIP_BIAS_GRADIENT_EPILOGUE");
+            return std::pair{b.grad().to(Device::CPU).to(DType::F64), epilogue};
+        };
+        const auto [on, ran_epilogue] = run("1");
+        const auto [off, ran_epilogue_off] = run("0");
+        CHECK(ran_epilogue);
+        CHECK_FALSE(ran_epilogue_off);
+        CHECK(norm_rel_error(off, on) <= 1e-5);  // f32 sums of the same 512 bf16 terms in other orders
+    }
+
     TEST_CASE("GPU: ACLIP_TENSOR_CORE_ATTENTION=0 sends bf16 attention to the composed path, same values") {
         if (!test::gpu_available("tensor-core attention switch")) return;
         const Tensor qkv = random_tensor({4, 101, 3 * 768}, 83, -1, 1, DType::BF16).to(Device::CUDA);
