@@ -385,8 +385,8 @@ __global__ void __launch_bounds__(kThreads)
         FragC p[kTileCols], dp[kTileCols];  // (16 keys, 64 queries): P^T, then dS^T; (dO V^T)^T
         times_tile_rows<D>(p, ka, qs, queries);
         times_tile_rows<D>(dp, va, gs, queries);
-        // (causal) Row r's key is seen by the queries from column first[r] of the tile on; once a tile and in
-        // 32 bits, and skipped where no key is masked (the 64-bit compare a score had run even without it).
+        // (causal) Row r's key is seen by the queries from column first[r] of the tile on: once a tile and in
+        // 32 bits (a score had compared 64-bit key and query indices), and skipped where no key is masked.
         int first[2] = {0, 0};
         if (causal)
 #pragma unroll
