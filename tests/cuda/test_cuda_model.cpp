@@ -4,6 +4,7 @@
 // mask keeps the top squares of the GPU teacher's scores; moving back gives the same values; SyncBatchNorm
 // runs there. GPU cases are skipped and counted without a GPU.
 #include <cmath>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -44,6 +45,19 @@ AclipBatch batch_on(const AclipConfig& c, int64_t B, Device device) {
     }
     b.text = from_vector(ids, {B, C}).to(device);
     return b;
+}
+
+// fn() run with the environment variable `name` set to `setting` (unset after), under the kernel profile:
+// its result in f64 on the CPU, and whether the profile had a row `kernel` (the switch's path ran).
+std::pair<Tensor, bool> run_with_setting(const char* name, const char* setting, const char* kernel,
+                                         const std::function<Tensor()>& fn) {
+    setenv(name, setting, 1);
+    cuda::profile_start();
+    const Tensor out = fn();
+    bool ran = false;
+    for (const cuda::ProfileRow& r : cuda::profile_stop()) ran = ran || r.name == kernel;
+    unsetenv(name);
+    return {out.to(Device::CPU).to(DType::F64), ran};
 }
 
 }  // namespace
@@ -269,19 +283,14 @@ TEST_SUITE("cuda") {
         const Tensor x = random_tensor({512, 768}, 84, -1, 1, DType::BF16).to(Device::CUDA),
                      gy = random_tensor({512, 256}, 85, -1, 1, DType::BF16).to(Device::CUDA);
         auto run = [&](const char* setting) {  // the bias's gradient, and whether the epilogue computed it
-            setenv("ACLIP_BIAS_GRADIENT_EPILOGUE", setting, 1);
-            Tensor w = random_tensor({256, 768}, 86, -0.1, 0.1).to(Device::CUDA).requires_grad_(),
-                   b = random_tensor({256}, 87, -0.1, 0.1).to(Device::CUDA).requires_grad_();
-            cuda::profile_start();
-            {
-                AutocastGuard autocast;
-                linear(x, w, b).backward(gy);
-            }
-            bool epilogue = false;
-            for (const cuda::ProfileRow& r : cuda::profile_stop())
-                epilogue = epilogue || r.name == "gemm (bf16, with the bias gradient)";
-            unsetenv("ACLIP_BIAS_GRADIENT_EPILOGUE");
-            return std::pair{b.grad().to(Device::CPU).to(DType::F64), epilogue};
+            return run_with_setting(
+                "ACLIP_BIAS_GRADIENT_EPILOGUE", setting, "gemm (bf16, with the bias gradient)", [&] {
+                    Tensor w = random_tensor({256, 768}, 86, -0.1, 0.1).to(Device::CUDA).requires_grad_(),
+                           b = random_tensor({256}, 87, -0.1, 0.1).to(Device::CUDA).requires_grad_();
+                    AutocastGuard autocast;
+                    linear(x, w, b).backward(gy);
+                    return b.grad();
+                });
         };
         const auto [on, ran_epilogue] = run("1");
         const auto [off, ran_epilogue_off] = run("0");
@@ -294,14 +303,8 @@ TEST_SUITE("cuda") {
         if (!test::gpu_available("tensor-core attention switch")) return;
         const Tensor qkv = random_tensor({4, 101, 3 * 768}, 83, -1, 1, DType::BF16).to(Device::CUDA);
         auto run = [&](const char* setting) {  // the output, and whether the tensor-core kernel ran
-            setenv("ACLIP_TENSOR_CORE_ATTENTION", setting, 1);
-            cuda::profile_start();
-            const Tensor out = self_attention(qkv, 12, false);
-            bool mma = false;
-            for (const cuda::ProfileRow& r : cuda::profile_stop())
-                mma = mma || r.name == "flash_attention_forward_mma";
-            unsetenv("ACLIP_TENSOR_CORE_ATTENTION");
-            return std::pair{out.to(Device::CPU).to(DType::F64), mma};
+            return run_with_setting("ACLIP_TENSOR_CORE_ATTENTION", setting, "flash_attention_forward_mma",
+                                    [&] { return self_attention(qkv, 12, false); });
         };
         const auto [on, ran_mma] = run("1");
         const auto [off, ran_mma_off] = run("0");
