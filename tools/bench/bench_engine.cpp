@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/autograd/grad_mode.h"
+#include "engine/cpu/gemm.h"
 #include "engine/math/philox.h"
 #include "engine/nn/layers.h"
 #include "engine/ops/ops.h"
@@ -65,8 +66,9 @@ int main(int argc, char** argv) {
     }
     if (threads > 0) omp_set_num_threads(threads);  // OpenBLAS follows OMP_NUM_THREADS/OPENBLAS_NUM_THREADS
     const int64_t B = 64, T = 64, W = 256, H = 4;
-    std::printf("# aclip_bench: B=%lld T=%lld W=%lld H=%lld threads=%d, median of %d, ms\n", (long long)B,
-                (long long)T, (long long)W, (long long)H, omp_get_max_threads(), iters);
+    std::printf("# aclip_bench: B=%lld T=%lld W=%lld H=%lld threads=%d, median of %d, ms, %s\n", (long long)B,
+                (long long)T, (long long)W, (long long)H, omp_get_max_threads(), iters,
+                cpu_gemm_kernels().c_str());
 
     Generator gen(0);
     ResidualAttentionBlock block(W, H, 4 * W, Activation::GELU, 1e-5, gen);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # compare.sh: runs aclip_bench and the PyTorch twin (tools/bench/bench_torch.py) on this machine, in this
 # run, with the same thread count, and prints each case with the ratio aclip / PyTorch (< 1: aclip is
-# faster). Needs python3-torch (tools/install_deps.sh --with-reference).
+# faster). Both run the same OpenBLAS kernels (torch_blas_kernels.sh). Needs python3-torch
+# (tools/install_deps.sh --with-reference).
 # Usage: tools/bench/compare.sh [build-dir] [threads]     (defaults: build-test, all cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,6 +12,8 @@ threads="${2:-$(nproc)}"
 python=/usr/bin/python3
 export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads"
 ours=$("$build_dir/aclip_bench" --threads "$threads")
+source tools/bench/torch_blas_kernels.sh
+torch_blas_kernels "$ours"
 theirs=$("$python" tools/bench/bench_torch.py --threads "$threads")
 echo "$ours" | grep '^#'
 echo "$theirs" | grep '^#'
