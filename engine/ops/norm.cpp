@@ -1,9 +1,11 @@
 // norm.cpp: layer_norm (fused forward and backward over the last dim) and batch_norm (composed from
 // engine ops, so autograd derives its backward; running statistics move outside the graph).
 #include <cmath>
+#include <utility>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
+#include "engine/cpu/lane_sum.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/ops/autocast.h"
@@ -21,13 +23,11 @@ void layer_norm_rows(const T* x, const T* w, const T* b, Y* y, float* mean_out, 
     using C = compute_t<T>;
     parallel_for(R, D, [&](int64_t r) {
         const T* xr = x + r * D;
-        C s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < D; ++i) s += load(xr[i]);
-        C m = s / static_cast<C>(D);
-        C ss = 0;  // two passes: the variance of centred values, no cancellation
-#pragma omp simd reduction(+ : ss)
-        for (int64_t i = 0; i < D; ++i) ss += (load(xr[i]) - m) * (load(xr[i]) - m);
+        const C m = lane_sum<C>(D, [&](int64_t i) { return load(xr[i]); }) / static_cast<C>(D);
+        const C ss = lane_sum<C>(D, [&](int64_t i) {  // two passes: the variance of centred values
+            const C centred = load(xr[i]) - m;
+            return centred * centred;
+        });
         C rs = C(1) / std::sqrt(ss / static_cast<C>(D) + static_cast<C>(eps));
         Y* yr = y + r * D;
 #pragma omp simd
@@ -53,14 +53,15 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
         const T* gr = g + r * D;
         const T* xr = x + r * D;
         C m = static_cast<C>(mean[r]), rs = static_cast<C>(rstd[r]);
-        C sum_dxhat = 0, sum_dxhat_xhat = 0;
-#pragma omp simd reduction(+ : sum_dxhat, sum_dxhat_xhat)
-        for (int64_t i = 0; i < D; ++i) {
-            C xhat = (load(xr[i]) - m) * rs;
-            C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
-            sum_dxhat += dxhat;
-            sum_dxhat_xhat += dxhat * xhat;
-        }
+        C sum_dxhat, sum_dxhat_xhat;
+        lane_sum2<C>(
+            D,
+            [&](int64_t i) {
+                const C xhat = (load(xr[i]) - m) * rs;
+                const C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
+                return std::pair<C, C>{dxhat, dxhat * xhat};
+            },
+            sum_dxhat, sum_dxhat_xhat);
         C a = sum_dxhat / static_cast<C>(D), c = sum_dxhat_xhat / static_cast<C>(D);
         T* dr = dx + r * D;
 #pragma omp simd

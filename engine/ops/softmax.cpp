@@ -6,6 +6,7 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
+#include "engine/cpu/lane_sum.h"
 #include "engine/cpu/map.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
@@ -33,21 +34,18 @@ void softmax_rows(const T* x, T* y, int64_t R, int64_t D, bool log) {
         const T* xr = x + r * D;
         T* yr = y + r * D;
         C m = -std::numeric_limits<C>::infinity();
+#pragma omp simd reduction(max : m)
         for (int64_t i = 0; i < D; ++i) m = std::max(m, load(xr[i]));
         if (m == -std::numeric_limits<C>::infinity()) m = 0;  // a fully masked row: exp(-inf) = 0 below
-        C s = 0;
-        if constexpr (std::is_same_v<T, C>) {  // each exponential once, kept in y, then scaled
+        if constexpr (std::is_same_v<T, C>) {                 // each exponential once, kept in y, then scaled
             if (!log) {
-#pragma omp simd reduction(+ : s)
-                for (int64_t i = 0; i < D; ++i) s += (yr[i] = exp_c(load(xr[i]) - m));
-                const C inv = C(1) / s;
+                const C inv = C(1) / lane_sum<C>(D, [&](int64_t i) { return yr[i] = exp_c(xr[i] - m); });
 #pragma omp simd
                 for (int64_t i = 0; i < D; ++i) yr[i] *= inv;
                 return;
             }
         }
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < D; ++i) s += exp_c(load(xr[i]) - m);
+        const C s = lane_sum<C>(D, [&](int64_t i) { return exp_c(load(xr[i]) - m); });
         if (log) {
             C lse = m + std::log(s);
             for (int64_t i = 0; i < D; ++i) yr[i] = store_as<T>(load(xr[i]) - lse);
@@ -67,14 +65,11 @@ void softmax_backward_rows(const T* g, const T* y, T* dx, int64_t R, int64_t D, 
         const T* gr = g + r * D;
         const T* yr = y + r * D;
         T* dr = dx + r * D;
-        C sc = 0;
         if (log) {
-#pragma omp simd reduction(+ : sc)
-            for (int64_t i = 0; i < D; ++i) sc += load(gr[i]);
+            const C sc = lane_sum<C>(D, [&](int64_t i) { return load(gr[i]); });
             for (int64_t i = 0; i < D; ++i) dr[i] = store_as<T>(load(gr[i]) - exp_c(load(yr[i])) * sc);
         } else {
-#pragma omp simd reduction(+ : sc)
-            for (int64_t i = 0; i < D; ++i) sc += load(gr[i]) * load(yr[i]);
+            const C sc = lane_sum<C>(D, [&](int64_t i) { return load(gr[i]) * load(yr[i]); });
 #pragma omp simd
             for (int64_t i = 0; i < D; ++i) dr[i] = store_as<T>(load(yr[i]) * (load(gr[i]) - sc));
         }
