@@ -38,8 +38,9 @@ bool gemm_layout(const Tensor& t, MatLayout& out) {
 
 constexpr int64_t kSmallGemm = int64_t(1) << 18;
 
+// out = a @ b (beta = 0), or out += a @ b (beta = 1: out holds the extras already).
 template <class T>
-void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& batch) {
+void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& batch, T beta) {
     int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
     MatLayout la, lb;
     bool ok_a = gemm_layout(a, la), ok_b = gemm_layout(b, lb);
@@ -62,7 +63,7 @@ void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out, const Shape& 
             oa += idx * a_bs[d];
             ob += idx * b_bs[d];
         }
-        cpu_gemm<T>(la.trans, lb.trans, M, N, K, T(1), pa + oa, la.ld, pb + ob, lb.ld, T(0), po + i * M * N,
+        cpu_gemm<T>(la.trans, lb.trans, M, N, K, T(1), pa + oa, la.ld, pb + ob, lb.ld, beta, po + i * M * N,
                     N);
     };
     // Small products (attention's, per head) run on one thread inside OpenBLAS anyway (below about 2^18
@@ -163,18 +164,25 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, const ProductExtras& e =
                  "matmul: the accumulated tensor must be the (", a.size(-2), ", ", b.size(-1), ") output on ",
                  device_name(device), ", got ", e.accumulate.desc());
     if (device == Device::CUDA) return cuda_matmul(a.detach(), b.detach(), batch, out_shape, out_dtype, e);
-    Tensor out;
-    if (a.dtype() != out_dtype || a.dtype() == DType::BF16) {  // in f32, then rounded to out's dtype
-        out = matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(out_dtype);
-    } else {
-        out = empty(out_shape, a.dtype());
-        dispatch_float(a.dtype(), "matmul", [&](auto tag) {
-            using T = typename decltype(tag)::type;
-            if constexpr (!std::is_same_v<T, bf16>) batched_matmul<T>(a, b, out, batch);
-        });
+    if (e.accumulate.defined())  // the stream added to the finished branch, as PyTorch's `x + proj(h)` is
+        return add(e.accumulate.detach(), matmul_forward(a, b, {.bias = e.bias, .out_dtype = out_dtype}));
+    if (a.dtype() == DType::BF16 && out_dtype == DType::F32)  // the bias meets the unrounded f32 product
+        return matmul_forward(a.to(DType::F32), b.to(DType::F32), {.bias = e.bias});
+    if (a.dtype() == DType::BF16) {  // in f32, rounded to bf16, then the bias in bf16
+        Tensor out = matmul_forward(a.to(DType::F32), b.to(DType::F32)).to(out_dtype);
+        if (e.bias.defined()) out.add_(e.bias.detach().to(out_dtype));
+        return out;
     }
-    if (e.bias.defined()) out.add_(e.bias.detach().to(out_dtype));
-    return e.accumulate.defined() ? add(e.accumulate.detach(), out) : out;
+    // The bias is written first and the product added onto it (beta = 1), as PyTorch's addmm does: OpenBLAS
+    // then skips its pass that zeroes the output, and no pass adds the bias afterwards.
+    Tensor out = empty(out_shape, out_dtype);
+    if (e.bias.defined()) out.copy_(e.bias.detach());  // to every row, in out's dtype
+    dispatch_float(out_dtype, "matmul", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (!std::is_same_v<T, bf16>)
+            batched_matmul<T>(a, b, out, batch, T(e.bias.defined() ? 1 : 0));
+    });
+    return out;
 }
 
 }  // namespace
