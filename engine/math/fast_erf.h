@@ -14,12 +14,19 @@
 
 namespace aclip {
 
-// c[0] + c[1] x + ... + c[N-1] x^(N-1), by Horner's rule from the highest power.
+// c[0] + c[1] x + ... + c[N-1] x^(N-1), by Estrin's scheme: pairs c[2i] + c[2i+1] x, then the same again
+// in x^2 over the pairs. About log2(N) multiply-adds deep where Horner's rule is N - 1: a vector loop of
+// them waits on the chain, not on the arithmetic units.
 template <int N>
 AC_HD float polynomial(float x, const float (&c)[N]) {
-    float r = c[N - 1];
-    for (int i = N - 2; i >= 0; --i) r = r * x + c[i];
-    return r;
+    if constexpr (N == 1) {
+        return c[0];
+    } else {
+        float pairs[(N + 1) / 2];
+        for (int i = 0; i < N / 2; ++i) pairs[i] = c[2 * i] + c[2 * i + 1] * x;
+        if constexpr (N % 2 == 1) pairs[N / 2] = c[N - 1];
+        return polynomial(x * x, pairs);
+    }
 }
 
 AC_HD float erf_f32(float x) {
