@@ -355,14 +355,22 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
             using S = typename decltype(stag)::type;
             D* d = static_cast<D*>(dst.raw_data());
             const S* s = static_cast<const S*>(src.raw_data());
+            auto convert = [](S v) {
+                if constexpr (std::is_same_v<D, S>)
+                    return v;
+                else
+                    return store_as<D>(static_cast<double>(load(v)));
+            };
             for_each_row<2>(dst.shape(), {dst.strides(), src_strides}, [&](auto off, int64_t n, auto inc) {
                 D* dp = d + off[0];
                 const S* sp = s + off[1];
-                for (int64_t i = 0; i < n; ++i) {
+                if (inc[0] == 1 && inc[1] == 1) {  // rows in place: loops the compiler turns into vectors
                     if constexpr (std::is_same_v<D, S>)
-                        dp[i * inc[0]] = sp[i * inc[1]];
+                        std::copy(sp, sp + n, dp);
                     else
-                        dp[i * inc[0]] = store_as<D>(static_cast<double>(load(sp[i * inc[1]])));
+                        for (int64_t i = 0; i < n; ++i) dp[i] = convert(sp[i]);
+                } else {
+                    for (int64_t i = 0; i < n; ++i) dp[i * inc[0]] = convert(sp[i * inc[1]]);
                 }
             });
         });
