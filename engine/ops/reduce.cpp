@@ -8,6 +8,7 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
+#include "engine/cpu/lane_sum.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/ops/ops.h"
@@ -89,11 +90,9 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
             double* acc = partial.data() + job * v.I;
             const int64_t r0 = blk * v.R / blocks, r1 = (blk + 1) * v.R / blocks;
             if (v.I == 1) {  // a contiguous span
-                const T* span = x + oi * v.R;
-                double s = 0;
-#pragma omp simd reduction(+ : s)
-                for (int64_t r = r0; r < r1; ++r) s += load(span[r]);
-                acc[0] = s;
+                const T* span = x + oi * v.R + r0;
+                acc[0] =
+                    lane_sum<double>(r1 - r0, [&](int64_t r) { return static_cast<double>(load(span[r])); });
                 return;
             }
             for (int64_t r = r0; r < r1; ++r) {

@@ -1,4 +1,4 @@
-// test_lane_order.cpp: softmax's and layer_norm's row sums add in lane_sum's fixed order
+// test_lane_order.cpp: sum's, softmax's and layer_norm's row sums add in lane_sum's fixed order
 // (engine/cpu/lane_sum.h). Those ops are compiled for the build machine's widest vectors (ACLIP_NATIVE);
 // this file is not, and writes each op as plain scalar loops with that order spelled out. Equal bits mean
 // the native build computes what a portable build computes; an `omp simd` reduction in the op (adding in
@@ -33,11 +33,12 @@ Tensor rows_of(int64_t R, int64_t D, uint64_t seed) {
 }
 
 // The bits of each element equal (NaN-free inputs): memcmp-strict, so -0 and +0 differ too.
-void check_same_bits(const Tensor& got, const std::vector<float>& want, const char* what, int64_t D) {
-    const std::vector<float> g = got.to_vector<float>();
+template <class V>
+void check_same_bits(const Tensor& got, const std::vector<V>& want, const char* what, int64_t D) {
+    const std::vector<V> g = got.to_vector<V>();
     REQUIRE(g.size() == want.size());
     int64_t differing = 0;
-    for (size_t i = 0; i < g.size(); ++i) differing += std::memcmp(&g[i], &want[i], sizeof(float)) != 0;
+    for (size_t i = 0; i < g.size(); ++i) differing += std::memcmp(&g[i], &want[i], sizeof(V)) != 0;
     INFO(std::string(what), " D = ", D);
     CHECK(differing == 0);
 }
@@ -45,7 +46,8 @@ void check_same_bits(const Tensor& got, const std::vector<float>& want, const ch
 }  // namespace
 
 TEST_SUITE("ops") {
-    TEST_CASE("softmax and layer_norm add their rows in lane_sum's order, bit for bit at any vector width") {
+    TEST_CASE(
+        "sum, softmax and layer_norm add their rows in lane_sum's order, bit for bit at any vector width") {
         NoGradGuard no_grad;
         const int64_t R = 5;
         for (int64_t D : {1, 3, 15, 16, 17, 33, 64, 197, 768}) {
@@ -84,6 +86,18 @@ TEST_SUITE("ops") {
                 for (int64_t i = 0; i < D; ++i)
                     norm_grad[r * D + i] = rs * (dxhat[i] - a - (xr[i] - mean) * rs * c);
             }
+            // sum adds in double: f64 values show its order (f32 ones' sums would round alike)
+            const Tensor x64 = random_tensor({R, D}, 800 + D, -6, 6, DType::F64);
+            const std::vector<double> x64v = x64.to_vector<double>();
+            std::vector<double> row_sums(R);
+            for (int64_t r = 0; r < R; ++r) {
+                double lanes[16] = {};
+                for (int64_t i = 0; i < D; ++i) lanes[i % 16] += x64v[r * D + i];
+                for (int half = 8; half > 0; half /= 2)
+                    for (int j = 0; j < half; ++j) lanes[j] += lanes[j + half];
+                row_sums[r] = lanes[0];
+            }
+            check_same_bits(sum(x64, {-1}), row_sums, "sum", D);
             check_same_bits(softmax(x, -1), soft, "softmax", D);
             check_same_bits(log_softmax(x, -1), log_soft, "log_softmax", D);
             check_same_bits(softmax_backward(softmax(x, -1), g), soft_grad, "softmax_backward", D);
