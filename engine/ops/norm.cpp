@@ -80,11 +80,17 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
         for (int64_t r = k * R / blocks; r < (k + 1) * R / blocks; ++r) {
             const T* gr = g + r * D;
             const T* xr = x + r * D;
-            double m = mean[r], rs = rstd[r];
-            for (int64_t i = 0; i < D; ++i) {
-                double gv = load(gr[i]);
-                if (dw) part_w[k * D + i] += gv * (load(xr[i]) - m) * rs;
-                if (db) part_b[k * D + i] += gv;
+            const double m = mean[r], rs = rstd[r];
+            if (dw) {
+                double* pw = part_w.data() + k * D;
+#pragma omp simd
+                for (int64_t i = 0; i < D; ++i)
+                    pw[i] += static_cast<double>(load(gr[i])) * (load(xr[i]) - m) * rs;
+            }
+            if (db) {
+                double* pb = part_b.data() + k * D;
+#pragma omp simd
+                for (int64_t i = 0; i < D; ++i) pb[i] += load(gr[i]);
             }
         }
     });
