@@ -6,6 +6,7 @@
 // computes the very bits of the portable build, only faster.
 #pragma once
 #include <cstdint>
+#include <utility>
 
 namespace aclip {
 
@@ -31,7 +32,7 @@ inline Acc lane_sum(int64_t n, Term&& term) {
 
 // The two sums of term(i) = {a, b} together, in lane_sum's order (layer_norm's backward needs both).
 template <class Acc, class Term>
-inline void lane_sum2(int64_t n, Term&& term, Acc& sum_a, Acc& sum_b) {
+inline std::pair<Acc, Acc> lane_sum2(int64_t n, Term&& term) {
     Acc a[kSumLanes] = {}, b[kSumLanes] = {};
     auto add = [&](int64_t j, int64_t k) {
         const auto [ta, tb] = term(k);
@@ -51,8 +52,7 @@ inline void lane_sum2(int64_t n, Term&& term, Acc& sum_a, Acc& sum_b) {
             b[j] += b[j + half];
         }
     }
-    sum_a = a[0];
-    sum_b = b[0];
+    return {a[0], b[0]};
 }
 
 }  // namespace aclip

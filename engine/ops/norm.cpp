@@ -53,15 +53,11 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
         const T* gr = g + r * D;
         const T* xr = x + r * D;
         C m = static_cast<C>(mean[r]), rs = static_cast<C>(rstd[r]);
-        C sum_dxhat, sum_dxhat_xhat;
-        lane_sum2<C>(
-            D,
-            [&](int64_t i) {
-                const C xhat = (load(xr[i]) - m) * rs;
-                const C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
-                return std::pair<C, C>{dxhat, dxhat * xhat};
-            },
-            sum_dxhat, sum_dxhat_xhat);
+        const auto [sum_dxhat, sum_dxhat_xhat] = lane_sum2<C>(D, [&](int64_t i) {
+            const C xhat = (load(xr[i]) - m) * rs;
+            const C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
+            return std::pair<C, C>{dxhat, dxhat * xhat};
+        });
         C a = sum_dxhat / static_cast<C>(D), c = sum_dxhat_xhat / static_cast<C>(D);
         T* dr = dx + r * D;
 #pragma omp simd
