@@ -21,16 +21,32 @@ void map_rows(const Tensor& out, const Tensor& a, const Tensor& b, const Shape& 
     Strides sa = broadcast_strides(a.shape(), a.strides(), shape);
     Strides sb = b.defined() ? broadcast_strides(b.shape(), b.strides(), shape) : Strides(shape.size(), 0);
     const A* pa = a.data<A>();
-    const B* pb = b.defined() ? b.data<B>() : reinterpret_cast<const B*>(pa);  // unary: read, ignored
+    const B* pb = b.defined() ? b.data<B>() : reinterpret_cast<const B*>(pa);  // unary: never read
     O* po = out.data<O>();
     const C c0 = static_cast<C>(s0), c1 = static_cast<C>(s1);
     for_each_row<3>(shape, {out.strides(), sa, sb}, [&](auto off, int64_t n, auto inc) {
         O* o = po + off[0];
         const A* x = pa + off[1];
         const B* y = pb + off[2];
-        if (inc[1] == 1 && inc[2] == 1) {
+        if constexpr (pointwise_is_unary(op)) {  // y is ignored
+            if (inc[1] == 1) {
+                for (int64_t i = 0; i < n; ++i)
+                    o[i] = store_as<O>(pointwise_apply<op, C>(load(x[i]), C(0), c0, c1));
+            } else {
+                for (int64_t i = 0; i < n; ++i)
+                    o[i] = store_as<O>(pointwise_apply<op, C>(load(x[i * inc[1]]), C(0), c0, c1));
+            }
+        } else if (inc[1] == 1 && inc[2] == 1) {
             for (int64_t i = 0; i < n; ++i)
                 o[i] = store_as<O>(pointwise_apply<op, C>(load(x[i]), load(y[i]), c0, c1));
+        } else if (inc[1] == 1 && inc[2] == 0) {  // y one value along the row (a bias, an expanded scalar)
+            const C yv = load(y[0]);
+            for (int64_t i = 0; i < n; ++i)
+                o[i] = store_as<O>(pointwise_apply<op, C>(load(x[i]), yv, c0, c1));
+        } else if (inc[1] == 0 && inc[2] == 1) {  // x one value along the row
+            const C xv = load(x[0]);
+            for (int64_t i = 0; i < n; ++i)
+                o[i] = store_as<O>(pointwise_apply<op, C>(xv, load(y[i]), c0, c1));
         } else {
             for (int64_t i = 0; i < n; ++i)
                 o[i] = store_as<O>(pointwise_apply<op, C>(load(x[i * inc[1]]), load(y[i * inc[2]]), c0, c1));

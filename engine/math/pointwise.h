@@ -14,9 +14,9 @@
 
 namespace aclip {
 
-// X(Enum, "name in messages")
+// X(Enum, "name in messages"); the unary ops first, then those of two operands.
 // clang-format off
-#define AC_POINTWISE_OPS(X) \
+#define AC_POINTWISE_UNARY_OPS(X) \
     X(Neg, "neg") \
     X(Exp, "exp") \
     X(Log, "log") \
@@ -32,7 +32,8 @@ namespace aclip {
     X(MulScalar, "mul_scalar") \
     X(PowScalar, "pow_scalar") \
     X(Clamp, "clamp") \
-    X(ExpScale, "exp_scale") \
+    X(ExpScale, "exp_scale")
+#define AC_POINTWISE_BINARY_OPS(X) \
     X(Add, "add") \
     X(Sub, "sub") \
     X(Mul, "mul") \
@@ -56,6 +57,7 @@ namespace aclip {
     X(TanhBackward, "tanh_backward") \
     X(PowBackward, "pow_backward") \
     X(ClampBackward, "clamp_backward")
+#define AC_POINTWISE_OPS(X) AC_POINTWISE_UNARY_OPS(X) AC_POINTWISE_BINARY_OPS(X)
 // clang-format on
 
 enum class PW : uint8_t {
@@ -73,6 +75,13 @@ inline const char* pointwise_name(PW op) {
 #undef AC_PW_NAME
     }
     return "?";
+}
+
+// Unary ops read x alone (and their scalars); y is ignored.
+constexpr bool pointwise_is_unary(PW op) {
+#define AC_PW_IS(id, name) op == PW::id ||
+    return AC_POINTWISE_UNARY_OPS(AC_PW_IS) false;
+#undef AC_PW_IS
 }
 
 constexpr bool pointwise_writes_mask(PW op) {
