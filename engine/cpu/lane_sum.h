@@ -5,39 +5,23 @@
 // one fixed tree, so a file compiled for this machine's widest vectors (-march=native, CMakeLists.txt)
 // computes the very bits of the portable build, only faster.
 #pragma once
+#include <array>
+#include <cstddef>
 #include <cstdint>
-#include <utility>
 
 namespace aclip {
 
 constexpr int64_t kSumLanes = 16;  // one AVX-512 vector of floats; 2 AVX2 or 4 SSE vectors
 
-// Sum of term(i) for i in [0, n), with `Acc` the accumulator type. term may have side effects (softmax
-// stores each exponential as it adds it); it is called once per i, in no particular order.
-template <class Acc, class Term>
-inline Acc lane_sum(int64_t n, Term&& term) {
-    Acc lanes[kSumLanes] = {};
-    int64_t i = 0;
-    for (; i + kSumLanes <= n; i += kSumLanes) {
-#pragma omp simd
-        for (int64_t j = 0; j < kSumLanes; ++j) lanes[j] += term(i + j);
-    }
-    for (int64_t j = 0; i + j < n; ++j) lanes[j] += term(i + j);
-    for (int64_t half = kSumLanes / 2; half > 0; half /= 2) {
-#pragma omp simd
-        for (int64_t j = 0; j < half; ++j) lanes[j] += lanes[j + half];
-    }
-    return lanes[0];
-}
-
-// The two sums of term(i) = {a, b} together, in lane_sum's order (layer_norm's backward needs both).
-template <class Acc, class Term>
-inline std::pair<Acc, Acc> lane_sum2(int64_t n, Term&& term) {
-    Acc a[kSumLanes] = {}, b[kSumLanes] = {};
-    auto add = [&](int64_t j, int64_t k) {
-        const auto [ta, tb] = term(k);
-        a[j] += ta;
-        b[j] += tb;
+// The K sums of term(i) = {t_0, ..., t_K-1} for i in [0, n), with `Acc` the accumulator type, each in the
+// order above. term may have side effects (softmax stores each exponential as it adds it); it is called
+// once per i, in no particular order.
+template <class Acc, size_t K, class Term>
+inline std::array<Acc, K> lane_sums(int64_t n, Term&& term) {
+    Acc lanes[K][kSumLanes] = {};
+    auto add = [&](int64_t j, int64_t i) {
+        const std::array<Acc, K> t = term(i);
+        for (size_t k = 0; k < K; ++k) lanes[k][j] += t[k];
     };
     int64_t i = 0;
     for (; i + kSumLanes <= n; i += kSumLanes) {
@@ -45,14 +29,21 @@ inline std::pair<Acc, Acc> lane_sum2(int64_t n, Term&& term) {
         for (int64_t j = 0; j < kSumLanes; ++j) add(j, i + j);
     }
     for (int64_t j = 0; i + j < n; ++j) add(j, i + j);
-    for (int64_t half = kSumLanes / 2; half > 0; half /= 2) {
+    std::array<Acc, K> sums;
+    for (size_t k = 0; k < K; ++k) {
+        for (int64_t half = kSumLanes / 2; half > 0; half /= 2) {
 #pragma omp simd
-        for (int64_t j = 0; j < half; ++j) {
-            a[j] += a[j + half];
-            b[j] += b[j + half];
+            for (int64_t j = 0; j < half; ++j) lanes[k][j] += lanes[k][j + half];
         }
+        sums[k] = lanes[k][0];
     }
-    return {a[0], b[0]};
+    return sums;
+}
+
+// The one sum of term(i) (returning Acc) for i in [0, n).
+template <class Acc, class Term>
+inline Acc lane_sum(int64_t n, Term&& term) {
+    return lane_sums<Acc, 1>(n, [&](int64_t i) { return std::array<Acc, 1>{term(i)}; })[0];
 }
 
 }  // namespace aclip

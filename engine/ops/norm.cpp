@@ -1,7 +1,7 @@
 // norm.cpp: layer_norm (fused forward and backward over the last dim) and batch_norm (composed from
 // engine ops, so autograd derives its backward; running statistics move outside the graph).
+#include <array>
 #include <cmath>
-#include <utility>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
@@ -53,10 +53,10 @@ void layer_norm_backward_rows(const T* g, const T* x, const T* w, const float* m
         const T* gr = g + r * D;
         const T* xr = x + r * D;
         C m = static_cast<C>(mean[r]), rs = static_cast<C>(rstd[r]);
-        const auto [sum_dxhat, sum_dxhat_xhat] = lane_sum2<C>(D, [&](int64_t i) {
+        const auto [sum_dxhat, sum_dxhat_xhat] = lane_sums<C, 2>(D, [&](int64_t i) {
             const C xhat = (load(xr[i]) - m) * rs;
             const C dxhat = load(gr[i]) * (w ? load(w[i]) : C(1));
-            return std::pair<C, C>{dxhat, dxhat * xhat};
+            return std::array<C, 2>{dxhat, dxhat * xhat};
         });
         C a = sum_dxhat / static_cast<C>(D), c = sum_dxhat_xhat / static_cast<C>(D);
         T* dr = dx + r * D;
