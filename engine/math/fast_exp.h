@@ -16,7 +16,10 @@ AC_HD float exp_f32(float x) {
     const float kRound = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to nearest
     float n = (xc * kLog2e + kRound) - kRound;
     float r = xc - n * kLn2Hi - n * kLn2Lo;
-    const float r2 = r * r;  // e^r = 1 + r + r^2 P(r), P in Estrin's pairs (a short dependency chain)
+    // e^r = 1 + r + r^2 P(r), P in Estrin's pairs (a short dependency chain). Written out rather than by
+    // fast_erf.h's polynomial(), which groups the pairs otherwise: either grouping here moves the last
+    // bits, and the golden 5-step trajectory (tests/model/test_aclip_golden.cpp) with them.
+    const float r2 = r * r;
     const float p01 = 5.0000001201e-1f + 1.6666665459e-1f * r, p23 = 4.1665795894e-2f + 8.3334519073e-3f * r,
                 p45 = 1.3981999507e-3f + 1.9875691500e-4f * r;
     const float p = (p01 + (p23 + p45 * r2) * r2) * r2 + r + 1.0f;
