@@ -2,6 +2,7 @@
 #include "train/config.h"
 
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -323,6 +324,7 @@ void Config::load_text(const std::string& text, const std::string& path) {
     source_ = path;
     std::string line, section;
     int64_t line_no = 0;
+    std::map<std::string, std::string> set_at;  // "section.key" -> where this file set it
     while (std::getline(in, line)) {
         ++line_no;
         const std::string where = path + ":" + std::to_string(line_no);
@@ -339,7 +341,11 @@ void Config::load_text(const std::string& text, const std::string& path) {
         size_t eq = s.find('=');
         AC_CHECK(eq != std::string::npos, where, ": expected 'key = value', got '", s, "'");
         AC_CHECK(!section.empty(), where, ": key before any [section]");
-        set(section + "." + trim(s.substr(0, eq)), trim(s.substr(eq + 1)), where);
+        const std::string dotted = section + "." + trim(s.substr(0, eq));
+        auto [first, fresh] = set_at.emplace(dotted, where);
+        AC_CHECK_HINT(fresh, "keep one of the two lines", where, ": ", dotted, " is set again (first at ",
+                      first->second, ")");
+        set(dotted, trim(s.substr(eq + 1)), where);
     }
 }
 

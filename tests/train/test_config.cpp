@@ -61,6 +61,10 @@ TEST_SUITE("train") {
         p = write_ini("[aclip]\nmask = sometimes\n");
         CHECK(error_of([&] { c.load_file(p); }).find("is not one of: attentive, random, none") !=
               std::string::npos);
+        p = write_ini("[optim]\nlr = 1e-3\n[train]\nsteps = 5\n[optim]\nlr = 2e-3\n");
+        CHECK(error_of([&] {
+                  c.load_file(p);
+              }).find(p + ":6: optim.lr is set again (first at " + p + ":2)") != std::string::npos);
         p = write_ini("lr = 1\n");
         CHECK(error_of([&] { c.load_file(p); }).find(":1: key before any [section]") != std::string::npos);
         p = write_ini("[optim]\nlr\n");
