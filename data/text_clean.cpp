@@ -96,13 +96,32 @@ std::string html_unescape(const std::string& s) {
 
 namespace {
 
+// The text with each ill-formed UTF-8 sequence replaced by U+FFFD, as Python's
+// bytes.decode("utf-8", "replace") (one U+FFFD a maximal ill-formed subpart, which U8_NEXT reports).
+std::string replace_invalid_utf8(const std::string& s) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(s.data());
+    const int32_t n = static_cast<int32_t>(s.size());
+    std::string out;
+    out.reserve(s.size());
+    for (int32_t i = 0; i < n;) {
+        const int32_t start = i;
+        UChar32 c;
+        U8_NEXT(bytes, i, n, c);
+        if (c < 0)
+            append_utf8(out, 0xFFFD);
+        else
+            out.append(s, static_cast<size_t>(start), static_cast<size_t>(i - start));
+    }
+    return out;
+}
+
 std::string lowercase(const std::string& s) {
     // ICU's full lowercasing in the root locale: the mapping Python's str.lower applies
     std::u16string u16(s.size() + 1, u'\0');
     int32_t len = 0;
     UErrorCode err = U_ZERO_ERROR;
-    u_strFromUTF8Lenient(reinterpret_cast<UChar*>(u16.data()), static_cast<int32_t>(u16.size()), &len,
-                         s.data(), static_cast<int32_t>(s.size()), &err);
+    u_strFromUTF8(reinterpret_cast<UChar*>(u16.data()), static_cast<int32_t>(u16.size()), &len, s.data(),
+                  static_cast<int32_t>(s.size()), &err);
     AC_CHECK(U_SUCCESS(err), "lowercase: cannot decode UTF-8: ", u_errorName(err));
     std::u16string lower(static_cast<size_t>(len) * 3 + 1, u'\0');
     err = U_ZERO_ERROR;
@@ -140,7 +159,7 @@ std::string collapse_whitespace(const std::string& s) {
 }  // namespace
 
 std::string clip_clean(const std::string& text) {
-    return lowercase(collapse_whitespace(html_unescape(html_unescape(text))));
+    return lowercase(collapse_whitespace(html_unescape(html_unescape(replace_invalid_utf8(text)))));
 }
 
 std::vector<std::string> clip_pretokenize(const std::string& s) {

@@ -12,7 +12,8 @@ namespace aclip {
 // dozen other common named ones, and numeric &#N; / &#xN;. Unknown entities stay as they are.
 std::string html_unescape(const std::string& text);
 
-// unescape twice, strip, collapse whitespace runs to one space, strip, lowercase: CLIP's cleaning.
+// unescape twice, strip, collapse whitespace runs to one space, strip, lowercase: CLIP's cleaning. Any
+// bytes are a caption: ill-formed UTF-8 becomes U+FFFD first, as Python's decode(errors="replace").
 std::string clip_clean(const std::string& text);
 
 // Splits cleaned text into CLIP's pre-tokens: the special tokens, the contractions 's 't 're 've 'm 'll

@@ -35,6 +35,14 @@ TEST_SUITE("data") {
         CHECK(clip_clean("İSTANBUL") == "i\xcc\x87stanbul");  // i + U+0307, as Python's str.lower
         CHECK(clip_clean("ΟΔΟΣ ΣΑΣ") == "οδος σας");          // final sigma
         CHECK(clip_clean("Straße ÄÖÜ") == "straße äöü");
+        // Ill-formed UTF-8: one U+FFFD a maximal ill-formed subpart, as b"...".decode("utf-8", "replace")
+        const std::string fffd = "\xef\xbf\xbd";
+        CHECK(clip_clean("A\xff\xfe"
+                         "B") == "a" + fffd + fffd + "b");
+        CHECK(clip_clean("CAF\xc3") == "caf" + fffd);
+        CHECK(clip_clean("\xe2\x80X") == fffd + "x");
+        CHECK(clip_clean("\xed\xa0\x80Z") == fffd + fffd + fffd + "z");  // a surrogate's bytes
+        CHECK(clip_clean("\xc0\xaf") == fffd + fffd);                    // an overlong '/'
     }
 
     TEST_CASE("pre-tokenizer: specials, contractions, letter runs, single digits, symbol runs") {
