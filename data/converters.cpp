@@ -12,6 +12,7 @@
 #include "data/shards.h"
 #include "data/tokenizer.h"
 #include "engine/core/error.h"
+#include "engine/core/parse.h"
 #include "engine/io/json_lite.h"
 #include "engine/io/safetensors.h"
 
@@ -167,11 +168,13 @@ ConvertReport convert_yfcc(const std::string& root, const std::string& metadata_
             std::getline(fields, title, '\t');
             std::getline(fields, description, '\t');
         }
-        if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) {
+        const std::optional<int64_t> number =
+            index.find_first_not_of("0123456789") == std::string::npos ? parse_int64(index) : std::nullopt;
+        if (!number) {
             if (line_no > 1 || !line.empty()) skip_warning(r, where + ": no index");
             continue;
         }
-        const std::string key = key_of(std::stoll(index));  // XXYYYZZZ
+        const std::string key = key_of(*number);  // XXYYYZZZ
         const std::string zip_path = root + "/images/" + key.substr(0, 2) + "/" + key.substr(2, 3) + ".zip";
         if (zip_path != open_zip) {
             if (archive) zip_close(archive);

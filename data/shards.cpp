@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/core/parse.h"
 #include "engine/io/json_lite.h"
 #include "engine/io/safetensors.h"
 
@@ -29,9 +30,10 @@ std::vector<std::string> expand_one(const std::string& p) {
         AC_CHECK(!a.empty() && !b.empty() && a.find_first_not_of("0123456789") == std::string::npos &&
                      b.find_first_not_of("0123456789") == std::string::npos,
                  "shard list '", p, "': range {", body, "} must be {FIRST..LAST} with digits");
-        long long lo = std::stoll(a), hi = std::stoll(b);
-        AC_CHECK(lo <= hi && hi - lo < 10000000, "shard list '", p, "': bad range {", body, "}");
-        for (long long v = lo; v <= hi; ++v) {
+        const std::optional<int64_t> lo = parse_int64(a), hi = parse_int64(b);
+        AC_CHECK(lo && hi && *lo <= *hi && *hi - *lo < 10000000, "shard list '", p, "': bad range {", body,
+                 "}");
+        for (int64_t v = *lo; v <= *hi; ++v) {
             std::string s = std::to_string(v);
             if (s.size() < a.size()) s = std::string(a.size() - s.size(), '0') + s;
             choices.push_back(s);

@@ -30,24 +30,6 @@ std::string number(double v) {
     return os.str();
 }
 
-const std::string& meta(const SafetensorsFile& f, const std::string& key) {
-    auto it = f.metadata.find(key);
-    AC_CHECK_HINT(it != f.metadata.end(), "write checkpoints with save_model, which records it", f.path,
-                  ": __metadata__ lacks '", key, "'");
-    return it->second;
-}
-
-double meta_number(const SafetensorsFile& f, const std::string& key) {
-    const std::string& s = meta(f, key);
-    try {
-        size_t used = 0;
-        double v = std::stod(s, &used);
-        if (used == s.size()) return v;
-    } catch (const std::exception&) {
-    }
-    AC_FAIL(f.path, ": __metadata__ '", key, "' = '", s, "' is not a number");
-}
-
 int64_t count_blocks(const SafetensorsFile& f, const std::string& prefix) {
     int64_t n = 0;
     while (f.has(prefix + std::to_string(n) + ".ln_1.weight")) ++n;
@@ -91,13 +73,13 @@ AclipConfig config_from_checkpoint(const SafetensorsFile& f) {
              " rows, not 1 + a square grid");
     v.image_size = grid * v.patch_size;
     v.layers = count_blocks(f, "visual.transformer.resblocks.");
-    v.heads = static_cast<int64_t>(meta_number(f, "vision.heads"));
+    v.heads = f.meta_integer("vision.heads");
     v.mlp_ratio = f.get("visual.transformer.resblocks.0.mlp.c_fc.weight").size(0) / v.width;
     v.embed_dim = f.get("visual.proj").size(1);
-    v.act = activation_from_name(meta(f, "vision.act"));
-    v.ln_eps = meta_number(f, "vision.ln_eps");
+    v.act = activation_from_name(f.meta("vision.act"));
+    v.ln_eps = f.meta_number("vision.ln_eps");
     v.ln_pre = f.has("visual.ln_pre.weight");
-    AC_CHECK(v.ln_pre == (meta(f, "vision.ln_pre") == "true"), f.path,
+    AC_CHECK(v.ln_pre == (f.meta("vision.ln_pre") == "true"), f.path,
              ": vision.ln_pre metadata disagrees with the tensors");
     v.patch_bias = f.has("visual.conv1.bias");
 
@@ -106,11 +88,11 @@ AclipConfig config_from_checkpoint(const SafetensorsFile& f) {
     t.vocab = f.get("token_embedding.weight").size(0);
     t.width = f.get("token_embedding.weight").size(1);
     t.layers = count_blocks(f, "transformer.resblocks.");
-    t.heads = static_cast<int64_t>(meta_number(f, "text.heads"));
+    t.heads = f.meta_integer("text.heads");
     t.mlp_ratio = f.get("transformer.resblocks.0.mlp.c_fc.weight").size(0) / t.width;
     t.embed_dim = f.get("text_projection").size(1);
-    t.act = activation_from_name(meta(f, "text.act"));
-    t.ln_eps = meta_number(f, "text.ln_eps");
+    t.act = activation_from_name(f.meta("text.act"));
+    t.ln_eps = f.meta_number("text.ln_eps");
 
     if (f.has("ssl.simclr_mlp.fc1.weight")) {
         c.ssl.simclr_hidden = f.get("ssl.simclr_mlp.fc1.weight").size(0);

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     cli.option("min-count", &min_count, "stop when the most frequent pair occurs fewer times");
     cli.flag("json", &json, "read one JSON string per line instead of plain lines");
     cli.parse(argc, argv);
-    try {
+    return run_program("aclip_bpe_train", [&] {
         if (out.empty()) AC_FAIL("--out is required");
         std::vector<std::string> captions;
         std::string line;
@@ -42,9 +42,6 @@ int main(int argc, char** argv) {
         ClipTokenizer check(out, static_cast<int64_t>(merges.size()));  // the file reads back
         std::fprintf(stderr, "aclip_bpe_train: %zu captions -> %zu merges, vocabulary %lld, written to %s\n",
                      captions.size(), merges.size(), static_cast<long long>(check.vocab_size()), out.c_str());
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_bpe_train: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

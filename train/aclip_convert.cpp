@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     cli.option("shard-size", &shard_size, "samples per shard");
     cli.flag("csv", &csv, "tsv: the table is comma-separated");
     cli.parse(argc, argv);
-    try {
+    return run_program("aclip_convert", [&] {
         AC_CHECK(cli.positional.size() == 1, "give one layout: tsv, fashion-mnist or yfcc");
         AC_CHECK(!out.empty(), "--out is required");
         const std::string& layout = cli.positional[0];
@@ -43,9 +43,6 @@ int main(int argc, char** argv) {
         }
         std::fprintf(stderr, "aclip_convert: %lld samples written, %lld skipped\n",
                      static_cast<long long>(r.written), static_cast<long long>(r.skipped));
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_convert: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     cli.option("out", &out, "the output .safetensors file");
     cli.flag("npy", &npy, "also write the embeddings as .npy files beside the output");
     cli.parse(argc, argv);
-    try {
+    return run_program("aclip_embed", [&] {
         AC_CHECK_HINT(!out.empty(), "pass --out FILE.safetensors", "no output file");
         AC_CHECK_HINT(weights == "online" || weights == "ema", "use --weights online or --weights ema",
                       "--weights '", weights, "' is not online or ema");
@@ -91,9 +91,6 @@ int main(int argc, char** argv) {
                 std::printf("wrote %s.%s.npy\n", stem.c_str(), name.c_str());
             }
         }
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_embed: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
     cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file");
     cli.option("config", &config_path, "an INI config (default: the one stored in the checkpoint)");
     cli.parse(argc, argv);
-    try {
+    return run_program("aclip_eval", [&] {
         LoadedCheckpoint c = load_checkpoint(checkpoint, config_path, cli.positional, /*to_device=*/false);
         const Device device = training_device(c.cfg);
         std::unique_ptr<Comm> comm = make_comm_from_environment(device);  // picks this rank's GPU
@@ -43,9 +43,6 @@ int main(int argc, char** argv) {
             const EvalResult& r = ema ? *results.ema : results.online;
             std::printf("%-6s | %s\n", ema ? "ema" : "online", eval_summary(r, true).c_str());
         }
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_eval: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     cli.option("shard-size", &shard_size, "samples per shard");
     cli.option("seed", &seed, "the random seed; each split draws its own stream from it");
     cli.parse(argc, argv);
-    try {
+    return run_program("aclip_make_synthetic", [&] {
         if (out.empty()) AC_FAIL("--out is required");
         AC_CHECK(size >= 16 && shard_size > 0 && train > 0,
                  "--size must be >= 16, --shard-size and --train positive");
@@ -94,9 +94,6 @@ int main(int argc, char** argv) {
             stderr, "wrote %s: %lld train, %lld val, %lld zero-shot, %lld retrieval scenes; %zu BPE merges\n",
             out.c_str(), static_cast<long long>(train), static_cast<long long>(val),
             static_cast<long long>(zeroshot), static_cast<long long>(retrieval), merges.size());
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_make_synthetic: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     cli.option("shards", &shards, "shards to draw samples from (default: the config's data.train)");
     cli.option("seed", &seed, "the seed of the crops and of the random mask");
     cli.parse(argc, argv);
-    try {
+    return run_program("aclip_mask_viz", [&] {
         AC_CHECK_HINT(!out_dir.empty(), "pass --out DIR", "no output folder");
         AC_CHECK_HINT(n >= 1, "pass --n 1 or more", "--n ", n, " draws nothing");
         LoadedCheckpoint c = load_checkpoint(checkpoint, config_path, cli.positional);
@@ -209,9 +209,6 @@ int main(int argc, char** argv) {
                 pct(attentive.kept_on_object, attentive.kept), pct(uniform.kept_on_object, uniform.kept),
                 pct(attentive.patches_on_object, attentive.patches), static_cast<long long>(B));
         }
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_mask_viz: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

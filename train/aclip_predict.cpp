@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
                "JSON {name: [\"a photo of a {}.\", ...]} (default: one template)");
     cli.option("weights", &weights, "online or ema");
     cli.parse(argc, argv);
-    try {
+    return run_program("aclip_predict", [&] {
         AC_CHECK_HINT(!image.empty(), "pass --image FILE", "no image given");
         std::vector<std::string> names = split_labels(labels);
         AC_CHECK_HINT(names.size() >= 2, "pass --labels \"cat,dog,...\"", "need at least two labels, got ",
@@ -76,9 +76,6 @@ int main(int argc, char** argv) {
         std::printf("%-*s  %s\n", static_cast<int>(width), "label", "probability");
         for (size_t i : order)
             std::printf("%-*s  %10.2f%%\n", static_cast<int>(width), names[i].c_str(), 100 * p[i]);
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_predict: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

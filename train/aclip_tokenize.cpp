@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     cli.option("truncate", &truncate,
                "when cutting: eot (end token kept) or slip (plain cut, as SLIP/A-CLIP)");
     cli.parse(argc, argv);
-    try {
+    return run_program("aclip_tokenize", [&] {
         if (merges.empty()) AC_FAIL("--merges is required");
         ClipTokenizer tok(merges, max_merges);
         Truncate mode = truncate_from_name(truncate);
@@ -44,9 +44,6 @@ int main(int argc, char** argv) {
             for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %d" : "%d", ids[i]);
             std::printf("\n");
         }
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_tokenize: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/core/error.h"
+#include "train/cli.h"
 #include "train/trainer.h"
 
 using namespace aclip;
@@ -47,14 +48,11 @@ int main(int argc, char** argv) {
                      "[--force-schedule]\n");
         return 2;
     }
-    try {
+    return run_program("aclip_train", [&] {
         Config cfg;
         cfg.load_file(config_path);
         for (const std::string& o : overrides) cfg.set_override(o);
         TrainResult r = train(cfg, resume, force_schedule);
         return r.interrupted ? 130 : 0;
-    } catch (const Error& e) {
-        std::fprintf(stderr, "aclip_train: %s\n", e.what());
-        return 1;
-    }
+    });
 }

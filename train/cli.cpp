@@ -3,7 +3,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <sstream>
+
+#include "engine/core/error.h"
+#include "engine/core/parse.h"
 
 namespace aclip {
 
@@ -75,12 +79,24 @@ void CommandLine::parse(int argc, char** argv) {
         if (match->kind == "string") {
             *static_cast<std::string*>(match->target) = value;
         } else {
-            char* end = nullptr;
-            long long v = std::strtoll(value.c_str(), &end, 10);
-            if (value.empty() || *end != '\0') fail(arg + " needs an integer, got '" + value + "'");
-            *static_cast<int64_t*>(match->target) = v;
+            const std::optional<int64_t> v = parse_int64(value);
+            if (!v) fail(arg + " needs an integer, got '" + value + "'");
+            *static_cast<int64_t*>(match->target) = *v;
         }
     }
+}
+
+int run_program(const char* program, const std::function<int()>& body) {
+    try {
+        return body();
+    } catch (const Error& e) {
+        std::fprintf(stderr, "%s: %s\n", program, e.what());
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "%s: out of memory (std::bad_alloc)\n", program);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s (an unexpected std::exception; please report it)\n", program, e.what());
+    }
+    return 1;
 }
 
 }  // namespace aclip

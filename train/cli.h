@@ -2,6 +2,7 @@
 // same table the parser reads and the two cannot drift (llm.c's usage text did).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,5 +32,10 @@ class CommandLine {
     std::string program_, summary_;
     std::vector<Option> options_;
 };
+
+// Runs a program's body and returns its exit status. An aclip::Error prints "program: what" and gives 1;
+// so does any other exception (out of memory, a filesystem error from the standard library), with its
+// kind named, so that no input ends in std::terminate's abort.
+int run_program(const char* program, const std::function<int()>& body);
 
 }  // namespace aclip

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/core/parse.h"
 
 namespace aclip {
 
@@ -286,13 +287,9 @@ void Config::set(const std::string& dotted, const std::string& raw, const std::s
         AC_FAIL(where, ": ", dotted, " = '", value, "' is not ", expected);
     };
     if (k->type == "int") {
-        char* end = nullptr;
-        std::strtoll(value.c_str(), &end, 10);
-        if (value.empty() || *end != '\0') bad("an integer");
+        if (!parse_int64(value)) bad("an integer");
     } else if (k->type == "float") {
-        char* end = nullptr;
-        std::strtod(value.c_str(), &end);
-        if (value.empty() || *end != '\0') bad("a number");
+        if (!parse_double(value)) bad("a finite number");
     } else if (k->type == "bool") {
         if (value != "true" && value != "false") bad("true or false");
     } else if (k->type == "steps") {
@@ -363,10 +360,16 @@ const std::string& Config::str(const std::string& dotted) const {
 }
 
 int64_t Config::integer(const std::string& dotted) const {
-    return std::stoll(str(dotted));
+    const std::optional<int64_t> v = parse_int64(str(dotted));
+    AC_CHECK(v, "config: ", dotted, " = '", str(dotted),
+             "' is not an integer (a bug: values are checked when set)");
+    return *v;
 }
 double Config::number(const std::string& dotted) const {
-    return std::stod(str(dotted));
+    const std::optional<double> v = parse_double(str(dotted));
+    AC_CHECK(v, "config: ", dotted, " = '", str(dotted),
+             "' is not a number (a bug: values are checked when set)");
+    return *v;
 }
 bool Config::boolean(const std::string& dotted) const {
     return str(dotted) == "true";

@@ -10,6 +10,7 @@
 
 #include "data/shards.h"
 #include "engine/autograd/grad_mode.h"
+#include "engine/core/parse.h"
 #include "engine/io/json_lite.h"
 #include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
@@ -373,7 +374,11 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
         std::vector<std::vector<int64_t>> all_labels, labels;
         for (const Sample& smp : zeroshot) {
             AC_CHECK(smp.files.count("cls"), "zero-shot sample '", smp.key, "' has no .cls");
-            const int64_t label = std::stoll(smp.files.at("cls"));
+            const std::optional<int64_t> parsed = parse_int64(smp.files.at("cls"));
+            AC_CHECK_HINT(parsed, "a zero-shot sample's .cls holds its class index, 0 .. classes - 1",
+                          "zero-shot sample '", smp.key, "': .cls '", smp.files.at("cls"),
+                          "' is not an integer");
+            const int64_t label = *parsed;
             AC_CHECK_HINT(label >= 0 && label < static_cast<int64_t>(classes.size()),
                           "eval.classes must name every class of the zero-shot set", "zero-shot sample '",
                           smp.key, "' is of class ", label, " but ", s.classes, " names ", classes.size(),

@@ -20,14 +20,6 @@ std::string stem_of(const std::string& model_path) {
     return model_path.substr(0, model_path.size() - std::string(kModelSuffix).size());
 }
 
-// A metadata value of the state file; a missing key names the file and the key.
-const std::string& meta(const SafetensorsFile& state, const std::string& key) {
-    auto it = state.metadata.find(key);
-    AC_CHECK_HINT(it != state.metadata.end(), "resume from a checkpoint written by aclip_train", state.path,
-                  ": no metadata key '", key, "'");
-    return it->second;
-}
-
 }  // namespace
 
 std::string state_file_of(const std::string& model_path) {
@@ -99,25 +91,26 @@ ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir
                   "--resume ", at.path, ": not a checkpoint's model file");
     const SafetensorsFile weights = load_safetensors(at.path);
     const SafetensorsFile state = load_safetensors(state_file_of(at.path));
-    const std::string& written_for = meta(state, "train.steps");
+    const std::string& written_for = state.meta("train.steps");
     AC_CHECK_HINT(force_schedule || written_for == std::to_string(total_steps),
                   "the learning-rate and EMA schedules depend on train.steps; keep it, start a new run, "
                   "or pass --force-schedule",
                   "resume: the checkpoint was written for a run of ", written_for, " steps but this one has ",
                   total_steps, " (train.steps = ", cfg.str("train.steps"), ")");
-    AC_CHECK_HINT(meta(state, "dist.world") == std::to_string(world),
+    AC_CHECK_HINT(state.meta("dist.world") == std::to_string(world),
                   "resume with the number of ranks the run had", "resume: the checkpoint was written by ",
-                  meta(state, "dist.world"), " ranks, this run has ", world);
+                  state.meta("dist.world"), " ranks, this run has ", world);
+    at.step = state.meta_integer("step");
+    const int64_t optimizer_steps = state.meta_integer("optimizer.steps");
+    const std::string r = "loader.rank" + std::to_string(rank);
+    at.cursor = {state.meta_integer(r + ".epoch"), state.meta_integer(r + ".position")};
     load_state(model, weights);  // nothing is changed before every check has passed
     NoGradGuard no_grad;
     for (size_t i = 0; i < parameter_names.size(); ++i) {
         opt.exp_avg()[i].copy_(state.get("adamw.exp_avg." + parameter_names[i]));
         opt.exp_avg_sq()[i].copy_(state.get("adamw.exp_avg_sq." + parameter_names[i]));
     }
-    at.step = std::stoll(meta(state, "step"));
-    opt.set_steps(std::stoll(meta(state, "optimizer.steps")));
-    const std::string r = "loader.rank" + std::to_string(rank);
-    at.cursor = {std::stoll(meta(state, r + ".epoch")), std::stoll(meta(state, r + ".position"))};
+    opt.set_steps(optimizer_steps);
     return at;
 }
 

@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "engine/core/error.h"
+#include "engine/core/parse.h"
 #include "engine/io/safetensors.h"
 
 namespace aclip {
@@ -289,11 +290,10 @@ std::string rendezvous(const std::string& spec, int rank, int world, const std::
     if (host.size() > 2 && host.front() == '[' && host.back() == ']')
         host = host.substr(1, host.size() - 2);  // [::1]
     const std::string port_text = rest.substr(colon + 1);
-    char* end = nullptr;
-    const long port = std::strtol(port_text.c_str(), &end, 10);
-    AC_CHECK_HINT(!port_text.empty() && *end == '\0' && port >= 1 && port <= 65535, hint, "rendezvous '",
-                  spec, "': the port '", port_text, "' is not a number in 1 .. 65535");
-    return tcp_rendezvous(host, static_cast<int>(port), rank, world, payload, timeout_s);
+    const std::optional<int64_t> port = parse_int64(port_text);
+    AC_CHECK_HINT(port && *port >= 1 && *port <= 65535, hint, "rendezvous '", spec, "': the port '",
+                  port_text, "' is not a number in 1 .. 65535");
+    return tcp_rendezvous(host, static_cast<int>(*port), rank, world, payload, timeout_s);
 }
 
 std::string rendezvous_spec_from_environment() {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "engine/core/parse.h"
 #include "engine/io/json_lite.h"
 
 namespace aclip {
@@ -64,6 +65,24 @@ const Tensor& SafetensorsFile::get(const std::string& name) const {
     for (const auto& [n, t] : tensors)
         if (n == name) return t;
     AC_FAIL(path, ": no tensor named '", name, "' (the file has ", tensors.size(), " tensors)");
+}
+
+const std::string& SafetensorsFile::meta(const std::string& key) const {
+    auto it = metadata.find(key);
+    AC_CHECK(it != metadata.end(), path, ": __metadata__ has no '", key, "'");
+    return it->second;
+}
+
+int64_t SafetensorsFile::meta_integer(const std::string& key) const {
+    const std::optional<int64_t> v = parse_int64(meta(key));
+    AC_CHECK(v, path, ": __metadata__ '", key, "' = '", meta(key), "' is not an integer");
+    return *v;
+}
+
+double SafetensorsFile::meta_number(const std::string& key) const {
+    const std::optional<double> v = parse_double(meta(key));
+    AC_CHECK(v, path, ": __metadata__ '", key, "' = '", meta(key), "' is not a finite number");
+    return *v;
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {

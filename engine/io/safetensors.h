@@ -19,6 +19,11 @@ struct SafetensorsFile {
 
     bool has(const std::string& name) const;
     const Tensor& get(const std::string& name) const;  // error names the file's path when missing
+    // A __metadata__ value; a missing key, or a value that is not a number of the type, is an error
+    // naming the file and the key.
+    const std::string& meta(const std::string& key) const;
+    int64_t meta_integer(const std::string& key) const;
+    double meta_number(const std::string& key) const;
     std::string path;
 };
 

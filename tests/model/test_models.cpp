@@ -183,6 +183,15 @@ TEST_SUITE("model") {
         SafetensorsFile file = load_safetensors(path);
         CHECK(file.metadata.at("vision.heads") == "2");
         CHECK(file.metadata.at("aclip.config") == "[model]\nname = tiny\n");
+        for (const char* heads :
+             {"two", "2.5", "99999999999999999999"}) {  // an error naming the key, no abort
+            SafetensorsFile damaged = file;
+            damaged.metadata["vision.heads"] = heads;
+            CHECK(error_of([&] {
+                      config_from_checkpoint(damaged);
+                  }).find(": __metadata__ 'vision.heads' = '" + std::string(heads) + "' is not an integer") !=
+                  std::string::npos);
+        }
         AclipConfig loaded_cfg = config_from_checkpoint(file);
         CHECK(loaded_cfg.clip.vision.num_patches() == c.clip.vision.num_patches());
         CHECK(loaded_cfg.clip.text.vocab == c.clip.text.vocab);

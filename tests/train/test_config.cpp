@@ -71,7 +71,17 @@ TEST_SUITE("train") {
         CHECK(error_of([&] { c.load_file(p); }).find(":2: expected 'key = value'") != std::string::npos);
         CHECK(error_of([&] {
                   c.set_override("optim.lr=fast");
-              }).find("command line: optim.lr = 'fast' is not a number") != std::string::npos);
+              }).find("command line: optim.lr = 'fast' is not a finite number") != std::string::npos);
+        // out of range or not finite: refused when set, not an abort when read (std::stoll, std::stod)
+        CHECK(error_of([&] {
+                  c.set_override("train.log_every=99999999999999999999");
+              }).find("train.log_every = '99999999999999999999' is not an integer") != std::string::npos);
+        for (const char* lr : {"1e999", "nan", "inf", "0x1p-3"})
+            CHECK(error_of([&] {
+                      c.set_override(std::string("optim.lr=") + lr);
+                  }).find("is not a finite number") != std::string::npos);
+        c.set_override("optim.lr=+2.5e-4");
+        CHECK(c.number("optim.lr") == 2.5e-4);
         CHECK(error_of([&] { c.set_override("lr=1"); }).find("expected section.key=value") !=
               std::string::npos);
         CHECK(error_of([&] { c.load_file("/nonexistent.ini"); }).find("cannot open config") !=

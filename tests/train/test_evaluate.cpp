@@ -125,6 +125,29 @@ TEST_SUITE("train") {
         bad.retrieval = "";
         CHECK(test::error_of([&] { evaluate(model, tok, bad, one); }).find("is of class 3 but") !=
               std::string::npos);
+        {  // a .cls line with its newline is read as Python's int() reads it
+            ShardWriter w(dir + "/cls.tar");
+            w.write(
+                {"a",
+                 {{"jpg", encode_jpeg(Image{8, 8, std::vector<uint8_t>(8 * 8 * 3, 9)})}, {"cls", "3\n"}}});
+            w.close();
+        }
+        CHECK(test::error_of([&] { evaluate(model, tok, bad, one); }).find("is of class 3 but") !=
+              std::string::npos);
+        for (const char* cls : {"n01440764", "99999999999999999999"}) {  // a class name, an overflow
+            CAPTURE(cls);
+            {
+                ShardWriter w(dir + "/cls.tar");
+                w.write(
+                    {"a",
+                     {{"jpg", encode_jpeg(Image{8, 8, std::vector<uint8_t>(8 * 8 * 3, 9)})}, {"cls", cls}}});
+                w.close();
+            }
+            CHECK(test::error_of([&] {
+                      evaluate(model, tok, bad, one);
+                  }).find("zero-shot sample 'a': .cls '" + std::string(cls) + "' is not an integer") !=
+                  std::string::npos);
+        }
     }
 
     TEST_CASE("eval_summary names what was measured and leaves out a set that was not") {

@@ -1,11 +1,12 @@
 // test_safetensors.cpp: round trips of every dtype with metadata, atomic writes, and one clear error
-// for each kind of malformed or hostile file.
+// for each kind of malformed or hostile file; the JSON, .npy and number parsers they rest on.
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "engine/core/parse.h"
 #include "engine/io/json_lite.h"
 #include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
@@ -139,6 +140,24 @@ TEST_SUITE("io") {
                   .find("only integers") != std::string::npos);
         std::string deep(100, '[');
         CHECK(load_error(write_raw("deep.st", deep, "")).find("nesting") != std::string::npos);
+    }
+
+    TEST_CASE("numbers from text: the whole text one number, in range, finite") {
+        CHECK(parse_int64("42") == 42);
+        CHECK(parse_int64("-7") == -7);
+        CHECK(parse_int64("+3") == 3);
+        CHECK(parse_int64(" 5\n") == 5);  // as Python's int(): a .cls file's line
+        CHECK(parse_int64("9223372036854775807") == INT64_MAX);
+        for (const char* bad :
+             {"", " ", "+", "-", "+-1", "4 2", "4.0", "1e3", "0x10", "9223372036854775808", "two"})
+            CHECK_MESSAGE(!parse_int64(bad), bad);
+        CHECK(parse_double("5e-4") == 5e-4);
+        CHECK(parse_double(".5") == 0.5);
+        CHECK(parse_double("+1") == 1.0);
+        CHECK(parse_double("-0.25") == -0.25);
+        CHECK(parse_double("3") == 3.0);
+        for (const char* bad : {"", "1e999", "nan", "inf", "-inf", "0x10", "1,5", "1.5.", "fast"})
+            CHECK_MESSAGE(!parse_double(bad), bad);
     }
 
     TEST_CASE("json: escapes and unicode survive a quote/parse round trip") {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/parse.h"
 #include "engine/core/storage.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/ops/autocast.h"
@@ -60,16 +61,17 @@ int main(int argc, char** argv) {
     bool grad_checkpointing = false;
     for (int i = 1; i < argc; ++i) {
         auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+        auto count = [&] { return parse_int64(value()).value_or(-1); };  // -1: not a number, refused below
         if (!std::strcmp(argv[i], "--preset"))
             preset = value();
         else if (!std::strcmp(argv[i], "--batch"))
-            B = std::stoll(value());
+            B = count();
         else if (!std::strcmp(argv[i], "--steps"))
-            steps = std::stoll(value());
+            steps = count();
         else if (!std::strcmp(argv[i], "--precision"))
             precision = value();
         else if (!std::strcmp(argv[i], "--profile"))
-            profile_steps = std::stoll(value());
+            profile_steps = count();
         else if (!std::strcmp(argv[i], "--grad-checkpointing"))
             grad_checkpointing = true;
         else if (!std::strcmp(argv[i], "--inputs") &&
@@ -82,6 +84,11 @@ int main(int argc, char** argv) {
                 "[--inputs host|device] [--profile STEPS] [--grad-checkpointing]\n");
             return 2;
         }
+    }
+    if (B < 1 || steps < 1 || profile_steps < 0) {
+        std::fprintf(stderr,
+                     "aclip_bench_step_cuda: --batch and --steps take a positive count, --profile a count\n");
+        return 2;
     }
     if (cuda_device_count() == 0) {
         std::fprintf(stderr, "aclip_bench_step_cuda: no CUDA device\n");
