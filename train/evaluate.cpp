@@ -2,8 +2,10 @@
 #include "train/evaluate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <sstream>
 #include <thread>
@@ -36,15 +38,20 @@ std::vector<std::string> first_list(const std::string& path) {
 
 namespace {
 
-// For each row of scores (R, K), whether target (one index, or any of a set) is within the top k.
+// For each row of scores (R, K), whether target (one index, or any of a set) is within the top k. A NaN
+// score ranks below every number: a target whose scores are all NaN is a miss (a model that outputs NaN
+// scores 0, not 100%).
 double recall_at(const Tensor& scores, const std::vector<std::vector<int64_t>>& targets, int64_t k) {
     const int64_t R = scores.size(0), K = scores.size(1);
     std::vector<float> s = scores.to_vector<float>();
     int64_t hits = 0;
     for (int64_t r = 0; r < R; ++r) {
         const float* row = s.data() + r * K;
-        float best_target = -1e30f;
-        for (int64_t t : targets[static_cast<size_t>(r)]) best_target = std::max(best_target, row[t]);
+        float best_target = std::numeric_limits<float>::quiet_NaN();
+        for (int64_t t : targets[static_cast<size_t>(r)])
+            if (!std::isnan(row[t]) && (std::isnan(best_target) || row[t] > best_target))
+                best_target = row[t];
+        if (std::isnan(best_target)) continue;
         int64_t better = 0;  // how many candidates score above the best target (ties count for it)
         for (int64_t j = 0; j < K; ++j) better += row[j] > best_target;
         hits += better < k;

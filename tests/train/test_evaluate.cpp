@@ -2,6 +2,7 @@
 // Karpathy-split JSON (Flickr30K/COCO) for retrieval; recall counts only the test split.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "data/bpe_train.h"
 #include "data/image.h"
 #include "data/shards.h"
+#include "engine/autograd/grad_mode.h"
 #include "engine/io/safetensors.h"
 #include "models/presets.h"
 #include "test_util.h"
@@ -97,6 +99,17 @@ TEST_SUITE("train") {
         CHECK(r.retrieval_images == 3);                        // the train-split image is left out
         CHECK(r.i2t_r10 == 1.0);                               // 6 captions: all within the top 10
         CHECK(r.t2i_r5 == 1.0);
+        {  // a model whose image embeddings are NaN scores 0 everywhere, not 100%
+            Aclip broken(cfg, gen);
+            NoGradGuard no_grad;
+            int filled = 0;
+            for (const NamedTensor& p : broken.named_state())
+                if (p.name.ends_with("visual.proj")) p.tensor->fill_(std::nan("")), ++filled;
+            REQUIRE(filled == 2);  // the online tower's projection and the teacher's
+            const EvalResults nan = evaluate(broken, tok, s, one);
+            for (const EvalResult* e : {&nan.online, &*nan.ema})
+                CHECK((e->top1 == 0 && e->top5 == 0 && e->i2t_r10 == 0 && e->t2i_r10 == 0));
+        }
 
         // What a run checks at its start, so that a mistake is not found at the first evaluation
         check_eval_inputs(s);
