@@ -1,6 +1,7 @@
 // loader.cpp: see loader.h. Three roles: one producer thread reads shards and the shuffle buffer and
 // numbers the samples; worker threads turn samples into views and token ids; next() takes results in
-// number order. The producer runs at most a window of samples ahead of next(), which bounds memory.
+// number order. The producer runs at most a window of samples ahead of next(), which bounds memory. The
+// threads catch every exception (std::bad_alloc from one sample too), since one escaping a thread aborts.
 #include "data/loader.h"
 
 #include <chrono>
@@ -178,7 +179,7 @@ void Loader::produce() {
                 }
                 if (!reader.error().empty())
                     warn("shard " + order[i] + ": " + reader.error() + "; skipping the rest of it", true);
-            } catch (const Error& e) {
+            } catch (const std::exception& e) {
                 warn(std::string("skipping shard: ") + e.what(), true);
             }
             std::lock_guard<std::mutex> lock(mutex_);
@@ -220,7 +221,7 @@ Loader::Result Loader::process(const Work& w) const {
         r.views = aclip_train_transform(*image, cfg_.transform, rng);
         r.ids = tokenizer_.tokenize(caption, cfg_.context, cfg_.truncate);
         r.ok = true;
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
         r.error = e.what();
     }
     return r;

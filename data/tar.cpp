@@ -2,6 +2,7 @@
 #include "data/tar.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,6 +71,8 @@ TarReader::TarReader(const std::string& path) : path_(path) {
     file_ = std::fopen(path.c_str(), "rb");
     AC_CHECK_HINT(file_ != nullptr, "check the shard list in the config", "cannot open shard '", path,
                   "': ", std::strerror(errno));
+    struct stat st {};
+    if (fstat(fileno(file_), &st) == 0 && S_ISREG(st.st_mode)) file_size_ = static_cast<uint64_t>(st.st_size);
 }
 
 TarReader::~TarReader() {
@@ -122,6 +125,12 @@ bool TarReader::next(TarMember& out) {
         std::string name = field_string(h, 100);
         if (std::memcmp(h + 257, "ustar", 5) == 0 && h[345] != '\0')
             name = field_string(h + 345, 155) + "/" + name;
+        if (size > file_size_ - offset_) {  // said before allocating what a damaged header announces
+            failed_member_ = name;
+            error_ = "truncated inside '" + name + "' (" + std::to_string(size) + " bytes announced, " +
+                     std::to_string(file_size_ - offset_) + " left in the file)";
+            return false;
+        }
         if (type == 'L' || type == 'K' || type == 'x' || type == 'g') {  // metadata for what follows
             if (size > (64u << 20)) {
                 error_ = "metadata record of " + std::to_string(size) + " bytes at byte " +

@@ -35,7 +35,8 @@ class TarReader {
     std::string path_, error_, failed_member_;
     FILE* file_ = nullptr;
     uint64_t offset_ = 0;
-    std::string global_path_;  // from a 'g' record (rarely used, but valid)
+    uint64_t file_size_ = UINT64_MAX;  // a regular file's size; a pipe's is not known
+    std::string global_path_;          // from a 'g' record (rarely used, but valid)
 };
 
 class TarWriter {

@@ -2,6 +2,7 @@
 // sample grouping, truncated and corrupt shards, shard-list expansion and sizes.json.
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -116,6 +117,29 @@ TEST_SUITE("data") {
         s = read_all(path, &error);
         CHECK(s.empty());
         CHECK(error.find("truncated") != std::string::npos);
+        {  // a header announcing 2^62 bytes (GNU base-256) with a valid checksum: an error, not an allocation
+            ShardWriter one(path);
+            one.write({"big", {{"txt", "x"}}});
+            one.close();
+            std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+            char h[512];
+            f.read(h, 512);
+            std::memset(h + 124, 0, 12);
+            h[124] = static_cast<char>(0x80);
+            h[128] = 0x40;  // bytes 125..135 big-endian: 2^62
+            std::memset(h + 148, ' ', 8);
+            unsigned sum = 0;
+            for (char c : h) sum += static_cast<unsigned char>(c);
+            std::snprintf(h + 148, 8, "%06o", sum);
+            f.seekp(0);
+            f.write(h, 512);
+        }
+        s = read_all(path, &error);
+        CHECK(s.empty());
+        CHECK(
+            error.find(
+                "truncated inside 'big.txt' (4611686018427387904 bytes announced, 1536 left in the file)") !=
+            std::string::npos);
         std::ofstream(path, std::ios::trunc) << std::string(2048, 'G');  // not a tar at all
         s = read_all(path, &error);
         CHECK(s.empty());
