@@ -87,19 +87,23 @@ std::vector<Sample> read_class_folders(const std::string& dir, const KeepImage& 
 // Retrieval samples from a Karpathy-split JSON (Flickr30K, COCO): the "test" images, with their
 // sentences; image files are found under the JSON's folder (filepath/filename).
 std::vector<Sample> read_karpathy(const std::string& json_path, const KeepImage& keep) {
-    JsonValue v = json_parse(read_maybe_gzipped(json_path), json_path);
-    const JsonValue* images = v.find("images");
-    AC_CHECK(images && images->kind == JsonValue::Kind::Array, json_path, ": expected {\"images\": [...]}");
+    const JsonValue v = json_parse(read_maybe_gzipped(json_path), json_path);
+    AC_CHECK(v.kind == JsonValue::Kind::Object, json_path, ": expected {\"images\": [...]}");
+    using Kind = JsonValue::Kind;
     const std::string base = std::filesystem::path(json_path).parent_path().string();
     std::vector<Sample> out;
-    for (const JsonValue& im : images->array) {
-        const JsonValue* split = im.find("split");
-        if (!split || split->string != "test") continue;
-        const JsonValue* filepath = im.find("filepath");
-        std::string path =
-            base + "/" + (filepath ? filepath->string + "/" : "") + im.find("filename")->string;
+    const std::vector<JsonValue>& images = v.member("images", Kind::Array, json_path).array;
+    for (size_t i = 0; i < images.size(); ++i) {
+        const JsonValue& im = images[i];
+        const std::string where = json_path + ": images[" + std::to_string(i) + "]";
+        if (im.member("split", Kind::String, where).string != "test") continue;
+        const JsonValue* filepath = im.find("filepath");  // Flickr30K's has none, COCO's has
+        const std::string path = base + "/" +
+                                 (filepath ? im.member("filepath", Kind::String, where).string + "/" : "") +
+                                 im.member("filename", Kind::String, where).string;
         std::vector<std::string> caps;
-        for (const JsonValue& sent : im.find("sentences")->array) caps.push_back(sent.find("raw")->string);
+        for (const JsonValue& sent : im.member("sentences", Kind::Array, where).array)
+            caps.push_back(sent.member("raw", Kind::String, where + ".sentences").string);
         const bool mine = keep(static_cast<int64_t>(out.size()));
         out.push_back({path,
                        {{"jpg", mine ? read_maybe_gzipped(path) : ""},
@@ -417,7 +421,10 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
             AC_CHECK(list && list->kind == JsonValue::Kind::Array && !list->array.empty(), smp.key,
                      ".json: expected {\"captions\": [...]}");
             captions_of.emplace_back();
-            for (const JsonValue& c : list->array) captions_of.back().push_back(c.string);
+            for (const JsonValue& c : list->array) {
+                AC_CHECK(c.kind == JsonValue::Kind::String, smp.key, ".json: a caption that is not a string");
+                captions_of.back().push_back(c.string);
+            }
             images.push_back(image_bytes(smp));
             keys.push_back(smp.key);
         }

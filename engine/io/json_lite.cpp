@@ -13,6 +13,16 @@ const JsonValue* JsonValue::find(const std::string& key) const {
     return nullptr;
 }
 
+const JsonValue& JsonValue::member(const std::string& key, Kind kind, const std::string& where) const {
+    static const char* const kNames[] = {"null",     "a boolean", "an integer",
+                                         "a string", "an array",  "an object"};
+    const JsonValue* v = find(key);
+    AC_CHECK(
+        v && v->kind == kind, where, ": expected \"", key, "\" to be ", kNames[static_cast<int>(kind)],
+        v ? std::string(", it is ") + kNames[static_cast<int>(v->kind)] : std::string(", it is missing"));
+    return *v;
+}
+
 namespace {
 
 constexpr int kMaxDepth = 64;

@@ -19,6 +19,8 @@ struct JsonValue {
     std::vector<std::pair<std::string, JsonValue>> object;  // in file order; keys unique
 
     const JsonValue* find(const std::string& key) const;
+    // The member `key`, which must be there and of `kind`; else an error starting with `where`.
+    const JsonValue& member(const std::string& key, Kind kind, const std::string& where) const;
 };
 
 // Parses text as one JSON value (surrounding whitespace allowed). `what` names the source in errors.

@@ -126,6 +126,20 @@ TEST_SUITE("train") {
         bad = s;
         bad.retrieval = dir + "/missing.json";
         CHECK(test::error_of([&] { check_eval_inputs(bad); }).find("no such file") != std::string::npos);
+        // a Karpathy JSON lacking a field, or with one of another kind, names the image and the field
+        std::ofstream(dir + "/flickr/nofile.json") << R"({"images": [{"split": "test", "sentences": []}]})";
+        std::ofstream(dir + "/flickr/rawnum.json")
+            << R"({"images": [{"split": "test", "filename": "0.jpg", "sentences": [{"raw": 7}]}]})";
+        const std::vector<std::pair<std::string, std::string>> karpathy_errors = {
+            {"nofile.json", "nofile.json: images[0]: expected \"filename\" to be a string, it is missing"},
+            {"rawnum.json",
+             "rawnum.json: images[0].sentences: expected \"raw\" to be a string, it is an integer"}};
+        for (const auto& [file, message] : karpathy_errors) {
+            bad = s;
+            bad.zeroshot = "";
+            bad.retrieval = dir + "/flickr/" + file;
+            CHECK(test::error_of([&] { evaluate(model, tok, bad, one); }).find(message) != std::string::npos);
+        }
         // a sample of a class the names do not reach is an error, not a read past the scores
         {
             ShardWriter w(dir + "/cls.tar");
