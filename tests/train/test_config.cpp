@@ -1,11 +1,14 @@
 // test_config.cpp: the INI config: defaults, files, command-line overrides, and one clear error for
-// each kind of mistake; every config shipped in configs/ parses.
+// each kind of mistake; every config shipped in configs/ parses; the exit statuses of run_program.
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <new>
+#include <stdexcept>
 
 #include "test_util.h"
+#include "train/cli.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -126,5 +129,12 @@ TEST_SUITE("train") {
               std::string::npos);
         one_view.set_override("aclip.ssl=false");
         CHECK(aclip_config_from(one_view, 49408).views == 1);
+    }
+
+    TEST_CASE("run_program: the body's status; 1 for an aclip::Error and for any other exception") {
+        CHECK(run_program("t", [] { return 130; }) == 130);
+        CHECK(run_program("t", []() -> int { AC_FAIL("a clear error"); }) == 1);
+        CHECK(run_program("t", []() -> int { throw std::bad_alloc(); }) == 1);
+        CHECK(run_program("t", []() -> int { throw std::out_of_range("stoll"); }) == 1);
     }
 }
