@@ -129,7 +129,7 @@ void ShardWriter::write(const Sample& s) {
 ShardSetWriter::ShardSetWriter(std::string dir, int64_t shard_size, std::string label)
     : dir_(std::move(dir)), label_(std::move(label)), shard_size_(shard_size) {
     AC_CHECK(shard_size > 0, "ShardSetWriter: shard size must be positive, got ", shard_size);
-    std::filesystem::create_directories(dir_);
+    create_directories(dir_);
 }
 
 void ShardSetWriter::finish_shard() {

@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
                                                   static_cast<uint64_t>(seed) + 1, 0)
                                           .to_vector<int64_t>();
 
-        std::filesystem::create_directories(out_dir);
+        create_directories(out_dir);
         Counts attentive, uniform;
         bool have_masks = false;
         ProgressBar bar(B);

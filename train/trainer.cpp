@@ -142,7 +142,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     AC_CHECK_HINT(!cfg.str("tokenizer.merges").empty(), "set tokenizer.merges to a BPE merges file",
                   "tokenizer.merges is empty");
     if (rank0) {
-        std::filesystem::create_directories(dir);
+        create_directories(dir);
         write_file_atomic(dir + "/config.ini", cfg.text());
     }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -215,6 +216,13 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
         ::fsync(dfd);  // makes the rename itself durable
         ::close(dfd);
     }
+}
+
+void create_directories(const std::string& dir) {
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    AC_CHECK_HINT(!error, "choose a directory that can be created and written", "cannot create directory '",
+                  dir, "': ", error.message());
 }
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

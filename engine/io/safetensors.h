@@ -33,5 +33,8 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
 
 // Writes bytes to path atomically: path.tmp.PID, fsync, rename over path, fsync the directory.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// Creates dir and its parents where missing; an error names the path and the reason (not a directory,
+// permission denied).
+void create_directories(const std::string& dir);
 
 }  // namespace aclip

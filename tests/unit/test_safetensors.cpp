@@ -87,6 +87,12 @@ TEST_SUITE("io") {
         CHECK(error_of([] {
                   save_safetensors("/nonexistent-dir/x.safetensors", {{"a", ones({1})}});
               }).find("cannot create") != std::string::npos);
+        create_directories(temp_path("a/b/c"));  // parents too; again is no error
+        create_directories(temp_path("a/b/c"));
+        CHECK(std::filesystem::is_directory(temp_path("a/b/c")));
+        CHECK(error_of([&] {
+                  create_directories(path + "/run");
+              }).find("cannot create directory '" + path + "/run': Not a directory") != std::string::npos);
     }
 
     TEST_CASE("malformed files give clear errors") {
