@@ -55,6 +55,20 @@ void dispatch_packs(int64_t D, bool aligned, F&& fn) {
     }
 }
 
+// fn(integral_constant<K>): K = held_rows_per_warp rows a warp where the row is held whole, else 1. Below
+// 8 packs a row always fits (packs_for_row picks the smallest P that holds it), so only P = 8 instantiates
+// both: the other P's launches for long rows could never run, and each doubled the kernels to compile.
+template <class T, int V, int P, class F>
+void with_rows_per_warp(int64_t D, F&& fn) {
+    constexpr int kHeldRows = held_rows_per_warp<T, V, P>();
+    if constexpr (P < 8)
+        fn(std::integral_constant<int, kHeldRows>{});
+    else if (D <= 32 * V * P)
+        fn(std::integral_constant<int, kHeldRows>{});
+    else
+        fn(std::integral_constant<int, 1>{});
+}
+
 AC_REGISTER_KERNEL("layer_norm_forward");
 AC_REGISTER_KERNEL("layer_norm_backward");
 
@@ -83,11 +97,7 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
                         px, pw, pb, py, static_cast<float*>(mean.raw_data()),
                         static_cast<float*>(rstd.raw_data()), R, D, static_cast<float>(eps));
             };
-            constexpr int kHeldRows = held_rows_per_warp<T, V, P>();
-            if (D <= 32 * V * P)
-                launch(std::integral_constant<int, kHeldRows>{});
-            else
-                launch(std::integral_constant<int, 1>{});
+            with_rows_per_warp<T, V, P>(D, launch);
         });
     });
     AC_CUDA_LAUNCH_CHECK("layer_norm_forward");
@@ -136,11 +146,7 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& w, cons
                 }
             };
             auto launch_rows = [&](auto adds) {
-                constexpr int kHeldRows = held_rows_per_warp<T, V, P>();
-                if (held)
-                    launch(std::integral_constant<int, kHeldRows>{}, adds);
-                else
-                    launch(std::integral_constant<int, 1>{}, adds);
+                with_rows_per_warp<T, V, P>(D, [&](auto rows_per_warp) { launch(rows_per_warp, adds); });
             };
             if (accumulate)
                 launch_rows(std::true_type{});
