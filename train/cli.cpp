@@ -8,6 +8,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/parse.h"
+#include "engine/dist/comm.h"
 
 namespace aclip {
 
@@ -96,6 +97,8 @@ int run_program(const char* program, const std::function<int()>& body) {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s (an unexpected std::exception; please report it)\n", program, e.what());
     }
+    std::fflush(stderr);
+    abort_mpi_job_if_running(1);  // one rank's error ends the run, not a hang of the others
     return 1;
 }
 

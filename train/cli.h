@@ -35,7 +35,8 @@ class CommandLine {
 
 // Runs a program's body and returns its exit status. An aclip::Error prints "program: what" and gives 1;
 // so does any other exception (out of memory, a filesystem error from the standard library), with its
-// kind named, so that no input ends in std::terminate's abort.
+// kind named, so that no input ends in std::terminate's abort. Under mpirun, one rank's error ends every
+// rank (abort_mpi_job_if_running): the others would wait for it in their next collective.
 int run_program(const char* program, const std::function<int()>& body);
 
 }  // namespace aclip

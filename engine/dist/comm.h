@@ -38,6 +38,10 @@ class LocalComm : public Comm {
 // The MPI communicator (one process per rank, under mpirun); an error when the build has no MPI.
 bool mpi_available();
 std::unique_ptr<Comm> make_mpi_comm();
+// For a process that cannot go on: when it is one of several MPI ranks, ends them all (MPI_Abort) with
+// this status, since the others would wait in their next collective for ever and MPI_Finalize at exit
+// would wait for them; otherwise returns and the caller exits as usual.
+void abort_mpi_job_if_running(int status);
 
 // The NCCL communicator between GPUs (engine/dist/nccl_comm.cpp): rank r of world, its GPU chosen by
 // local_rank, the unique id (NCCL's 128 bytes, from nccl_unique_id() on rank 0) already shared by every

@@ -91,6 +91,15 @@ bool mpi_available() {
     return true;
 }
 
+void abort_mpi_job_if_running(int status) {
+    int initialized = 0, finalized = 0, world = 1;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (!initialized || finalized) return;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, status);
+}
+
 std::unique_ptr<Comm> make_mpi_comm() {
     return std::make_unique<MpiComm>();
 }

@@ -82,6 +82,14 @@ if command -v mpirun > /dev/null 2>&1; then  # two ranks share the sets; rank 0 
         "$build/aclip_eval" --checkpoint "$ckpt" > "$tmp/eval2.log" 2> "$tmp/eval2.err"
     if ! grep -q "this build has no MPI" "$tmp/eval2.err"; then
         check "mpirun -np 2 aclip_eval gives one process's figures" "$(cat "$tmp/eval.log")" "$(cat "$tmp/eval2.log")"
+        # Only rank 0 makes the checkpoint folder: its error must end rank 1 too, which would otherwise
+        # wait in its first collective for ever (and rank 0's MPI_Finalize for it)
+        touch "$tmp/a_file"
+        timeout 120 mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none -np 2 \
+            "$build/aclip_train" "$tmp/run.ini" checkpoint.dir="$tmp/a_file/run" > "$tmp/mpi_fail.log" 2>&1
+        status=$?
+        check "one rank's error ends every rank of mpirun (not a hang)" 1 "$((status != 0 && status != 124))"
+        check "that rank's error is shown" 1 "$(grep -c "cannot create directory '$tmp/a_file/run'" "$tmp/mpi_fail.log")"
     fi
 fi
 tar -xf "$tmp/syn/train/00000.tar" -C "$tmp" 00000003.jpg 00000004.jpg
