@@ -79,18 +79,19 @@ std::vector<uint8_t> read_idx(const std::string& path, std::vector<int64_t>& dim
     std::string raw = read_maybe_gzipped(path);
     AC_CHECK(raw.size() >= 4 && raw[0] == 0 && raw[1] == 0 && raw[2] == 0x08, path,
              ": not an idx file of bytes");
-    const int nd = raw[3];
-    AC_CHECK(raw.size() >= static_cast<size_t>(4 + 4 * nd), path, ": truncated idx header");
-    int64_t count = 1;
+    const size_t nd = static_cast<uint8_t>(raw[3]), header = 4 + 4 * nd;
+    AC_CHECK(raw.size() >= header, path, ": truncated idx header");
+    uint64_t count = 1;  // stays within the file's size, or the file is refused before it can overflow
     dims.clear();
-    for (int d = 0; d < nd; ++d) {
-        int64_t v = 0;
-        for (int b = 0; b < 4; ++b) v = (v << 8) | static_cast<uint8_t>(raw[4 + 4 * d + b]);
-        dims.push_back(v);
+    for (size_t d = 0; d < nd; ++d) {
+        uint64_t v = 0;
+        for (size_t b = 0; b < 4; ++b) v = (v << 8) | static_cast<uint8_t>(raw[4 + 4 * d + b]);
+        AC_CHECK(v == 0 || count <= (raw.size() - header) / v, path, ": its dimensions (", dims.size() + 1,
+                 " read) hold more bytes than the file's ", raw.size());
+        dims.push_back(static_cast<int64_t>(v));
         count *= v;
     }
-    AC_CHECK(raw.size() == static_cast<size_t>(4 + 4 * nd + count), path, ": ", raw.size(),
-             " bytes, expected ", 4 + 4 * nd + count);
+    AC_CHECK(raw.size() == header + count, path, ": ", raw.size(), " bytes, expected ", header + count);
     return std::vector<uint8_t>(raw.begin() + 4 + 4 * nd, raw.end());
 }
 

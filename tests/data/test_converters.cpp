@@ -90,6 +90,12 @@ TEST_SUITE("data") {
                  std::string("\x00\x00\x08\x01\x00\x00\x00\x03\x01\x02\x03", 11));
         CHECK(test::error_of([&] { convert_fashion_mnist(dir, dir + "/out2", 10); }).find("disagree") !=
               std::string::npos);
+        // dimensions whose product overflows 64 bits: refused by size, not multiplied past it
+        write_gz(dir + "/train-images-idx3-ubyte.gz",
+                 std::string("\x00\x00\x08\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 17));
+        CHECK(test::error_of([&] { convert_fashion_mnist(dir, dir + "/out3", 10); })
+                  .find("train-images-idx3-ubyte.gz: its dimensions (1 read) hold more bytes than the file's "
+                        "17") != std::string::npos);
     }
 
     TEST_CASE("SLIP's YFCC layout (zips of JPEGs + a metadata TSV) becomes shards keyed by photo index") {
