@@ -2,7 +2,8 @@
 // (checkpoints, fixtures, converted weights). Layout: 8-byte little-endian header length N, N bytes of
 // JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {key: value}}, then the data.
 // The reader is strict: a truncated or hostile file is a clear error naming the file and the tensor,
-// never a crash or a read out of bounds. The writer is atomic: temp file, fsync, rename.
+// never a crash or a read out of bounds. The writer is atomic: temp file, fsync, rename; that write and
+// the making of folders are here for every other writer too (write_file_atomic, create_directories).
 #pragma once
 #include <map>
 #include <string>
