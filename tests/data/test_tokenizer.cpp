@@ -98,6 +98,10 @@ TEST_SUITE("data") {
               std::string::npos);
         CHECK(test::error_of([] { ClipTokenizer t("/nonexistent/merges.txt.gz"); }).find("cannot open") !=
               std::string::npos);
+        const std::string dir = std::filesystem::temp_directory_path().string();
+        CHECK(test::error_of([&] {
+                  ClipTokenizer t(dir);
+              }).find("'" + dir + "' is a directory, not a file") != std::string::npos);
         CHECK(test::error_of([] { truncate_from_name("left"); }).find("accepted: eot, slip") !=
               std::string::npos);
     }
