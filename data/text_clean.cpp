@@ -97,21 +97,12 @@ std::string html_unescape(const std::string& s) {
 namespace {
 
 // The text with each ill-formed UTF-8 sequence replaced by U+FFFD, as Python's
-// bytes.decode("utf-8", "replace") (one U+FFFD a maximal ill-formed subpart, which U8_NEXT reports).
+// bytes.decode("utf-8", "replace"): next_cp gives one U+FFFD a maximal ill-formed subpart (U8_NEXT's
+// rule), and a well-formed code point encodes back to its own bytes.
 std::string replace_invalid_utf8(const std::string& s) {
-    const auto* bytes = reinterpret_cast<const uint8_t*>(s.data());
-    const int32_t n = static_cast<int32_t>(s.size());
     std::string out;
     out.reserve(s.size());
-    for (int32_t i = 0; i < n;) {
-        const int32_t start = i;
-        UChar32 c;
-        U8_NEXT(bytes, i, n, c);
-        if (c < 0)
-            append_utf8(out, 0xFFFD);
-        else
-            out.append(s, static_cast<size_t>(start), static_cast<size_t>(i - start));
-    }
+    for (int32_t i = 0; i < static_cast<int32_t>(s.size());) append_utf8(out, next_cp(s, i));
     return out;
 }
 

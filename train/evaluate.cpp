@@ -87,9 +87,9 @@ std::vector<Sample> read_class_folders(const std::string& dir, const KeepImage& 
 // Retrieval samples from a Karpathy-split JSON (Flickr30K, COCO): the "test" images, with their
 // sentences; image files are found under the JSON's folder (filepath/filename).
 std::vector<Sample> read_karpathy(const std::string& json_path, const KeepImage& keep) {
-    const JsonValue v = json_parse(read_maybe_gzipped(json_path), json_path);
-    AC_CHECK(v.kind == JsonValue::Kind::Object, json_path, ": expected {\"images\": [...]}");
     using Kind = JsonValue::Kind;
+    const JsonValue v = json_parse(read_maybe_gzipped(json_path), json_path);
+    AC_CHECK(v.kind == Kind::Object, json_path, ": expected {\"images\": [...]}");
     const std::string base = std::filesystem::path(json_path).parent_path().string();
     std::vector<Sample> out;
     const std::vector<JsonValue>& images = v.member("images", Kind::Array, json_path).array;
