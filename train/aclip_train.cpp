@@ -5,7 +5,6 @@
 #include <cstring>
 #include <string>
 
-#include "engine/core/error.h"
 #include "train/cli.h"
 #include "train/trainer.h"
 

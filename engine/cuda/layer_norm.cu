@@ -60,13 +60,10 @@ void dispatch_packs(int64_t D, bool aligned, F&& fn) {
 // both: the other P's launches for long rows could never run, and each doubled the kernels to compile.
 template <class T, int V, int P, class F>
 void with_rows_per_warp(int64_t D, F&& fn) {
-    constexpr int kHeldRows = held_rows_per_warp<T, V, P>();
-    if constexpr (P < 8)
-        fn(std::integral_constant<int, kHeldRows>{});
-    else if (D <= 32 * V * P)
-        fn(std::integral_constant<int, kHeldRows>{});
-    else
-        fn(std::integral_constant<int, 1>{});
+    if constexpr (P == 8) {
+        if (D > 32 * V * P) return fn(std::integral_constant<int, 1>{});
+    }
+    fn(std::integral_constant<int, held_rows_per_warp<T, V, P>()>{});
 }
 
 AC_REGISTER_KERNEL("layer_norm_forward");
