@@ -34,11 +34,6 @@ void write_bytes(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // One to four kinds of damage, each at a random place.
 std::string mutate(std::string s, std::mt19937_64& rng) {
     auto below = [&](size_t n) { return n == 0 ? size_t{0} : static_cast<size_t>(rng() % n); };
@@ -107,14 +102,14 @@ TEST_SUITE("data") {
 
         const std::string st = temp_file("valid.safetensors");
         save_safetensors(st, {{"w", ones({3, 5})}, {"b", zeros({7}, DType::BF16)}}, {{"k", "v"}});
-        const std::string st_bytes = read_bytes(st), damaged = temp_file("damaged.safetensors");
+        const std::string st_bytes = read_maybe_gzipped(st), damaged = temp_file("damaged.safetensors");
         CHECK(survives_mutations("safetensors", st_bytes, 1500, [&](const std::string& b) {
                   write_bytes(damaged, b);
                   const SafetensorsFile f = load_safetensors(damaged);
                   for (const auto& [name, t] : f.tensors) CHECK(t.numel() >= 0);
               }) < 1500);
 
-        const std::string ini = read_bytes(std::string(ACLIP_SOURCE_DIR) + "/configs/quickstart.ini");
+        const std::string ini = read_maybe_gzipped(std::string(ACLIP_SOURCE_DIR) + "/configs/quickstart.ini");
         CHECK(survives_mutations("config", ini, 1500, [](const std::string& b) {
                   Config c;
                   c.load_text(b, "damaged.ini");
@@ -128,7 +123,7 @@ TEST_SUITE("data") {
             w.write({"dir/" + std::string(90, 'k') + std::to_string(i),  // a PAX record for the long name
                      {{"jpg", std::string(700 + 300 * i, static_cast<char>(i))}, {"txt", "caption"}}});
         w.close();
-        const std::string bytes = read_bytes(shard), damaged = temp_file("damaged.tar");
+        const std::string bytes = read_maybe_gzipped(shard), damaged = temp_file("damaged.tar");
         int64_t with_error = 0;
         survives_mutations("tar", bytes, 1500, [&](const std::string& b) {
             write_bytes(damaged, b);
@@ -161,7 +156,7 @@ TEST_SUITE("data") {
     }
 
     TEST_CASE("arbitrary bytes as captions, and damaged merges files, through the tokenizer") {
-        const std::string merges = read_bytes(test::fixture_path("openai_tiny_merges.txt"));
+        const std::string merges = read_maybe_gzipped(test::fixture_path("openai_tiny_merges.txt"));
         const std::string damaged = temp_file("damaged_merges.txt");
         survives_mutations("merges", merges, 300, [&](const std::string& b) {
             write_bytes(damaged, b);
