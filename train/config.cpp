@@ -16,25 +16,32 @@ const std::vector<ConfigKey>& Config::keys() {
         {"model",
          "preset",
          "tiny",
-         "model size: tiny, vit_s16, vit_b16, vit_l16, openai_vit_b16",
+         "model size",
          "string",
          {"tiny", "vit_s16", "vit_b16", "vit_l16", "openai_vit_b16"}},
-        {"model", "image_size", "0", "image side in pixels (0: the preset's)", "int", {}},
-        {"model", "patch_size", "0", "patch side (0: the preset's)", "int", {}},
-        {"model", "vision_width", "0", "image tower width (0: the preset's)", "int", {}},
-        {"model", "vision_layers", "0", "image tower depth (0: the preset's)", "int", {}},
-        {"model", "vision_heads", "0", "image tower heads (0: the preset's)", "int", {}},
-        {"model", "text_width", "0", "text tower width (0: the preset's)", "int", {}},
-        {"model", "text_layers", "0", "text tower depth (0: the preset's)", "int", {}},
-        {"model", "text_heads", "0", "text tower heads (0: the preset's)", "int", {}},
-        {"model", "embed_dim", "0", "joint embedding size (0: the preset's)", "int", {}},
+        {"model", "image_size", "0", "image side in pixels (0: the preset's)", "int", {}, at_least(0)},
+        {"model", "patch_size", "0", "patch side (0: the preset's)", "int", {}, at_least(0)},
+        {"model", "vision_width", "0", "image tower width (0: the preset's)", "int", {}, at_least(0)},
+        {"model", "vision_layers", "0", "image tower depth (0: the preset's)", "int", {}, at_least(0)},
+        {"model", "vision_heads", "0", "image tower heads (0: the preset's)", "int", {}, at_least(0)},
+        {"model", "text_width", "0", "text tower width (0: the preset's)", "int", {}, at_least(0)},
+        {"model", "text_layers", "0", "text tower depth (0: the preset's)", "int", {}, at_least(0)},
+        {"model", "text_heads", "0", "text tower heads (0: the preset's)", "int", {}, at_least(0)},
+        {"model", "embed_dim", "0", "joint embedding size (0: the preset's)", "int", {}, at_least(0)},
         {"model",
          "ssl_hidden",
          "0",
          "hidden width of the SimCLR and BYOL heads (0: the preset's)",
          "int",
-         {}},
-        {"model", "ssl_dim", "0", "output size of the SimCLR and BYOL heads (0: the preset's)", "int", {}},
+         {},
+         at_least(0)},
+        {"model",
+         "ssl_dim",
+         "0",
+         "output size of the SimCLR and BYOL heads (0: the preset's)",
+         "int",
+         {},
+         at_least(0)},
         {"data",
          "train",
          "",
@@ -47,8 +54,14 @@ const std::vector<ConfigKey>& Config::keys() {
          "caption source: KEY.txt, or SLIP's coin flip of KEY.json title/description",
          "string",
          {"txt", "slip_json"}},
-        {"data", "workers", "2", "decoding threads (training batches, and evaluation images)", "int", {}},
-        {"data", "shuffle_buffer", "1000", "samples in the shuffle buffer", "int", {}},
+        {"data",
+         "workers",
+         "2",
+         "decoding threads (training batches, and evaluation images)",
+         "int",
+         {},
+         at_least(1)},
+        {"data", "shuffle_buffer", "1000", "samples in the shuffle buffer", "int", {}, at_least(1)},
         {"data",
          "split",
          "shards",
@@ -56,8 +69,13 @@ const std::vector<ConfigKey>& Config::keys() {
          "results independent of the number of ranks, each rank decodes every sample)",
          "string",
          {"shards", "batch"}},
-        {"data", "mean", "0.485,0.456,0.406", "normalisation mean (ImageNet's, as A-CLIP)", "string", {}},
-        {"data", "std", "0.229,0.224,0.225", "normalisation std", "string", {}},
+        {"data",
+         "mean",
+         "0.485,0.456,0.406",
+         "normalisation mean of R, G, B (ImageNet's, as A-CLIP)",
+         "floats3",
+         {}},
+        {"data", "std", "0.229,0.224,0.225", "normalisation std of R, G, B", "floats3", {}, above(0)},
         {"data",
          "jpeg_planes",
          "true",
@@ -71,7 +89,7 @@ const std::vector<ConfigKey>& Config::keys() {
          "BPE merges file (CLIP's bpe_simple_vocab_16e6.txt.gz, or a learned one)",
          "string",
          {}},
-        {"tokenizer", "context", "0", "text context length (0: the model's)", "int", {}},
+        {"tokenizer", "context", "0", "text context length (0: the model's)", "int", {}, at_least(0)},
         {"tokenizer",
          "truncate",
          "eot",
@@ -91,12 +109,19 @@ const std::vector<ConfigKey>& Config::keys() {
          "0.5",
          "attentive: squares kept (+1, as the official code); random: patches kept",
          "float",
-         {}},
-        {"aclip", "mask_block", "2", "patches per side of a kept or dropped square", "int", {}},
-        {"aclip", "clip_weight", "1.0", "weight of the CLIP loss (averaged over views)", "float", {}},
-        {"aclip", "simclr_weight", "1.0", "weight of the SimCLR loss", "float", {}},
-        {"aclip", "byol_weight", "2.0", "weight of the BYOL loss", "float", {}},
-        {"aclip", "simclr_tau", "0.1", "SimCLR temperature", "float", {}},
+         {},
+         from_to(0, 1)},
+        {"aclip", "mask_block", "2", "patches per side of a kept or dropped square", "int", {}, at_least(1)},
+        {"aclip",
+         "clip_weight",
+         "1.0",
+         "weight of the CLIP loss (averaged over views)",
+         "float",
+         {},
+         at_least(0)},
+        {"aclip", "simclr_weight", "1.0", "weight of the SimCLR loss", "float", {}, at_least(0)},
+        {"aclip", "byol_weight", "2.0", "weight of the BYOL loss", "float", {}, at_least(0)},
+        {"aclip", "simclr_tau", "0.1", "SimCLR temperature", "float", {}, above(0)},
         {"aclip",
          "simclr_pairs",
          "views",
@@ -109,7 +134,13 @@ const std::vector<ConfigKey>& Config::keys() {
          "EMA crop: encloses both views, or the official code's variant",
          "string",
          {"union", "official"}},
-        {"aclip", "ema_momentum", "0.996", "EMA momentum at step 0; a cosine takes it to 1", "float", {}},
+        {"aclip",
+         "ema_momentum",
+         "0.996",
+         "EMA momentum at step 0; a cosine takes it to 1",
+         "float",
+         {},
+         from_to(0, 1)},
         {"aclip",
          "ema_update",
          "step",
@@ -117,35 +148,37 @@ const std::vector<ConfigKey>& Config::keys() {
          "micro-batch (with the step's momentum each time)",
          "string",
          {"step", "micro_batch"}},
-        {"optim", "lr", "5e-4", "peak learning rate", "float", {}},
-        {"optim", "start_lr", "1e-6", "learning rate at step 0 (warmup start)", "float", {}},
-        {"optim", "end_lr", "1e-5", "learning rate at the last step", "float", {}},
+        {"optim", "lr", "5e-4", "peak learning rate", "float", {}, at_least(0)},
+        {"optim", "start_lr", "1e-6", "learning rate at step 0 (warmup start)", "float", {}, at_least(0)},
+        {"optim", "end_lr", "1e-5", "learning rate at the last step", "float", {}, at_least(0)},
         {"optim", "warmup_steps", "0", "linear warmup: steps, or epochs (\"1 epoch\")", "steps", {}},
         {"optim",
          "weight_decay",
          "0.5",
          "AdamW weight decay (not on biases, norms, 1-D tensors)",
          "float",
-         {}},
-        {"optim", "beta1", "0.9", "AdamW beta1", "float", {}},
-        {"optim", "beta2", "0.98", "AdamW beta2", "float", {}},
-        {"optim", "eps", "1e-8", "AdamW epsilon", "float", {}},
+         {},
+         at_least(0)},
+        {"optim", "beta1", "0.9", "AdamW beta1", "float", {}, from_to_below(0, 1)},
+        {"optim", "beta2", "0.98", "AdamW beta2", "float", {}, from_to_below(0, 1)},
+        {"optim", "eps", "1e-8", "AdamW epsilon", "float", {}, above(0)},
         {"train",
          "steps",
          "1000",
          "length of the run: optimizer steps, or epochs (\"25 epochs\")",
          "steps",
          {}},
-        {"train", "batch_size", "64", "samples per step (per rank)", "int", {}},
+        {"train", "batch_size", "64", "samples per step (per rank)", "int", {}, at_least(1)},
         {"train",
          "accumulate",
          "1",
          "micro-batches per optimizer step (gradient accumulation; each micro-batch's contrastive and SSL "
          "losses see only its own samples; see aclip.ema_update)",
          "int",
-         {}},
+         {},
+         at_least(1)},
         {"train", "seed", "0", "seed of the initialisation, the data order and the augmentations", "int", {}},
-        {"train", "log_every", "10", "steps between log lines", "int", {}},
+        {"train", "log_every", "10", "steps between log lines", "int", {}, at_least(1)},
         {"train",
          "device",
          "cpu",
@@ -194,7 +227,7 @@ const std::vector<ConfigKey>& Config::keys() {
          "COCO); empty: none",
          "string",
          {}},
-        {"eval", "batch_size", "64", "images per evaluation batch", "int", {}},
+        {"eval", "batch_size", "64", "images per evaluation batch", "int", {}, at_least(1)},
         {"checkpoint",
          "dir",
          "runs/aclip",
@@ -207,7 +240,7 @@ const std::vector<ConfigKey>& Config::keys() {
          "steps, or epochs (\"1 epoch\"), between checkpoints (0: at the end only)",
          "steps",
          {}},
-        {"checkpoint", "keep", "3", "how many checkpoints to keep", "int", {}},
+        {"checkpoint", "keep", "3", "how many checkpoints to keep", "int", {}, at_least(1)},
     };
     return table;
 }
@@ -228,9 +261,26 @@ std::string Config::help() {
             for (size_t i = 0; i < k.choices.size(); ++i) os << (i ? ", " : "") << k.choices[i];
             os << ")";
         }
+        if (!k.bounds.text().empty()) os << " (" << k.bounds.text() << ")";
         os << "\n";
     }
     return os.str();
+}
+
+bool Bounds::contains(double v) const {
+    return (low_open ? v > low : v >= low) && (high_open ? v < high : v <= high);
+}
+
+std::string Bounds::text() const {
+    auto num = [](double v) {
+        std::ostringstream os;
+        os << v;
+        return os.str();
+    };
+    const bool bounded_above = high != std::numeric_limits<double>::infinity();
+    if (low == -std::numeric_limits<double>::infinity() && !bounded_above) return "";
+    if (!bounded_above) return (low_open ? "above " : "at least ") + num(low);
+    return (low_open ? "from above " : "from ") + num(low) + (high_open ? " to below " : " to ") + num(high);
 }
 
 namespace {
@@ -268,6 +318,21 @@ std::optional<StepCount> parse_step_count(const std::string& value) {
     return c;
 }
 
+// "a,b,c": three finite numbers, spaces around each allowed; nullopt for anything else.
+std::optional<std::array<double, 3>> parse_numbers3(const std::string& value) {
+    std::array<double, 3> out{};
+    size_t begin = 0;
+    for (size_t i = 0; i < 3; ++i) {
+        const size_t comma = value.find(',', begin);
+        if ((comma == std::string::npos) != (i == 2)) return std::nullopt;  // two commas, no more
+        const std::optional<double> v = parse_double(value.substr(begin, comma - begin));
+        if (!v) return std::nullopt;
+        out[i] = *v;
+        begin = comma + 1;
+    }
+    return out;
+}
+
 }  // namespace
 
 void Config::set(const std::string& dotted, const std::string& raw, const std::string& where) {
@@ -286,15 +351,27 @@ void Config::set(const std::string& dotted, const std::string& raw, const std::s
     auto bad = [&](const std::string& expected) {
         AC_FAIL(where, ": ", dotted, " = '", value, "' is not ", expected);
     };
+    std::vector<double> numbers;  // what the bounds apply to
     if (k->type == "int") {
-        if (!parse_int64(value)) bad("an integer");
+        const std::optional<int64_t> v = parse_int64(value);
+        if (!v) bad("an integer");
+        numbers = {static_cast<double>(*v)};
     } else if (k->type == "float") {
-        if (!parse_double(value)) bad("a finite number");
+        const std::optional<double> v = parse_double(value);
+        if (!v) bad("a finite number");
+        numbers = {*v};
+    } else if (k->type == "floats3") {
+        const std::optional<std::array<double, 3>> v = parse_numbers3(value);
+        if (!v) bad("three finite numbers separated by commas");
+        numbers.assign(v->begin(), v->end());
     } else if (k->type == "bool") {
         if (value != "true" && value != "false") bad("true or false");
     } else if (k->type == "steps") {
         if (!parse_step_count(value)) bad("a count of steps: N, N steps or N epochs");
     }
+    for (double v : numbers)
+        AC_CHECK(k->bounds.contains(v), where, ": ", dotted, " = '", value, "' is out of range (",
+                 numbers.size() > 1 ? "each number " : "", "must be ", k->bounds.text(), ")");
     if (!k->choices.empty()) {
         bool ok = false;
         std::string list;
@@ -369,6 +446,12 @@ double Config::number(const std::string& dotted) const {
     const std::optional<double> v = parse_double(str(dotted));
     AC_CHECK(v, "config: ", dotted, " = '", str(dotted),
              "' is not a number (a bug: values are checked when set)");
+    return *v;
+}
+std::array<double, 3> Config::numbers3(const std::string& dotted) const {
+    const std::optional<std::array<double, 3>> v = parse_numbers3(str(dotted));
+    AC_CHECK(v, "config: ", dotted, " = '", str(dotted),
+             "' is not three numbers (a bug: values are checked when set)");
     return *v;
 }
 bool Config::boolean(const std::string& dotted) const {

@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "data/loader.h"
 #include "engine/core/storage.h"
@@ -33,17 +32,9 @@ void on_signal(int sig) {
     g_signal.store(sig);
 }
 
-std::array<float, 3> three_floats(const std::string& s, const std::string& key) {
-    std::array<float, 3> v{};
-    std::stringstream ss(s);
-    std::string item;
-    int i = 0;
-    while (std::getline(ss, item, ',')) {
-        AC_CHECK(i < 3, key, " = '", s, "': expected three comma-separated numbers");
-        v[static_cast<size_t>(i++)] = std::stof(item);
-    }
-    AC_CHECK(i == 3, key, " = '", s, "': expected three comma-separated numbers");
-    return v;
+std::array<float, 3> three_floats(const Config& c, const std::string& key) {
+    const std::array<double, 3> v = c.numbers3(key);
+    return {static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2])};
 }
 
 int64_t override_or(const Config& c, const std::string& key, int64_t preset_value) {
@@ -86,8 +77,12 @@ AclipConfig aclip_config_from(const Config& c, int64_t vocab) {
                   "aclip.views = 1 with aclip.ssl = true: the SimCLR and BYOL losses compare two views");
     AC_CHECK(v.image_size % v.patch_size == 0, "model.image_size ", v.image_size,
              " is not a multiple of patch_size ", v.patch_size);
-    AC_CHECK(v.width % v.heads == 0 && t.width % t.heads == 0,
-             "model: widths must be multiples of their heads");
+    AC_CHECK(v.width % v.heads == 0, "model: the image tower's width ", v.width, " is not a multiple of its ",
+             v.heads, " heads (model.vision_width, model.vision_heads)");
+    AC_CHECK(t.width % t.heads == 0, "model: the text tower's width ", t.width, " is not a multiple of its ",
+             t.heads, " heads (model.text_width, model.text_heads)");
+    AC_CHECK_HINT(t.context >= 3, "0 takes the model's", "tokenizer.context = ", t.context,
+                  ": a caption needs room for the start token, a word and the end token");
     AC_CHECK(a.mask != MaskMode::Attentive || v.grid() % a.mask_block == 0, "aclip.mask_block ", a.mask_block,
              " must divide the patch grid ", v.grid());
     return a;
@@ -105,8 +100,8 @@ EvalSettings eval_settings_from(const Config& cfg, const AclipConfig& acfg) {
     es.context = acfg.clip.text.context;
     es.truncate = truncate_from_name(cfg.str("tokenizer.truncate"));
     es.transform.size = acfg.clip.vision.image_size;
-    es.transform.mean = three_floats(cfg.str("data.mean"), "data.mean");
-    es.transform.std = three_floats(cfg.str("data.std"), "data.std");
+    es.transform.mean = three_floats(cfg, "data.mean");
+    es.transform.std = three_floats(cfg, "data.std");
     return es;
 }
 
@@ -125,8 +120,8 @@ LoaderConfig loader_config_from(const Config& cfg, const AclipConfig& acfg, cons
     lc.truncate = truncate_from_name(cfg.str("tokenizer.truncate"));
     lc.transform.size = acfg.clip.vision.image_size;
     lc.transform.ema_crop = ema_crop_from_name(cfg.str("aclip.ema_crop"));
-    lc.transform.mean = three_floats(cfg.str("data.mean"), "data.mean");
-    lc.transform.std = three_floats(cfg.str("data.std"), "data.std");
+    lc.transform.mean = three_floats(cfg, "data.mean");
+    lc.transform.std = three_floats(cfg, "data.std");
     lc.transform.jpeg_planes = cfg.boolean("data.jpeg_planes");
     lc.pin_memory = device == Device::CUDA;  // the views' copies to the GPU go at the link's full speed
     return lc;

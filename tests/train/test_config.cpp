@@ -91,6 +91,55 @@ TEST_SUITE("train") {
               std::string::npos);
     }
 
+    TEST_CASE("numbers outside their bounds are refused when set, with the bounds") {
+        // each of these crashed (a division by zero), hung, or ran on silently with a meaningless value
+        Config c;
+        const std::vector<std::pair<std::string, std::string>> cases = {
+            {"train.batch_size=0", "must be at least 1"},
+            {"train.accumulate=0", "must be at least 1"},
+            {"train.log_every=0", "must be at least 1"},
+            {"eval.batch_size=-2", "must be at least 1"},
+            {"checkpoint.keep=0", "must be at least 1"},  // would have deleted every checkpoint
+            {"data.workers=0", "must be at least 1"},
+            {"aclip.mask_block=0", "must be at least 1"},
+            {"aclip.keep_ratio=2", "must be from 0 to 1"},
+            {"aclip.ema_momentum=1.5", "must be from 0 to 1"},
+            {"aclip.simclr_tau=0", "must be above 0"},
+            {"optim.lr=-1", "must be at least 0"},
+            {"optim.beta2=1", "must be from 0 to below 1"},
+            {"optim.eps=0", "must be above 0"},
+            {"model.patch_size=-8", "must be at least 0"},
+            {"data.std=0.5,0,0.5", "(each number must be above 0)"}};
+        for (const auto& [assignment, says] : cases) {
+            CAPTURE(assignment);
+            const std::string e = error_of([&] { c.set_override(assignment); });
+            CHECK(e.find("command line: " + assignment.substr(0, assignment.find('=')) + " = '") !=
+                  std::string::npos);
+            CHECK(e.find("' is out of range (" +
+                         std::string(assignment.starts_with("data.std") ? "each " : "")) !=
+                  std::string::npos);
+            CHECK(e.find(says) != std::string::npos);
+        }
+        CHECK(c.text() == Config().text());  // nothing was set
+        for (const char* edge : {"aclip.keep_ratio=0", "aclip.keep_ratio=1", "optim.beta2=0", "optim.lr=0",
+                                 "train.batch_size=1", "train.seed=-7", "data.mean=-1,0,+2.5"})
+            CHECK_NOTHROW(c.set_override(edge));
+        CHECK(c.numbers3("data.mean") == std::array<double, 3>{-1, 0, 2.5});
+        c.set_override("data.std= 0.5 ,0.25,1");
+        CHECK(c.numbers3("data.std") == std::array<double, 3>{0.5, 0.25, 1});
+        for (const char* bad : {"1,2", "1,2,3,4", "1,,3", "a,b,c", "1;2;3", "1,2,nan", ""}) {
+            CAPTURE(bad);
+            CHECK(error_of([&] {
+                      c.set_override(std::string("data.mean=") + bad);
+                  }).find("is not three finite numbers separated by commas") != std::string::npos);
+        }
+        CHECK(Config::help().find("AdamW beta2 (from 0 to below 1)") != std::string::npos);
+        c.set_override("tokenizer.context=2");  // within its bounds, too short for a model
+        CHECK(error_of([&] {
+                  aclip_config_from(c, 49408);
+              }).find("tokenizer.context = 2: a caption needs room") != std::string::npos);
+    }
+
     TEST_CASE("lengths of training are steps or epochs") {
         Config c;
         const std::vector<std::pair<std::string, StepCount>> cases = {
