@@ -38,23 +38,27 @@ std::vector<std::string> first_list(const std::string& path) {
 
 namespace {
 
-// For each row of scores (R, K), whether target (one index, or any of a set) is within the top k. A NaN
-// score ranks below every number: a target whose scores are all NaN is a miss (a model that outputs NaN
-// scores 0, not 100%).
+// For each row of scores (R, K), whether target (one index, or any of a set) is within the top k, the
+// candidates ranked by score, equal scores by index (a stable sort's order, which torch.topk's follows):
+// a tie is not a hit for every candidate in it, or a model whose embeddings all collapse to one would score
+// 100%. A NaN score ranks below every number: a target whose scores are all NaN is a miss (a model that
+// outputs NaN scores 0, not 100%).
 double recall_at(const Tensor& scores, const std::vector<std::vector<int64_t>>& targets, int64_t k) {
     const int64_t R = scores.size(0), K = scores.size(1);
     std::vector<float> s = scores.to_vector<float>();
     int64_t hits = 0;
     for (int64_t r = 0; r < R; ++r) {
         const float* row = s.data() + r * K;
-        float best_target = std::numeric_limits<float>::quiet_NaN();
+        auto ranks_before = [row](int64_t a, int64_t b) {  // candidate a ahead of candidate b
+            return row[a] > row[b] || (row[a] == row[b] && a < b);
+        };
+        int64_t best = -1;  // the target ranked first
         for (int64_t t : targets[static_cast<size_t>(r)])
-            if (!std::isnan(row[t]) && (std::isnan(best_target) || row[t] > best_target))
-                best_target = row[t];
-        if (std::isnan(best_target)) continue;
-        int64_t better = 0;  // how many candidates score above the best target (ties count for it)
-        for (int64_t j = 0; j < K; ++j) better += row[j] > best_target;
-        hits += better < k;
+            if (!std::isnan(row[t]) && (best < 0 || ranks_before(t, best))) best = t;
+        if (best < 0) continue;
+        int64_t ahead = 0;  // candidates ranked before the best target
+        for (int64_t j = 0; j < K; ++j) ahead += ranks_before(j, best);
+        hits += ahead < k;
     }
     return static_cast<double>(hits) / static_cast<double>(std::max<int64_t>(R, 1));
 }

@@ -110,6 +110,18 @@ TEST_SUITE("train") {
             for (const EvalResult* e : {&nan.online, &*nan.ema})
                 CHECK((e->top1 == 0 && e->top5 == 0 && e->i2t_r10 == 0 && e->t2i_r10 == 0));
         }
+        {  // a model whose embeddings collapse to one (all zero) ties every score: ranked by index, chance
+            Aclip collapsed(cfg, gen);
+            NoGradGuard no_grad;
+            for (const NamedTensor& p : collapsed.named_state())
+                if (p.name.ends_with("visual.proj")) p.tensor->fill_(0.0);
+            const EvalResult e = evaluate(collapsed, tok, s, one).online;
+            CHECK(e.top1 == doctest::Approx(1.0 / 3));    // class 0's two images of six
+            CHECK(e.top5 == 1.0);                         // 3 classes
+            CHECK(e.i2t_r1 == doctest::Approx(1.0 / 3));  // image 0 of three, whose captions come first
+            CHECK(e.t2i_r1 == doctest::Approx(2.0 / 6));  // image 0's two captions of six
+            CHECK(e.i2t_r5 == 1.0);                       // 6 captions: the first 5 hold one of each image's
+        }
 
         // What a run checks at its start, so that a mistake is not found at the first evaluation
         check_eval_inputs(s);
