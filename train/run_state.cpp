@@ -1,8 +1,11 @@
 // run_state.cpp: see run_state.h.
 #include "train/run_state.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "engine/autograd/grad_mode.h"
@@ -26,14 +29,25 @@ std::string state_file_of(const std::string& model_path) {
     return stem_of(model_path) + kStateSuffix;
 }
 
-std::vector<std::string> list_checkpoints(const std::string& dir) {
+std::vector<std::string> list_checkpoints(const std::string& dir, std::vector<std::string>* incomplete) {
     std::vector<std::string> out;
     if (!std::filesystem::exists(dir)) return out;
     for (const auto& e : std::filesystem::directory_iterator(dir)) {
-        std::string name = e.path().filename().string();
-        if (name.starts_with("step_") && name.ends_with(kModelSuffix)) out.push_back(e.path().string());
+        const std::string path = e.path().string(), name = e.path().filename().string();
+        if (!name.starts_with("step_")) continue;
+        if (name.ends_with(kModelSuffix)) {
+            if (std::filesystem::exists(state_file_of(path)))
+                out.push_back(path);
+            else if (incomplete)
+                incomplete->push_back(path);  // a run stopped between the two files (written model first)
+        } else if (incomplete && name.ends_with(kStateSuffix) &&
+                   !std::filesystem::exists(path.substr(0, path.size() - std::string(kStateSuffix).size()) +
+                                            kModelSuffix)) {
+            incomplete->push_back(path);  // a run stopped between the two files (state first)
+        }
     }
     std::sort(out.begin(), out.end());  // step numbers are zero-padded: oldest first
+    if (incomplete) std::sort(incomplete->begin(), incomplete->end());
     return out;
 }
 
@@ -51,10 +65,9 @@ void save_run_checkpoint(const std::string& dir, int64_t step, int64_t total_ste
                          const std::vector<std::string>& parameter_names,
                          const std::vector<LoaderCursor>& cursors, const Config& cfg, const AclipConfig& acfg,
                          int64_t keep) {
-    char name[64];
-    std::snprintf(name, sizeof name, "/step_%08lld", static_cast<long long>(step));
-    const std::string stem = dir + name;
-    save_model(stem + kModelSuffix, model, model_metadata(acfg, cfg.text()));
+    char name_of_step[64];
+    std::snprintf(name_of_step, sizeof name_of_step, "step_%08lld", static_cast<long long>(step));
+    const std::string stem = dir + "/" + name_of_step;
     std::vector<std::pair<std::string, Tensor>> state;
     for (size_t i = 0; i < parameter_names.size(); ++i) {
         state.emplace_back("adamw.exp_avg." + parameter_names[i], opt.exp_avg()[i]);
@@ -69,12 +82,30 @@ void save_run_checkpoint(const std::string& dir, int64_t step, int64_t total_ste
         metadata["loader.rank" + std::to_string(r) + ".epoch"] = std::to_string(cursors[r].epoch);
         metadata["loader.rank" + std::to_string(r) + ".position"] = std::to_string(cursors[r].position);
     }
+    // The state first: a model file is there only beside its state, so a run stopped between the two
+    // leaves an incomplete checkpoint that list_checkpoints passes over.
     save_safetensors(stem + kStateSuffix, state, metadata);
-    std::vector<std::string> all = list_checkpoints(dir);
-    for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {  // keep the newest `keep`
-        std::filesystem::remove(all[i]);
+    save_model(stem + kModelSuffix, model, model_metadata(acfg, cfg.text()));
+    // The newest `keep` stay. Gone too: what a stopped run left of a step this run has passed, an
+    // incomplete checkpoint or the temporary file of one being written (NAME.tmp.PID of another process).
+    std::vector<std::string> incomplete;
+    const std::vector<std::string> all = list_checkpoints(dir, &incomplete);
+    for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {
+        std::filesystem::remove(all[i]);  // the model first: a checkpoint is either whole or incomplete
         std::filesystem::remove(state_file_of(all[i]));
     }
+    const std::string this_process = ".tmp." + std::to_string(getpid());
+    auto left_by_a_stopped_run = [&](const std::string& path, const std::string& name) {
+        if (!name.starts_with("step_") || name.substr(0, std::strlen(name_of_step)) > name_of_step)
+            return false;
+        const bool temporary =
+            name.find(".safetensors.tmp.") != std::string::npos && !name.ends_with(this_process);
+        return temporary || std::find(incomplete.begin(), incomplete.end(), path) != incomplete.end();
+    };
+    std::vector<std::filesystem::path> stale;  // removed after the listing, not during it
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (left_by_a_stopped_run(e.path().string(), e.path().filename().string())) stale.push_back(e.path());
+    for (const auto& path : stale) std::filesystem::remove(path);
 }
 
 ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir, const Config& cfg,
@@ -83,9 +114,14 @@ ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir
     ResumePoint at;
     at.path = which;
     if (which == "latest") {
-        std::vector<std::string> all = list_checkpoints(dir);
-        AC_CHECK_HINT(!all.empty(), "start without --resume", "--resume latest: no checkpoint in ", dir);
+        std::vector<std::string> incomplete;
+        std::vector<std::string> all = list_checkpoints(dir, &incomplete);
+        AC_CHECK_HINT(!all.empty(), "start without --resume", "--resume latest: no checkpoint in ", dir,
+                      incomplete.empty() ? "" : " (only the incomplete " + incomplete.back() + ")");
         at.path = all.back();
+        if (rank == 0 && !incomplete.empty() && incomplete.back() > at.path)
+            std::printf("resume: %s has no other half (the run stopped while writing it); resuming from %s\n",
+                        incomplete.back().c_str(), at.path.c_str());
     }
     AC_CHECK_HINT(at.path.ends_with(kModelSuffix), "pass 'latest' or a step_N.model.safetensors file",
                   "--resume ", at.path, ": not a checkpoint's model file");

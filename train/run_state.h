@@ -2,7 +2,8 @@
 // files: step_N.model.safetensors (every weight, the EMA copies and the BatchNorm statistics, loadable
 // without the config: models/checkpoint.h) and step_N.state.safetensors (AdamW's moments by parameter
 // name and its step count, the run's step and train.steps, and every rank's data cursor). Both are written
-// atomically, and the newest checkpoint.keep are kept.
+// atomically, the state first (a model file is there only beside its state), and the newest
+// checkpoint.keep are kept.
 #pragma once
 #include <string>
 #include <vector>
@@ -14,8 +15,11 @@
 
 namespace aclip {
 
-// Checkpoints in dir, oldest first: paths of their .model.safetensors files.
-std::vector<std::string> list_checkpoints(const std::string& dir);
+// The whole checkpoints in dir (both files), oldest first: paths of their .model.safetensors files.
+// incomplete, when given, receives the files of a step whose other file is missing (a run stopped while
+// writing it; oldest first).
+std::vector<std::string> list_checkpoints(const std::string& dir,
+                                          std::vector<std::string>* incomplete = nullptr);
 // The state file of a checkpoint, beside its NAME.model.safetensors: NAME.state.safetensors.
 std::string state_file_of(const std::string& model_path);
 

@@ -38,17 +38,42 @@ TEST_SUITE("train") {
         Config parted = tiny_run("parted");
         train(parted);
         std::vector<std::string> ckpts = list_checkpoints(data_dir() + "/parted");
-        REQUIRE(ckpts.size() == 2);             // steps 3 and 6
-        test::forget_checkpoint(ckpts.back());  // forget the second half
-        {                                       // a crash mid-write leaves a torn last row
-            std::ofstream torn(data_dir() + "/parted/metrics.jsonl", std::ios::app);
+        REQUIRE(ckpts.size() == 2);  // steps 3 and 6
+        // The run stopped (SIGKILL) while writing step 6: only its state file had been written, and the
+        // model's temporary file was left half-written; the metrics file's last row is torn.
+        const std::string dir = data_dir() + "/parted";
+        std::filesystem::rename(ckpts.back(), ckpts.back() + ".tmp.999999999");
+        {
+            std::ofstream torn(dir + "/metrics.jsonl", std::ios::app);
             torn << "{\"step\": 2, \"lr\": 0.0";
         }
+        CHECK(list_checkpoints(dir) == std::vector<std::string>{ckpts[0]});  // step 6 is incomplete
         TrainResult resumed = train(parted, "latest");
         CHECK(resumed.first_step == 3);  // resumed, not started afresh (which would end in the same place)
         CHECK(resumed.step == 6);
         CHECK(resumed.loss == full.loss);
         test::check_same_last_checkpoint("full", "parted");
+        std::vector<std::string> files;  // the stopped run's leftovers are gone
+        for (const auto& e : std::filesystem::directory_iterator(dir))
+            if (e.path().filename().string().starts_with("step_"))
+                files.push_back(e.path().filename().string());
+        std::sort(files.begin(), files.end());
+        CHECK(files ==
+              std::vector<std::string>{"step_00000003.model.safetensors", "step_00000003.state.safetensors",
+                                       "step_00000006.model.safetensors", "step_00000006.state.safetensors"});
+        {  // a checkpoint whose state cannot be written leaves no model file: the state is written first
+            test::forget_checkpoint(dir + "/step_00000006.model.safetensors");
+            const std::string blocker =
+                dir + "/step_00000006.state.safetensors.tmp." + std::to_string(getpid());
+            std::filesystem::create_directory(blocker);  // open() of the temporary file fails
+            CHECK(test::error_of([&] { train(parted, "latest"); }).find("cannot create") !=
+                  std::string::npos);
+            std::filesystem::remove(blocker);
+            CHECK(!std::filesystem::exists(dir + "/step_00000006.model.safetensors"));
+            std::ofstream(dir + "/step_00000006.model.safetensors") << "a model without its state";
+            CHECK(list_checkpoints(dir) == std::vector<std::string>{ckpts[0]});  // passed over
+            CHECK(train(parted, "latest").first_step == 3);
+        }
         // the metrics file describes the run beside it: the resumed run's rows replace the forgotten half's
         // (and the torn row)
         auto steps_logged = [](const std::string& run) {
