@@ -1,6 +1,8 @@
 // trainer.cpp: see trainer.h.
 #include "train/trainer.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -27,9 +29,20 @@ namespace aclip {
 
 namespace {
 
+// SIGINT or SIGTERM: the step finishes, a checkpoint is written, the run ends. A second signal ends the
+// process at once, as the signal's default action would (Ctrl-C twice, when the first is not soon enough).
 std::atomic<int> g_signal{0};
+std::atomic<bool> g_signal_note{true};  // rank 0 says what the first signal does
 void on_signal(int sig) {
-    g_signal.store(sig);
+    if (g_signal.exchange(sig) != 0) {
+        std::signal(sig, SIG_DFL);
+        std::raise(sig);
+        return;
+    }
+    static const char kNote[] =
+        "\naclip_train: stopping after this step, with a checkpoint (a second Ctrl-C stops at once, "
+        "without)\n";
+    if (g_signal_note.load()) (void)!::write(STDERR_FILENO, kNote, sizeof kNote - 1);  // async-signal-safe
 }
 
 std::array<float, 3> three_floats(const Config& c, const std::string& key) {
@@ -204,6 +217,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
         const std::vector<double> any = flags.to_vector<double>();
         return Flags{any[0] > 0, any[1] > 0};
     };
+    g_signal_note.store(rank0);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
 

@@ -195,37 +195,47 @@ TEST_SUITE("train") {
             std::ofstream ini(dir + "/run.ini");
             ini << c.text();
         }
-        // aclip_train run.ini > train.log, as a user would start it
+        // aclip_train run.ini > train.log 2>&1, as a user would start it; returns once it is training
         const std::string binary = std::string(ACLIP_BINARY_DIR) + "/aclip_train", ini = dir + "/run.ini";
-        posix_spawn_file_actions_t io;
-        posix_spawn_file_actions_init(&io);
-        posix_spawn_file_actions_addopen(&io, 1, (dir + "/train.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                         0644);
-        std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>(ini.c_str()),
-                                   nullptr};
-        pid_t pid = 0;
-        const int spawned = posix_spawn(&pid, binary.c_str(), &io, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&io);
-        REQUIRE_MESSAGE(spawned == 0, "cannot start ", binary);
         auto logged_steps = [&] {  // rows in metrics.jsonl
             std::ifstream in(dir + "/metrics.jsonl");
             return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
         };
-        const auto start = std::chrono::steady_clock::now();
-        while (logged_steps() < 2 && std::chrono::steady_clock::now() - start < std::chrono::seconds(120))
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        REQUIRE(logged_steps() >= 2);  // training, not starting up
+        auto start_training = [&] {
+            posix_spawn_file_actions_t io;
+            posix_spawn_file_actions_init(&io);
+            posix_spawn_file_actions_addopen(&io, 1, (dir + "/train.log").c_str(),
+                                             O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            posix_spawn_file_actions_adddup2(&io, 1, 2);
+            std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>(ini.c_str()),
+                                       nullptr};
+            pid_t pid = 0;
+            const int spawned = posix_spawn(&pid, binary.c_str(), &io, nullptr, argv.data(), environ);
+            posix_spawn_file_actions_destroy(&io);
+            REQUIRE_MESSAGE(spawned == 0, "cannot start ", binary);
+            const auto start = std::chrono::steady_clock::now();
+            while (logged_steps() < 2 && std::chrono::steady_clock::now() - start < std::chrono::seconds(120))
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            REQUIRE(logged_steps() >= 2);  // training, not starting up
+            return pid;
+        };
+        auto read_log = [&] {
+            std::stringstream log;
+            log << std::ifstream(dir + "/train.log").rdbuf();
+            return log.str();
+        };
+        pid_t pid = start_training();
         kill(pid, SIGTERM);
         int status = 0;
         REQUIRE(waitpid(pid, &status, 0) == pid);
         CHECK(WIFEXITED(status));
         CHECK(WEXITSTATUS(status) == 130);
-        std::stringstream log;
-        log << std::ifstream(dir + "/train.log").rdbuf();
-        CAPTURE(log.str());
-        const size_t at = log.str().find("signal 15: checkpoint written at step ");
+        const std::string log = read_log();
+        CAPTURE(log);
+        CHECK(log.find("aclip_train: stopping after this step, with a checkpoint") != std::string::npos);
+        const size_t at = log.find("signal 15: checkpoint written at step ");
         REQUIRE(at != std::string::npos);
-        const int64_t step = std::stoll(log.str().substr(at + 38));
+        const int64_t step = std::stoll(log.substr(at + 38));
         CHECK(step >= 2);
         std::vector<std::string> ckpts = list_checkpoints(dir);
         REQUIRE(ckpts.size() == 1);
@@ -237,6 +247,17 @@ TEST_SUITE("train") {
         CHECK(resumed.first_step == step);
         CHECK(resumed.step == step + 2);
         CHECK(std::isfinite(resumed.loss));
+
+        // A second signal stops the process at once. Sent while it is stopped, both arrive together:
+        // distinct signals are not merged, as a second SIGTERM would be into the first.
+        fs::remove(dir + "/metrics.jsonl");
+        pid = start_training();
+        for (int sig : {SIGSTOP, SIGTERM, SIGINT, SIGCONT}) kill(pid, sig);
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        CAPTURE(read_log());
+        CHECK(WIFSIGNALED(status));  // not an exit after a checkpoint
+        CHECK((WIFSIGNALED(status) && (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM)));
+        CHECK(read_log().find("checkpoint written") == std::string::npos);
     }
 
     TEST_CASE(
