@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
     CommandLine cli("aclip_bpe_train",
                     "Learns BPE merges from captions on stdin and writes a CLIP-format merges file.");
     cli.option("out", &out, "the merges file to write (.txt.gz is gzip-compressed)");
-    cli.option("merges", &num_merges, "how many merges to learn at most");
-    cli.option("min-count", &min_count, "stop when the most frequent pair occurs fewer times");
+    cli.option("merges", &num_merges, "how many merges to learn at most", 1);
+    cli.option("min-count", &min_count, "stop when the most frequent pair occurs fewer times", 1);
     cli.flag("json", &json, "read one JSON string per line instead of plain lines");
     cli.parse(argc, argv);
     return run_program("aclip_bpe_train", [&] {

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
     cli.option("root", &root, "yfcc: the folder holding images/XX/YYY.zip");
     cli.option("idx-dir", &idx_dir, "fashion-mnist: the folder of the idx .gz files");
     cli.option("out", &out, "the output folder");
-    cli.option("shard-size", &shard_size, "samples per shard");
+    cli.option("shard-size", &shard_size, "samples per shard", 1);
     cli.flag("csv", &csv, "tsv: the table is comma-separated");
     cli.parse(argc, argv);
     return run_program("aclip_convert", [&] {

@@ -66,18 +66,16 @@ int main(int argc, char** argv) {
             seed = 0;
     CommandLine cli("aclip_make_synthetic", "Renders the embedded default dataset as webdataset shards.");
     cli.option("out", &out, "the output folder");
-    cli.option("train", &train, "training scenes");
-    cli.option("val", &val, "validation scenes");
-    cli.option("zeroshot", &zeroshot, "single-object scenes for zero-shot classification (48 classes)");
-    cli.option("retrieval", &retrieval, "scenes for retrieval, several captions each");
-    cli.option("size", &size, "image side in pixels");
-    cli.option("shard-size", &shard_size, "samples per shard");
+    cli.option("train", &train, "training scenes", 1);
+    cli.option("val", &val, "validation scenes", 0);
+    cli.option("zeroshot", &zeroshot, "single-object scenes for zero-shot classification (48 classes)", 0);
+    cli.option("retrieval", &retrieval, "scenes for retrieval, several captions each", 0);
+    cli.option("size", &size, "image side in pixels", 16);
+    cli.option("shard-size", &shard_size, "samples per shard", 1);
     cli.option("seed", &seed, "the random seed; each split draws its own stream from it");
     cli.parse(argc, argv);
     return run_program("aclip_make_synthetic", [&] {
         if (out.empty()) AC_FAIL("--out is required");
-        AC_CHECK(size >= 16 && shard_size > 0 && train > 0,
-                 "--size must be >= 16, --shard-size and --train positive");
         auto useed = static_cast<uint64_t>(seed);
         std::vector<std::string> captions =
             write_split(out + "/train", "train", train, shard_size, useed * 4 + 0, size);

@@ -95,13 +95,12 @@ int main(int argc, char** argv) {
     cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file");
     cli.option("config", &config_path, "an INI config (default: the one stored in the checkpoint)");
     cli.option("out", &out_dir, "the folder for the PNGs");
-    cli.option("n", &n, "how many samples");
+    cli.option("n", &n, "how many samples", 1);
     cli.option("shards", &shards, "shards to draw samples from (default: the config's data.train)");
     cli.option("seed", &seed, "the seed of the crops and of the random mask");
     cli.parse(argc, argv);
     return run_program("aclip_mask_viz", [&] {
         AC_CHECK_HINT(!out_dir.empty(), "pass --out DIR", "no output folder");
-        AC_CHECK_HINT(n >= 1, "pass --n 1 or more", "--n ", n, " draws nothing");
         LoadedCheckpoint c = load_checkpoint(checkpoint, config_path, cli.positional);
         AC_CHECK_HINT(c.model->ema, "use an A-CLIP checkpoint (aclip.mask = attentive)", checkpoint,
                       " has no EMA teacher, so no attentive mask");

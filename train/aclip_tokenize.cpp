@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
                     "Reads one JSON string per line on stdin; prints its CLIP token ids per line.");
     cli.option("merges", &merges,
                "the BPE merges file (.txt.gz or .txt), e.g. CLIP's bpe_simple_vocab_16e6.txt.gz");
-    cli.option("max-merges", &max_merges, "how many merges of the file to use");
-    cli.option("context", &context, "pad or cut to this many ids (0: untruncated, unpadded)");
+    cli.option("max-merges", &max_merges, "how many merges of the file to use", 1);
+    cli.option("context", &context, "pad or cut to this many ids (0: untruncated, unpadded)", 0);
     cli.option("truncate", &truncate,
                "when cutting: eot (end token kept) or slip (plain cut, as SLIP/A-CLIP)");
     cli.parse(argc, argv);

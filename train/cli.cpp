@@ -15,8 +15,9 @@ namespace aclip {
 void CommandLine::option(const std::string& name, std::string* target, const std::string& help) {
     options_.push_back({name, help, "string", target});
 }
-void CommandLine::option(const std::string& name, int64_t* target, const std::string& help) {
-    options_.push_back({name, help, "int", target});
+void CommandLine::option(const std::string& name, int64_t* target, const std::string& help,
+                         int64_t at_least) {
+    options_.push_back({name, help, "int", target, at_least});
 }
 void CommandLine::flag(const std::string& name, bool* target, const std::string& help) {
     options_.push_back({name, help, "flag", target});
@@ -38,7 +39,11 @@ std::string CommandLine::usage() const {
         os << lhs << std::string(lhs.size() < 28 ? 28 - lhs.size() : 1, ' ') << o.help;
         if (o.kind == "string" && !static_cast<std::string*>(o.target)->empty())
             os << " (default: " << *static_cast<std::string*>(o.target) << ")";
-        if (o.kind == "int") os << " (default: " << *static_cast<int64_t*>(o.target) << ")";
+        if (o.kind == "int") {
+            os << " (default: " << *static_cast<int64_t*>(o.target);
+            if (o.at_least != std::numeric_limits<int64_t>::min()) os << "; at least " << o.at_least;
+            os << ")";
+        }
         os << "\n";
     }
     os << "  --help                    this text\n";
@@ -82,6 +87,8 @@ void CommandLine::parse(int argc, char** argv) {
         } else {
             const std::optional<int64_t> v = parse_int64(value);
             if (!v) fail(arg + " needs an integer, got '" + value + "'");
+            if (*v < match->at_least)
+                fail(arg + " must be at least " + std::to_string(match->at_least) + ", got " + value);
             *static_cast<int64_t*>(match->target) = *v;
         }
     }

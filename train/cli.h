@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,9 @@ class CommandLine {
         : program_(std::move(program)), summary_(std::move(summary)) {}
     // Options: --name VALUE; the target holds the default, and receives the value.
     void option(const std::string& name, std::string* target, const std::string& help);
-    void option(const std::string& name, int64_t* target, const std::string& help);
+    // An integer below at_least is refused like a malformed one (with --help's text, which names it).
+    void option(const std::string& name, int64_t* target, const std::string& help,
+                int64_t at_least = std::numeric_limits<int64_t>::min());
     void flag(const std::string& name, bool* target, const std::string& help);
     // --name V1 V2 ...: every following argument up to the next option (repeatable).
     void list(const std::string& name, std::vector<std::string>* target, const std::string& help);
@@ -27,6 +30,7 @@ class CommandLine {
     struct Option {
         std::string name, help, kind;
         void* target;
+        int64_t at_least = std::numeric_limits<int64_t>::min();  // an int's
     };
     std::string usage() const;
     std::string program_, summary_;

@@ -35,6 +35,10 @@ echo 'not json' | "$build/aclip_tokenize" --merges "$tmp/merges.txt.gz" 2> "$tmp
 check "aclip_tokenize rejects bad JSON with the line" 1 "$(grep -c 'stdin line 1' "$tmp/err.log")"
 "$build/aclip_tokenize" --nope 2> /dev/null
 check "unknown option exits 2" 2 $?
+"$build/aclip_tokenize" --merges "$tmp/merges.txt.gz" --context -1 < /dev/null 2> "$tmp/err.log"
+check "a number below its least exits 2" 2 $?
+check "and names the option and its least" 1 "$(grep -c -- '--context must be at least 0, got -1' "$tmp/err.log")"
+check "--help names an option's least" 1 "$("$build/aclip_make_synthetic" --help | grep -c 'default: 64; at least 16')"
 check "--help exits 0" 0 "$("$build/aclip_tokenize" --help > /dev/null; echo $?)"
 
 "$build/aclip_make_synthetic" --out "$tmp/syn" --train 30 --val 10 --zeroshot 12 --retrieval 5 --shard-size 20 \
