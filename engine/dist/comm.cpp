@@ -127,9 +127,11 @@ std::unique_ptr<Comm> make_comm_from_environment(Device device) {
     AC_CHECK_HINT(rank >= 0 && rank < world, "give each process its own RANK in 0 .. WORLD_SIZE - 1",
                   "RANK = ", rank, " with WORLD_SIZE = ", world);
     const std::string spec = rendezvous_spec_from_environment();  // first: its error needs no NCCL
+    std::vector<PeerWatch::Peer> peers;  // a tcp rendezvous's connections, watched for the run
     const std::string id =
-        rendezvous(spec, rank, world, rank == 0 ? nccl_unique_id() : std::string(128, '\0'), 300.0);
-    return make_nccl_comm(rank, world, env_int("LOCAL_RANK", rank), id);
+        rendezvous(spec, rank, world, rank == 0 ? nccl_unique_id() : std::string(128, '\0'), 300.0, &peers);
+    return make_nccl_comm(rank, world, env_int("LOCAL_RANK", rank), id,
+                          peers.empty() ? nullptr : std::make_unique<PeerWatch>(rank, std::move(peers)));
 }
 
 bool owns_row(int64_t row, int64_t chunk, const Comm& comm) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/core/tensor.h"
+#include "engine/dist/peer_watch.h"
 
 namespace aclip {
 
@@ -45,16 +46,19 @@ void abort_mpi_job_if_running(int status);
 
 // The NCCL communicator between GPUs (engine/dist/nccl_comm.cpp): rank r of world, its GPU chosen by
 // local_rank, the unique id (NCCL's 128 bytes, from nccl_unique_id() on rank 0) already shared by every
-// rank. CPU tensors given to it travel through the GPU. An error when the build has no NCCL.
+// rank; it keeps `watch` (the tcp rendezvous's, peer_watch.h) for its life. CPU tensors given to it travel
+// through the GPU. An error when the build has no NCCL.
 bool nccl_available();
 std::string nccl_unique_id();
-std::unique_ptr<Comm> make_nccl_comm(int rank, int world, int local_rank, const std::string& unique_id);
+std::unique_ptr<Comm> make_nccl_comm(int rank, int world, int local_rank, const std::string& unique_id,
+                                     std::unique_ptr<PeerWatch> watch = nullptr);
 
 // The communicator for this process. CPU (device CPU): MPI when started by mpirun (OMPI_COMM_WORLD_SIZE
 // or PMI_SIZE above 1), else LocalComm (WORLD_SIZE above 1 without mpirun is an error). GPU (device CUDA)
 // with several ranks: NCCL, its id broadcast by MPI under mpirun, or, when started torchrun-style with
 // RANK, WORLD_SIZE and LOCAL_RANK, sent from rank 0 by the rendezvous of rendezvous.h (ACLIP_RENDEZVOUS,
-// or MASTER_ADDR:MASTER_PORT); a world of one is LocalComm either way.
+// or MASTER_ADDR:MASTER_PORT; over tcp its connections then watch for a rank that ends early, and end the
+// others, as mpirun would); a world of one is LocalComm either way.
 std::unique_ptr<Comm> make_comm_from_environment(Device device = Device::CPU);
 
 // N communicators for N threads of one process; communicator i is rank i.

@@ -5,6 +5,7 @@
 #include <nccl.h>
 
 #include <cstring>
+#include <exception>
 
 #include "engine/core/storage.h"
 #include "engine/cuda/cuda_ops.h"
@@ -43,14 +44,22 @@ ncclDataType_t nccl_type(DType t) {
 
 class NcclComm : public Comm {
   public:
-    NcclComm(int rank, int world, const std::string& id_bytes) : rank_(rank), world_(world) {
+    NcclComm(int rank, int world, const std::string& id_bytes, std::unique_ptr<PeerWatch> watch)
+        : rank_(rank), world_(world), watch_(std::move(watch)) {
         ncclUniqueId id;
         AC_CHECK(id_bytes.size() == sizeof id.internal, "NcclComm: a unique id of ", id_bytes.size(),
                  " bytes; NCCL's has ", sizeof id.internal);
         std::memcpy(id.internal, id_bytes.data(), sizeof id.internal);
         AC_NCCL_CHECK(ncclCommInitRank(&comm_, world, id, rank));
     }
-    ~NcclComm() override { ncclCommDestroy(comm_); }
+    // Unwinding after an error, a collective may be pending that the other ranks will never join:
+    // ncclCommDestroy would wait for it for ever, before the error is printed (or MPI_Abort called).
+    ~NcclComm() override {
+        if (std::uncaught_exceptions() > 0)
+            ncclCommAbort(comm_);
+        else
+            ncclCommDestroy(comm_);
+    }
     int rank() const override { return rank_; }
     int world() const override { return world_; }
 
@@ -98,6 +107,7 @@ class NcclComm : public Comm {
 
   private:
     int rank_, world_;
+    std::unique_ptr<PeerWatch> watch_;  // ends this process when another rank ends early (torchrun-style)
     ncclComm_t comm_ = nullptr;
 };
 
@@ -113,11 +123,12 @@ std::string nccl_unique_id() {
     return std::string(id.internal, sizeof id.internal);
 }
 
-std::unique_ptr<Comm> make_nccl_comm(int rank, int world, int local_rank, const std::string& unique_id) {
+std::unique_ptr<Comm> make_nccl_comm(int rank, int world, int local_rank, const std::string& unique_id,
+                                     std::unique_ptr<PeerWatch> watch) {
     const int devices = cuda_device_count();
     AC_CHECK_HINT(devices > 0, "run on a machine with NVIDIA GPUs", "NCCL communicator: no CUDA device");
     cuda::set_device(local_rank % devices);
-    return std::make_unique<NcclComm>(rank, world, unique_id);
+    return std::make_unique<NcclComm>(rank, world, unique_id, std::move(watch));
 }
 
 }  // namespace aclip

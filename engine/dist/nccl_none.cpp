@@ -12,7 +12,7 @@ std::string nccl_unique_id() {
                  "this build has no NCCL, so GPUs cannot train together");
 }
 
-std::unique_ptr<Comm> make_nccl_comm(int, int, int, const std::string&) {
+std::unique_ptr<Comm> make_nccl_comm(int, int, int, const std::string&, std::unique_ptr<PeerWatch>) {
     nccl_unique_id();
     return nullptr;
 }

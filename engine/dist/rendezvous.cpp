@@ -1,6 +1,7 @@
 // rendezvous.cpp: see rendezvous.h. The tcp way: rank 0 accepts one connection per other rank; each
 // sends an 8-byte hello ("ACRV", then its rank as a little-endian int32) and is answered with the
-// payload's length (8 bytes, little-endian) and the payload. POSIX sockets, non-blocking, every wait a
+// payload's length (8 bytes, little-endian) and the payload; asked to, both ends keep the connection (for a
+// PeerWatch). POSIX sockets, non-blocking, every wait a
 // poll bounded by a deadline; a rank retries its connection until rank 0 listens.
 #include "engine/dist/rendezvous.h"
 
@@ -66,6 +67,7 @@ class Socket {
     Socket& operator=(const Socket&) = delete;
     ~Socket() { close(); }
     int fd() const { return fd_; }
+    int release() { return std::exchange(fd_, -1); }  // the caller closes it
     explicit operator bool() const { return fd_ >= 0; }
 
   private:
@@ -159,8 +161,9 @@ Socket listen_on(int port, int backlog) {
                  "rank 0: cannot listen on port ", port, " for the tcp rendezvous: ", std::strerror(error));
 }
 
-// Rank 0: serves the payload to ranks 1 .. world - 1, each once.
-void serve(int port, int world, const std::string& payload, double timeout_s) {
+// Rank 0: serves the payload to ranks 1 .. world - 1, each once; their connections go to `kept`, if given.
+void serve(int port, int world, const std::string& payload, double timeout_s,
+           std::vector<PeerWatch::Peer>* kept) {
     const char* hint = "start every rank with the same WORLD_SIZE and rendezvous, and each with its own RANK";
     Socket listener = listen_on(port, world);
     const Deadline deadline(timeout_s);
@@ -187,13 +190,16 @@ void serve(int port, int world, const std::string& payload, double timeout_s) {
         char length[8];
         put_le(length, payload.size(), 8);
         if (send_all(peer.fd(), length, sizeof length, talk) &&
-            send_all(peer.fd(), payload.data(), payload.size(), talk))
+            send_all(peer.fd(), payload.data(), payload.size(), talk)) {
             served.insert(rank);
+            if (kept) kept->push_back({static_cast<int>(rank), peer.release()});
+        }
     }
 }
 
-// Rank r > 0: connects to host:port (retrying until rank 0 listens) and receives the payload.
-std::string fetch(const std::string& host, int port, int rank, double timeout_s) {
+// Rank r > 0: connects to host:port (retrying until rank 0 listens) and receives the payload; the
+// connection goes to `kept`, if given.
+std::string fetch(const std::string& host, int port, int rank, double timeout_s, int* kept) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -232,7 +238,10 @@ std::string fetch(const std::string& host, int port, int rank, double timeout_s)
             AC_CHECK(n <= kMaxPayload, "rank ", rank, ": the tcp rendezvous at ", host, ":", port, " sent ",
                      n, " bytes: not an aclip rank 0");
             std::string payload(n, '\0');
-            if (recv_all(s.fd(), payload.data(), n, attempt)) return payload;
+            if (recv_all(s.fd(), payload.data(), n, attempt)) {
+                if (kept) *kept = s.release();
+                return payload;
+            }
             last = "rank 0 closed the connection";
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100, deadline.ms_left())));
@@ -268,14 +277,19 @@ std::string file_rendezvous(const std::string& path, int rank, const std::string
 }
 
 std::string tcp_rendezvous(const std::string& host, int port, int rank, int world, const std::string& payload,
-                           double timeout_s) {
-    if (rank != 0) return fetch(host, port, rank, timeout_s);
-    serve(port, world, payload, timeout_s);
-    return payload;
+                           double timeout_s, std::vector<PeerWatch::Peer>* keep) {
+    if (rank == 0) {
+        serve(port, world, payload, timeout_s, keep);
+        return payload;
+    }
+    int fd = -1;
+    std::string got = fetch(host, port, rank, timeout_s, keep ? &fd : nullptr);
+    if (keep) keep->push_back({0, fd});
+    return got;
 }
 
 std::string rendezvous(const std::string& spec, int rank, int world, const std::string& payload,
-                       double timeout_s) {
+                       double timeout_s, std::vector<PeerWatch::Peer>* keep) {
     const char* hint = "a rendezvous is file:PATH or tcp:HOST:PORT";
     if (spec.rfind("file:", 0) == 0) {
         AC_CHECK_HINT(spec.size() > 5, hint, "rendezvous '", spec, "': no path");
@@ -293,7 +307,7 @@ std::string rendezvous(const std::string& spec, int rank, int world, const std::
     const std::optional<int64_t> port = parse_int64(port_text);
     AC_CHECK_HINT(port && *port >= 1 && *port <= 65535, hint, "rendezvous '", spec, "': the port '",
                   port_text, "' is not a number in 1 .. 65535");
-    return tcp_rendezvous(host, static_cast<int>(*port), rank, world, payload, timeout_s);
+    return tcp_rendezvous(host, static_cast<int>(*port), rank, world, payload, timeout_s, keep);
 }
 
 std::string rendezvous_spec_from_environment() {

@@ -1,13 +1,19 @@
 // test_rendezvous.cpp: rank 0's bytes reach every other rank through a file and over TCP (ranks as
 // threads, on the loopback), whichever side starts first; every way it can go wrong ends in an error that
-// names the place or the missing ranks, within its timeout; and the environment picks the rendezvous.
+// names the place or the missing ranks, within its timeout; the environment picks the rendezvous; and the
+// tcp rendezvous's connections, watched, tell the ranks of one that ended early.
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "engine/dist/comm.h"
@@ -149,5 +155,115 @@ TEST_SUITE("dist") {
         for (const char* name : {"ACLIP_RENDEZVOUS", "MASTER_ADDR", "MASTER_PORT",
                                  "TORCHELASTIC_USE_AGENT_STORE", "WORLD_SIZE", "RANK"})
             unsetenv(name);
+    }
+
+    TEST_CASE(
+        "PeerWatch: over the tcp rendezvous's connections a rank that ends early is heard of; one that "
+        "finishes is not") {
+        constexpr int kWorld = 3;
+        auto connect = [] {  // every rank's kept connections
+            std::vector<std::vector<PeerWatch::Peer>> peers(kWorld);
+            const std::string spec = "tcp:127.0.0.1:" + std::to_string(free_port());
+            std::vector<std::thread> others;
+            for (int r = 1; r < kWorld; ++r)
+                others.emplace_back(
+                    [&, r] { rendezvous(spec, r, kWorld, std::string(2, '\0'), 10.0, &peers[r]); });
+            CHECK(rendezvous(spec, 0, kWorld, "id", 10.0, &peers[0]) == "id");
+            for (std::thread& t : others) t.join();
+            return peers;
+        };
+        std::mutex mutex;
+        std::vector<std::pair<int, int>> heard;  // (rank, the rank it heard had ended early)
+        auto watch = [&](int rank, std::vector<PeerWatch::Peer> peers) {
+            return std::make_unique<PeerWatch>(rank, std::move(peers), [&, rank](int lost) {
+                const std::lock_guard<std::mutex> lock(mutex);
+                heard.emplace_back(rank, lost);
+            });
+        };
+        auto heard_after = [&](size_t n) {  // waits (5 s at most) until n have been heard of
+            for (int i = 0; i < 500; ++i) {
+                {
+                    const std::lock_guard<std::mutex> lock(mutex);
+                    if (heard.size() >= n) return heard;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            const std::lock_guard<std::mutex> lock(mutex);
+            return heard;
+        };
+        auto fail = [](std::unique_ptr<PeerWatch>& w) {  // as a rank's error unwinds its communicator
+            try {
+                const std::unique_ptr<PeerWatch> unwound = std::move(w);
+                throw std::runtime_error("this rank's error");
+            } catch (const std::runtime_error&) {
+            }
+        };
+        using Heard = std::vector<std::pair<int, int>>;
+        {  // every rank finishes, the others before rank 0: none hears of a loss
+            std::vector<std::vector<PeerWatch::Peer>> peers = connect();
+            CHECK(peers[0].size() == 2);  // rank 0 keeps one to each other rank, they keep theirs to it
+            CHECK((peers[1].size() == 1 && peers[1][0].rank == 0 && peers[2].size() == 1));
+            std::vector<std::unique_ptr<PeerWatch>> w;
+            for (int r = 0; r < kWorld; ++r) w.push_back(watch(r, std::move(peers[r])));
+            w[2].reset();
+            w[1].reset();
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            w[0].reset();
+            CHECK(heard_after(1).empty());
+        }
+        {  // rank 2 fails: rank 0 hears of it; then rank 0 fails (as PeerWatch's default would end it): rank
+           // 1 hears of that
+            std::vector<std::vector<PeerWatch::Peer>> peers = connect();
+            std::vector<std::unique_ptr<PeerWatch>> w;
+            for (int r = 0; r < kWorld; ++r) w.push_back(watch(r, std::move(peers[r])));
+            fail(w[2]);
+            CHECK(heard_after(1) == Heard{{0, 2}});
+            fail(w[0]);
+            CHECK(heard_after(2) == Heard{{0, 2}, {1, 0}});
+            CHECK(w[1]->lost() == 1);
+            w[1].reset();
+        }
+        {  // a killed process says nothing: the kernel closes its connections
+            heard.clear();
+            std::vector<std::vector<PeerWatch::Peer>> peers = connect();
+            const std::unique_ptr<PeerWatch> zero = watch(0, std::move(peers[0])),
+                                             two = watch(2, std::move(peers[2]));
+            ::close(peers[1][0].fd);
+            CHECK(heard_after(1) == Heard{{0, 1}});
+        }
+    }
+
+    TEST_CASE(
+        "PeerWatch in processes: by default a rank ends (status 1) when its peer ends without finishing") {
+        // (run in processes: a fork, which the sanitizer builds leave out)
+        for (const bool peer_finishes : {false, true}) {
+            CAPTURE(peer_finishes);
+            int pair[2];
+            REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+            const pid_t child = ::fork();
+            REQUIRE(child >= 0);
+            if (child == 0) {  // rank 1, watching rank 0 with the default: it ends this process
+                ::close(pair[0]);
+                const PeerWatch watch(1, {{0, pair[1]}});
+                ::sleep(peer_finishes ? 1 : 30);
+                ::_exit(0);  // it heard 'F': nothing amiss
+            }
+            ::close(pair[1]);
+            if (peer_finishes) {
+                const char finished = 'F';  // what a PeerWatch of rank 0 says as it is destroyed normally
+                REQUIRE(::send(pair[0], &finished, 1, 0) == 1);
+            }
+            ::close(pair[0]);  // rank 0 ends
+            int status = 0;
+            for (int i = 0; i < 1000 && ::waitpid(child, &status, WNOHANG) == 0; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (::waitpid(child, &status, WNOHANG) == 0) {  // still running after 10 s: the watch did nothing
+                ::kill(child, SIGKILL);
+                ::waitpid(child, &status, 0);
+                FAIL("rank 1 did not end within 10 s");
+            }
+            CHECK(WIFEXITED(status));
+            CHECK(WEXITSTATUS(status) == (peer_finishes ? 0 : 1));
+        }
     }
 }
