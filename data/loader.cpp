@@ -191,10 +191,11 @@ void Loader::produce() {
             buffer.erase(buffer.begin() + static_cast<std::ptrdiff_t>(j));
             if (!emit(std::move(w))) return;
         }
+        const bool no_samples = position == 0;
         Work end;
         end.end_of_epoch = true;
-        end.where = position == 0 ? "no samples in this rank's shards" : "";
-        if (!emit(std::move(end))) return;
+        end.where = no_samples ? "no samples in this rank's shards" : "";
+        if (!emit(std::move(end)) || no_samples) return;  // the consumer stops there: no more epochs
         skip = 0;
         ++epoch;
     }

@@ -3,8 +3,10 @@
 // a cursor, disjoint ranks.
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "data/bpe_train.h"
 #include "data/image.h"
@@ -102,6 +104,16 @@ TEST_SUITE("data") {
         CHECK(st.skipped_samples >= 2);
         CHECK(st.truncated_shards >= 1);
         CHECK(epoch_samples(config(1)) == dataset().good + 2);  // from sizes.json: complete samples
+    }
+
+    TEST_CASE("shards that cannot be read: one epoch of warnings, then an error") {
+        LoaderConfig c = config(2);
+        c.shards = dataset().dir + "/{7..9}.tar";  // gone (deleted under a running loader, say)
+        Loader loader(c, tokenizer());
+        CHECK(test::error_of([&] { loader.next(); }).find("no samples in this rank's shards") !=
+              std::string::npos);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the reading thread went no further
+        CHECK(loader.stats().truncated_shards == 3);                  // (it had read 3 per empty epoch on)
     }
 
     TEST_CASE("batches do not depend on the number of workers") {
