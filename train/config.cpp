@@ -461,6 +461,18 @@ StepCount Config::step_count(const std::string& dotted) const {
     return *parse_step_count(str(dotted));  // checked when set
 }
 
+std::vector<std::string> Config::changes_from(const Config& before) const {
+    std::vector<std::string> out;
+    for (const ConfigKey& k : keys()) {
+        const std::string dotted = k.section + "." + k.key;
+        const std::string &was = before.str(dotted), &now = str(dotted);
+        if (was != now)
+            out.push_back(dotted + " " + (was.empty() ? "\"\"" : was) + " -> " +
+                          (now.empty() ? "\"\"" : now));
+    }
+    return out;
+}
+
 std::string Config::text() const {
     std::ostringstream os;
     std::string section;

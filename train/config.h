@@ -66,7 +66,9 @@ class Config {
     bool boolean(const std::string& dotted_key) const;
     StepCount step_count(const std::string& dotted_key) const;
 
-    std::string text() const;                              // the resolved config as INI
+    std::string text() const;  // the resolved config as INI
+    // The keys set otherwise than in `before`, as "key before -> now", in the table's order.
+    std::vector<std::string> changes_from(const Config& before) const;
     const std::string& source() const { return source_; }  // the config file's path
 
   private:

@@ -137,6 +137,7 @@ ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir
                   "resume with the number of ranks the run had", "resume: the checkpoint was written by ",
                   state.meta("dist.world"), " ranks, this run has ", world);
     at.step = state.meta_integer("step");
+    at.config = state.meta("aclip.config");
     const int64_t optimizer_steps = state.meta_integer("optimizer.steps");
     const std::string r = "loader.rank" + std::to_string(rank);
     at.cursor = {state.meta_integer(r + ".epoch"), state.meta_integer(r + ".position")};

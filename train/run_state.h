@@ -37,6 +37,7 @@ struct ResumePoint {
     std::string path;     // the .model.safetensors file read
     int64_t step = 0;     // optimizer steps done
     LoaderCursor cursor;  // this rank's place in its data stream
+    std::string config;   // the resolved config of the run that wrote it (INI text)
 };
 
 // Loads checkpoint `which` ("latest": the newest in dir; or a .model.safetensors path) into model and opt.

@@ -50,6 +50,21 @@ std::array<float, 3> three_floats(const Config& c, const std::string& key) {
     return {static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2])};
 }
 
+// What a resumed run does otherwise than the run that wrote its checkpoint, so that no change goes unseen
+// (a checkpoint whose config this version cannot read is passed over in silence).
+void print_changes_since(const ResumePoint& at, const Config& now) {
+    Config before;
+    try {
+        before.load_text(at.config, at.path);
+    } catch (const Error&) {
+        return;
+    }
+    const std::vector<std::string> changes = now.changes_from(before);
+    if (changes.empty()) return;
+    std::printf("resume: %zu setting(s) changed since the checkpoint:\n", changes.size());
+    for (const std::string& c : changes) std::printf("  %s\n", c.c_str());
+}
+
 int64_t override_or(const Config& c, const std::string& key, int64_t preset_value) {
     int64_t v = c.integer(key);
     return v > 0 ? v : preset_value;
@@ -187,8 +202,10 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     if (!resume.empty()) {
         at = load_run_checkpoint(resume, dir, cfg, total_steps, force_schedule, comm->rank(), comm->world(),
                                  model, opt, names);
-        if (rank0)
+        if (rank0) {
             std::printf("resumed from %s at step %lld\n", at.path.c_str(), static_cast<long long>(at.step));
+            print_changes_since(at, cfg);
+        }
     }
 
     Loader loader(lc, tokenizer, at.cursor);

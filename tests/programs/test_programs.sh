@@ -152,6 +152,7 @@ check "a resume with another train.steps is refused" 1 "$(grep -c 'pass --force-
 check "aclip_train --resume latest --force-schedule continues" 1 \
     "$(grep -c "resumed from $tmp/run/step_00000002.model.safetensors at step 2" "$tmp/resume.log")"
 check "... to the new end" 1 "$(grep -c '^done: 3 steps' "$tmp/resume.log")"
+check "... saying what changed since the checkpoint" 1 "$(grep -c '^  train.steps 2 -> 3$' "$tmp/resume.log")"
 "$build/aclip_train" "$tmp/run.ini" train.steps=many > /dev/null 2> "$tmp/err.log"
 check "a bad override is refused" 1 "$(grep -c "train.steps = 'many' is not a count of steps" "$tmp/err.log")"
 check "aclip_train --help lists every section" 8 "$("$build/aclip_train" --help | grep -c '^\[')"

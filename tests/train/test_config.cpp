@@ -140,6 +140,18 @@ TEST_SUITE("train") {
               }).find("tokenizer.context = 2: a caption needs room") != std::string::npos);
     }
 
+    TEST_CASE("changes_from lists the keys set otherwise, in the table's order") {
+        Config before, now;
+        CHECK(now.changes_from(before).empty());
+        now.set_override("train.batch_size=32");
+        now.set_override("data.train=a/{0..9}.tar");
+        now.set_override("aclip.mask=none");
+        CHECK(now.changes_from(before) == std::vector<std::string>{"data.train \"\" -> a/{0..9}.tar",
+                                                                   "aclip.mask attentive -> none",
+                                                                   "train.batch_size 64 -> 32"});
+        CHECK(before.changes_from(now).size() == 3);
+    }
+
     TEST_CASE("lengths of training are steps or epochs") {
         Config c;
         const std::vector<std::pair<std::string, StepCount>> cases = {
