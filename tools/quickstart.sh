@@ -13,5 +13,16 @@ cmake --build build -j "$(nproc)" --target aclip_train aclip_make_synthetic
 if [[ ! -f datasets/synthetic/train/sizes.json ]]; then
     build/aclip_make_synthetic --out datasets/synthetic --train 10000 --val 500 --zeroshot 960 --retrieval 500
 fi
-build/aclip_train configs/quickstart.ini "$@" | grep -v '^[a-z_]* = \|^\[\|^# resolved\|^$'
+# A quickstart starts over: its folder (runs/quickstart, or runs/quickstart-ARGS with extra arguments, so
+# that the plain-CLIP run does not replace the A-CLIP one) is emptied first, unless the arguments name a
+# checkpoint.dir of their own or resume (aclip_train refuses a fresh run beside an earlier one's checkpoints).
+args=("$@")
+if [[ " $* " != *" checkpoint.dir="* && " $* " != *" --resume "* ]]; then
+    run=runs/quickstart
+    (($# > 0)) && run+="-$(printf '%s-' "$@" | tr -c 'A-Za-z0-9.-' '_' | sed 's/-$//')"
+    [[ -d "$run" ]] && echo "tools/quickstart.sh: starting over in $run (the earlier run there removed)"
+    rm -rf "$run"
+    args+=("checkpoint.dir=$run")
+fi
+build/aclip_train configs/quickstart.ini "${args[@]}" | grep -v '^[a-z_]* = \|^\[\|^# resolved\|^$'
 echo "chance level: zero-shot top-1 2.1% (48 classes), retrieval R@1 0.2% (500 images)"

@@ -84,7 +84,16 @@ TEST_SUITE("train") {
         };
         CHECK(!steps_logged("full").empty());
         CHECK(steps_logged("parted") == steps_logged("full"));
-        train(tiny_run("full"));  // a fresh run in the same directory replaces the old run's rows
+        // A fresh run is refused beside an earlier run's checkpoints (pruning and --resume latest go by step
+        // number: they would mix the two runs); one that stopped before any checkpoint leaves only its rows,
+        // which the fresh run replaces.
+        const std::string full_dir = data_dir() + "/full";
+        CHECK(test::error_of([&] { train(tiny_run("full")); })
+                  .find("checkpoint.dir " + full_dir +
+                        " holds the checkpoints of an earlier run (the newest: "
+                        "step_00000006.model.safetensors)") != std::string::npos);
+        for (const std::string& c : list_checkpoints(full_dir)) test::forget_checkpoint(c);
+        train(tiny_run("full"));
         CHECK(steps_logged("parted") == steps_logged("full"));
         Config longer = tiny_run("parted");
         longer.set_override("train.steps=12");
@@ -127,6 +136,7 @@ TEST_SUITE("train") {
         CHECK(resumed.step == 10);
         Config too_big = c;
         too_big.set_override("train.batch_size=48");  // 96 samples a step from 80
+        too_big.set_override("checkpoint.dir=" + data_dir() + "/epochs_too_big");
         CHECK(test::error_of([&] { train(too_big); })
                   .find("train.steps = 2 epochs: the 80 samples of an epoch "
                         "do not fill one step") != std::string::npos);
@@ -251,6 +261,7 @@ TEST_SUITE("train") {
         // A second signal stops the process at once. Sent while it is stopped, both arrive together:
         // distinct signals are not merged, as a second SIGTERM would be into the first.
         fs::remove(dir + "/metrics.jsonl");
+        for (const std::string& done : list_checkpoints(dir)) test::forget_checkpoint(done);  // a fresh run
         pid = start_training();
         for (int sig : {SIGSTOP, SIGTERM, SIGINT, SIGCONT}) kill(pid, sig);
         REQUIRE(waitpid(pid, &status, 0) == pid);
