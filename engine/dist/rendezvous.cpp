@@ -1,8 +1,8 @@
 // rendezvous.cpp: see rendezvous.h. The tcp way: rank 0 accepts one connection per other rank; each
 // sends an 8-byte hello ("ACRV", then its rank as a little-endian int32) and is answered with the
 // payload's length (8 bytes, little-endian) and the payload; asked to, both ends keep the connection (for a
-// PeerWatch). POSIX sockets, non-blocking, every wait a
-// poll bounded by a deadline; a rank retries its connection until rank 0 listens.
+// PeerWatch). POSIX sockets, non-blocking, every wait a poll bounded by a deadline; a rank retries its
+// connection until rank 0 listens.
 #include "engine/dist/rendezvous.h"
 
 #include <fcntl.h>
