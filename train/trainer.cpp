@@ -31,9 +31,16 @@ namespace {
 
 // SIGINT or SIGTERM: the step finishes, a checkpoint is written, the run ends. A second signal ends the
 // process at once, as the signal's default action would (Ctrl-C twice, when the first is not soon enough).
+// SIGPIPE (the reader of the output gone: Ctrl-C reaches `aclip_train | grep ...` too, and grep ends
+// first) stops the run the same way, never at once, where its default would end it before the checkpoint.
 std::atomic<int> g_signal{0};
 std::atomic<bool> g_signal_note{true};  // rank 0 says what the first signal does
 void on_signal(int sig) {
+    if (sig == SIGPIPE) {
+        int none = 0;
+        g_signal.compare_exchange_strong(none, sig);
+        return;
+    }
     if (g_signal.exchange(sig) != 0) {
         std::signal(sig, SIG_DFL);
         std::raise(sig);
@@ -246,6 +253,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     g_signal_note.store(rank0);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGPIPE, on_signal);
 
     TrainResult result;
     result.first_step = result.step = at.step;

@@ -211,12 +211,12 @@ TEST_SUITE("train") {
             std::ifstream in(dir + "/metrics.jsonl");
             return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
         };
-        auto start_training = [&] {
+        auto start_training = [&](int output = -1) {  // output: the write end of a pipe, or train.log
             posix_spawn_file_actions_t io;
             posix_spawn_file_actions_init(&io);
-            posix_spawn_file_actions_addopen(&io, 1, (dir + "/train.log").c_str(),
+            posix_spawn_file_actions_addopen(&io, 2, (dir + "/train.log").c_str(),
                                              O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            posix_spawn_file_actions_adddup2(&io, 1, 2);
+            posix_spawn_file_actions_adddup2(&io, output >= 0 ? output : 2, 1);
             std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>(ini.c_str()),
                                        nullptr};
             pid_t pid = 0;
@@ -269,6 +269,22 @@ TEST_SUITE("train") {
         CHECK(WIFSIGNALED(status));  // not an exit after a checkpoint
         CHECK((WIFSIGNALED(status) && (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM)));
         CHECK(read_log().find("checkpoint written") == std::string::npos);
+
+        // aclip_train | grep ..., and Ctrl-C: grep ends at once, and the next line written to the pipe
+        // raises SIGPIPE, whose default would end aclip_train before its checkpoint.
+        fs::remove(dir + "/metrics.jsonl");
+        for (const std::string& done : list_checkpoints(dir)) test::forget_checkpoint(done);
+        int pipe_ends[2];
+        REQUIRE(::pipe2(pipe_ends, O_CLOEXEC) == 0);  // the child holds the write end alone
+        pid = start_training(pipe_ends[1]);
+        ::close(pipe_ends[1]);
+        ::close(pipe_ends[0]);  // the reader is gone
+        kill(pid, SIGINT);
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        CAPTURE(read_log());
+        CHECK(WIFEXITED(status));  // not ended by SIGPIPE
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 130));
+        CHECK(list_checkpoints(dir).size() == 1);
     }
 
     TEST_CASE(
