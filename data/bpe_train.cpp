@@ -10,7 +10,7 @@
 #include "data/text_clean.h"
 #include "data/tokenizer.h"
 #include "engine/core/error.h"
-#include "engine/io/safetensors.h"
+#include "engine/io/files.h"
 
 namespace aclip {
 

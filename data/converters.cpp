@@ -13,8 +13,8 @@
 #include "data/tokenizer.h"
 #include "engine/core/error.h"
 #include "engine/core/parse.h"
+#include "engine/io/files.h"
 #include "engine/io/json_lite.h"
-#include "engine/io/safetensors.h"
 
 namespace aclip {
 
@@ -35,8 +35,7 @@ std::string key_of(int64_t i) {
 
 ConvertReport convert_table(const std::string& table, char sep, const std::string& out_dir,
                             int64_t shard_size) {
-    std::ifstream in(table);
-    AC_CHECK_HINT(in.good(), "check the path", "cannot open '", table, "'");
+    std::ifstream in = open_for_reading(table);
     const std::filesystem::path base = std::filesystem::path(table).parent_path();
     ShardSetWriter out(out_dir, shard_size, "convert " + table);
     ConvertReport r;
@@ -135,9 +134,8 @@ ConvertReport convert_fashion_mnist(const std::string& idx_dir, const std::strin
 
 ConvertReport convert_yfcc(const std::string& root, const std::string& metadata_tsv,
                            const std::string& out_dir, int64_t shard_size) {
-    std::ifstream in(metadata_tsv);
-    AC_CHECK_HINT(in.good(), "export yfcc15m.pkl as JSON lines [index, title, description] (see the README)",
-                  "cannot open '", metadata_tsv, "'");
+    std::ifstream in = open_for_reading(
+        metadata_tsv, "export yfcc15m.pkl as JSON lines [index, title, description] (see the README)");
     ShardSetWriter out(out_dir, shard_size, "yfcc");
     ConvertReport r;
     zip_t* archive = nullptr;

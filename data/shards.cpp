@@ -9,8 +9,8 @@
 
 #include "engine/core/error.h"
 #include "engine/core/parse.h"
+#include "engine/io/files.h"
 #include "engine/io/json_lite.h"
-#include "engine/io/safetensors.h"
 
 namespace aclip {
 

@@ -10,6 +10,7 @@
 
 #include "data/text_clean.h"
 #include "engine/core/error.h"
+#include "engine/io/files.h"
 
 namespace aclip {
 
@@ -48,9 +49,7 @@ std::vector<std::pair<uint8_t, std::string>> clip_byte_symbols() {
 }
 
 std::string read_maybe_gzipped(const std::string& path) {
-    std::error_code error;
-    AC_CHECK_HINT(!std::filesystem::is_directory(path, error), "give a file's path", "'", path,
-                  "' is a directory, not a file");
+    check_not_a_directory(path);
     gzFile f = gzopen(path.c_str(), "rb");  // reads plain files as they are
     AC_CHECK_HINT(f != nullptr, "check the path (in the config or on the command line)", "cannot open '",
                   path, "': ", std::strerror(errno));

@@ -13,6 +13,7 @@
 
 #include "data/tokenizer.h"
 #include "engine/core/error.h"
+#include "engine/io/files.h"
 #include "engine/io/json_lite.h"
 #include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
@@ -25,9 +26,7 @@ using namespace aclip;
 namespace {
 
 std::vector<std::string> read_lines(const std::string& path) {
-    std::ifstream in(path);
-    AC_CHECK_HINT(in.good(), "give a text file with one caption per line", "cannot open --texts '", path,
-                  "'");
+    std::ifstream in = open_for_reading(path, "give --texts a text file with one caption per line");
     std::vector<std::string> lines;
     std::string line;
     while (std::getline(in, line)) {

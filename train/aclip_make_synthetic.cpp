@@ -10,8 +10,8 @@
 #include "data/shards.h"
 #include "data/synthetic.h"
 #include "engine/core/error.h"
+#include "engine/io/files.h"
 #include "engine/io/json_lite.h"
-#include "engine/io/safetensors.h"
 #include "train/cli.h"
 
 using namespace aclip;

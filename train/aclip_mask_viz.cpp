@@ -18,7 +18,7 @@
 #include "data/shards.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/core/error.h"
-#include "engine/io/safetensors.h"
+#include "engine/io/files.h"
 #include "models/attentive_mask.h"
 #include "train/cli.h"
 #include "train/inference.h"

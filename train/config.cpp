@@ -8,6 +8,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/parse.h"
+#include "engine/io/files.h"
 
 namespace aclip {
 
@@ -385,12 +386,7 @@ void Config::set(const std::string& dotted, const std::string& raw, const std::s
 }
 
 void Config::load_file(const std::string& path) {
-    std::ifstream in(path);
-    AC_CHECK_HINT(in.good(), "give the path of an INI file, e.g. configs/quickstart.ini",
-                  "cannot open config '", path, "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    load_text(ss.str(), path);
+    load_text(read_file(path, "give the path of an INI file, e.g. configs/quickstart.ini"), path);
 }
 
 void Config::load_text(const std::string& text, const std::string& path) {

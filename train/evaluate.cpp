@@ -13,6 +13,7 @@
 #include "data/shards.h"
 #include "engine/autograd/grad_mode.h"
 #include "engine/core/parse.h"
+#include "engine/io/files.h"
 #include "engine/io/json_lite.h"
 #include "engine/ops/autocast.h"
 #include "engine/ops/ops.h"
@@ -20,11 +21,7 @@
 namespace aclip {
 
 std::vector<std::string> first_list(const std::string& path) {
-    std::ifstream in(path);
-    AC_CHECK_HINT(in.good(), "set eval.classes and eval.templates", "cannot open '", path, "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    JsonValue v = json_parse(ss.str(), path);
+    JsonValue v = json_parse(read_file(path, "set eval.classes and eval.templates"), path);
     AC_CHECK(v.kind == JsonValue::Kind::Object && !v.object.empty() &&
                  v.object[0].second.kind == JsonValue::Kind::Array,
              path, ": expected {\"name\": [\"...\", ...]}");

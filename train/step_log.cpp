@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "engine/io/safetensors.h"
+#include "engine/io/files.h"
 #include "engine/ops/ops.h"
 
 namespace aclip {

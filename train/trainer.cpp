@@ -17,7 +17,7 @@
 #include "engine/cpu/gemm.h"
 #include "engine/cuda/cuda_ops.h"
 #include "engine/dist/comm.h"
-#include "engine/io/safetensors.h"
+#include "engine/io/files.h"
 #include "engine/ops/autocast.h"
 #include "engine/optim/schedule.h"
 #include "models/presets.h"

@@ -27,7 +27,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/parse.h"
-#include "engine/io/safetensors.h"
+#include "engine/io/files.h"
 
 namespace aclip {
 

@@ -1,7 +1,7 @@
 // npy.cpp: see npy.h.
 #include "engine/io/npy.h"
 
-#include "engine/io/safetensors.h"
+#include "engine/io/files.h"
 
 namespace aclip {
 

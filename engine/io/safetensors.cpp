@@ -1,17 +1,14 @@
 // safetensors.cpp: see safetensors.h.
 #include "engine/io/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "engine/core/parse.h"
+#include "engine/io/files.h"
 #include "engine/io/json_lite.h"
 
 namespace aclip {
@@ -87,14 +84,14 @@ double SafetensorsFile::meta_number(const std::string& key) const {
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    AC_CHECK_HINT(in.good(), "check the path", "cannot open '", path, "': ", std::strerror(errno));
+    std::ifstream in = open_for_reading(path, "check the path", std::ios::in | std::ios::binary);
     in.seekg(0, std::ios::end);
     const uint64_t file_size = static_cast<uint64_t>(in.tellg());
     in.seekg(0);
     AC_CHECK(file_size >= 8, path, ": truncated: ", file_size, " bytes, fewer than the 8-byte header length");
     unsigned char len_bytes[8];
     in.read(reinterpret_cast<char*>(len_bytes), 8);
+    AC_CHECK(in.good(), path, ": could not read the header length: ", std::strerror(errno));
     uint64_t header_len = 0;
     for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
     AC_CHECK(header_len <= file_size - 8, path, ": header length ", header_len,
@@ -179,50 +176,6 @@ SafetensorsFile load_safetensors(const std::string& path) {
         file.tensors.emplace_back(e.name, std::move(t));
     }
     return file;
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-    std::string tmp = path + ".tmp." + std::to_string(getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    AC_CHECK_HINT(fd >= 0, "check that the directory exists and is writable", "cannot create '", tmp,
-                  "': ", std::strerror(errno));
-    size_t done = 0;
-    while (done < bytes.size()) {
-        ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int err = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            AC_FAIL("writing '", tmp, "' failed: ", std::strerror(err), " (disk full?)");
-        }
-        done += static_cast<size_t>(n);
-    }
-    bool synced = ::fsync(fd) == 0;
-    int err = errno;
-    ::close(fd);
-    if (!synced) {
-        ::unlink(tmp.c_str());
-        AC_FAIL("fsync of '", tmp, "' failed: ", std::strerror(err));
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        err = errno;
-        ::unlink(tmp.c_str());
-        AC_FAIL("renaming '", tmp, "' to '", path, "' failed: ", std::strerror(err));
-    }
-    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-    int dfd = ::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        ::fsync(dfd);  // makes the rename itself durable
-        ::close(dfd);
-    }
-}
-
-void create_directories(const std::string& dir) {
-    std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    AC_CHECK_HINT(!error, "choose a directory that can be created and written", "cannot create directory '",
-                  dir, "': ", error.message());
 }
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

@@ -2,8 +2,7 @@
 // (checkpoints, fixtures, converted weights). Layout: 8-byte little-endian header length N, N bytes of
 // JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {key: value}}, then the data.
 // The reader is strict: a truncated or hostile file is a clear error naming the file and the tensor,
-// never a crash or a read out of bounds. The writer is atomic: temp file, fsync, rename; that write and
-// the making of folders are here for every other writer too (write_file_atomic, create_directories).
+// never a crash or a read out of bounds. The writer is atomic (write_file_atomic of files.h).
 #pragma once
 #include <map>
 #include <string>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "engine/core/tensor.h"
+#include "engine/io/files.h"
 
 namespace aclip {
 
@@ -31,11 +31,5 @@ struct SafetensorsFile {
 SafetensorsFile load_safetensors(const std::string& path);
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
-
-// Writes bytes to path atomically: path.tmp.PID, fsync, rename over path, fsync the directory.
-void write_file_atomic(const std::string& path, const std::string& bytes);
-// Creates dir and its parents where missing; an error names the path and the reason (not a directory,
-// permission denied).
-void create_directories(const std::string& dir);
 
 }  // namespace aclip

@@ -83,11 +83,14 @@ TEST_SUITE("train") {
             CHECK(error_of([&] {
                       c.set_override(std::string("optim.lr=") + lr);
                   }).find("is not a finite number") != std::string::npos);
+        CHECK(error_of([&] {
+                  c.load_file(std::string(ACLIP_SOURCE_DIR) + "/configs");
+              }).find("configs' is a directory, not a file") != std::string::npos);  // not an empty config
         c.set_override("optim.lr=+2.5e-4");
         CHECK(c.number("optim.lr") == 2.5e-4);
         CHECK(error_of([&] { c.set_override("lr=1"); }).find("expected section.key=value") !=
               std::string::npos);
-        CHECK(error_of([&] { c.load_file("/nonexistent.ini"); }).find("cannot open config") !=
+        CHECK(error_of([&] { c.load_file("/nonexistent.ini"); }).find("cannot open '/nonexistent.ini'") !=
               std::string::npos);
     }
 

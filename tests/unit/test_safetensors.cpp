@@ -5,8 +5,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "engine/core/parse.h"
+#include "engine/io/files.h"
 #include "engine/io/json_lite.h"
 #include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
@@ -93,6 +95,24 @@ TEST_SUITE("io") {
         CHECK(error_of([&] {
                   create_directories(path + "/run");
               }).find("cannot create directory '" + path + "/run': Not a directory") != std::string::npos);
+    }
+
+    TEST_CASE("files read whole; a directory or a missing file is an error naming it") {
+        const std::string path = temp_path("bytes.bin");
+        write_file_atomic(path, std::string("a\0b\r\n", 5));
+        CHECK(read_file(path) == std::string("a\0b\r\n", 5));
+        const std::string dir = temp_path("a_folder.safetensors");
+        std::filesystem::create_directories(dir);
+        // an ifstream opens a directory; its header length was then read from nothing (an uninitialised
+        // read: "header length 140029784518952 exceeds the 100 MiB limit")
+        for (const auto& read : std::vector<std::function<void()>>{
+                 [&] { load_safetensors(dir); }, [&] { read_file(dir); }, [&] { open_for_reading(dir); }})
+            CHECK(error_of(read).find("'" + dir + "' is a directory, not a file") != std::string::npos);
+        CHECK(error_of([&] {
+                  read_file(dir + "/none", "a hint");
+              }).find("cannot open '" + dir + "/none': No such file or directory") != std::string::npos);
+        CHECK(error_of([&] { read_file(dir + "/none", "a hint"); }).find("HINT: a hint") !=
+              std::string::npos);
     }
 
     TEST_CASE("malformed files give clear errors") {
