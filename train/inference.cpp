@@ -1,7 +1,11 @@
 // inference.cpp: see inference.h.
 #include "train/inference.h"
 
+#include <cstdio>
+#include <filesystem>
+
 #include "models/checkpoint.h"
+#include "train/run_state.h"
 #include "train/trainer.h"
 
 namespace aclip {
@@ -10,10 +14,26 @@ Device training_device(const Config& cfg) {
     return cfg.str("train.device") == "cuda" ? Device::CUDA : Device::CPU;
 }
 
+std::string model_file_of(const std::string& path) {
+    if (std::filesystem::is_directory(path)) {
+        const std::vector<std::string> all = list_checkpoints(path);
+        AC_CHECK_HINT(!all.empty(), "pass a NAME.model.safetensors file, or a checkpoint.dir that holds one",
+                      "--checkpoint ", path, ": a folder without checkpoints");
+        std::fprintf(stderr, "checkpoint: %s (the newest in %s)\n", all.back().c_str(), path.c_str());
+        return all.back();
+    }
+    const std::string state = ".state.safetensors";
+    AC_CHECK_HINT(!path.ends_with(state),
+                  "pass its model file, " + path.substr(0, path.size() - state.size()) + ".model.safetensors",
+                  "--checkpoint ", path,
+                  ": a state file (the optimizer's moments and the data cursor), not the model");
+    return path;
+}
+
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& config_path,
                                  const std::vector<std::string>& overrides, bool to_device) {
     AC_CHECK_HINT(!path.empty(), "pass --checkpoint NAME.model.safetensors", "no checkpoint given");
-    SafetensorsFile file = load_safetensors(path);
+    SafetensorsFile file = load_safetensors(model_file_of(path));
     LoadedCheckpoint c;
     if (!config_path.empty()) {
         c.cfg.load_file(config_path);

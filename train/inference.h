@@ -21,7 +21,12 @@ struct LoadedCheckpoint {
     EvalSettings settings;                     // batch size, context, image transform
 };
 
-// config_path empty: the config stored in the checkpoint (an error naming the file when there is none).
+// The model file that --checkpoint names: a NAME.model.safetensors file as it is, or a folder's newest
+// (a run's checkpoint.dir); a NAME.state.safetensors file is an error pointing to its model file.
+std::string model_file_of(const std::string& path);
+
+// path: as model_file_of takes it. config_path empty: the config stored in the checkpoint (an error
+// naming the file when there is none).
 // overrides: "section.key=value" strings, applied last. train.device = cuda puts the model on the GPU,
 // unless to_device is false (a caller that must first choose its GPU, as a rank of several does).
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& config_path,

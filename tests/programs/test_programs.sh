@@ -80,6 +80,13 @@ check "aclip_train evaluates online and EMA at the end" 2 "$(grep -c '^eval step
 "$build/aclip_eval" --checkpoint "$tmp/run/step_00000002.model.safetensors" > "$tmp/eval.log" 2>&1
 check "aclip_eval exit status" 0 $?
 check "aclip_eval reports online and EMA" 2 "$(grep -c 'zero-shot top-1' "$tmp/eval.log")"
+"$build/aclip_eval" --checkpoint "$tmp/run" > "$tmp/eval_dir.log" 2> "$tmp/err.log"
+check "aclip_eval --checkpoint DIR evaluates the newest checkpoint there" "$(grep 'zero-shot' "$tmp/eval.log")" \
+    "$(grep 'zero-shot' "$tmp/eval_dir.log")"
+check "... and says which" 1 "$(grep -c "checkpoint: $tmp/run/step_00000002.model.safetensors (the newest" "$tmp/err.log")"
+"$build/aclip_eval" --checkpoint "$tmp/run/step_00000002.state.safetensors" > /dev/null 2> "$tmp/err.log"
+check "aclip_eval given a state file points to its model file" 1 \
+    "$(grep -c "pass its model file, $tmp/run/step_00000002.model.safetensors" "$tmp/err.log")"
 ckpt="$tmp/run/step_00000002.model.safetensors"
 if command -v mpirun > /dev/null 2>&1; then  # two ranks share the sets; rank 0 prints the same figures
     mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none -np 2 \
