@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     CommandLine cli("aclip_embed",
                     "Writes L2-normalised image and text embeddings of a checkpoint as safetensors. Extra "
                     "arguments section.key=value override the config (eval.batch_size, ...).");
-    cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file");
+    cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file, or a run's folder (its newest)");
     cli.option("config", &config_path, "an INI config (default: the one stored in the checkpoint)");
     cli.option("weights", &weights, "online or ema");
     cli.list("images", &images, "image files");

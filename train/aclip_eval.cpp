@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     CommandLine cli("aclip_eval",
                     "Evaluates a checkpoint: zero-shot top-1/top-5 and retrieval R@1/5/10 (online and "
                     "EMA weights). Extra arguments section.key=value override the config.");
-    cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file");
+    cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file, or a run's folder (its newest)");
     cli.option("config", &config_path, "an INI config (default: the one stored in the checkpoint)");
     cli.parse(argc, argv);
     return run_program("aclip_eval", [&] {

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
         "aclip_mask_viz",
         "Pictures of the attentive mask: the EMA crop with its attention, both views with the removed "
         "patches greyed; with object masks, its precision against a random mask.");
-    cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file");
+    cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file, or a run's folder (its newest)");
     cli.option("config", &config_path, "an INI config (default: the one stored in the checkpoint)");
     cli.option("out", &out_dir, "the folder for the PNGs");
     cli.option("n", &n, "how many samples", 1);

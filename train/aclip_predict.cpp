@@ -42,7 +42,7 @@ std::vector<std::string> split_labels(const std::string& s) {
 int main(int argc, char** argv) {
     std::string checkpoint, config_path, image, labels, templates_path, weights = "online";
     CommandLine cli("aclip_predict", "Zero-shot probabilities of labels for one image, as a table.");
-    cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file");
+    cli.option("checkpoint", &checkpoint, "a NAME.model.safetensors file, or a run's folder (its newest)");
     cli.option("config", &config_path, "an INI config (default: the one stored in the checkpoint)");
     cli.option("image", &image, "the image file");
     cli.option("labels", &labels, "comma-separated class names");
