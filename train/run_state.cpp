@@ -108,6 +108,23 @@ void save_run_checkpoint(const std::string& dir, int64_t step, int64_t total_ste
     for (const auto& path : stale) std::filesystem::remove(path);
 }
 
+void check_checkpoint_dir(const std::string& dir, const std::string& resume) {
+    const std::vector<std::string> all = list_checkpoints(dir);
+    auto name = [](const std::string& path) { return std::filesystem::path(path).filename().string(); };
+    AC_CHECK_HINT(!resume.empty() || all.empty(),
+                  "continue it with --resume latest, set another checkpoint.dir, or delete its checkpoints",
+                  "checkpoint.dir ", dir, " holds the checkpoints of an earlier run (the newest: ",
+                  all.empty() ? "" : name(all.back()), ")");
+    const std::string resumed = name(resume);
+    if (resume.empty() || resume == "latest" || !resumed.starts_with("step_")) return;
+    std::string later;  // step numbers are zero-padded: names order as steps
+    for (const std::string& c : all)
+        if (name(c) > resumed) later += (later.empty() ? "" : ", ") + name(c);
+    AC_CHECK_HINT(later.empty(), "move those elsewhere, or set another checkpoint.dir for the resumed run",
+                  "checkpoint.dir ", dir, " holds checkpoints past the one resumed (", resumed, "): ", later,
+                  "; the resumed run's own would mix with them (--resume latest would take theirs)");
+}
+
 ResumePoint load_run_checkpoint(const std::string& which, const std::string& dir, const Config& cfg,
                                 int64_t total_steps, bool force_schedule, int rank, int world, Aclip& model,
                                 AdamW& opt, const std::vector<std::string>& parameter_names) {

@@ -33,6 +33,12 @@ void save_run_checkpoint(const std::string& dir, int64_t step, int64_t total_ste
                          const std::vector<LoaderCursor>& cursors, const Config& cfg, const AclipConfig& acfg,
                          int64_t keep);
 
+// That a run (resume: "" fresh, "latest", or a checkpoint's path) writes its checkpoints only beside its
+// own past: a fresh run into a folder without checkpoints, a resumed one into a folder without any past
+// the step it resumes from. Otherwise two runs mix, since pruning and --resume latest go by step number
+// (a crash would resume the other run). An error naming the folder and the checkpoints in the way.
+void check_checkpoint_dir(const std::string& dir, const std::string& resume);
+
 struct ResumePoint {
     std::string path;     // the .model.safetensors file read
     int64_t step = 0;     // optimizer steps done

@@ -172,15 +172,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     AC_CHECK_HINT(!cfg.str("tokenizer.merges").empty(), "set tokenizer.merges to a BPE merges file",
                   "tokenizer.merges is empty");
     if (rank0) {
-        // A fresh run beside an earlier one's checkpoints would mix the two: the pruning of old checkpoints
-        // and --resume latest go by step number, so a crash would resume the other run.
-        const std::vector<std::string> earlier =
-            resume.empty() ? list_checkpoints(dir) : std::vector<std::string>{};
-        AC_CHECK_HINT(
-            earlier.empty(),
-            "continue it with --resume latest, set another checkpoint.dir, or delete its checkpoints",
-            "checkpoint.dir ", dir, " holds the checkpoints of an earlier run (the newest: ",
-            std::filesystem::path(earlier.empty() ? "" : earlier.back()).filename().string(), ")");
+        check_checkpoint_dir(dir, resume);  // before anything is written there
         create_directories(dir);
         write_file_atomic(dir + "/config.ini", cfg.text());
     }

@@ -106,6 +106,17 @@ TEST_SUITE("train") {
         CHECK(test::error_of([&] {
                   train(longer, data_dir() + "/parted/config.ini");
               }).find("not a checkpoint's model file") != std::string::npos);
+        // Back to step 3, where the folder holds later ones (another future of the run): refused, or
+        // resumed into another folder, the later ones kept.
+        const std::string step3 = dir + "/step_00000003.model.safetensors";
+        CHECK(test::error_of([&] { train(parted, step3); })
+                  .find("checkpoint.dir " + dir +
+                        " holds checkpoints past the one resumed (step_00000003.model.safetensors): "
+                        "step_00000006.model.safetensors") != std::string::npos);
+        Config elsewhere = parted;
+        elsewhere.set_override("checkpoint.dir=" + data_dir() + "/parted_again");
+        CHECK(train(elsewhere, step3).loss == full.loss);
+        CHECK(list_checkpoints(dir).size() == 4);  // steps 3, 6, and 9 and 12 of the longer schedule
     }
 
     TEST_CASE("lengths in epochs: an epoch is the full steps of the shards' samples") {
