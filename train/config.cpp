@@ -390,7 +390,8 @@ void Config::load_file(const std::string& path) {
 }
 
 void Config::load_text(const std::string& text, const std::string& path) {
-    std::istringstream in(text);
+    const std::string bom = "\xEF\xBB\xBF";  // written first by some editors (Windows' Notepad)
+    std::istringstream in(text.starts_with(bom) ? text.substr(bom.size()) : text);
     source_ = path;
     std::string line, section;
     int64_t line_no = 0;

@@ -38,6 +38,8 @@ TEST_SUITE("train") {
         c.set_override("optim.lr=2e-3");
         CHECK(c.number("optim.lr") == 2e-3);
         CHECK(c.text().find("[optim]\nlr = 2e-3\n") != std::string::npos);
+        c.load_file(write_ini("\xEF\xBB\xBF[optim]\r\nlr = 3e-3\r\n"));  // a byte-order mark, CRLF lines
+        CHECK(c.number("optim.lr") == 3e-3);
         CHECK(Config::help().find("weight decay") != std::string::npos);
     }
 
