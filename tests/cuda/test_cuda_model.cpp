@@ -3,11 +3,15 @@
 // under bf16 autocast, and trains as it does (AdamW, EMA, BatchNorm statistics over steps); the attentive
 // mask keeps the top squares of the GPU teacher's scores; moving back gives the same values; SyncBatchNorm
 // runs there. GPU cases are skipped and counted without a GPU.
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <functional>
 #include <map>
 #include <regex>
 #include <set>
+#include <stdexcept>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/cuda/cuda_ops.h"
@@ -335,6 +339,26 @@ TEST_SUITE("cuda") {
         c->broadcast_bytes(bytes, 0);
         CHECK(bytes == std::string("abc\0def", 7));
         c->barrier();
+        // Unwound by an error with a collective queued, a communicator aborts (ncclCommAbort) rather than
+        // waiting for the other ranks; this process's GPU goes on.
+        try {
+            const std::unique_ptr<Comm> failing = make_nccl_comm(0, 1, 0, nccl_unique_id());
+            Tensor y = x.to(Device::CUDA);
+            failing->all_reduce_sum(y);
+            throw std::runtime_error("this rank's error");
+        } catch (const std::runtime_error&) {
+        }
+        CHECK_CLOSE(add(g, g).to(Device::CPU), mul_scalar(x, 2.0), 0.0, 0.0);
+        // The tcp rendezvous's watch lives and ends with the communicator: destroyed normally, it says so.
+        int pair[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+        make_nccl_comm(
+            0, 1, 0, nccl_unique_id(),
+            std::make_unique<PeerWatch>(0, std::vector<PeerWatch::Peer>{{1, pair[0]}}, [](int) {}));
+        char said = 0;
+        CHECK(::recv(pair[1], &said, 1, 0) == 1);
+        CHECK(said == 'F');
+        ::close(pair[1]);
     }
 
     TEST_CASE("GPU: sync_batch_norm on the GPU equals batch_norm, forward and backward") {
