@@ -29,8 +29,10 @@ namespace aclip {
 
 namespace {
 
-// SIGINT or SIGTERM: the step finishes, a checkpoint is written, the run ends. A second signal ends the
-// process at once, as the signal's default action would (Ctrl-C twice, when the first is not soon enough).
+// SIGINT, SIGTERM or SIGUSR1: the step finishes, a checkpoint is written, the run ends. A second signal ends
+// the process at once, as the signal's default action would (Ctrl-C twice, when the first is not soon
+// enough). SIGUSR1 is for mpirun, which forwards it to every rank (SIGINT and SIGTERM it turns into a kill
+// within a second), and for SLURM's --signal=USR1@SECONDS before a job's time limit.
 // SIGPIPE (the reader of the output gone: Ctrl-C reaches `aclip_train | grep ...` too, and grep ends
 // first) stops the run the same way, never at once, where its default would end it before the checkpoint.
 std::atomic<int> g_signal{0};
@@ -246,6 +248,7 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGPIPE, on_signal);
+    std::signal(SIGUSR1, on_signal);
 
     TrainResult result;
     result.first_step = result.step = at.step;

@@ -101,6 +101,22 @@ if command -v mpirun > /dev/null 2>&1; then  # two ranks share the sets; rank 0 
         status=$?
         check "one rank's error ends every rank of mpirun (not a hang)" 1 "$((status != 0 && status != 124))"
         check "that rank's error is shown" 1 "$(grep -c "cannot create directory '$tmp/a_file/run'" "$tmp/mpi_fail.log")"
+        # SIGUSR1 to mpirun (which forwards it; SLURM's --signal=USR1@SECONDS sends it before a time limit):
+        # every rank stops after the same step, and rank 0 writes the checkpoint (SIGINT and SIGTERM, mpirun
+        # turns into a kill within a second)
+        timeout 120 mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none -np 2 \
+            "$build/aclip_train" "$tmp/run.ini" train.steps=100000 train.log_every=1 eval.zeroshot= \
+            eval.retrieval= checkpoint.dir="$tmp/usr1" > "$tmp/usr1.log" 2>&1 &
+        mpirun_pid=$!
+        for _ in $(seq 600); do
+            [[ $(cat "$tmp/usr1/metrics.jsonl" 2> /dev/null | wc -l) -ge 2 ]] && break
+            sleep 0.1
+        done
+        kill -USR1 "$(pgrep -P "$mpirun_pid" mpirun || echo "$mpirun_pid")"
+        wait "$mpirun_pid"
+        check "SIGUSR1 to mpirun: a checkpoint, then the end (not a timeout)" 1 \
+            "$(grep -c '^signal 10: checkpoint written at step' "$tmp/usr1.log")"
+        check "... the checkpoint there" 1 "$(ls "$tmp/usr1" | grep -c 'model.safetensors$')"
     fi
 fi
 tar -xf "$tmp/syn/train/00000.tar" -C "$tmp" 00000003.jpg 00000004.jpg
