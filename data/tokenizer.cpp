@@ -5,7 +5,6 @@
 
 #include <climits>
 #include <cstring>
-#include <filesystem>
 #include <sstream>
 
 #include "data/text_clean.h"

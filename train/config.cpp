@@ -1,7 +1,6 @@
 // config.cpp: see config.h. The key table below is the documentation of every setting.
 #include "train/config.h"
 
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>

@@ -37,7 +37,7 @@ struct ConfigKey {
     std::string section, key, default_value, help;
     std::string type;                  // "string", "int", "float", "floats3" (a,b,c), "bool", "steps"
     std::vector<std::string> choices;  // empty: any value of the type
-    Bounds bounds = {};                // the numbers of an int, float, floats3 or steps key
+    Bounds bounds = {};                // the numbers of an int, float or floats3 key
 };
 
 // A length of training in optimizer steps, given as steps ("500", "500 steps") or as epochs ("2 epochs"),

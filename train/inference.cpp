@@ -22,10 +22,8 @@ std::string model_file_of(const std::string& path) {
         std::fprintf(stderr, "checkpoint: %s (the newest in %s)\n", all.back().c_str(), path.c_str());
         return all.back();
     }
-    const std::string state = ".state.safetensors";
-    AC_CHECK_HINT(!path.ends_with(state),
-                  "pass its model file, " + path.substr(0, path.size() - state.size()) + ".model.safetensors",
-                  "--checkpoint ", path,
+    const std::string model = model_file_of_state(path);
+    AC_CHECK_HINT(model.empty(), "pass its model file, " + model, "--checkpoint ", path,
                   ": a state file (the optimizer's moments and the data cursor), not the model");
     return path;
 }

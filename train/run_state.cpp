@@ -19,14 +19,19 @@ namespace {
 constexpr const char* kModelSuffix = ".model.safetensors";
 constexpr const char* kStateSuffix = ".state.safetensors";
 
-std::string stem_of(const std::string& model_path) {
-    return model_path.substr(0, model_path.size() - std::string(kModelSuffix).size());
+// path with its ending `from` replaced by `to`; "" when it does not end so.
+std::string swap_suffix(const std::string& path, const std::string& from, const std::string& to) {
+    return path.ends_with(from) ? path.substr(0, path.size() - from.size()) + to : "";
 }
 
 }  // namespace
 
 std::string state_file_of(const std::string& model_path) {
-    return stem_of(model_path) + kStateSuffix;
+    return swap_suffix(model_path, kModelSuffix, kStateSuffix);
+}
+
+std::string model_file_of_state(const std::string& path) {
+    return swap_suffix(path, kStateSuffix, kModelSuffix);
 }
 
 std::vector<std::string> list_checkpoints(const std::string& dir, std::vector<std::string>* incomplete) {
@@ -41,8 +46,7 @@ std::vector<std::string> list_checkpoints(const std::string& dir, std::vector<st
             else if (incomplete)
                 incomplete->push_back(path);  // a run stopped between the two files (written model first)
         } else if (incomplete && name.ends_with(kStateSuffix) &&
-                   !std::filesystem::exists(path.substr(0, path.size() - std::string(kStateSuffix).size()) +
-                                            kModelSuffix)) {
+                   !std::filesystem::exists(model_file_of_state(path))) {
             incomplete->push_back(path);  // a run stopped between the two files (state first)
         }
     }

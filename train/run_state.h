@@ -22,6 +22,8 @@ std::vector<std::string> list_checkpoints(const std::string& dir,
                                           std::vector<std::string>* incomplete = nullptr);
 // The state file of a checkpoint, beside its NAME.model.safetensors: NAME.state.safetensors.
 std::string state_file_of(const std::string& model_path);
+// The model file beside NAME.state.safetensors; "" when path is not a state file.
+std::string model_file_of_state(const std::string& path);
 
 // The dotted names of the parameters AdamW updates, in its order (the state file's keys).
 std::vector<std::string> adamw_parameter_names(Aclip& model, const std::vector<ParamGroup>& groups);
