@@ -240,6 +240,10 @@ TEST_SUITE("train") {
             REQUIRE(logged_steps() >= 2);  // training, not starting up
             return pid;
         };
+        auto clear_run = [&] {  // its metrics and checkpoints, so that a fresh run may start there
+            fs::remove(dir + "/metrics.jsonl");
+            for (const std::string& done : list_checkpoints(dir)) test::forget_checkpoint(done);
+        };
         auto read_log = [&] {
             std::stringstream log;
             log << std::ifstream(dir + "/train.log").rdbuf();
@@ -271,8 +275,7 @@ TEST_SUITE("train") {
 
         // A second signal stops the process at once. Sent while it is stopped, both arrive together:
         // distinct signals are not merged, as a second SIGTERM would be into the first.
-        fs::remove(dir + "/metrics.jsonl");
-        for (const std::string& done : list_checkpoints(dir)) test::forget_checkpoint(done);  // a fresh run
+        clear_run();
         pid = start_training();
         for (int sig : {SIGSTOP, SIGTERM, SIGINT, SIGCONT}) kill(pid, sig);
         REQUIRE(waitpid(pid, &status, 0) == pid);
@@ -283,8 +286,7 @@ TEST_SUITE("train") {
 
         // aclip_train | grep ..., and Ctrl-C: grep ends at once, and the next line written to the pipe
         // raises SIGPIPE, whose default would end aclip_train before its checkpoint.
-        fs::remove(dir + "/metrics.jsonl");
-        for (const std::string& done : list_checkpoints(dir)) test::forget_checkpoint(done);
+        clear_run();
         int pipe_ends[2];
         REQUIRE(::pipe2(pipe_ends, O_CLOEXEC) == 0);  // the child holds the write end alone
         pid = start_training(pipe_ends[1]);
