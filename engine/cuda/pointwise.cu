@@ -13,9 +13,6 @@ namespace aclip::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-// The vectorised kernels' grids are at most one wave of resident blocks (resident_blocks), each thread
-// looping over packs: a fixed 2,112 blocks was two waves at 8 blocks an SM but 2.7 at 6, the last one
-// part-empty.
 
 // The kernel's registered name ("pointwise.Add"), for launch errors and the kernel profile.
 const char* kernel_name(PW op) {
@@ -41,10 +38,8 @@ void launch_typed(double s0, double s1, const Tensor& out, const Tensor& a, cons
     const bool dense = out.is_contiguous() && a.is_contiguous() && b.is_contiguous() &&
                        a.shape() == out.shape() && b.shape() == out.shape();
     if (dense && all_aligned({po, pa, pb}, 16)) {
-        auto kernel = pointwise_vectorized<op, A, B, O>;
-        static const int64_t wave = resident_blocks(kernel, kThreads);
-        kernel<<<grid_for(n / pack_width<A, B>() + 1, kThreads, wave), kThreads>>>(po, pa, pb, n, C(s0),
-                                                                                   C(s1));
+        const int64_t blocks = grid_for(n / pack_width<A, B>() + 1, kThreads);
+        pointwise_vectorized<op, A, B, O><<<blocks, kThreads>>>(po, pa, pb, n, C(s0), C(s1));
     } else {
         Strides so = out.strides();
         Strides sa = broadcast_strides(a.shape(), a.strides(), out.shape());
@@ -162,11 +157,9 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
             using S = typename decltype(stag)::type;
             D* d = static_cast<D*>(dst.raw_data());
             const S* s = static_cast<const S*>(src.raw_data());
-            if (vectorized) {  // a cast between contiguous tensors
-                auto kernel = copy_vectorized<D, S>;
-                static const int64_t wave = resident_blocks(kernel, kThreads);
-                kernel<<<grid_for(n / pack_width<D, S>() + 1, kThreads, wave), kThreads>>>(d, s, n);
-            } else
+            if (vectorized)  // a cast between contiguous tensors
+                copy_vectorized<D, S><<<grid_for(n / pack_width<D, S>() + 1, kThreads), kThreads>>>(d, s, n);
+            else
                 copy_strided<D, S><<<grid_for(n, kThreads), kThreads>>>(d, s, dims, n);
         });
     });
