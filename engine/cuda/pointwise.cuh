@@ -20,51 +20,22 @@ constexpr int pack_width() {
 
 // a is A, b is B: the same type, or f32 and bf16 for pointwise_takes_mixed formulas (computed in f32).
 
-// Packs a thread loads before it uses any: with one, a thread's next load waited for its current pack's
-// arithmetic, and GELU (the most arithmetic a pack) reached 78% of the copy bandwidth where the residual
-// add reached 84% (run 7).
-constexpr int kPacksInFlight = 2;
-
-// A grid-stride loop over packs 0 .. packs - 1 taking kPacksInFlight of a thread's packs at a time, all
-// their loads (load(j): pack j's inputs) issued before the first store(j, inputs).
-template <class Load, class Store>
-__device__ __forceinline__ void for_each_pack(int64_t packs, Load load, Store store) {
-    using Inputs = decltype(load(int64_t(0)));
-    const int64_t stride = thread_count();
-    for (int64_t i = first_thread(); i < packs; i += kPacksInFlight * stride) {
-        Inputs in[kPacksInFlight]{};  // zeros past the end, never stored
-#pragma unroll
-        for (int u = 0; u < kPacksInFlight; ++u)
-            if (i + u * stride < packs) in[u] = load(i + u * stride);
-#pragma unroll
-        for (int u = 0; u < kPacksInFlight; ++u)
-            if (i + u * stride < packs) store(i + u * stride, in[u]);
-    }
-}
-
 template <PW op, class A, class B, class O>
 __global__ void pointwise_vectorized(O* __restrict__ out, const A* __restrict__ a, const B* __restrict__ b,
                                      int64_t n, compute_t<A> s0, compute_t<A> s1) {
     using C = compute_t<A>;
     constexpr int V = pack_width<A, B>();
-    struct Operands {
-        Pack<A, V> x;
-        Pack<B, V> y;
-    };
     const int64_t vectors = n / V;
-    for_each_pack(
-        vectors,
-        [&](int64_t i) {
-            return Operands{load_pack<A, V>(a + i * V), load_pack<B, V>(b + i * V)};
-        },
-        [&](int64_t i, const Operands& in) {
-            Pack<O, V> o;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
+        const Pack<A, V> x = load_pack<A, V>(a + i * V);
+        const Pack<B, V> y = load_pack<B, V>(b + i * V);
+        Pack<O, V> o;
 #pragma unroll
-            for (int k = 0; k < V; ++k)
-                o.v[k] = st<O>(pointwise_apply<op, C>(ld(in.x.v[k]), ld(in.y.v[k]), s0, s1));
-            store_pack<O, V>(out + i * V, o);
-        });
-    for (int64_t i = vectors * V + first_thread(); i < n; i += thread_count())
+        for (int k = 0; k < V; ++k) o.v[k] = st<O>(pointwise_apply<op, C>(ld(x.v[k]), ld(y.v[k]), s0, s1));
+        store_pack<O, V>(out + i * V, o);
+    }
+    for (int64_t i = vectors * V + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
         out[i] = st<O>(pointwise_apply<op, C>(ld(a[i]), ld(b[i]), s0, s1));
 }
 
@@ -90,21 +61,21 @@ __device__ __forceinline__ D convert_element(S v) {
         return st<D>(v);
 }
 
-// A cast between contiguous tensors of one shape (autocast's casts of activations and gradients): packs of
-// V elements, 16 bytes of the wider dtype, kPacksInFlight a thread at a time; then the tail one by one.
+// A cast between contiguous tensors of one shape (autocast's casts of activations and gradients): V
+// elements a thread and step, 16 bytes of the wider dtype; then the tail one by one.
 template <class D, class S>
 __global__ void copy_vectorized(D* __restrict__ dst, const S* __restrict__ src, int64_t n) {
     constexpr int V = pack_width<D, S>();
     const int64_t vectors = n / V;
-    for_each_pack(
-        vectors, [&](int64_t i) { return load_pack<S, V>(src + i * V); },
-        [&](int64_t i, const Pack<S, V>& x) {
-            Pack<D, V> o;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
+        const Pack<S, V> x = load_pack<S, V>(src + i * V);
+        Pack<D, V> o;
 #pragma unroll
-            for (int k = 0; k < V; ++k) o.v[k] = convert_element<D, S>(x.v[k]);
-            store_pack<D, V>(dst + i * V, o);
-        });
-    for (int64_t i = vectors * V + first_thread(); i < n; i += thread_count())
+        for (int k = 0; k < V; ++k) o.v[k] = convert_element<D, S>(x.v[k]);
+        store_pack<D, V>(dst + i * V, o);
+    }
+    for (int64_t i = vectors * V + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
         dst[i] = convert_element<D, S>(src[i]);
 }
 
