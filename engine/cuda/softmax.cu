@@ -2,8 +2,8 @@
 // kernel), their backward, and the two halves of cross_entropy: the summed negative log-likelihood of the
 // targets and the gradient softmax - onehot. Rows of up to 1024 elements (every attention row) are held in
 // registers by groups of lanes, a warp taking one long row or several short ones (softmax.cuh), so each
-// element is read once and written once (the forward's through a shared tile, in 16-byte pieces); longer
-// rows take a looping kernel, a warp a row, that reads them again per pass.
+// element is read once and written once; longer rows take a looping kernel, a warp a row, that reads them
+// again per pass.
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/device_util.cuh"
 #include "engine/cuda/softmax.cuh"

@@ -25,68 +25,13 @@ __device__ __forceinline__ int64_t group_row() {
     return warp_row() * (32 / L) + static_cast<int>(threadIdx.x % 32) / L;
 }
 
-// A block's rows, elements [begin, end) of the flat (R, D) buffer, cross global memory in 16-byte pieces
-// through a shared tile, tile[i] holding element a0 + i, a0 the first element of the piece of x that holds
-// begin: a row of 197 bf16 (394 bytes) starts anywhere in a piece, so a lane's own elements could only be
-// moved two bytes at a time (51% of the bandwidth in run 7, PyTorch's kernel 49%). Pieces that reach
-// outside the tensor are moved element by element, and so are those of y partly outside [begin, end) or
-// not aligned as x's are (another offset in its piece: a view; slow, but right).
-template <class T>
-constexpr int kPiece = 16 / static_cast<int>(sizeof(T));
-
-template <class T>
-__device__ __forceinline__ int misalignment(const T* p) {  // elements of p before a 16-byte boundary
-    return static_cast<int>(reinterpret_cast<uintptr_t>(p) / sizeof(T) % kPiece<T>);
-}
-
-template <class T>
-__device__ __forceinline__ void load_tile(T* tile, const T* x, int64_t a0, int64_t end, int64_t total) {
-    constexpr int V = kPiece<T>;
-    const int64_t pieces = (end - a0 + V - 1) / V;
-    for (int64_t j = threadIdx.x; j < pieces; j += blockDim.x) {
-        const int64_t e = a0 + j * V;
-        if (e >= 0 && e + V <= total) {
-            store_pack<T, V>(tile + j * V, load_pack<T, V>(x + e));
-        } else {
-            for (int k = 0; k < V; ++k)
-                if (e + k >= 0 && e + k < total) tile[j * V + k] = x[e + k];
-        }
-    }
-}
-
-template <class T>
-__device__ __forceinline__ void store_tile(T* y, const T* tile, int64_t a0, int64_t begin, int64_t end,
-                                           bool aligned_as_x) {
-    constexpr int V = kPiece<T>;
-    const int64_t pieces = (end - a0 + V - 1) / V;
-    for (int64_t j = threadIdx.x; j < pieces; j += blockDim.x) {
-        const int64_t e = a0 + j * V;
-        if (aligned_as_x && e >= begin && e + V <= end) {
-            store_pack<T, V>(y + e, load_pack<T, V>(tile + j * V));
-        } else {
-            for (int k = 0; k < V; ++k)
-                if (e + k >= begin && e + k < end) y[e + k] = tile[j * V + k];
-        }
-    }
-}
-
-// Rows of up to K L elements, a group of L lanes a row (group_row), kRowsPerBlock (32 / L) rows a block;
-// launch row_blocks<L>(R) blocks of kThreads.
 template <int K, int L, class T>
 __global__ void softmax_cached_kernel(const T* x, T* y, int64_t R, int D, bool log) {
-    constexpr int kRows = kRowsPerBlock * (32 / L), V = kPiece<T>;
-    __shared__ __align__(16) T tile[kRows * K * L + 2 * V];
-    const int64_t first = static_cast<int64_t>(blockIdx.x) * kRows;
-    if (first >= R) return;  // the whole block
-    const int64_t begin = first * D, end = min(first + kRows, R) * D;
-    const int xmis = misalignment(x);
-    const int64_t a0 = (begin + xmis) / V * V - xmis;
-    load_tile(tile, x, a0, end, R * D);
-    __syncthreads();
     const int64_t row = group_row<L>();
     const int sub = threadIdx.x % L;
+    if (warp_row() * (32 / L) >= R) return;  // the whole warp past the end
     const bool valid = row < R;
-    T* xr = tile + (row * D - a0);  // this group's row in the tile (read, then overwritten by the output)
+    const T* xr = x + row * D;
     float v[K];
     float m = -INFINITY;
 #pragma unroll
@@ -105,16 +50,14 @@ __global__ void softmax_cached_kernel(const T* x, T* y, int64_t R, int D, bool l
         if (!log) v[k] = e;  // each exponential computed once
     }
     s = warp_sum<L>(s);
-    if (valid) {
-        const float lse = m + logf(s), inv = 1.0f / s;
+    if (!valid) return;
+    T* yr = y + row * D;
+    const float lse = m + logf(s), inv = 1.0f / s;
 #pragma unroll
-        for (int k = 0; k < K; ++k) {
-            const int i = sub + L * k;
-            if (i < D) xr[i] = st<T>(log ? v[k] - lse : v[k] * inv);  // each element's own lane: in place
-        }
+    for (int k = 0; k < K; ++k) {
+        const int i = sub + L * k;
+        if (i < D) yr[i] = st<T>(log ? v[k] - lse : v[k] * inv);
     }
-    __syncthreads();
-    store_tile(y, tile, a0, begin, end, misalignment(y) == xmis);
 }
 
 // The backward of a row, in both kernels: s = the row's sum of softmax_grad_term, then
