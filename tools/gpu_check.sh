@@ -17,6 +17,8 @@
 #                                      to check the script and the build before spending GPU time
 #   tools/gpu_check.sh --quick REPORT  on the GPU machine, for a lease with under eight minutes left: the
 #                                      tests, the training step with its kernel profile and aclip_train only
+#   tools/gpu_check.sh --kernels REPORT  on the GPU machine, after kernel changes (about four minutes): the
+#                                      tests, the training step with its kernel profile and the benchmarks
 #
 # With the device tool: run `tools/gpu_check.sh --stage`, then on the machine, carrying .deps:
 #   tools/gpu_check.sh $OUT/gpu_report.md
@@ -77,11 +79,15 @@ fi
 
 dry_run=0
 quick=0
+kernels=0
 if [[ "${1:-}" == "--dry-run" ]]; then
     dry_run=1
     shift
 elif [[ "${1:-}" == "--quick" ]]; then
     quick=1
+    shift
+elif [[ "${1:-}" == "--kernels" ]]; then
+    kernels=1
     shift
 fi
 report="${1:-gpu_report.md}"
@@ -145,6 +151,7 @@ if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DACLIP
 fi
 targets=()
 [[ $quick -eq 1 ]] && targets=(--target aclip_tests aclip_bench_step_cuda aclip_train aclip_eval aclip_make_synthetic)
+[[ $kernels -eq 1 ]] && targets=(--target aclip_tests aclip_bench_step_cuda aclip_bench_cuda)
 if ! cmake --build "$build" -j "$jobs" "${targets[@]}" > "$log_dir/gpu_build.log" 2>&1; then
     grep -E "error|Error" "$log_dir/gpu_build.log" | head -30
     echo "- build: FAILED after $(elapsed) s (see gpu_build.log)" >> "$report"
@@ -176,7 +183,7 @@ tail -5 "$log_dir/gpu_tests.log"
 # A CUDA error such as an illegal address is sticky: every later launch of the process fails too. After
 # a failure, each GPU test case runs again in a process of its own, so the report names the ones that
 # fail by themselves (doctest splits filters at commas: a comma in a name becomes the wildcard '?').
-if [[ $test_status -ne 0 && $dry_run -eq 0 && $quick -eq 0 ]]; then
+if [[ $test_status -ne 0 && $dry_run -eq 0 && $quick -eq 0 && $kernels -eq 0 ]]; then
     echo "== each GPU test case alone at $(elapsed) s"
     echo "- each GPU test case in a process of its own (exit status, name; logs in gpu_tests_alone.log):" >> "$report"
     : > "$log_dir/gpu_tests_alone.log"
@@ -256,8 +263,10 @@ else
             grep -v '^step [0-4]:'  # warm-up steps out, any error kept
         echo '```'
     } >> "$report"
-    echo "== aclip_train at $(elapsed) s"
-    trainer_run >> "$report"
+    if [[ $kernels -eq 0 ]]; then
+        echo "== aclip_train at $(elapsed) s"
+        trainer_run >> "$report"
+    fi
     if [[ $quick -eq 0 ]]; then
         echo "== benchmarks at $(elapsed) s"
         {
@@ -265,7 +274,7 @@ else
             echo '```'
             timeout 150 tools/bench/compare_cuda.sh "$build" 2>&1
             echo '```'
-            if (( $(elapsed) < 400 )); then
+            if (( $(elapsed) < 400 && kernels == 0 )); then
                 step_with ACLIP_TENSOR_CORE_ATTENTION=0 \
                     "the same step with the tensor-core attention off (ACLIP_TENSOR_CORE_ATTENTION=0: the" \
                     "composed attention), for their share of the step, and a figure should their parity case fail:"
@@ -276,7 +285,7 @@ else
             # Hardware counters where the machine lets ncu read them (Firecracker yes, gVisor no:
             # /work/.library/device/KINDS.md): each kernel of the memory-bound cases, attention and the
             # embedding's backward (index_add's five), once.
-            if (( $(elapsed) < 400 )) && command -v ncu > /dev/null; then
+            if (( $(elapsed) < 400 && kernels == 0 )) && command -v ncu > /dev/null; then
                 echo "- Nsight Compute on the benchmark's memory-bound and attention kernels, one launch each"
                 echo "  (tools/bench/ncu_summary.py; the report is kernels.ncu-rep beside this one):"
                 echo '```'
@@ -294,7 +303,7 @@ else
                 fi
                 echo '```'
             fi
-            if (( $(elapsed) < 420 )); then
+            if (( $(elapsed) < 420 && kernels == 0 )); then
                 echo "- the same step with gradient checkpointing (train.grad_checkpointing: time against memory):"
                 echo '```'
                 timeout 60 "$build/aclip_bench_step_cuda" --batch 256 --steps 6 --precision bf16 \

@@ -55,12 +55,25 @@ AclipBatch batch_on(const AclipConfig& c, int64_t B, Device device) {
 // its result in f64 on the CPU, and whether the profile had a row `kernel` (the switch's path ran).
 std::pair<Tensor, bool> run_with_setting(const char* name, const char* setting, const char* kernel,
                                          const std::function<Tensor()>& fn) {
+    // Restored however fn ends: a throw left the profile on and failed the next case that starts one (run 8).
+    struct Restore {
+        const char* name;
+        bool profiling = false;
+        ~Restore() {
+            unsetenv(name);
+            try {
+                if (profiling) cuda::profile_stop();
+            } catch (const Error&) {  // the error fn threw is the one reported
+            }
+        }
+    } restore{name};
     setenv(name, setting, 1);
     cuda::profile_start();
+    restore.profiling = true;
     const Tensor out = fn();
+    restore.profiling = false;
     bool ran = false;
     for (const cuda::ProfileRow& r : cuda::profile_stop()) ran = ran || r.name == kernel;
-    unsetenv(name);
     return {out.to(Device::CPU).to(DType::F64), ran};
 }
 
@@ -289,8 +302,12 @@ TEST_SUITE("cuda") {
         auto run = [&](const char* setting) {  // the bias's gradient, and whether the epilogue computed it
             return run_with_setting(
                 "ACLIP_BIAS_GRADIENT_EPILOGUE", setting, "gemm (bf16, with the bias gradient)", [&] {
-                    Tensor w = random_tensor({256, 768}, 86, -0.1, 0.1).to(Device::CUDA).requires_grad_(),
-                           b = random_tensor({256}, 87, -0.1, 0.1).to(Device::CUDA).requires_grad_();
+                    // f32 parameters, as a model's: autocast leaves f64 alone (run 8: "dtypes differ")
+                    Tensor
+                        w = random_tensor({256, 768}, 86, -0.1, 0.1, DType::F32)
+                                .to(Device::CUDA)
+                                .requires_grad_(),
+                        b = random_tensor({256}, 87, -0.1, 0.1, DType::F32).to(Device::CUDA).requires_grad_();
                     AutocastGuard autocast;
                     linear(x, w, b).backward(gy);
                     return b.grad();

@@ -1,9 +1,9 @@
 // test_pointwise_emulated.cpp: the elementwise kernels of engine/cuda/pointwise.cuh, which every CUDA op
 // runs through, compiled for the CPU and run on emulated threads (engine/cuda/warp_emulation.h) against the
-// CPU's map_pointwise: the 16-byte vectorised path (with a grid-stride loop and a tail that is not a whole
-// pack) and the strided path over collapsed broadcast dims, in f32 and bf16, for a binary formula, a unary
-// one and a comparison writing a u8 mask. Both sides evaluate the same formula of engine/math/pointwise.h in
-// the same compute type, so they must agree bit for bit.
+// CPU's map_pointwise: the 16-byte vectorised path (a grid-stride loop of several turns, and a tail that
+// is not a whole pack) and the strided path over collapsed broadcast dims, in f32 and bf16,
+// for a binary formula, a unary one and a comparison writing a u8 mask. Both sides evaluate the same formula
+// of engine/math/pointwise.h in the same compute type, so they must agree bit for bit.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -151,7 +151,9 @@ TEST_SUITE("cuda") {
     }
 
     TEST_CASE("copies between dtypes on emulated threads equal Tensor::to on the CPU, bit for bit") {
-        for (int64_t n : {int64_t(4805), int64_t(3)}) {  // whole packs over two grid-stride turns and a tail
+        // whole packs over two grid-stride turns (4805 bf16: 600 packs for 512 threads) or several (16389),
+        // and a tail; no pack at all (3)
+        for (int64_t n : {int64_t(4805), int64_t(16389), int64_t(3)}) {
             check_casts<bf16, float>(n);
             check_casts<float, bf16>(n);
             check_casts<float, uint8_t>(n);
@@ -161,7 +163,7 @@ TEST_SUITE("cuda") {
     }
 
     TEST_CASE("pointwise kernels on emulated threads equal the CPU's map, bit for bit") {
-        for (int64_t n : {int64_t(4805), int64_t(3)}) {  // 600 packs of 8 (or 1,201 of 4) and a tail; no pack
+        for (int64_t n : {int64_t(4805), int64_t(16389), int64_t(3)}) {  // as the copies
             check_vectorized<PW::Add, float>(n, false);
             check_vectorized<PW::Add, bf16>(n, false);
             check_vectorized<PW::Gelu, float>(n, true);

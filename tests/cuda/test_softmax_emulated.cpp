@@ -19,19 +19,35 @@ namespace {
 
 using namespace cuda::softmax_kernels;
 
+// x and y start `x_shift` and `y_shift` elements into a buffer (a 16-byte boundary at 0), with guard
+// elements on either side that no kernel may write.
 template <class T>
-void check_softmax(int64_t R, int64_t D, bool log) {
+void check_softmax(int64_t R, int64_t D, bool log, int64_t x_shift = 0, int64_t y_shift = 0) {
     CAPTURE(sizeof(T));
+    CAPTURE(R);
     CAPTURE(D);
     CAPTURE(log);
+    CAPTURE(x_shift);
+    CAPTURE(y_shift);
     const DType dt = dtype_of<T>::value;
-    const Tensor x = test::random_tensor({R, D}, 5, -4, 4).to(dt), g = test::random_tensor({R, D}, 6).to(dt);
+    std::vector<Tensor> buffers;  // each with 8 elements of -7 on either side of its view
+    auto shifted = [&](const Tensor& t, int64_t shift) {  // t's values at `shift` elements into a buffer
+        Tensor buffer = empty({R * D + shift + 8}, dt);
+        buffer.fill_(-7.0);
+        Tensor view = buffer.narrow(0, shift, R * D).view({R, D});
+        view.copy_(t);
+        buffers.push_back(buffer.narrow(0, 0, shift));
+        buffers.push_back(buffer.narrow(0, shift + R * D, 8));
+        return view;
+    };
+    const Tensor x = shifted(test::random_tensor({R, D}, 5, -4, 4).to(dt), x_shift),
+                 g = test::random_tensor({R, D}, 6).to(dt);
     // The reference in f32 on exactly the values T holds.
     const Tensor xr = x.to(DType::F32).requires_grad_();
     const Tensor yr = log ? log_softmax(xr, -1) : softmax(xr, -1);
     sum(mul(yr, g.to(DType::F32))).backward();
 
-    Tensor y = empty({R, D}, dt), dx = empty({R, D}, dt);
+    Tensor y = shifted(zeros({R, D}, dt), y_shift), dx = empty({R, D}, dt);
     const unsigned blocks = static_cast<unsigned>((R + kRowsPerBlock - 1) / kRowsPerBlock);
     const bool cached = dispatch_per_lane(D, [&](auto k, auto lanes) {
         constexpr int K = decltype(k)::value, L = decltype(lanes)::value;
@@ -53,6 +69,8 @@ void check_softmax(int64_t R, int64_t D, bool log) {
         });
     }
     CHECK(cached == (D <= 1024));
+    for (const Tensor& outside : buffers)  // nothing written past the rows
+        CHECK(outside.to_vector<float>() == std::vector<float>(static_cast<size_t>(outside.numel()), -7.0f));
     // f32: expf against the CPU's exp_f32 and sums in another order, a few ulp; bf16: the output and the
     // gradient each rounded to bf16 (2^-9 relative), norm-relative.
     const double tol = sizeof(T) == 2 ? 1e-2 : 1e-5;
@@ -72,6 +90,13 @@ TEST_SUITE("cuda") {
                 check_softmax<float>(13, D, log);
                 check_softmax<bf16>(13, D, log);
             }
+        // Several blocks of rows (16 rows of 197 a block: the last holds 5), x and y off 16-byte boundaries
+        // by the same or different amounts: nothing is read or written outside the rows.
+        for (auto [xs, ys] : {std::pair<int64_t, int64_t>{0, 0}, {3, 3}, {1, 2}, {0, 5}}) {
+            check_softmax<bf16>(37, 197, false, xs, ys);
+            check_softmax<float>(37, 197, true, xs, ys);
+            check_softmax<float>(70, 45, false, xs, ys);  // 64 rows a block
+        }
     }
 
     TEST_CASE("nll_sum on emulated threads: the targets' sum, bad targets skipped and one of them recorded") {
