@@ -63,7 +63,7 @@ void fill(const Tensor& t, double value);
 void dropout_scale(const Tensor& out, double p, uint64_t seed, uint64_t offset);  // 0 or 1/(1-p)
 
 // ---- reductions (reduce.cu); x contiguous, seen as (O, R, I) ----
-void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out);
+void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out);  // out: x's dtype or f32
 void max_with_index(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& values,
                     const Tensor& index);
 double sum_of_squares(const std::vector<Tensor>& tensors);  // f32 tensors, accumulated in f64

@@ -1,6 +1,8 @@
 // reduce.cu: sums and arg-maxima over the middle dim of a contiguous (O, R, I) view (sums down columns
 // through column_sums.cuh), and the sum of squares of many tensors (gradient clipping). Accumulation is
-// f32 in a fixed order: the same inputs give the same bits on every run.
+// f32 in a fixed order: the same inputs give the same bits on every run. Sums of bf16 may be written in f32.
+#include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "engine/cuda/cuda_ops.h"
@@ -54,35 +56,42 @@ void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, const Tensor& out) {
     dispatch_gpu_float(x.dtype(), "sum", [&](auto tag) {
         using T = typename decltype(tag)::type;
         const T* px = static_cast<const T*>(x.raw_data());
-        T* po = static_cast<T*>(out.raw_data());
-        if (I == 1 && O < 4096 && R >= 8192) {  // few long rows: many blocks per row
-            const int64_t chunks = std::clamp<int64_t>(R / 8192, 1, std::max<int64_t>(1, 2048 / O));
-            Tensor partial = empty({chunks, O}, DType::F32, Device::CUDA);
-            sum_rows_partial<T>
-                <<<dim3(chunks, O), kThreads>>>(px, static_cast<float*>(partial.raw_data()), O, R, chunks);
-            AC_CUDA_LAUNCH_CHECK("sum");
-            T* const outs[1] = {po};
-            add_all_chunks(static_cast<const float*>(partial.raw_data()), outs, O, chunks, "sum");
-            return;
-        }
-        if (I == 1) {  // many rows: a warp per row
-            const int rows_per_block = kThreads / 32;
-            sum_rows_kernel<T><<<(O + rows_per_block - 1) / rows_per_block, kThreads>>>(px, po, O, R);
-            AC_CUDA_LAUNCH_CHECK("sum");
-            return;
-        }
-        // I > 1: column sums, in 16-byte packs where I and the pointer allow.
-        T* const outs[1] = {po};
-        auto launch = [&](auto kernel, int V) {
-            run_column_sums(n, R, V, outs, "sum", [&](dim3 grid, float* partial, int64_t chunks) {
-                kernel<<<grid, columns::kThreads>>>(px, partial, po, n, R, I, chunks);
-            });
+        auto with_output = [&](auto* po) {  // Out: T, or f32 from bf16
+            using Out = std::remove_pointer_t<decltype(po)>;
+            if (I == 1 && O < 4096 && R >= 8192) {  // few long rows: many blocks per row
+                const int64_t chunks = std::clamp<int64_t>(R / 8192, 1, std::max<int64_t>(1, 2048 / O));
+                Tensor partial = empty({chunks, O}, DType::F32, Device::CUDA);
+                sum_rows_partial<T><<<dim3(chunks, O), kThreads>>>(
+                    px, static_cast<float*>(partial.raw_data()), O, R, chunks);
+                AC_CUDA_LAUNCH_CHECK("sum");
+                Out* const outs[1] = {po};
+                add_all_chunks(static_cast<const float*>(partial.raw_data()), outs, O, chunks, "sum");
+                return;
+            }
+            if (I == 1) {  // many rows: a warp per row
+                const int rows_per_block = kThreads / 32;
+                sum_rows_kernel<T, Out>
+                    <<<(O + rows_per_block - 1) / rows_per_block, kThreads>>>(px, po, O, R);
+                AC_CUDA_LAUNCH_CHECK("sum");
+                return;
+            }
+            // I > 1: column sums, in 16-byte packs where I and the pointer allow.
+            Out* const outs[1] = {po};
+            auto launch = [&](auto kernel, int V) {
+                run_column_sums(n, R, V, outs, "sum", [&](dim3 grid, float* partial, int64_t chunks) {
+                    kernel<<<grid, columns::kThreads>>>(px, partial, po, n, R, I, chunks);
+                });
+            };
+            constexpr int V = vector_width<T>();
+            if (I % V == 0 && all_aligned({px}, 16))
+                launch(sum_columns_kernel<T, V, Out>, V);
+            else
+                launch(sum_columns_kernel<T, 1, Out>, 1);
         };
-        constexpr int V = vector_width<T>();
-        if (I % V == 0 && all_aligned({px}, 16))
-            launch(sum_columns_kernel<T, V>, V);
+        if (out.dtype() == x.dtype())
+            with_output(static_cast<T*>(out.raw_data()));
         else
-            launch(sum_columns_kernel<T, 1>, 1);
+            with_output(static_cast<float*>(out.raw_data()));  // f32 from bf16 (sum checked it)
     });
 }
 

@@ -238,7 +238,7 @@ std::vector<Tensor> linear_gradients(const Tensor& g2, const Tensor& x, const Te
         gw = matmul_forward(g2.transpose(0, 1), x.reshape({-1, x.size(-1)}),
                             {.row_sums = sums_in_product ? &gb : nullptr, .out_dtype = w_dtype});
     }
-    if (rb && !gb.defined()) gb = sum(g2.to(b_dtype), {0});
+    if (rb && !gb.defined()) gb = sum(g2, {0}, false, b_dtype);  // f32 sums of bf16 terms, unrounded
     return {gx, gw, gb};
 }
 

@@ -85,7 +85,10 @@ Tensor greater(const Tensor& a, const Tensor& b);
 Tensor equal(const Tensor& a, const Tensor& b);
 
 // ---- reductions over dims (empty dims = all dims) ----
-Tensor sum(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// sum's dtype: the output's, a's by default or f32 from bf16 (f32 sums left unrounded, as torch.sum(dtype=);
+// the gradient comes back in a's dtype).
+Tensor sum(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false,
+           std::optional<DType> dtype = {});
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor var(const Tensor& a, const std::vector<int64_t>& dims, bool unbiased = true, bool keepdim = false);
 Tensor max(const Tensor& a, int64_t dim, bool keepdim = false);     // values; gradient to the first argmax

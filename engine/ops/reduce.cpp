@@ -5,6 +5,7 @@
 // dims are permuted to the end and copied, giving (O, R, 1).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/autograd/node.h"
@@ -67,12 +68,17 @@ ReduceView reduce_view(const Tensor& a, std::vector<int64_t> dims, const char* o
 
 }  // namespace
 
-Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim, std::optional<DType> dtype) {
+    const DType out_dtype = dtype.value_or(a.dtype());
+    AC_CHECK(out_dtype == a.dtype() || (out_dtype == DType::F32 && a.dtype() == DType::BF16), "sum: of ",
+             a.desc(), " in ", dtype_name(out_dtype),
+             ": the output takes the input's dtype, or f32 from bf16");
     ReduceView v = reduce_view(a, dims, "sum");
-    Tensor out = empty(keepdim ? v.kept : v.dropped, a.dtype(), a.device());
-    Shape in_shape = a.shape(), kept = v.kept;
-    auto backward = [in_shape, kept](const Tensor& g) {
-        return std::vector<Tensor>{g.reshape(kept).expand(in_shape)};
+    Tensor out = empty(keepdim ? v.kept : v.dropped, out_dtype, a.device());
+    const Shape in_shape = a.shape(), kept = v.kept;
+    const DType in_dtype = a.dtype();
+    auto backward = [in_shape, kept, in_dtype](const Tensor& g) {
+        return std::vector<Tensor>{g.to(in_dtype).reshape(kept).expand(in_shape)};
     };
     if (a.device() == Device::CUDA) {
         cuda::sum(v.x, v.O, v.R, v.I, out);
@@ -100,13 +106,19 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
                 for (int64_t i = 0; i < v.I; ++i) acc[i] += load(row[i]);
             }
         });
-        T* o = out.template data<T>();
-        for (int64_t oi = 0; oi < v.O; ++oi)
-            for (int64_t i = 0; i < v.I; ++i) {
-                double s = 0;
-                for (int64_t blk = 0; blk < blocks; ++blk) s += partial[(oi * blocks + blk) * v.I + i];
-                o[oi * v.I + i] = store_as<T>(s);
-            }
+        auto write = [&](auto* o) {  // into the output's dtype: T, or f32 from bf16
+            using O = std::remove_pointer_t<decltype(o)>;
+            for (int64_t oi = 0; oi < v.O; ++oi)
+                for (int64_t i = 0; i < v.I; ++i) {
+                    double s = 0;
+                    for (int64_t blk = 0; blk < blocks; ++blk) s += partial[(oi * blocks + blk) * v.I + i];
+                    o[oi * v.I + i] = store_as<O>(s);
+                }
+        };
+        if (out_dtype == a.dtype())
+            write(out.template data<T>());
+        else
+            write(out.template data<float>());
     });
     return record("sum", out, {a}, backward);
 }

@@ -25,9 +25,11 @@ void finish(const std::vector<float>& partial, T* out, int64_t n, int64_t chunks
                          [&] { cuda::columns::add_chunks<T>(partial.data(), out, n, chunks); });
 }
 
-template <class T, int V>
+// Out: the output's type (T, or f32 from bf16: the sums then unrounded, within f32's order error).
+template <class T, int V, class Out = T>
 void check_columns(int64_t O, int64_t R, int64_t I) {
     CAPTURE(sizeof(T));
+    CAPTURE(sizeof(Out));
     CAPTURE(V);
     CAPTURE(O);
     CAPTURE(R);
@@ -35,37 +37,39 @@ void check_columns(int64_t O, int64_t R, int64_t I) {
     const DType dt = dtype_of<T>::value;
     const Tensor x = test::random_tensor({O, R, I}, 7).to(dt);
     const int64_t n = O * I, blocks = (n + 32 * V - 1) / (32 * V), chunks = cuda::column_chunks(blocks, R);
-    Tensor out = empty({O, I}, dt);
+    Tensor out = empty({O, I}, dtype_of<Out>::value);
     std::vector<float> partial(static_cast<size_t>(chunks * n));
     cuda::emulate_launch(
-        static_cast<unsigned>(blocks), static_cast<unsigned>(chunks), cuda::columns::kThreads,
-        [&] { sum_columns_kernel<T, V>(x.data<T>(), partial.data(), out.data<T>(), n, R, I, chunks); });
-    if (chunks > 1) finish<T>(partial, out.data<T>(), n, chunks);
+        static_cast<unsigned>(blocks), static_cast<unsigned>(chunks), cuda::columns::kThreads, [&] {
+            sum_columns_kernel<T, V, Out>(x.data<T>(), partial.data(), out.data<Out>(), n, R, I, chunks);
+        });
+    if (chunks > 1) finish<Out>(partial, out.data<Out>(), n, chunks);
     // f32: sums of up to a few hundred terms in another order; bf16: the result rounded to bf16.
     CHECK(test::norm_rel_error(out.to(DType::F32), sum(x.to(DType::F32), {1})) <
-          (sizeof(T) == 2 ? 1e-2 : 1e-5));
+          (sizeof(Out) == 2 ? 1e-2 : 1e-5));
 }
 
-template <class T>
+template <class T, class Out = T>
 void check_rows(int64_t O, int64_t R) {
     CAPTURE(sizeof(T));
+    CAPTURE(sizeof(Out));
     CAPTURE(O);
     CAPTURE(R);
     const DType dt = dtype_of<T>::value;
     const Tensor x = test::random_tensor({O, R}, 8).to(dt);
-    Tensor out = empty({O}, dt);
+    Tensor out = empty({O}, dtype_of<Out>::value);
     const int64_t chunks = 3;  // a long row cut among three blocks
     if (R >= 1000) {
         std::vector<float> partial(static_cast<size_t>(chunks * O));
         cuda::emulate_launch(static_cast<unsigned>(chunks), static_cast<unsigned>(O), kThreads,
                              [&] { sum_rows_partial<T>(x.data<T>(), partial.data(), O, R, chunks); });
-        finish<T>(partial, out.data<T>(), O, chunks);
+        finish<Out>(partial, out.data<Out>(), O, chunks);
     } else {
         cuda::emulate_launch(static_cast<unsigned>((O + 7) / 8), 1, kThreads,
-                             [&] { sum_rows_kernel<T>(x.data<T>(), out.data<T>(), O, R); });
+                             [&] { sum_rows_kernel<T, Out>(x.data<T>(), out.data<Out>(), O, R); });
     }
     CHECK(test::norm_rel_error(out.to(DType::F32), sum(x.to(DType::F32), {1})) <
-          (sizeof(T) == 2 ? 1e-2 : 1e-5));
+          (sizeof(Out) == 2 ? 1e-2 : 1e-5));
 }
 
 }  // namespace
@@ -79,6 +83,11 @@ TEST_SUITE("cuda") {
         check_rows<float>(13, 70);           // a warp per row
         check_rows<bf16>(9, 33);
         check_rows<float>(2, 5000);  // blocks per long row, partial sums, add_chunks
+        // bf16 terms summed into f32 (a bias gradient under autocast): each path
+        check_columns<bf16, 8, float>(1, 300, 24);
+        check_columns<bf16, 1, float>(2, 70, 300);
+        check_rows<bf16, float>(9, 33);
+        check_rows<bf16, float>(2, 5000);
     }
 }
 

@@ -1,6 +1,6 @@
 // test_ops_basic.cpp: op properties that fixtures do not pin down: softmax_backward as softmax's gradient,
-// dropout's statistics and seeding, ordering ties, duplicate indices, exact identities of resize and
-// pooling, masks in attention, and matmul over strided and broadcast operands.
+// sum's dtype, dropout's statistics and seeding, ordering ties, duplicate indices, exact identities of resize
+// and pooling, masks in attention, and matmul over strided and broadcast operands.
 #include <cmath>
 
 #include "engine/autograd/grad_mode.h"
@@ -57,6 +57,22 @@ TEST_SUITE("ops") {
         CHECK(dropout(x, 0.25, 9, 1000).to_vector<float>() != v);
         CHECK(dropout(x, 0.25, 9, 0, /*training=*/false).same(x));
         CHECK(error_of([&] { dropout(x, 1.0, 0, 0); }).find("dropout") != std::string::npos);
+    }
+
+    TEST_CASE("sum in f32 of bf16 terms: the f32 sum of the same values, unrounded; the gradient in bf16") {
+        Tensor x = random_tensor({300, 5}, 43, -1, 1, DType::BF16).requires_grad_();
+        const Tensor s = sum(x, {0}, false, DType::F32);  // (5)
+        CHECK(s.dtype() == DType::F32);
+        CHECK_CLOSE(s, sum(x.detach().to(DType::F32), {0}), 0.0, 0.0);  // both f64 sums of the same values
+        // rounding to bf16 would have moved some of the five sums (each in [-300, 300], 2^-8 relative)
+        CHECK(test::norm_rel_error(sum(x.detach(), {0}).to(DType::F32), s) > 0.0);
+        const Tensor g = random_tensor({5}, 44, -1, 1, DType::F32);
+        s.backward(g);
+        CHECK(x.grad().dtype() == DType::BF16);
+        CHECK_CLOSE(x.grad(), g.to(DType::BF16).reshape({1, 5}).expand({300, 5}), 0.0, 0.0);
+        CHECK(error_of([&] {
+                  sum(random_tensor({3}, 45, -1, 1, DType::F32), {}, false, DType::BF16);
+              }).find("f32 from bf16") != std::string::npos);
     }
 
     TEST_CASE("topk and argsort: ties keep the lower index first") {
