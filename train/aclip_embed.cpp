@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
         ProgressBar bar(N + M);
         std::vector<std::string> image_bytes;
         for (const std::string& path : images) image_bytes.push_back(read_maybe_gzipped(path));
-        Tensor image_embeds = embed.images(image_bytes, [&](int64_t done) { bar.update(done); });
+        Tensor image_embeds = embed.images(
+            image_bytes, [&](int64_t done) { bar.update(done); }, images);
         Tensor text_embeds = embed.texts(texts, [&](int64_t done) { bar.update(N + done); });
         bar.clear();
         std::vector<std::pair<std::string, Tensor>> tensors;

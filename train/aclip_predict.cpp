@@ -63,8 +63,8 @@ int main(int argc, char** argv) {
         LoadedCheckpoint c = load_checkpoint(checkpoint, config_path, cli.positional);
         Embedder embed(*c.model, weights == "ema", *c.tokenizer, c.settings);
         NoGradGuard no_grad;
-        Tensor classes = embed.classifier(names, templates);     // (K, E)
-        Tensor img = embed.images({read_maybe_gzipped(image)});  // (1, E)
+        Tensor classes = embed.classifier(names, templates);                  // (K, E)
+        Tensor img = embed.images({read_maybe_gzipped(image)}, {}, {image});  // (1, E)
         const double scale = std::exp(c.model->clip.logit_scale.item());
         std::vector<double> p = softmax(mul_scalar(matmul(img, classes.transpose(0, 1)), scale), -1)
                                     .to_vector<double>();  // (1, K)

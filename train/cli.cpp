@@ -55,6 +55,12 @@ void CommandLine::parse(int argc, char** argv) {
         std::fprintf(stderr, "%s: %s\n\n%s", program_.c_str(), msg.c_str(), usage().c_str());
         std::exit(2);
     };
+    auto is_option = [&](const std::string& a) {
+        if (a == "--help") return true;
+        for (const Option& o : options_)
+            if ("--" + o.name == a) return true;
+        return false;
+    };
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") {
@@ -82,6 +88,8 @@ void CommandLine::parse(int argc, char** argv) {
         }
         if (i + 1 >= argc) fail(arg + " needs a value");
         std::string value = argv[++i];
+        if (is_option(value))  // `--image --labels a,b`: the value was forgotten
+            fail(arg + " needs a value, not the option " + value + " (an empty value is written as '')");
         if (match->kind == "string") {
             *static_cast<std::string*>(match->target) = value;
         } else {

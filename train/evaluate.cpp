@@ -19,7 +19,7 @@
 namespace aclip {
 
 std::vector<std::string> first_list(const std::string& path) {
-    JsonValue v = json_parse(read_file(path, "set eval.classes and eval.templates"), path);
+    JsonValue v = json_parse(read_file(path, "check the path of the JSON file"), path);
     AC_CHECK(v.kind == JsonValue::Kind::Object && !v.object.empty() &&
                  v.object[0].second.kind == JsonValue::Kind::Array,
              path, ": expected {\"name\": [\"...\", ...]}");
@@ -32,6 +32,12 @@ std::vector<std::string> first_list(const std::string& path) {
 }
 
 namespace {
+
+// A prompt template names where the class goes, or every class would get the same prompt (50/50 odds).
+void check_template(const std::string& tpl, const std::string& where) {
+    AC_CHECK_HINT(tpl.find("{}") != std::string::npos, "write {} where the class name goes", where,
+                  "the template '", tpl, "' has no {} for the class name");
+}
 
 // For each row of scores (R, K), whether target (one index, or any of a set) is within the top k, the
 // candidates ranked by score, equal scores by index (a stable sort's order, which torch.topk's follows):
@@ -151,7 +157,8 @@ Embedder::Embedder(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, c
 }
 
 Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begin, int64_t n,
-                       const TransformConfig& transform, int workers, std::vector<std::string>* errors) {
+                       const TransformConfig& transform, int workers, std::vector<std::string>* errors,
+                       const std::vector<std::string>& names) {
     const int64_t S = transform.size;
     Tensor batch = zeros({n, 3, S, S}, DType::U8);  // (n, 3, S, S)
     uint8_t* out = batch.data<uint8_t>();
@@ -173,7 +180,9 @@ Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begi
     for (int64_t i = 0; i < n; i += threads) decode(i);  // this thread's share
     for (std::thread& t : pool) t.join();
     for (int64_t i = 0; i < n && !errors; ++i)
-        AC_CHECK(why[static_cast<size_t>(i)].empty(), "image ", begin + i, ": ", why[static_cast<size_t>(i)]);
+        AC_CHECK(why[static_cast<size_t>(i)].empty(),
+                 names.empty() ? "image " + std::to_string(begin + i) : names[static_cast<size_t>(begin + i)],
+                 ": ", why[static_cast<size_t>(i)]);
     if (errors) *errors = std::move(why);
     return batch;
 }
@@ -186,12 +195,14 @@ Tensor Embedder::images(const Tensor& decoded) const {
     return l2_normalize(visual_->forward(input).embed, -1);
 }
 
-Tensor Embedder::images(const std::vector<std::string>& image_bytes, const ProgressFn& progress) const {
+Tensor Embedder::images(const std::vector<std::string>& image_bytes, const ProgressFn& progress,
+                        const std::vector<std::string>& names) const {
     const int64_t N = static_cast<int64_t>(image_bytes.size());
     std::vector<Tensor> parts;
     for (int64_t b = 0; b < N; b += settings_.batch_size) {
         const int64_t n = std::min(settings_.batch_size, N - b);
-        parts.push_back(images(decode_for_eval(image_bytes, b, n, settings_.transform, settings_.workers)));
+        parts.push_back(images(
+            decode_for_eval(image_bytes, b, n, settings_.transform, settings_.workers, nullptr, names)));
         if (progress) progress(b + n);
     }
     return N ? concat(parts, 0) : empty({0, visual_->cfg.embed_dim});
@@ -219,11 +230,14 @@ Tensor Embedder::classifier(const std::vector<std::string>& classes,
                             const std::vector<std::string>& templates) const {
     NoGradGuard no_grad;
     const int64_t K = static_cast<int64_t>(classes.size()), T = static_cast<int64_t>(templates.size());
+    AC_CHECK_HINT(K > 0 && T > 0, "give class names and at least one template", "a zero-shot classifier of ",
+                  K, " classes and ", T, " templates");
+    for (const std::string& tpl : templates) check_template(tpl, "");
     std::vector<std::string> prompts;  // class-major: every template of class 0, then of class 1, ...
     for (const std::string& c : classes)
         for (const std::string& tpl : templates) {
-            size_t at = tpl.find("{}");
-            prompts.push_back(at == std::string::npos ? tpl : tpl.substr(0, at) + c + tpl.substr(at + 2));
+            const size_t at = tpl.find("{}");
+            prompts.push_back(tpl.substr(0, at) + c + tpl.substr(at + 2));
         }
     // every class's prompts in full batches (not a batch of T per class), then averaged per class
     const Tensor embedded = texts(prompts);                            // (K T, E)
@@ -245,8 +259,9 @@ void check_eval_inputs(const EvalSettings& s) {
         check_source(s.zeroshot, "eval.zeroshot");
         const size_t names = first_list(s.classes).size();
         AC_CHECK_HINT(names > 0, "check eval.classes", s.classes, ": no class names");
-        AC_CHECK_HINT(!first_list(s.templates).empty(), "check eval.templates", s.templates,
-                      ": no templates");
+        const std::vector<std::string> templates = first_list(s.templates);
+        AC_CHECK_HINT(!templates.empty(), "check eval.templates", s.templates, ": no templates");
+        for (const std::string& tpl : templates) check_template(tpl, s.templates + ": ");
         if (std::filesystem::is_directory(s.zeroshot)) {
             size_t folders = 0;
             for (const auto& e : std::filesystem::directory_iterator(s.zeroshot)) folders += e.is_directory();

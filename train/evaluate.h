@@ -61,11 +61,13 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tokenizer, const EvalSet
                      const EvalProgress& progress = {});
 
 // The images [begin, begin + n) decoded and transformed for evaluation (resize, centre crop), on
-// `workers` threads: (n, 3, S, S) u8. A bad image is an error naming its index; when `errors` is given,
-// it gets one entry per image instead (why it failed; "" when decoded) and a failed image's pixels are 0.
+// `workers` threads: (n, 3, S, S) u8. A bad image is an error naming it (names[i], its file, where names
+// are given; else its index); when `errors` is given, it gets one entry per image instead (why it failed;
+// "" when decoded) and a failed image's pixels are 0.
 Tensor decode_for_eval(const std::vector<std::string>& image_bytes, int64_t begin, int64_t n,
                        const TransformConfig& transform, int workers,
-                       std::vector<std::string>* errors = nullptr);
+                       std::vector<std::string>* errors = nullptr,
+                       const std::vector<std::string>& names = {});
 
 // L2-normalised embeddings from a model's online towers or its EMA teacher (whose text side is the
 // online text transformer's embedding with the EMA blocks and projection), batched by
@@ -74,9 +76,10 @@ class Embedder {
   public:
     using ProgressFn = std::function<void(int64_t done)>;  // called after each batch
     Embedder(Aclip& model, bool use_ema, const ClipTokenizer& tokenizer, const EvalSettings& settings);
-    Tensor images(const std::vector<std::string>& image_bytes,
-                  const ProgressFn& progress = {}) const;  // (N, E)
-    Tensor images(const Tensor& decoded) const;            // (n, 3, S, S) u8 from decode_for_eval -> (n, E)
+    // (N, E); a bad image is an error naming it by names[i] (its file) where given
+    Tensor images(const std::vector<std::string>& image_bytes, const ProgressFn& progress = {},
+                  const std::vector<std::string>& names = {}) const;
+    Tensor images(const Tensor& decoded) const;  // (n, 3, S, S) u8 from decode_for_eval -> (n, E)
     Tensor texts(const std::vector<std::string>& texts, const ProgressFn& progress = {}) const;  // (M, E)
     // (K, E): per class, its prompts (each template with {} replaced by the class name) embedded,
     // averaged and normalised again.

@@ -38,6 +38,9 @@ check "unknown option exits 2" 2 $?
 "$build/aclip_tokenize" --merges "$tmp/merges.txt.gz" --context -1 < /dev/null 2> "$tmp/err.log"
 check "a number below its least exits 2" 2 $?
 check "and names the option and its least" 1 "$(grep -c -- '--context must be at least 0, got -1' "$tmp/err.log")"
+"$build/aclip_tokenize" --merges --context 8 < /dev/null 2> "$tmp/err.log"
+check "an option given another option as its value exits 2" 2 $?
+check "and says so" 1 "$(grep -c -- '--merges needs a value, not the option --context' "$tmp/err.log")"
 check "--help names an option's least" 1 "$("$build/aclip_make_synthetic" --help | grep -c 'default: 64; at least 16')"
 check "--help exits 0" 0 "$("$build/aclip_tokenize" --help > /dev/null; echo $?)"
 

@@ -135,6 +135,12 @@ TEST_SUITE("train") {
         CHECK(test::error_of([&] {
                   check_eval_inputs(bad);
               }).find("shard " + dir + "/none/0.tar does not exist") != std::string::npos);
+        bad = s;  // a template without {} would give every class the same prompt
+        std::ofstream(dir + "/tpl.json") << "{\"x\": [\"a photo of a {}.\", \"a photo.\"]}";
+        bad.templates = dir + "/tpl.json";
+        CHECK(test::error_of([&] {
+                  check_eval_inputs(bad);
+              }).find(dir + "/tpl.json: the template 'a photo.' has no {}") != std::string::npos);
         bad = s;
         bad.retrieval = dir + "/missing.json";
         CHECK(test::error_of([&] { check_eval_inputs(bad); }).find("no such file") != std::string::npos);
@@ -206,7 +212,7 @@ TEST_SUITE("train") {
               "R@5 18.60% R@10 31.70% (500 images) | 2 unreadable images skipped");
     }
 
-    TEST_CASE("decode_for_eval: several threads decode as one; a bad image is an error") {
+    TEST_CASE("decode_for_eval: several threads decode as one; a bad image is an error naming it") {
         std::vector<std::string> images;
         for (int i = 0; i < 7; ++i)
             images.push_back(encode_jpeg(
@@ -217,7 +223,12 @@ TEST_SUITE("train") {
         CHECK(one.shape() == Shape{6, 3, 24, 24});
         CHECK(one.to_vector<uint8_t>() == three.to_vector<uint8_t>());
         images[4] = "not an image";
-        CHECK_THROWS_AS(decode_for_eval(images, 0, 7, t, 3), Error);
+        CHECK(test::error_of([&] { decode_for_eval(images, 0, 7, t, 3); }).starts_with("image 4: "));
+        const std::vector<std::string> names = {"a.jpg", "b.jpg", "c.jpg", "d.jpg",
+                                                "e.jpg", "f.jpg", "g.jpg"};
+        CHECK(test::error_of([&] {
+                  decode_for_eval(images, 2, 5, t, 3, nullptr, names);
+              }).starts_with("e.jpg: "));
     }
 
     TEST_CASE("evaluation split over 2 and 3 ranks gives one rank's results on every rank") {
@@ -327,6 +338,12 @@ TEST_SUITE("train") {
             CHECK(err < 2e-2);  // 8-bit mantissas through a few products: about 1e-2 at most
         }
         Tensor cls = small.classifier({"cat", "dog"}, {"a photo of a {}.", "a {}."});
+        CHECK(test::error_of([&] {
+                  small.classifier({"cat", "dog"}, {"a photo."});
+              }).find("has no {}") != std::string::npos);
+        CHECK(test::error_of([&] {
+                  small.classifier({"cat", "dog"}, {});
+              }).find("0 templates") != std::string::npos);
         Tensor cat = l2_normalize(mean(small.texts({"a photo of a cat.", "a cat."}), {0}), -1);
         CHECK_CLOSE(cls.select(0, 0), cat, 1e-6, 0.0);
         AclipConfig plain = cfg;  // plain CLIP: no EMA teacher to embed with
