@@ -7,6 +7,7 @@
 #include "data/bpe_train.h"
 #include "data/tokenizer.h"
 #include "engine/core/error.h"
+#include "engine/io/files.h"
 #include "engine/io/json_lite.h"
 #include "train/cli.h"
 
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
     cli.parse(argc, argv);
     return run_program("aclip_bpe_train", [&] {
         if (out.empty()) AC_FAIL("--out is required");
+        check_can_write(out);  // before reading and learning, not after
         std::vector<std::string> captions;
         std::string line;
         while (std::getline(std::cin, line)) {

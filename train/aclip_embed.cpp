@@ -59,10 +59,13 @@ int main(int argc, char** argv) {
                       "--weights '", weights, "' is not online or ema");
         AC_CHECK_HINT(!images.empty() || !texts_path.empty(), "pass --images FILES and/or --texts FILE",
                       "nothing to embed");
+        check_can_write(out);  // before the work, not after it
         LoadedCheckpoint c = load_checkpoint(checkpoint, config_path, cli.positional);
         Embedder embed(*c.model, weights == "ema", *c.tokenizer, c.settings);
         std::vector<std::string> texts =
             texts_path.empty() ? std::vector<std::string>{} : read_lines(texts_path);
+        AC_CHECK_HINT(texts_path.empty() || !texts.empty(), "give a file of one text per line", "--texts ",
+                      texts_path, " holds no lines");
         const int64_t N = static_cast<int64_t>(images.size()), M = static_cast<int64_t>(texts.size());
         ProgressBar bar(N + M);
         std::vector<std::string> image_bytes;

@@ -14,6 +14,7 @@
 namespace aclip {
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
+    check_not_a_directory(path);  // the rename would fail only after the write
     std::string tmp = path + ".tmp." + std::to_string(getpid());
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     AC_CHECK_HINT(fd >= 0, "check that the directory exists and is writable", "cannot create '", tmp,
@@ -61,6 +62,17 @@ void check_not_a_directory(const std::string& path) {
     std::error_code error;
     AC_CHECK_HINT(!std::filesystem::is_directory(path, error), "give a file's path", "'", path,
                   "' is a directory, not a file");
+}
+
+void check_can_write(const std::string& path) {
+    check_not_a_directory(path);
+    const std::string parent = std::filesystem::path(path).parent_path().string(),
+                      dir = parent.empty() ? "." : parent;
+    std::error_code error;
+    AC_CHECK_HINT(std::filesystem::is_directory(dir, error), "create the folder first, or choose another",
+                  "cannot write '", path, "': the folder '", dir, "' does not exist");
+    AC_CHECK_HINT(::access(dir.c_str(), W_OK) == 0, "choose a folder you can write", "cannot write '", path,
+                  "': the folder '", dir, "' is not writable (", std::strerror(errno), ")");
 }
 
 std::ifstream open_for_reading(const std::string& path, const std::string& hint, std::ios::openmode mode) {

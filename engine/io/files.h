@@ -15,6 +15,9 @@ void create_directories(const std::string& dir);
 
 // An error when path is a directory (an ifstream, fopen or gzopen opens one, and then reads nothing).
 void check_not_a_directory(const std::string& path);
+// Before long work whose result goes to the file `path`: an error unless its folder exists and is writable
+// and path is not a directory, so that the mistake is found before the work rather than after it.
+void check_can_write(const std::string& path);
 // Opens path for reading; a directory, or a file that cannot be opened, is an error naming it, with hint.
 std::ifstream open_for_reading(const std::string& path, const std::string& hint = "check the path",
                                std::ios::openmode mode = std::ios::in);

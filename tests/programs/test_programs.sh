@@ -135,6 +135,14 @@ check "aclip_embed .npy shape" 1 "$(head -c 128 "$tmp/emb.text_embeds.npy" | gre
 check "aclip_embed --weights ema" 0 $?
 "$build/aclip_embed" --checkpoint "$ckpt" --images "$tmp/missing.jpg" --out "$tmp/x.safetensors" 2> "$tmp/err.log"
 check "aclip_embed names a missing image" 1 "$(grep -c 'missing.jpg' "$tmp/err.log")"
+head -c 300 "$tmp/00000003.jpg" > "$tmp/cut.jpg"
+"$build/aclip_embed" --checkpoint "$ckpt" --images "$tmp/00000003.jpg" "$tmp/cut.jpg" --out "$tmp/x.safetensors" \
+    2> "$tmp/err.log"
+check "aclip_embed names a bad image by its file" 1 "$(grep -c "$tmp/cut.jpg: jpeg: " "$tmp/err.log")"
+"$build/aclip_embed" --checkpoint "$ckpt" --texts "$tmp/texts.txt" --out "$tmp/no/such/e.safetensors" 2> "$tmp/err.log"
+check "aclip_embed refuses an output folder that does not exist, before the work" 1 \
+    "$(grep -c "the folder '$tmp/no/such' does not exist" "$tmp/err.log")"
+check "... (the checkpoint was never loaded)" 0 "$(grep -c '^checkpoint' "$tmp/err.log")"
 "$build/aclip_predict" --checkpoint "$ckpt" --image "$tmp/00000003.jpg" --labels "red circle, blue square,green star" \
     > "$tmp/predict.log" 2>&1
 check "aclip_predict exit status" 0 $?

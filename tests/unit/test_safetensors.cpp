@@ -113,6 +113,18 @@ TEST_SUITE("io") {
               }).find("cannot open '" + dir + "/none': No such file or directory") != std::string::npos);
         CHECK(error_of([&] { read_file(dir + "/none", "a hint"); }).find("HINT: a hint") !=
               std::string::npos);
+        // writing: a directory is refused before anything is written (the rename failed after the write)
+        CHECK(error_of([&] { write_file_atomic(dir, "x"); }).find("'" + dir + "' is a directory") !=
+              std::string::npos);
+        // check_can_write, before long work: the file's folder must exist, the path must not be a folder
+        check_can_write(path);
+        check_can_write(dir + "/new.bin");
+        CHECK(error_of([&] { check_can_write(dir); }).find("is a directory") != std::string::npos);
+        CHECK(error_of([&] {
+                  check_can_write(dir + "/none/new.bin");
+              }).find("the folder '" + dir + "/none' does not exist") != std::string::npos);
+        CHECK(error_of([&] { check_can_write(path + "/new.bin"); }).find("does not exist") !=
+              std::string::npos);
     }
 
     TEST_CASE("malformed files give clear errors") {
