@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "data/image.h"
@@ -23,6 +24,43 @@ namespace {
 void skip_warning(ConvertReport& r, const std::string& what) {
     ++r.skipped;
     std::fprintf(stderr, "warning: skipping %s\n", what.c_str());
+}
+
+// A table row's two fields, PATH and CAPTION, at the first separator. A field wholly in double quotes (as
+// pandas and spreadsheets write one holding the separator or a quote) loses them, "" inside becoming ",
+// and the columns after a quoted caption are dropped. Any other field is taken as it stands, the caption
+// to the end of the line (a TSV caption may begin with a quote: `"Hi" she said`). Empty without a separator.
+std::optional<std::pair<std::string, std::string>> table_row(const std::string& line, char sep) {
+    size_t at = 0;
+    auto quoted = [&]() -> std::optional<std::string> {  // the field at `at` in quotes, `at` moved past it
+        std::string value;
+        for (size_t i = at + 1; i < line.size(); ++i) {
+            if (line[i] != '"') {
+                value += line[i];
+            } else if (i + 1 < line.size() && line[i + 1] == '"') {
+                value += '"';
+                ++i;
+            } else if (i + 1 == line.size() || line[i + 1] == sep) {  // the closing quote
+                at = i + 2;
+                return value;
+            } else {
+                return std::nullopt;  // text after the closing quote: not a quoted field
+            }
+        }
+        return std::nullopt;  // not closed
+    };
+    auto field = [&](bool last) -> std::optional<std::string> {
+        if (at < line.size() && line[at] == '"')
+            if (std::optional<std::string> value = quoted()) return value;
+        const size_t end = last ? line.size() : line.find(sep, at);
+        if (end == std::string::npos) return std::nullopt;
+        std::string value = line.substr(at, end - at);
+        at = end + 1;
+        return value;
+    };
+    std::optional<std::string> path = field(false);
+    if (!path || at > line.size()) return std::nullopt;  // a quoted path ending the line
+    return std::pair{*path, *field(true)};
 }
 
 std::string key_of(int64_t i) {
@@ -44,12 +82,14 @@ ConvertReport convert_table(const std::string& table, char sep, const std::strin
     while (std::getline(in, line)) {
         ++line_no;
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        size_t cut = line.find(sep);
-        if (cut == std::string::npos) {
-            if (!line.empty()) skip_warning(r, table + ":" + std::to_string(line_no) + ": no separator");
+        if (line.empty()) continue;
+        const auto row = table_row(line, sep);
+        if (!row) {
+            skip_warning(r, table + ":" + std::to_string(line_no) + ": expected PATH" +
+                                (sep == '\t' ? "<tab>" : ",") + "CAPTION, no separator");
             continue;
         }
-        std::string path = line.substr(0, cut), caption = line.substr(cut + 1);
+        const auto& [path, caption] = *row;
         if (line_no == 1 && (path == "path" || path == "filepath")) continue;
         std::filesystem::path p(path);
         if (p.is_relative()) p = base / p;

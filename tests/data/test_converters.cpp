@@ -66,6 +66,26 @@ TEST_SUITE("data") {
         CHECK(s[0].files.at("jpg") == small_jpeg(10));
         CHECK(s[1].files.count("png") == 1);
         CHECK(shard_sizes({dir + "/out/00000.tar"}) == std::vector<int64_t>{2});
+
+        // CSV as pandas writes it: fields holding the separator or a quote are quoted, "" a quote inside
+        std::ofstream(dir + "/t.csv")
+            << "filepath,title\n"
+            << "img/a.jpg,\"a dark, small square\"\n"
+            << "\"img/a.jpg\",\"she said \"\"hi\"\"\",42\n"  // a quoted path; a column more
+            << "img/a.jpg,plain, with a comma\n"             // unquoted: to the line's end
+            << "img/a.jpg,\"Hi\" she said\n"                 // not wholly quoted: as it stands
+            << "img/a.jpg,\"not closed\n"
+            << "img/a.jpg\n";
+        r = convert_table(dir + "/t.csv", ',', dir + "/csv", 100);
+        CHECK(r.written == 5);
+        CHECK(r.skipped == 1);  // no separator
+        s = read_dir(dir + "/csv");
+        REQUIRE(s.size() == 5);
+        CHECK(s[0].files.at("txt") == "a dark, small square");
+        CHECK(s[1].files.at("txt") == "she said \"hi\"");
+        CHECK(s[2].files.at("txt") == "plain, with a comma");
+        CHECK(s[3].files.at("txt") == "\"Hi\" she said");
+        CHECK(s[4].files.at("txt") == "\"not closed");
     }
 
     TEST_CASE("Fashion-MNIST idx files become captioned, classed shards with a zero-shot class set") {
