@@ -41,7 +41,12 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& con
                       ": no config stored in the checkpoint");
         c.cfg.load_text(it->second, path + " (stored config)");
     }
-    for (const std::string& o : overrides) c.cfg.set_override(o);
+    for (const std::string& o : overrides) {
+        // the model's shape is the checkpoint's own (its tensors): such an override would go unheeded
+        AC_CHECK_HINT(!o.starts_with("model."), "drop it: the checkpoint's tensors give the model's shape",
+                      "override '", o, "': the model is built as the checkpoint was, not from [model]");
+        c.cfg.set_override(o);
+    }
     c.acfg = config_from_checkpoint(file);
     Generator gen(0);
     c.model = std::make_unique<Aclip>(c.acfg, gen);

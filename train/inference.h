@@ -27,7 +27,8 @@ std::string model_file_of(const std::string& path);
 
 // path: as model_file_of takes it. config_path empty: the config stored in the checkpoint (an error
 // naming the file when there is none).
-// overrides: "section.key=value" strings, applied last. train.device = cuda puts the model on the GPU,
+// overrides: "section.key=value" strings, applied last; one of [model] is an error (the model is built
+// as the checkpoint was). train.device = cuda puts the model on the GPU,
 // unless to_device is false (a caller that must first choose its GPU, as a rank of several does).
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& config_path,
                                  const std::vector<std::string>& overrides = {}, bool to_device = true);

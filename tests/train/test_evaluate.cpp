@@ -362,6 +362,11 @@ TEST_SUITE("train") {
                                              {"tokenizer.merges=" + fix + "/openai_tiny_merges.txt"});
         CHECK(c.acfg.clip.vision.ln_pre);
         CHECK(c.acfg.clip.vision.act == Activation::QuickGELU);
+        // the model is the checkpoint's: a [model] override would go unheeded, so it is refused
+        CHECK(test::error_of([&] {
+                  load_checkpoint(fix + "/openai_tiny.model.safetensors", "", {"model.vision_width=96"});
+              }).find("override 'model.vision_width=96': the model is built as the checkpoint was") !=
+              std::string::npos);
         CHECK_FALSE(c.model->ema);  // plain CLIP: no teacher, no SSL heads
         SafetensorsFile ref = load_safetensors(fix + "/openai_tiny_ref.safetensors");
         std::vector<std::string> texts, images;
