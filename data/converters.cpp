@@ -104,6 +104,15 @@ ConvertReport convert_table(const std::string& table, char sep, const std::strin
         ext = ext.empty() ? "jpg" : ext.substr(1);
         for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         if (ext == "jpeg") ext = "jpg";
+        if (ext != "jpg" && ext != "png") {  // the loader reads JPEG and PNG: others (BMP, GIF, ...) as PNG
+            try {
+                bytes = encode_png(decode_image(bytes));
+                ext = "png";
+            } catch (const Error& e) {
+                skip_warning(r, table + ":" + std::to_string(line_no) + ": " + e.what());
+                continue;
+            }
+        }
         out.write({key_of(r.written), {{ext, bytes}, {"txt", caption}}});
         ++r.written;
     }

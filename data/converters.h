@@ -16,7 +16,8 @@ struct ConvertReport {
 // Each line: PATH<sep>CAPTION (relative paths are taken from the table's folder); a header line whose
 // first field is "path" or "filepath" is skipped. sep is '\t' or ','. A field wholly in double quotes, as
 // pandas writes one holding the separator or a quote, is unquoted ("" is a quote); the columns after a
-// quoted caption are dropped.
+// quoted caption are dropped. Images other than JPEG and PNG (BMP, GIF, TGA: what the decoder reads) are
+// stored as PNG, which the loader reads; one it cannot decode is skipped with a warning.
 ConvertReport convert_table(const std::string& table, char sep, const std::string& out_dir,
                             int64_t shard_size);
 

@@ -67,6 +67,22 @@ TEST_SUITE("data") {
         CHECK(s[1].files.count("png") == 1);
         CHECK(shard_sizes({dir + "/out/00000.tar"}) == std::vector<int64_t>{2});
 
+        // other formats the decoder reads become PNG (the loader reads JPEG and PNG); undecodable ones are
+        // skipped
+        std::ofstream(dir + "/img/c.ppm", std::ios::binary) << "P6\n2 1\n255\n"
+                                                            << std::string("\x01\x02\x03\xfa\xfb\xfc", 6);
+        std::ofstream(dir + "/img/d.webp", std::ios::binary) << "RIFF....WEBPVP8 ";
+        std::ofstream(dir + "/p.tsv") << "img/c.ppm\ta portable pixmap\nimg/d.webp\tundecodable\n";
+        r = convert_table(dir + "/p.tsv", '\t', dir + "/ppm", 100);
+        CHECK(r.written == 1);
+        CHECK(r.skipped == 1);
+        s = read_dir(dir + "/ppm");
+        REQUIRE(s.size() == 1);
+        REQUIRE(s[0].files.count("png") == 1);
+        const Image decoded = decode_image(s[0].files.at("png"));
+        CHECK(decoded.width == 2);
+        CHECK(decoded.rgb == std::vector<uint8_t>{1, 2, 3, 250, 251, 252});
+
         // CSV as pandas writes it: fields holding the separator or a quote are quoted, "" a quote inside
         std::ofstream(dir + "/t.csv")
             << "filepath,title\n"
