@@ -117,6 +117,14 @@ void report_eval(int64_t step, const std::string& label, const EvalResult& r, st
 }
 
 std::ofstream open_metrics(const std::string& path, int64_t step) {
+    std::error_code error;
+    if (step == 0 && std::filesystem::file_size(path, error) > 0 && !error) {  // an earlier run's rows
+        const std::string previous =
+            std::filesystem::path(path).replace_extension(".previous.jsonl").string();
+        std::filesystem::rename(path, previous, error);
+        AC_CHECK(!error, "cannot move the earlier run's ", path, " to ", previous, ": ", error.message());
+        std::fprintf(stderr, "note: the earlier run's metrics are kept in %s\n", previous.c_str());
+    }
     std::string kept, line;
     std::ifstream old(path);
     while (step > 0 && std::getline(old, line)) {

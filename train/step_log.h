@@ -53,9 +53,10 @@ void report_step(const StepLog& s, std::ofstream& metrics);
 // "eval step 600 online | zero-shot top-1 ... | retrieval R@1 ..."; nothing when r has no figures.
 void report_eval(int64_t step, const std::string& label, const EvalResult& r, std::ofstream& metrics);
 
-// The run's metrics file, opened for appending from `step`: rows of later steps, left by an earlier run in
-// the directory or by the interrupted part of this one, are dropped first (rewritten atomically), so the
-// file always describes the run whose checkpoints sit beside it.
+// The run's metrics file, opened for appending from `step`: rows of later steps, left by the interrupted
+// part of this run, are dropped first (rewritten atomically), so the file always describes the run whose
+// checkpoints sit beside it. A fresh run (step 0) moves an earlier run's file to NAME.previous.jsonl (one
+// whose checkpoints were deleted, or that failed before its first), replacing an older one there.
 std::ofstream open_metrics(const std::string& path, int64_t step);
 
 }  // namespace aclip

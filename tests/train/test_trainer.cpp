@@ -14,10 +14,12 @@
 #include <thread>
 
 #include "engine/dist/comm.h"
+#include "engine/io/files.h"
 #include "engine/io/safetensors.h"
 #include "model/aclip_compare.h"
 #include "test_util.h"
 #include "tests/train/small_run.h"
+#include "train/step_log.h"
 #include "train/trainer.h"
 
 using namespace aclip;
@@ -166,6 +168,22 @@ TEST_SUITE("train") {
             CAPTURE(name);
             CHECK_CLOSE(kept.get(name), t, 0.0, 0.0);
         }
+    }
+
+    TEST_CASE("metrics.jsonl: a resume drops the rows after its step, a fresh run keeps the earlier file") {
+        const std::string dir = data_dir() + "/metrics_file", path = dir + "/metrics.jsonl";
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directories(dir);
+        const std::string rows = "{\"step\": 1}\n{\"step\": 2}\n{\"step\": 3}\n";
+        std::ofstream(path) << rows;
+        open_metrics(path, 2) << "{\"step\": 3, \"again\": 1}\n";  // resumed at step 2
+        CHECK(read_file(path) == "{\"step\": 1}\n{\"step\": 2}\n{\"step\": 3, \"again\": 1}\n");
+        CHECK_FALSE(std::filesystem::exists(dir + "/metrics.previous.jsonl"));
+        const std::string before = read_file(path);
+        open_metrics(path, 0)
+            << "{\"step\": 1, \"fresh\": 1}\n";  // a fresh run: the earlier rows moved aside
+        CHECK(read_file(path) == "{\"step\": 1, \"fresh\": 1}\n");
+        CHECK(read_file(dir + "/metrics.previous.jsonl") == before);
     }
 
     TEST_CASE("each log line is a JSON line of metrics.jsonl with every field") {
