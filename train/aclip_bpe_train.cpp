@@ -39,7 +39,12 @@ int main(int argc, char** argv) {
                 captions.push_back(line);
             }
         }
+        AC_CHECK_HINT(!captions.empty(), "pipe captions in: aclip_bpe_train --out FILE < captions.txt",
+                      "no captions on stdin");
         auto merges = learn_bpe(captions, num_merges, min_count);
+        AC_CHECK_HINT(!merges.empty(), "give more captions, or a lower --min-count",
+                      "no pair of symbols occurs ", min_count, " times in the ", captions.size(),
+                      " captions: nothing to merge (", out, " not written)");
         write_merges(out, merges);
         ClipTokenizer check(out, static_cast<int64_t>(merges.size()));  // the file reads back
         std::fprintf(stderr, "aclip_bpe_train: %zu captions -> %zu merges, vocabulary %lld, written to %s\n",

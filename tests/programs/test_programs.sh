@@ -20,6 +20,9 @@ printf 'a red circle\na blue square\na red square\nthe red circle\n' > "$tmp/cap
 "$build/aclip_bpe_train" --out "$tmp/merges.txt.gz" --merges 100 < "$tmp/captions.txt" 2> "$tmp/train.log"
 check "aclip_bpe_train exit status" 0 $?
 check "aclip_bpe_train writes gzip" "#version: 0.2" "$(zcat "$tmp/merges.txt.gz" | head -1)"
+"$build/aclip_bpe_train" --out "$tmp/none.txt" < /dev/null 2> "$tmp/err.log"
+check "aclip_bpe_train without captions fails, writing nothing" "1 no" \
+    "$(grep -c 'no captions on stdin' "$tmp/err.log") $([[ -e "$tmp/none.txt" ]] && echo yes || echo no)"
 out=$(printf '"a red circle"\n"red"\n' | "$build/aclip_tokenize" --merges "$tmp/merges.txt.gz")
 check "aclip_tokenize: one line per input" 2 "$(echo "$out" | wc -l)"
 sot=$(echo "$out" | head -1 | cut -d' ' -f1)
