@@ -388,12 +388,18 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
     }
     evaluate_now(step);
     const LoaderStats ls = loader.stats();
+    Tensor counts =
+        from_vector<double>({static_cast<double>(ls.samples), static_cast<double>(ls.skipped_samples),
+                             static_cast<double>(ls.truncated_shards)},
+                            {3});
+    comm->all_reduce_sum(counts);  // every rank's, as the log lines' samples/s
+    const std::vector<double> all = counts.to_vector<double>();
     if (rank0)
         std::printf(
-            "done: %lld steps, %lld samples, %lld skipped, %lld truncated shards; checkpoints in %s\n",
-            static_cast<long long>(step), static_cast<long long>(ls.samples),
-            static_cast<long long>(ls.skipped_samples), static_cast<long long>(ls.truncated_shards),
-            dir.c_str());
+            "done: %lld steps, %.0f samples%s, %.0f skipped, %.0f truncated shards; checkpoints in %s\n",
+            static_cast<long long>(step), all[0],
+            comm->world() > 1 ? (" on " + std::to_string(comm->world()) + " ranks").c_str() : "", all[1],
+            all[2], dir.c_str());
     return result;
 }
 

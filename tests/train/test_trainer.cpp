@@ -448,7 +448,8 @@ TEST_SUITE("train") {
         log << std::ifstream(resumed_dir + ".log").rdbuf();
         CHECK(log.str().find("resumed from " + resumed_dir + "/step_00000002.model.safetensors at step 2") !=
               std::string::npos);
-        CHECK(log.str().find("done: 3 steps, 4 samples") != std::string::npos);  // one step of 4 a rank
+        CHECK(log.str().find("done: 3 steps, 8 samples on 2 ranks") !=
+              std::string::npos);  // a step of 4 a rank
         SafetensorsFile full = load_safetensors(list_checkpoints(shards_dir).back()),
                         resumed = load_safetensors(list_checkpoints(resumed_dir).back());
         REQUIRE(resumed.tensors.size() == full.tensors.size());
