@@ -79,6 +79,15 @@ struct CollapsedDims {
     bool index32 = false;
     Divider divider[kMaxDims] = {};
 };
+// index32 and the Dividers, from the dims' sizes.
+inline void set_index32(CollapsedDims& c) {
+    int64_t n = 1;
+    for (int d = 0; d < c.ndim; ++d) n *= c.shape[d];
+    c.index32 = n > 0 && n < (int64_t(1) << 31);
+    if (c.index32)
+        for (int d = 0; d < c.ndim; ++d) c.divider[d] = divider_for(static_cast<uint32_t>(c.shape[d]));
+}
+
 inline CollapsedDims collapse_dims(const Shape& shape, const Strides* const* strides, int operands) {
     AC_CHECK(static_cast<int>(shape.size()) <= kMaxDims, "CUDA kernels take tensors of at most ", kMaxDims,
              " dims, got ", shape_str(shape));
@@ -97,11 +106,28 @@ inline CollapsedDims collapse_dims(const Shape& shape, const Strides* const* str
             ++c.ndim;
         }
     }
-    const int64_t n = shape_numel(shape);
-    c.index32 = n > 0 && n < (int64_t(1) << 31);
-    if (c.index32)
-        for (int d = 0; d < c.ndim; ++d) c.divider[d] = divider_for(static_cast<uint32_t>(c.shape[d]));
+    set_index32(c);
     return c;
+}
+
+// Whether a strided copy over dims (operands 0 and 1) can move V elements at a time, and the dims that count
+// its packs: the last dim contiguous in both (stride 1: no broadcast there) and whole packs long, every
+// other stride a multiple of V, so that each pack is V consecutive elements at a multiple of V from its
+// operand's start (a patch embedding's permute: runs of 16 pixels). Packs' dims: the last dim's size
+// divided by V, its stride V elements.
+inline bool pack_dims(const CollapsedDims& dims, int V, CollapsedDims& packs) {
+    const int last = dims.ndim - 1;
+    if (last < 0 || dims.shape[last] % V != 0) return false;
+    for (int k = 0; k < 2; ++k) {
+        if (dims.strides[k][last] != 1) return false;
+        for (int d = 0; d < last; ++d)
+            if (dims.strides[k][d] % V != 0) return false;
+    }
+    packs = dims;
+    packs.shape[last] /= V;
+    packs.strides[0][last] = packs.strides[1][last] = V;
+    set_index32(packs);
+    return true;
 }
 
 }  // namespace aclip::cuda

@@ -144,27 +144,35 @@ void strided_copy(const Tensor& dst, const Tensor& src) {
         copy_on_device(dst.raw_data(), src.raw_data(), n * dtype_size(dst.dtype()));
         return;
     }
-    const bool vectorized = dense && all_aligned({dst.raw_data(), src.raw_data()}, 16);
+    const bool aligned = all_aligned({dst.raw_data(), src.raw_data()}, 16), vectorized = dense && aligned;
     CollapsedDims dims{};
     if (!vectorized) {
         Strides sd = dst.strides(), ss = broadcast_strides(src.shape(), src.strides(), dst.shape());
         const Strides* all[2] = {&sd, &ss};
         dims = collapse_dims(dst.shape(), all, 2);
     }
+    const char* row = vectorized ? "strided_copy (contiguous cast)" : "strided_copy (element by element)";
     dispatch_any(dst.dtype(), [&](auto dtag) {
         using D = typename decltype(dtag)::type;
         dispatch_any(src.dtype(), [&](auto stag) {
             using S = typename decltype(stag)::type;
+            constexpr int V = pack_width<D, S>();
             D* d = static_cast<D*>(dst.raw_data());
             const S* s = static_cast<const S*>(src.raw_data());
-            if (vectorized)  // a cast between contiguous tensors
-                copy_vectorized<D, S><<<grid_for(n / pack_width<D, S>() + 1, kThreads), kThreads>>>(d, s, n);
-            else
+            CollapsedDims packs{};
+            if (vectorized) {  // a cast between contiguous tensors
+                copy_vectorized<D, S><<<grid_for(n / V + 1, kThreads), kThreads>>>(d, s, n);
+            } else if (aligned && pack_dims(dims, V, packs)) {  // runs of whole packs (a permute's rows)
+                copy_strided_packs<D, S><<<grid_for(n / V, kThreads), kThreads>>>(d, s, packs, n / V);
+                row = "strided_copy (in packs)";
+            } else {
                 copy_strided<D, S><<<grid_for(n, kThreads), kThreads>>>(d, s, dims, n);
+            }
         });
     });
-    // Two profile rows: casts between contiguous aligned tensors, and the rest (views, broadcasts).
-    AC_CUDA_LAUNCH_CHECK(vectorized ? "strided_copy (contiguous cast)" : "strided_copy (element by element)");
+    // Three profile rows: casts between contiguous aligned tensors, views moved in packs, the rest
+    // (broadcasts, views with odd runs).
+    AC_CUDA_LAUNCH_CHECK(row);
 }
 
 void fill(const Tensor& t, double value) {

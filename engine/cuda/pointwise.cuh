@@ -79,6 +79,22 @@ __global__ void copy_vectorized(D* __restrict__ dst, const S* __restrict__ src, 
         dst[i] = convert_element<D, S>(src[i]);
 }
 
+// A strided copy whose dims pack_dims took V = pack_width<D, S>() at a time (launch.h): a pack a thread and
+// step, one index computation and one 16-byte access (at most) for V elements.
+template <class D, class S>
+__global__ void copy_strided_packs(D* dst, const S* src, CollapsedDims packs, int64_t n_packs) {
+    constexpr int V = pack_width<D, S>();
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n_packs; i += stride) {
+        const Offsets<2> o = offsets_of<2>(packs, i);
+        const Pack<S, V> x = load_pack<S, V>(src + o.at[1]);
+        Pack<D, V> y;
+#pragma unroll
+        for (int k = 0; k < V; ++k) y.v[k] = convert_element<D, S>(x.v[k]);
+        store_pack<D, V>(dst + o.at[0], y);
+    }
+}
+
 // Any copy: dst and src (broadcast to dst's shape) through collapsed dims, one element a thread and step.
 template <class D, class S>
 __global__ void copy_strided(D* dst, const S* src, CollapsedDims dims, int64_t n) {

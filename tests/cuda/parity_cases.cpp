@@ -190,7 +190,18 @@ std::vector<ParityCase> build() {
             const int64_t half = x[0].size(1) / 2;
             Tensor narrowed = mul_scalar(x[0].narrow(1, half, x[0].size(1) - half), 2.0);
             Tensor selected = mul_scalar(x[0].select(2, x[0].size(2) - 1), 3.0);
-            return Ts{t, back, ints, pixels, cat, stack({x[0], x[0]}, 0), narrowed, selected};
+            // a patch embedding's permute (runs of 16: moved in packs), and off a pack's alignment (not)
+            const Tensor flat = x[0].reshape({-1});
+            const int64_t run = 2 * 3 * 4 * 16;
+            auto patches = [&](int64_t at) {
+                return flat.numel() < run + 1 ? flat.clone()
+                                              : flat.narrow(0, at, run)
+                                                    .reshape({2, 3, 4, 16})
+                                                    .permute({0, 2, 1, 3})
+                                                    .contiguous();
+            };
+            return Ts{t,        back,     ints,       pixels,    cat, stack({x[0], x[0]}, 0),
+                      narrowed, selected, patches(0), patches(1)};
         };
         v.push_back(c);
     }

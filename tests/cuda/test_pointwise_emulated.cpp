@@ -128,9 +128,53 @@ void check_casts(int64_t n) {
     CHECK(bytes_of(dst) == bytes_of(view.to(dtype_of<D>::value)));
 }
 
+// A patch embedding's permute, (B, 3, H, W) images as (B, H/P, W/P, 3, P, P): runs of P pixels, moved in
+// packs of pack_width<D, S>() by copy_strided_packs; bit for bit the CPU's copy.
+template <class D, class S>
+void check_packed_permute(int64_t P) {
+    CAPTURE(sizeof(D));
+    CAPTURE(sizeof(S));
+    CAPTURE(P);
+    const int64_t B = 3, G = 2;
+    const Tensor images = test::random_tensor({B, 3, G * P, G * P}, 7, -100, 100).to(dtype_of<S>::value);
+    const Tensor view = images.reshape({B, 3, G, P, G, P}).permute({0, 2, 4, 1, 3, 5});
+    Tensor dst = empty(view.shape(), dtype_of<D>::value);
+    const Strides sd = dst.strides(), ss = view.strides();
+    const Strides* all[2] = {&sd, &ss};
+    const cuda::CollapsedDims dims = cuda::collapse_dims(view.shape(), all, 2);
+    constexpr int V = cuda::pack_width<D, S>();
+    cuda::CollapsedDims packs{};
+    REQUIRE(cuda::pack_dims(dims, V, packs));
+    cuda::emulate_launch(1, 1, kThreads, [&] {
+        cuda::copy_strided_packs<D, S>(dst.data<D>(), view.data<S>(), packs, view.numel() / V);
+    });
+    CHECK(bytes_of(dst) == bytes_of(view.to(dtype_of<D>::value)));
+}
+
 }  // namespace
 
 TEST_SUITE("cuda") {
+    TEST_CASE("strided copies in packs: a permute's runs of whole packs, bit for bit; other views refused") {
+        check_packed_permute<float, float>(16);  // packs of 4, four a run (ViT-B/16's patches)
+        check_packed_permute<bf16, bf16>(16);    // packs of 8
+        check_packed_permute<bf16, float>(8);    // a cast on the way: packs of 4
+        check_packed_permute<float, uint8_t>(4);
+        // refused: a run shorter than a pack, a run not contiguous, a broadcast last dim, an odd outer stride
+        auto packable = [](const Tensor& view, const Shape& shape, int V) {
+            const Strides sd = contiguous_strides(shape),
+                          ss = broadcast_strides(view.shape(), view.strides(), shape);
+            const Strides* all[2] = {&sd, &ss};
+            cuda::CollapsedDims packs{};
+            return cuda::pack_dims(cuda::collapse_dims(shape, all, 2), V, packs);
+        };
+        const Tensor t = empty({6, 8, 12});
+        CHECK(packable(t.permute({1, 0, 2}), {8, 6, 12}, 4));
+        CHECK_FALSE(packable(t.permute({1, 0, 2}), {8, 6, 12}, 8));  // 12 is not whole packs of 8
+        CHECK_FALSE(packable(t.permute({0, 2, 1}), {6, 12, 8}, 4));  // the last dim has stride 12
+        CHECK_FALSE(packable(empty({6, 1}), {6, 8}, 4));             // broadcast along the run
+        CHECK_FALSE(packable(t.narrow(2, 0, 8), {6, 8, 8}, 8));      // rows 12 apart: packs of 8 straddle
+    }
+
     TEST_CASE("offsets_of: the 32-bit indices by multiplies give the 64-bit divisions' offsets") {
         // A patch embedding's permuted view (6 dims, 5 after collapsing) and a broadcast operand.
         const Tensor view = empty({2, 3, 4, 5, 6, 7}).permute({0, 2, 4, 1, 3, 5});

@@ -88,6 +88,16 @@ int main(int argc, char** argv) {
         double ms = time_ms(iters, [&] { b.copy_(a); });
         report("copy_1GiB", ms, 0, 2.0 * a.numel() * f4);
     }
+    {  // the patch embedding's permute of a batch of normalised f32 images into (B, 14, 14, 3, 16, 16) rows
+        Tensor images = random_gpu({B, 3, 224, 224}, DType::F32, 2);
+        report(
+            "patchify_copy",
+            time_ms(iters,
+                    [&] {
+                        (void)images.reshape({B, 3, 14, 16, 14, 16}).permute({0, 2, 4, 1, 3, 5}).contiguous();
+                    }),
+            0, 2.0 * images.numel() * f4);
+    }
     {  // GEMMs of one ViT-B/16 block at batch B (bf16 in and out, f32 accumulation)
         struct G {
             const char* name;

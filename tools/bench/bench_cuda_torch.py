@@ -45,6 +45,10 @@ def main():
     b = torch.empty_like(a)
     report("copy_1GiB", time_ms(it, lambda: b.copy_(a)), 0, 2.0 * a.numel() * 4)
     del a, b
+    images = rnd(B, 3, 224, 224)
+    report("patchify_copy", time_ms(it, lambda: images.view(B, 3, 14, 16, 14, 16).permute(0, 2, 4, 1, 3, 5)
+                                     .contiguous()), 0, 2.0 * images.numel() * 4)
+    del images
     for name, M, K, Nn, dt in [("gemm_bf16_qkv", N, C, 3 * C, torch.bfloat16),
                                ("gemm_bf16_fc1", N, C, 4 * C, torch.bfloat16),
                                ("gemm_bf16_fc2", N, 4 * C, C, torch.bfloat16),
