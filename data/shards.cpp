@@ -1,6 +1,7 @@
 // shards.cpp: see shards.h.
 #include "data/shards.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,9 +17,20 @@ namespace aclip {
 
 namespace {
 
+// A folder given for shards: its .tar files in name order (aclip_convert's and webdataset's layout).
+std::vector<std::string> tars_in(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (e.is_regular_file() && e.path().extension() == ".tar") out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());
+    AC_CHECK_HINT(!out.empty(), "give a folder of .tar shards, or a list such as DIR/{00000..00009}.tar",
+                  "shard folder '", dir, "' holds no .tar file");
+    return out;
+}
+
 std::vector<std::string> expand_one(const std::string& p) {
     size_t open = p.find('{');
-    if (open == std::string::npos) return {p};
+    if (open == std::string::npos) return std::filesystem::is_directory(p) ? tars_in(p) : std::vector{p};
     size_t close = p.find('}', open);
     AC_CHECK(close != std::string::npos, "shard list '", p, "': '{' without '}'");
     std::string body = p.substr(open + 1, close - open - 1), head = p.substr(0, open),

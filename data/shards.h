@@ -14,7 +14,8 @@
 namespace aclip {
 
 // Expands "{00000..01535}" ranges (zero padding from the first bound) and "{a,b,c}" lists, any number of
-// each, and joins several patterns separated by "::". "/data/{00..02}.tar" -> 3 paths.
+// each, and joins several patterns separated by "::". "/data/{00..02}.tar" -> 3 paths. A folder stands for
+// its .tar files in name order.
 std::vector<std::string> expand_shard_list(const std::string& pattern);
 
 struct Sample {

@@ -45,7 +45,8 @@ const std::vector<ConfigKey>& Config::keys() {
         {"data",
          "train",
          "",
-         "training shards, e.g. data/synthetic/train/{00000..00019}.tar (required)",
+         "training shards, e.g. data/synthetic/train/{00000..00019}.tar, or a folder of .tar shards "
+         "(required)",
          "string",
          {}},
         {"data",

@@ -148,7 +148,7 @@ TEST_SUITE("data") {
               std::string::npos);
     }
 
-    TEST_CASE("shard lists expand ranges with padding, lists, and '::'") {
+    TEST_CASE("shard lists expand ranges with padding, lists, folders and '::'") {
         CHECK(expand_shard_list("/d/{00008..00011}.tar") ==
               std::vector<std::string>{"/d/00008.tar", "/d/00009.tar", "/d/00010.tar", "/d/00011.tar"});
         CHECK(expand_shard_list("{a,b}/{0..1}.tar::/x.tar") ==
@@ -156,6 +156,15 @@ TEST_SUITE("data") {
         CHECK(test::error_of([] { expand_shard_list("/d/{1..x}.tar"); }).find("FIRST..LAST") !=
               std::string::npos);
         CHECK(test::error_of([] { expand_shard_list("/d/{1..2.tar"); }).find("without '}'") !=
+              std::string::npos);
+        // a folder: its .tar files in name order, other files left out
+        const std::string dir = temp_dir("folder");
+        for (const char* name : {"00001.tar", "00000.tar", "sizes.json", "notes.txt"})
+            std::ofstream(dir + "/" + name);
+        fs::create_directories(dir + "/sub.tar");
+        CHECK(expand_shard_list(dir) == std::vector<std::string>{dir + "/00000.tar", dir + "/00001.tar"});
+        CHECK(expand_shard_list(dir + "::/x.tar").size() == 3);
+        CHECK(test::error_of([&] { expand_shard_list(dir + "/sub.tar"); }).find("holds no .tar file") !=
               std::string::npos);
     }
 
