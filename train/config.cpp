@@ -216,7 +216,8 @@ const std::vector<ConfigKey>& Config::keys() {
         {"eval",
          "zeroshot",
          "",
-         "zero-shot shards (KEY.jpg + KEY.cls) or an ImageNet-style folder DIR/<class>/<image>; empty: none",
+         "zero-shot shards (KEY.jpg + KEY.cls; a list, or a folder of them) or an ImageNet-style folder "
+         "DIR/<class>/<image>; empty: none",
          "string",
          {}},
         {"eval", "classes", "", "JSON {name: [class names]} for zero-shot", "string", {}},

@@ -118,9 +118,19 @@ std::vector<Sample> read_karpathy(const std::string& json_path, const KeepImage&
     return out;
 }
 
-// Evaluation samples from shards, an ImageNet-style folder, or a Karpathy JSON; images only where kept.
+// An ImageNet-style folder (a subfolder a class), where a folder without subfolders holds shards.
+bool is_class_folders(const std::string& source) {
+    std::error_code error;
+    if (!std::filesystem::is_directory(source, error)) return false;
+    for (const auto& e : std::filesystem::directory_iterator(source))
+        if (e.is_directory()) return true;
+    return false;
+}
+
+// Evaluation samples from shards (a list or a folder of them), an ImageNet-style folder, or a Karpathy
+// JSON; images only where kept.
 std::vector<Sample> read_samples(const std::string& source, const KeepImage& keep) {
-    if (std::filesystem::is_directory(source)) return read_class_folders(source, keep);
+    if (is_class_folders(source)) return read_class_folders(source, keep);
     if (source.ends_with(".json")) return read_karpathy(source, keep);
     std::vector<Sample> out;
     for (const std::string& path : expand_shard_list(source)) {
@@ -246,7 +256,7 @@ Tensor Embedder::classifier(const std::vector<std::string>& classes,
 
 void check_eval_inputs(const EvalSettings& s) {
     auto check_source = [](const std::string& source, const char* key) {
-        if (std::filesystem::is_directory(source) || source.ends_with(".json")) {
+        if (is_class_folders(source) || source.ends_with(".json")) {
             AC_CHECK_HINT(std::filesystem::exists(source), std::string("check ") + key, key, " = ", source,
                           ": no such file or folder");
             return;
@@ -262,7 +272,7 @@ void check_eval_inputs(const EvalSettings& s) {
         const std::vector<std::string> templates = first_list(s.templates);
         AC_CHECK_HINT(!templates.empty(), "check eval.templates", s.templates, ": no templates");
         for (const std::string& tpl : templates) check_template(tpl, s.templates + ": ");
-        if (std::filesystem::is_directory(s.zeroshot)) {
+        if (is_class_folders(s.zeroshot)) {
             size_t folders = 0;
             for (const auto& e : std::filesystem::directory_iterator(s.zeroshot)) folders += e.is_directory();
             AC_CHECK_HINT(folders == names, "give the folder of one subfolder per class, in the names' order",

@@ -193,6 +193,13 @@ TEST_SUITE("train") {
                   }).find("zero-shot sample 'a': .cls '" + std::string(cls) + "' is not an integer") !=
                   std::string::npos);
         }
+        // a folder without subfolders holds shards (aclip_convert's output), not classes
+        fs::create_directories(dir + "/shard_folder");
+        fs::copy_file(dir + "/cls.tar", dir + "/shard_folder/00000.tar");
+        bad.zeroshot = dir + "/shard_folder";
+        check_eval_inputs(bad);
+        CHECK(test::error_of([&] { evaluate(model, tok, bad, one); }).find("zero-shot sample 'a': .cls") !=
+              std::string::npos);  // its shard was read
     }
 
     TEST_CASE("eval_summary names what was measured and leaves out a set that was not") {
