@@ -1,7 +1,7 @@
 // aclip_predict: zero-shot classification of one image by a checkpoint.
 //   aclip_predict --checkpoint M --image cat.jpg --labels "cat,dog,red circle" [--templates T.json]
 // Each label becomes prompts (each template with {} replaced by the label; default "a photo of a {}.",
-// or the file's first list, the layout of SLIP's templates.json), embedded, averaged and normalised;
+// or a list of a JSON file, SLIP's templates.json#imagenet say), embedded, averaged and normalised;
 // the probabilities are the softmax of the model's logit scale times the cosine similarities. Prints a
 // table, most probable first.
 #include <algorithm>
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     cli.option("image", &image, "the image file");
     cli.option("labels", &labels, "comma-separated class names");
     cli.option("templates", &templates_path,
-               "JSON {name: [\"a photo of a {}.\", ...]} (default: one template)");
+               "JSON {name: [\"a photo of a {}.\", ...]}, FILE#name to pick a list (default: one template)");
     cli.option("weights", &weights, "online or ema");
     cli.parse(argc, argv);
     return run_program("aclip_predict", [&] {
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
                       "--weights '", weights, "' is not online or ema");
         std::vector<std::string> templates = templates_path.empty()
                                                  ? std::vector<std::string>{"a photo of a {}."}
-                                                 : first_list(templates_path);
+                                                 : string_list(templates_path);
         LoadedCheckpoint c = load_checkpoint(checkpoint, config_path, cli.positional);
         Embedder embed(*c.model, weights == "ema", *c.tokenizer, c.settings);
         NoGradGuard no_grad;

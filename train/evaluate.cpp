@@ -18,14 +18,31 @@
 
 namespace aclip {
 
-std::vector<std::string> first_list(const std::string& path) {
+std::vector<std::string> string_list(const std::string& spec) {
+    const size_t hash = spec.rfind('#');
+    const std::string path = hash == std::string::npos ? spec : spec.substr(0, hash),
+                      key = hash == std::string::npos ? "" : spec.substr(hash + 1);
     JsonValue v = json_parse(read_file(path, "check the path of the JSON file"), path);
-    AC_CHECK(v.kind == JsonValue::Kind::Object && !v.object.empty() &&
-                 v.object[0].second.kind == JsonValue::Kind::Array,
-             path, ": expected {\"name\": [\"...\", ...]}");
+    AC_CHECK(v.kind == JsonValue::Kind::Object && !v.object.empty(), path,
+             ": expected {\"name\": [\"...\", ...]}");
+    std::string names;
+    for (const auto& [name, value] : v.object) names += (names.empty() ? "" : ", ") + name;
+    const JsonValue* list = nullptr;
+    if (!key.empty()) {
+        for (const auto& [name, value] : v.object)
+            if (name == key) list = &value;
+        AC_CHECK_HINT(list, "name one of: " + names, path, " has no list '", key, "'");
+    } else {
+        // SLIP's labels.json and templates.json hold one list a dataset: taking the first (food101) for
+        // ImageNet would evaluate with the wrong names or prompts in silence
+        AC_CHECK_HINT(v.object.size() == 1, "name one as " + path + "#NAME, of: " + names, path, " holds ",
+                      v.object.size(), " lists; which one?");
+        list = &v.object[0].second;
+    }
+    AC_CHECK(list->kind == JsonValue::Kind::Array, spec, ": expected a list of strings");
     std::vector<std::string> out;
-    for (const JsonValue& s : v.object[0].second.array) {
-        AC_CHECK(s.kind == JsonValue::Kind::String, path, ": the list must hold strings");
+    for (const JsonValue& s : list->array) {
+        AC_CHECK(s.kind == JsonValue::Kind::String, spec, ": the list must hold strings");
         out.push_back(s.string);
     }
     return out;
@@ -267,9 +284,9 @@ void check_eval_inputs(const EvalSettings& s) {
     };
     if (!s.zeroshot.empty()) {
         check_source(s.zeroshot, "eval.zeroshot");
-        const size_t names = first_list(s.classes).size();
+        const size_t names = string_list(s.classes).size();
         AC_CHECK_HINT(names > 0, "check eval.classes", s.classes, ": no class names");
-        const std::vector<std::string> templates = first_list(s.templates);
+        const std::vector<std::string> templates = string_list(s.templates);
         AC_CHECK_HINT(!templates.empty(), "check eval.templates", s.templates, ": no templates");
         for (const std::string& tpl : templates) check_template(tpl, s.templates + ": ");
         if (is_class_folders(s.zeroshot)) {
@@ -389,7 +406,7 @@ EvalResults evaluate(Aclip& model, const ClipTokenizer& tok, const EvalSettings&
     std::vector<EvalResult> results(towers.size());
     int64_t skipped = 0;  // images that could not be decoded
     if (!s.zeroshot.empty()) {
-        const std::vector<std::string> classes = first_list(s.classes), templates = first_list(s.templates);
+        const std::vector<std::string> classes = string_list(s.classes), templates = string_list(s.templates);
         AC_CHECK_HINT(!classes.empty() && !templates.empty(), "check eval.classes and eval.templates",
                       "zero-shot needs class names and templates: ", s.classes, " names ", classes.size(),
                       ", ", s.templates, " holds ", templates.size());

@@ -96,7 +96,8 @@ class Embedder {
     const Tensor* projection_ = nullptr;   // EMA text projection, or null
 };
 
-// The first list of strings in a JSON object {name: [strings]} (SLIP's labels.json and templates.json).
-std::vector<std::string> first_list(const std::string& json_path);
+// A list of strings from a JSON object {name: [strings], ...}: "FILE.json" when it holds one list,
+// "FILE.json#name" to pick one (SLIP's labels.json and templates.json hold one a dataset: FILE#imagenet).
+std::vector<std::string> string_list(const std::string& spec);
 
 }  // namespace aclip

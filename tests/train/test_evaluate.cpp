@@ -135,6 +135,19 @@ TEST_SUITE("train") {
         CHECK(test::error_of([&] {
                   check_eval_inputs(bad);
               }).find("shard " + dir + "/none/0.tar does not exist") != std::string::npos);
+        // a file of several lists (SLIP's labels.json and templates.json: one a dataset) must name one
+        std::ofstream(dir + "/slip.json")
+            << R"({"food101": ["a photo of {}, a type of food."], "imagenet": ["a {}."]})";
+        CHECK(string_list(dir + "/slip.json#imagenet") == std::vector<std::string>{"a {}."});
+        CHECK(test::error_of([&] { string_list(dir + "/slip.json"); }).find("holds 2 lists; which one?") !=
+              std::string::npos);
+        CHECK(test::error_of([&] { string_list(dir + "/slip.json#nope"); }).find("has no list 'nope'") !=
+              std::string::npos);
+        bad = s;
+        bad.templates = dir + "/slip.json";
+        CHECK(test::error_of([&] { check_eval_inputs(bad); }).find("which one?") != std::string::npos);
+        bad.templates = dir + "/slip.json#imagenet";
+        check_eval_inputs(bad);
         bad = s;  // a template without {} would give every class the same prompt
         std::ofstream(dir + "/tpl.json") << "{\"x\": [\"a photo of a {}.\", \"a photo.\"]}";
         bad.templates = dir + "/tpl.json";
