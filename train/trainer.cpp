@@ -394,12 +394,11 @@ TrainResult train(const Config& cfg, const std::string& resume, bool force_sched
                             {3});
     comm->all_reduce_sum(counts);  // every rank's, as the log lines' samples/s
     const std::vector<double> all = counts.to_vector<double>();
+    const std::string ranks = comm->world() > 1 ? " on " + std::to_string(comm->world()) + " ranks" : "";
     if (rank0)
         std::printf(
             "done: %lld steps, %.0f samples%s, %.0f skipped, %.0f truncated shards; checkpoints in %s\n",
-            static_cast<long long>(step), all[0],
-            comm->world() > 1 ? (" on " + std::to_string(comm->world()) + " ranks").c_str() : "", all[1],
-            all[2], dir.c_str());
+            static_cast<long long>(step), all[0], ranks.c_str(), all[1], all[2], dir.c_str());
     return result;
 }
 

@@ -13,6 +13,16 @@
 
 namespace aclip {
 
+namespace {
+
+// The folder holding path: "." for a bare name, "/" for one at the root.
+std::string folder_of(const std::string& path) {
+    const std::string parent = std::filesystem::path(path).parent_path().string();
+    return parent.empty() ? "." : parent;
+}
+
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
     check_not_a_directory(path);  // the rename would fail only after the write
     std::string tmp = path + ".tmp." + std::to_string(getpid());
@@ -43,8 +53,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
         ::unlink(tmp.c_str());
         AC_FAIL("renaming '", tmp, "' to '", path, "' failed: ", std::strerror(err));
     }
-    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-    int dfd = ::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY);
+    int dfd = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
         ::fsync(dfd);  // makes the rename itself durable
         ::close(dfd);
@@ -66,8 +75,7 @@ void check_not_a_directory(const std::string& path) {
 
 void check_can_write(const std::string& path) {
     check_not_a_directory(path);
-    const std::string parent = std::filesystem::path(path).parent_path().string(),
-                      dir = parent.empty() ? "." : parent;
+    const std::string dir = folder_of(path);
     std::error_code error;
     AC_CHECK_HINT(std::filesystem::is_directory(dir, error), "create the folder first, or choose another",
                   "cannot write '", path, "': the folder '", dir, "' does not exist");
